@@ -1,0 +1,15 @@
+-- save_new.lua: store a new transaction atomically, unless its gid exists.
+--
+-- KEYS[1] transaction hash, KEYS[2] shard due zset, KEYS[3] shard index zset
+-- ARGV[1] gid, ARGV[2] due time (ms), ARGV[3] TTL (s), ARGV[4..] field/value pairs
+-- Returns {'OK', ''} or {'EXISTS', <current status>}; an existing
+-- transaction is never modified (dtmd never overwrites stored fields).
+local cur = redis.call('HGET', KEYS[1], 'status')
+if cur then
+  return {'EXISTS', cur}
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+redis.call('ZADD', KEYS[3], 0, ARGV[1])
+return {'OK', ''}

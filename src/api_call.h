@@ -1,0 +1,40 @@
+/* api_call.h - one incoming API request awaiting an asynchronous answer.
+ *
+ * The client may go away while dtmd waits for Redis or for a transaction;
+ * the connection's close callback then clears `req`, and the eventual answer
+ * is dropped instead of written to freed memory. Whoever completes the call
+ * (api_reply_*) frees it: exactly one reply per api_call. */
+#ifndef DTMD_API_CALL_H
+#define DTMD_API_CALL_H
+
+#include "config.h"
+#include "trans.h"
+
+struct evhttp_request;
+struct evhttp_connection;
+
+typedef struct api_call {
+    struct evhttp_request *req; /* NULL once the client is gone */
+    struct evhttp_connection *conn;
+    const dtmd_config *cfg;
+    trans *t;    /* owned until handed to the engine */
+    int op;      /* endpoint-specific */
+    void *extra; /* endpoint-specific, freed with free() */
+} api_call;
+
+api_call *api_call_new(struct evhttp_request *req, const dtmd_config *cfg);
+
+/* Send a JSON body with a status code, then free the call. */
+void api_reply_json(api_call *c, int code, const char *json);
+/* 200 {"dtm_result":"SUCCESS"} */
+void api_reply_ok(api_call *c);
+/* 409 {"dtm_result":"FAILURE","message":msg (+" FAILURE" unless present)} */
+void api_reply_failure(api_call *c, const char *msg);
+/* 425 {"dtm_result":"ONGOING","message":msg} */
+void api_reply_ongoing(api_call *c, const char *msg);
+/* code {"message":msg}: 400 bad input, 404, 500, 503 */
+void api_reply_error(api_call *c, int code, const char *msg);
+/* Map a store error: 503 when unreachable, else 500. */
+void api_reply_store_error(api_call *c, const char *gid, const char *err);
+
+#endif

@@ -1,0 +1,27 @@
+/* api_handlers.h - endpoint handlers, by area. http_api.c routes to them.
+ *
+ * A handler receives the api_call (which it must complete exactly once),
+ * the parsed query string (GET parameters) and the raw body. */
+#ifndef DTMD_API_HANDLERS_H
+#define DTMD_API_HANDLERS_H
+
+#include "api_call.h"
+
+#include <stddef.h>
+
+struct evkeyvalq;
+
+typedef void api_handler(api_call *c, struct evkeyvalq *query, const char *body, size_t len);
+
+/* api_trans.c: endpoints that create or change transactions */
+api_handler api_submit, api_prepare, api_abort, api_register_branch, api_prepare_workflow,
+    api_force_stop, api_reset_next_cron_time;
+
+/* api_query.c: read-only and admin endpoints */
+api_handler api_query, api_all, api_reset_cron_time;
+
+/* api_kv.c: topics and KV */
+api_handler api_subscribe, api_unsubscribe, api_query_kv, api_scan_kv;
+void api_delete_topic(api_call *c, const char *topic);
+
+#endif

@@ -1,0 +1,466 @@
+/* branch_call.c - outgoing HTTP calls to branch URLs (see branch_call.h).
+ *
+ * Why this shape: dtmd is one thread around one libevent event_base, so a
+ * branch call must never block. libcurl's multi interface does the HTTP work
+ * and tells us, through CURLMOPT_SOCKETFUNCTION / CURLMOPT_TIMERFUNCTION,
+ * which sockets to watch and when to wake it; we translate that into libevent
+ * events and feed readiness back with curl_multi_socket_action (the pattern of
+ * libcurl's hiperfifo.c / multi-event.c examples). One multi handle lives for
+ * the whole process so its connection cache keeps keep-alive connections to
+ * business services between calls.
+ *
+ * Ownership: a branch_call copies everything it needs (URL, body, headers) at
+ * start, so the caller's request may go away. It sits on a doubly linked list
+ * of pending calls until it completes (callback, then freed) or is cancelled
+ * (freed, no callback); shutdown cancels whatever is left.
+ *
+ * Re-entrancy: a callback may start new calls, cancel other calls or even
+ * shut the module down. Completed transfers are therefore handled one at a
+ * time: the call is detached from the multi handle and the pending list
+ * before its callback runs, and curl_multi_info_read is asked afresh after
+ * every callback (curl_multi_remove_handle drops a cancelled handle's queued
+ * message, so a stale message is never seen). */
+#include "branch_call.h"
+
+#include "log.h"
+#include "util.h"
+
+#include <curl/curl.h>
+#include <event2/event.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* Larger responses are truncated silently: dtm only looks for substrings in
+ * the body and an error message does not need more. */
+#define BRANCH_MAX_RESPONSE (1u << 20)
+#define BRANCH_MAX_CONNECTS 256
+
+enum call_state { CALL_PENDING, CALL_COMPLETING };
+
+struct branch_call {
+    struct branch_call *prev, *next; /* pending list */
+    enum call_state state;
+    CURL *easy;
+    struct curl_slist *headers;
+    char *url;
+    char *body; /* our copy of the POST payload (NULL for GET) */
+    sbuf resp;
+    char errbuf[CURL_ERROR_SIZE];
+    branch_call_cb *cb;
+    void *arg;
+    int64_t start_ms;
+};
+
+/* One watched socket, attached to curl's socket with curl_multi_assign. */
+struct sock_ctx {
+    struct sock_ctx *prev, *next;
+    curl_socket_t fd;
+    struct event *ev;
+};
+
+static struct event_base *g_base;
+static CURLM *g_multi;
+static struct event *g_timer;
+static struct branch_call *g_calls; /* head of the pending list */
+static struct sock_ctx *g_socks;    /* every live socket context */
+static int g_pending;
+static int g_completing;          /* callbacks running (shutdown may come from one) */
+static int g_global_cleanup_owed; /* shutdown ran inside a callback */
+
+/* ---- pure helpers ----------------------------------------------------- */
+
+const char *branch_outcome_name(branch_outcome o) {
+    switch (o) {
+        case BR_SUCCESS:
+            return "SUCCESS";
+        case BR_FAILURE:
+            return "FAILURE";
+        case BR_ONGOING:
+            return "ONGOING";
+        case BR_ERROR:
+            return "ERROR";
+    }
+    return "ERROR";
+}
+
+/* Length-bounded substring test: response bodies are not NUL-terminated. */
+static int body_has(const char *body, size_t len, const char *needle) {
+    if (!body) return 0;
+    return memmem(body, len, needle, strlen(needle)) != NULL;
+}
+
+/* dtm's classification; the order of the tests is part of the protocol. */
+branch_outcome branch_classify(long http_status, const char *body, size_t body_len) {
+    if (http_status == 0) return BR_ERROR;
+    if (http_status == 425 || body_has(body, body_len, "ONGOING")) return BR_ONGOING;
+    if (http_status == 409 || body_has(body, body_len, "FAILURE")) return BR_FAILURE;
+    if (http_status != 200) return BR_ERROR;
+    return BR_SUCCESS;
+}
+
+/* Go's url.QueryEscape: unreserved bytes kept, space -> '+', rest %XX. */
+static void query_escape(sbuf *b, const char *s) {
+    static const char hex[] = "0123456789ABCDEF";
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        unsigned char c = *p;
+        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+            c == '-' || c == '_' || c == '.' || c == '~') {
+            sb_putc(b, (char)c);
+        } else if (c == ' ') {
+            sb_putc(b, '+');
+        } else {
+            char esc[3] = {'%', hex[c >> 4], hex[c & 15]};
+            sb_append(b, esc, 3);
+        }
+    }
+}
+
+/* Appends the four dtm query parameters as dtm (resty + url.Values) does.
+ * A fragment, if any, stays after the query so the parameters reach the
+ * server. */
+char *branch_build_url(const char *url, const char *gid, const char *trans_type,
+                       const char *branch_id, const char *op) {
+    /* url.Values.Encode sorts keys: branch_id, gid, op, trans_type. */
+    const char *keys[4] = {"branch_id", "gid", "op", "trans_type"};
+    const char *vals[4] = {branch_id, gid, op, trans_type};
+    const char *frag = strchr(url, '#');
+    size_t base_len = frag ? (size_t)(frag - url) : strlen(url);
+    sbuf b;
+    sb_init(&b);
+    sb_append(&b, url, base_len);
+    int has_query = memchr(url, '?', base_len) != NULL;
+    int need_sep = !(base_len > 0 && (url[base_len - 1] == '?' || url[base_len - 1] == '&'));
+    for (int i = 0; i < 4; i++) {
+        if (!vals[i]) continue;
+        if (need_sep) sb_putc(&b, has_query ? '&' : '?');
+        has_query = need_sep = 1;
+        sb_puts(&b, keys[i]);
+        sb_putc(&b, '=');
+        query_escape(&b, vals[i]);
+    }
+    if (frag) sb_puts(&b, frag);
+    if (!b.ptr) sb_puts(&b, ""); /* empty URL and no parameters */
+    return sb_detach(&b);
+}
+
+/* ---- libevent <-> libcurl glue --------------------------------------- */
+
+static void finish_call(struct branch_call *c, CURLcode res);
+
+/* Drain curl's completion queue. One message at a time, re-reading the queue
+ * after every callback because the callback may cancel other calls (which
+ * removes their messages) or shut the module down. */
+static void check_multi_info(void) {
+    CURLMsg *msg;
+    int left;
+    while (g_multi && (msg = curl_multi_info_read(g_multi, &left))) {
+        if (msg->msg != CURLMSG_DONE) continue;
+        CURL *easy = msg->easy_handle;
+        CURLcode res = msg->data.result;
+        char *priv = NULL;
+        curl_easy_getinfo(easy, CURLINFO_PRIVATE, &priv);
+        if (!priv) continue;
+        finish_call((struct branch_call *)(void *)priv, res);
+    }
+}
+
+/* libevent says a socket curl asked about is ready: tell curl. */
+static void sock_event_cb(evutil_socket_t fd, short what, void *arg) {
+    (void)arg;
+    int action =
+        ((what & EV_READ) ? CURL_CSELECT_IN : 0) | ((what & EV_WRITE) ? CURL_CSELECT_OUT : 0);
+    int running = 0;
+    curl_multi_socket_action(g_multi, (curl_socket_t)fd, action, &running);
+    check_multi_info();
+}
+
+/* curl's timeout expired (or curl asked to be kicked immediately). */
+static void timer_event_cb(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    (void)arg;
+    int running = 0;
+    curl_multi_socket_action(g_multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    check_multi_info();
+}
+
+static void sock_ctx_free(struct sock_ctx *s) {
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        g_socks = s->next;
+    if (s->next) s->next->prev = s->prev;
+    event_free(s->ev);
+    free(s);
+}
+
+/* CURLMOPT_SOCKETFUNCTION: start, change or stop watching a socket. */
+static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp) {
+    (void)easy;
+    (void)userp;
+    struct sock_ctx *s = socketp;
+    if (what == CURL_POLL_REMOVE) {
+        if (s) {
+            curl_multi_assign(g_multi, fd, NULL);
+            sock_ctx_free(s);
+        }
+        return 0;
+    }
+    short kind = EV_PERSIST;
+    if (what & CURL_POLL_IN) kind |= EV_READ;
+    if (what & CURL_POLL_OUT) kind |= EV_WRITE;
+    if (!s) {
+        s = xcalloc(1, sizeof *s);
+        s->fd = fd;
+        s->ev = event_new(g_base, fd, kind, sock_event_cb, s);
+        if (!s->ev) {
+            free(s);
+            return -1;
+        }
+        s->next = g_socks;
+        if (g_socks) g_socks->prev = s;
+        g_socks = s;
+        curl_multi_assign(g_multi, fd, s);
+    } else {
+        event_del(s->ev);
+        event_assign(s->ev, g_base, fd, kind, sock_event_cb, s);
+    }
+    event_add(s->ev, NULL);
+    return 0;
+}
+
+/* CURLMOPT_TIMERFUNCTION: -1 stops the timer, 0 means "call me soon"
+ * (never call socket_action from inside this callback). */
+static int timer_cb(CURLM *multi, long timeout_ms, void *userp) {
+    (void)multi;
+    (void)userp;
+    if (timeout_ms < 0) {
+        evtimer_del(g_timer);
+    } else {
+        struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+        evtimer_add(g_timer, &tv);
+    }
+    return 0;
+}
+
+/* CURLOPT_WRITEFUNCTION: collect the body up to the cap, drop the rest
+ * (returning less than offered would abort the transfer). */
+static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *userp) {
+    struct branch_call *c = userp;
+    size_t n = size * nmemb;
+    size_t room = c->resp.len < BRANCH_MAX_RESPONSE ? BRANCH_MAX_RESPONSE - c->resp.len : 0;
+    sb_append(&c->resp, ptr, n < room ? n : room);
+    return n;
+}
+
+/* ---- call lifecycle --------------------------------------------------- */
+
+static void call_unlink(struct branch_call *c) {
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        g_calls = c->next;
+    if (c->next) c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+    g_pending--;
+}
+
+static void call_free(struct branch_call *c) {
+    if (c->easy) curl_easy_cleanup(c->easy);
+    curl_slist_free_all(c->headers);
+    free(c->url);
+    free(c->body);
+    sb_free(&c->resp);
+    free(c);
+}
+
+/* Detach a completed call, run its callback, free it. */
+static void finish_call(struct branch_call *c, CURLcode res) {
+    curl_multi_remove_handle(g_multi, c->easy);
+    call_unlink(c);
+    c->state = CALL_COMPLETING;
+    long status = 0;
+    const char *body;
+    size_t body_len;
+    if (res == CURLE_OK) {
+        curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);
+        body = c->resp.ptr ? c->resp.ptr : "";
+        body_len = c->resp.len;
+    } else {
+        body = c->errbuf[0] ? c->errbuf : curl_easy_strerror(res);
+        body_len = strlen(body);
+    }
+    branch_outcome o = branch_classify(status, body, body_len);
+    log_debug("branch call %p done: %s status %ld in %lld ms: %.*s", (void *)c,
+              branch_outcome_name(o), status, (long long)(now_ms() - c->start_ms),
+              (int)(body_len > 200 ? 200 : body_len), body);
+    g_completing++;
+    c->cb(c->arg, o, status, body, body_len);
+    g_completing--;
+    call_free(c);
+    if (g_global_cleanup_owed && !g_completing) {
+        /* only now is the last easy handle gone */
+        g_global_cleanup_owed = 0;
+        curl_global_cleanup();
+    }
+}
+
+/* A header's name, for override detection: the bytes before ':' or ';'
+ * (curl's "Name;" form sends an empty header). */
+static size_t header_name_len(const char *h) {
+    return strcspn(h, ":;");
+}
+
+static int header_same_name(const char *a, const char *b) {
+    size_t la = header_name_len(a), lb = header_name_len(b);
+    return la == lb && strncasecmp(a, b, la) == 0;
+}
+
+/* Defaults first, then the caller's lines; a later line with the same name
+ * replaces an earlier one (curl itself would send both). Lines containing
+ * CR/LF are dropped: they would let a stored header inject raw HTTP. */
+static struct curl_slist *build_headers(const branch_request *req) {
+    const char *defaults[2] = {"Content-Type: application/json", "Expect:"};
+    int n = 2 + (req->nheaders > 0 ? req->nheaders : 0);
+    const char **all = xcalloc((size_t)n, sizeof *all);
+    all[0] = defaults[0];
+    all[1] = defaults[1];
+    for (int i = 2; i < n; i++) {
+        const char *h = req->headers[i - 2];
+        if (!h || !*h || strpbrk(h, "\r\n")) {
+            if (h && *h) log_warn("branch call: dropping header with CR/LF");
+            continue;
+        }
+        all[i] = h;
+    }
+    struct curl_slist *list = NULL;
+    for (int i = 0; i < n; i++) {
+        if (!all[i]) continue;
+        int overridden = 0;
+        for (int j = i + 1; j < n && !overridden; j++)
+            if (all[j] && header_same_name(all[i], all[j])) overridden = 1;
+        if (overridden) continue;
+        struct curl_slist *nl = curl_slist_append(list, all[i]);
+        if (!nl) {
+            curl_slist_free_all(list);
+            list = NULL;
+            break;
+        }
+        list = nl;
+    }
+    free(all);
+    return list;
+}
+
+int branch_call_init(struct event_base *base) {
+    if (g_multi) return 0;
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return -1;
+    g_base = base;
+    g_multi = curl_multi_init();
+    g_timer = evtimer_new(base, timer_event_cb, NULL);
+    if (!g_multi || !g_timer) {
+        if (g_multi) curl_multi_cleanup(g_multi);
+        if (g_timer) event_free(g_timer);
+        g_multi = NULL;
+        g_timer = NULL;
+        curl_global_cleanup();
+        return -1;
+    }
+    curl_multi_setopt(g_multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
+    curl_multi_setopt(g_multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+    curl_multi_setopt(g_multi, CURLMOPT_MAXCONNECTS, (long)BRANCH_MAX_CONNECTS);
+    return 0;
+}
+
+/* Cancels everything, then tears down the multi handle (closing cached
+ * connections) and any socket events curl did not ask us to remove. */
+void branch_call_shutdown(void) {
+    if (!g_multi) return;
+    while (g_calls) branch_call_cancel(g_calls);
+    curl_multi_cleanup(g_multi);
+    g_multi = NULL;
+    while (g_socks) sock_ctx_free(g_socks);
+    event_free(g_timer);
+    g_timer = NULL;
+    g_base = NULL;
+    if (g_completing)
+        g_global_cleanup_owed = 1;
+    else
+        curl_global_cleanup();
+}
+
+int branch_call_pending(void) {
+    return g_pending;
+}
+
+branch_call *branch_call_start(const branch_request *req, branch_call_cb *cb, void *arg) {
+    if (!g_multi || !req || !req->url || !cb) return NULL;
+    struct branch_call *c = xcalloc(1, sizeof *c);
+    sb_init(&c->resp);
+    c->cb = cb;
+    c->arg = arg;
+    c->url = branch_build_url(req->url, req->gid, req->trans_type, req->branch_id, req->op);
+    c->easy = curl_easy_init();
+    c->headers = build_headers(req);
+    if (!c->easy || !c->headers) goto fail;
+
+    CURL *e = c->easy;
+    curl_easy_setopt(e, CURLOPT_URL, c->url);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)c);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, c->errbuf);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->headers);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    if (req->timeout_s > 0) {
+        /* round up so a tiny positive timeout does not become "no limit" */
+        long ms = (long)(req->timeout_s * 1000.0 + 0.999);
+        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, ms > 0 ? ms : 1L);
+    }
+    size_t body_len = req->body ? req->body_len : 0;
+    if (body_len > 0 || req->force_post) {
+        c->body = xmalloc(body_len + 1);
+        if (body_len) memcpy(c->body, req->body, body_len);
+        c->body[body_len] = '\0';
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, c->body);
+    } else {
+        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    }
+
+    c->start_ms = now_ms();
+    c->state = CALL_PENDING;
+    c->next = g_calls;
+    if (g_calls) g_calls->prev = c;
+    g_calls = c;
+    g_pending++;
+    if (curl_multi_add_handle(g_multi, e) != CURLM_OK) {
+        call_unlink(c);
+        goto fail;
+    }
+    log_debug("branch call %p start: %s %s (%zu bytes, timeout %.3fs)", (void *)c,
+              c->body ? "POST" : "GET", c->url, body_len, req->timeout_s);
+    return c;
+
+fail:
+    log_warn("branch call: could not start a call to %s", c->url ? c->url : req->url);
+    call_free(c);
+    return NULL;
+}
+
+/* Removing the easy handle from the multi also drops any completion message
+ * curl queued for it, so a cancelled call's callback can never run. A call
+ * whose callback is running is already detached: cancelling it is a no-op. */
+void branch_call_cancel(branch_call *call) {
+    if (!call || call->state != CALL_PENDING) return;
+    log_debug("branch call %p cancelled", (void *)call);
+    curl_multi_remove_handle(g_multi, call->easy);
+    call_unlink(call);
+    call_free(call);
+}

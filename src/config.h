@@ -1,0 +1,70 @@
+/* config.h - dtmd configuration: defaults, conf.yml, environment overrides.
+ *
+ * dtmd reads dtm's conf.yml keys (Store.Host, HttpPort, ...) so a dtm
+ * configuration file starts dtmd unchanged. Every key can also be given as an
+ * environment variable named by dtm's rule (Store.Host -> STORE_HOST,
+ * HttpPort -> HTTP_PORT); unlike dtm, the environment wins over the file
+ * (PROTOCOL.md section 12.9). Durations are seconds and may be fractional. */
+#ifndef DTMD_CONFIG_H
+#define DTMD_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERROR } log_level_t;
+
+typedef struct dtmd_config {
+    /* Store.* */
+    char *store_driver;           /* only "redis" is accepted */
+    char *store_host;             /* default "127.0.0.1" */
+    int store_port;               /* default 6379 */
+    char *store_user;             /* "" = none */
+    char *store_password;         /* "" = none */
+    char *redis_prefix;           /* Store.RedisPrefix, default "dtmd" */
+    int64_t data_expire;          /* Store.DataExpire, seconds, default 604800 */
+    int64_t finished_data_expire; /* Store.FinishedDataExpire, default 86400 */
+    int store_shards;             /* Store.Shards, due-index shards, default 16, 1..1024 */
+
+    char *http_host; /* HttpHost, listen address, default "0.0.0.0" */
+    int http_port;   /* HttpPort, default 36789 */
+
+    /* durations in seconds (fractional allowed), all > 0 */
+    double trans_cron_interval;    /* TransCronInterval, default 3 */
+    double timeout_to_fail;        /* TimeoutToFail, default 35 */
+    double retry_interval;         /* RetryInterval, default 10 */
+    double request_timeout;        /* RequestTimeout, default 3 */
+    double retry_max_interval;     /* RetryMaxInterval, default 3600 */
+    double config_update_interval; /* ConfigUpdateInterval, default 3 */
+
+    log_level_t log_level; /* LogLevel: debug|info|warn|error, default info */
+
+    int alert_retry_limit; /* AlertRetryLimit, default 3 */
+    char *alert_web_hook;  /* AlertWebHook, default "" */
+
+    /* Limits.* (dtmd only) */
+    size_t max_body_bytes; /* Limits.MaxBodyBytes, default 1048576 */
+    int max_branches;      /* Limits.MaxBranches, default 1000 */
+    int max_gid_length;    /* Limits.MaxGidLength, default 128 */
+} dtmd_config;
+
+/* Fill cfg with the defaults above (strings are heap copies). */
+void config_defaults(dtmd_config *cfg);
+
+/* Load path (may be NULL: defaults + environment only), then apply the
+ * environment. Returns 0, or -1 with a malloc'd message in *err naming the
+ * offending key. Unknown keys are reported through warn_cb (may be NULL). */
+typedef void config_warn_fn(const char *msg);
+int config_load(dtmd_config *cfg, const char *path, config_warn_fn *warn_cb, char **err);
+
+/* Same as config_load, but reads the YAML from a string and the environment
+ * from envp (NULL-terminated "K=V" array; NULL = no environment). For tests. */
+int config_load_from(dtmd_config *cfg, const char *yaml_text, char *const *envp,
+                     config_warn_fn *warn_cb, char **err);
+
+/* The env variable name for a dotted key by dtm's rule, into out (size n).
+ * "Store.RedisPrefix" -> "STORE_REDIS_PREFIX", "HTTPPort" -> "HTTP_PORT". */
+void config_env_name(const char *key, char *out, size_t n);
+
+void config_free(dtmd_config *cfg);
+
+#endif

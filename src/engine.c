@@ -1,0 +1,386 @@
+/* engine.c - pass lifecycle, branch calls, result persistence.
+ *
+ * Ownership: a pass owns its trans and everything hanging off it; it lives
+ * in the active table from engine_drive until pass_finish, which calls every
+ * waiter exactly once and frees it all. Branch calls and store writes hold a
+ * pointer to the pass; the pass cannot finish while any is in flight
+ * (calls/writes counters), so those pointers never dangle. At shutdown the
+ * calls are cancelled and the store fails pending writes, which drains it. */
+#include "engine.h"
+
+#include "backoff.h"
+#include "keys.h"
+#include "log.h"
+#include "modes.h"
+#include "pass.h"
+#include "store.h"
+
+#include <event2/event.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct waiter {
+    pass_done_cb *cb;
+    void *arg;
+    struct waiter *next;
+} waiter;
+
+typedef struct call_ctx {
+    pass *p;
+    int bi;
+    branch_call *call;
+    struct call_ctx *next, *prev; /* for cancellation at shutdown */
+} call_ctx;
+
+#define NBUCKETS 4096
+
+static struct {
+    struct event_base *base;
+    const dtmd_config *cfg;
+    pass *buckets[NBUCKETS];
+    int active;
+    call_ctx *calls;
+    int stopping;
+} eng;
+
+static unsigned bucket_of(const char *gid) {
+    return (unsigned)key_shard(gid, strlen(gid), NBUCKETS);
+}
+
+static pass *find_pass(const char *gid) {
+    for (pass *p = eng.buckets[bucket_of(gid)]; p; p = p->hnext)
+        if (strcmp(p->t->gid, gid) == 0) return p;
+    return NULL;
+}
+
+int engine_active(const char *gid) {
+    return find_pass(gid) != NULL;
+}
+
+int engine_active_count(void) {
+    return eng.active;
+}
+
+int64_t pass_now(void) {
+    return now_ms();
+}
+
+void engine_trans_key(sbuf *out, const char *gid) {
+    key_trans(out, eng.cfg->redis_prefix, key_shard(gid, strlen(gid), eng.cfg->store_shards), gid);
+}
+
+void engine_due_key(sbuf *out, const char *gid) {
+    key_due(out, eng.cfg->redis_prefix, key_shard(gid, strlen(gid), eng.cfg->store_shards));
+}
+
+void engine_index_key(sbuf *out, const char *gid) {
+    key_index(out, eng.cfg->redis_prefix, key_shard(gid, strlen(gid), eng.cfg->store_shards));
+}
+
+static const pass_ops *ops_for(int type) {
+    switch (type) {
+        case TT_SAGA:
+            return &saga_ops;
+        default:
+            return &saga_ops;
+    }
+}
+
+static void pass_finish(pass *p) {
+    pass **pp = &eng.buckets[bucket_of(p->t->gid)];
+    while (*pp && *pp != p) pp = &(*pp)->hnext;
+    if (*pp) *pp = p->hnext;
+    eng.active--;
+    log_debug("gid %s: pass ends, status %s%s%s", p->t->gid, global_status_name(p->t->status),
+              p->err ? ", stopped: " : "", p->err ? p->err : "");
+    waiter *w = p->waiters;
+    while (w) {
+        waiter *next = w->next;
+        w->cb(w->arg, p->t, p->err);
+        free(w);
+        w = next;
+    }
+    if (p->mode && p->ops->free_mode) p->ops->free_mode(p->mode);
+    trans_free(p->t);
+    sb_free(&p->key);
+    sb_free(&p->due_key);
+    free(p->started);
+    free(p->last);
+    free(p->fail_msg);
+    free(p->err);
+    free(p);
+}
+
+static void pass_stop(pass *p, const char *why) {
+    if (!p->stopped) {
+        p->stopped = 1;
+        p->err = xstrdup(why);
+        log_warn("gid %s: pass stopped: %s", p->t->gid, why);
+    }
+}
+
+/* Called after every asynchronous event of the pass. */
+static void pass_advance(pass *p) {
+    if (p->writes > 0) return;
+    if (!p->stopped && !eng.stopping) p->ops->advance(p);
+    if (p->calls == 0 && p->writes == 0) pass_finish(p);
+}
+
+void engine_drive(trans *t, pass_done_cb *done, void *arg) {
+    pass *p = find_pass(t->gid);
+    if (p) {
+        if (done) {
+            waiter *w = xcalloc(1, sizeof *w);
+            w->cb = done;
+            w->arg = arg;
+            w->next = p->waiters;
+            p->waiters = w;
+        }
+        trans_free(t);
+        return;
+    }
+    p = xcalloc(1, sizeof *p);
+    p->t = t;
+    p->cfg = eng.cfg;
+    p->ops = ops_for(t->type);
+    p->started_ms = now_ms();
+    engine_trans_key(&p->key, t->gid);
+    engine_due_key(&p->due_key, t->gid);
+    int cap = t->nbranches > 0 ? t->nbranches : 1;
+    p->started = xcalloc((size_t)cap, 1);
+    p->last = xcalloc((size_t)cap, sizeof(branch_outcome));
+    if (done) {
+        waiter *w = xcalloc(1, sizeof *w);
+        w->cb = done;
+        w->arg = arg;
+        p->waiters = w;
+    }
+    unsigned b = bucket_of(t->gid);
+    p->hnext = eng.buckets[b];
+    eng.buckets[b] = p;
+    eng.active++;
+    log_debug("gid %s: pass starts, %s %s", t->gid, trans_type_name(t->type),
+              global_status_name(t->status));
+    pass_advance(p);
+}
+
+/* ---- branch calls ---------------------------------------------------- */
+
+static void call_done(void *arg, branch_outcome o, long status, const char *body, size_t len) {
+    call_ctx *c = arg;
+    pass *p = c->p;
+    int bi = c->bi;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        eng.calls = c->next;
+    if (c->next) c->next->prev = c->prev;
+    free(c);
+    p->calls--;
+    p->last[bi] = o;
+    branch *b = &p->t->branches[bi];
+    log_debug("gid %s: branch %s %s -> %s (HTTP %ld)", p->t->gid, b->branch_id, b->op,
+              branch_outcome_name(o), status);
+    if (o == BR_ERROR)
+        log_info("gid %s: branch %s %s %s failed: HTTP %ld %.*s", p->t->gid, b->branch_id, b->op,
+                 b->url, status, (int)(len > 200 ? 200 : len), body);
+    if (!p->stopped && !eng.stopping) p->ops->on_result(p, bi, o, status, body, len);
+    pass_advance(p);
+}
+
+void pass_call(pass *p, int bi) {
+    trans *t = p->t;
+    branch *b = &t->branches[bi];
+    p->started[bi] = 1;
+    if (!b->url[0]) { /* empty URL: nothing to call, instant success */
+        p->last[bi] = BR_SUCCESS;
+        p->ops->on_result(p, bi, BR_SUCCESS, 200, "", 0);
+        return;
+    }
+    branch_request req = {
+        .url = b->url,
+        .gid = t->gid,
+        .trans_type = trans_type_name(t->type),
+        .branch_id = b->branch_id,
+        .op = b->op,
+        .body = b->data,
+        .body_len = b->data_len,
+        .force_post = t->type == TT_XA,
+        .headers = (const char *const *)t->header_lines,
+        .nheaders = t->nheaders,
+        .timeout_s = (double)trans_request_timeout_ms(t, p->cfg) / 1000.0,
+    };
+    call_ctx *c = xcalloc(1, sizeof *c);
+    c->p = p;
+    c->bi = bi;
+    c->call = branch_call_start(&req, call_done, c);
+    if (!c->call) {
+        free(c);
+        p->last[bi] = BR_ERROR;
+        p->ops->on_result(p, bi, BR_ERROR, 0, "cannot start call", 17);
+        return;
+    }
+    c->next = eng.calls;
+    if (eng.calls) eng.calls->prev = c;
+    eng.calls = c;
+    p->calls++;
+}
+
+/* ---- store writes ---------------------------------------------------- */
+
+static void write_done(void *arg, redisReply *reply, const char *err) {
+    pass *p = arg;
+    p->writes--;
+    if (err) {
+        pass_stop(p, err);
+    } else if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
+        pass_stop(p, "unexpected reply from cas_update");
+    } else if (strcmp(reply->element[0]->str, "OK") != 0) {
+        char why[160];
+        snprintf(why, sizeof why, "status changed by another writer (%s %s)",
+                 reply->element[0]->str, reply->element[1]->str);
+        int cur = global_status_parse(reply->element[1]->str);
+        if (cur >= 0) p->t->status = cur;
+        pass_stop(p, why);
+    }
+    pass_advance(p);
+}
+
+void pass_write(pass *p, int expected_status, rargs *fields, int64_t due_ms, int finished) {
+    rargs a;
+    ra_init(&a);
+    ra_add(&a, p->key.ptr, p->key.len);
+    ra_add(&a, p->due_key.ptr, p->due_key.len);
+    ra_adds(&a, p->t->gid);
+    ra_adds(&a, global_status_name(expected_status));
+    if (due_ms < 0)
+        ra_adds(&a, "-");
+    else if (due_ms == 0)
+        ra_adds(&a, "");
+    else
+        ra_addi(&a, due_ms);
+    ra_addi(&a, finished ? p->cfg->finished_data_expire : 0);
+    for (int i = 0; i < fields->argc; i++) ra_add(&a, fields->argv[i], fields->lens[i]);
+    ra_free(fields);
+    p->writes++;
+    store_script("cas_update", 2, &a, write_done, p);
+}
+
+void pass_record_result(pass *p, int bi, int new_status, branch_outcome o) {
+    trans *t = p->t;
+    branch *b = &t->branches[bi];
+    int64_t now = now_ms();
+    int64_t base = trans_base_interval_ms(t, p->cfg);
+    int64_t max = (int64_t)(p->cfg->retry_max_interval * 1000);
+    if (t->next_cron_interval_ms <= 0) t->next_cron_interval_ms = base;
+    switch (o) {
+        case BR_SUCCESS:
+            t->next_cron_interval_ms = base;
+            break;
+        case BR_ONGOING:
+            break;
+        case BR_FAILURE:
+            /* A saga action's FAILURE is a result; other ops must not fail:
+             * for them it is an error, retried with back-off. */
+            if (new_status != BS_FAILED)
+                t->next_cron_interval_ms = backoff_next(t->next_cron_interval_ms, max);
+            break;
+        case BR_ERROR:
+            t->next_cron_interval_ms = backoff_next(t->next_cron_interval_ms, max);
+            break;
+    }
+    t->next_cron_ms = now + t->next_cron_interval_ms;
+    t->update_ms = now;
+    rargs f;
+    ra_init(&f);
+    char k[32];
+    if (new_status >= 0 && new_status != b->status) {
+        b->status = new_status;
+        b->finish_ms = now;
+        b->update_ms = now;
+        snprintf(k, sizeof k, "b%d.st", bi);
+        ra_adds(&f, k);
+        ra_adds(&f, branch_status_name(new_status));
+        snprintf(k, sizeof k, "b%d.ft", bi);
+        ra_adds(&f, k);
+        ra_addi(&f, now);
+        snprintf(k, sizeof k, "b%d.ut", bi);
+        ra_adds(&f, k);
+        ra_addi(&f, now);
+    }
+    ra_adds(&f, "update_time");
+    ra_addi(&f, now);
+    ra_adds(&f, "next_cron_time");
+    ra_addi(&f, t->next_cron_ms);
+    ra_adds(&f, "next_cron_interval");
+    ra_addi(&f, t->next_cron_interval_ms);
+    ra_adds(&f, "retry_count");
+    ra_addi(&f, t->retry_count);
+    pass_write(p, t->status, &f, t->next_cron_ms, 0);
+}
+
+void pass_set_status(pass *p, int status, const char *reason) {
+    trans *t = p->t;
+    int from = t->status;
+    int64_t now = now_ms();
+    rargs f;
+    ra_init(&f);
+    t->status = status;
+    t->update_ms = now;
+    ra_adds(&f, "status");
+    ra_adds(&f, global_status_name(status));
+    ra_adds(&f, "update_time");
+    ra_addi(&f, now);
+    if (reason) {
+        free(t->rollback_reason);
+        t->rollback_reason = xstrdup(reason);
+        ra_adds(&f, "rollback_reason");
+        ra_adds(&f, reason);
+    }
+    if (status == GS_SUCCEED) {
+        t->finish_ms = now;
+        ra_adds(&f, "finish_time");
+        ra_addi(&f, now);
+    } else if (status == GS_FAILED) {
+        t->rollback_ms = now;
+        ra_adds(&f, "rollback_time");
+        ra_addi(&f, now);
+    }
+    log_info("gid %s: %s -> %s%s%s", t->gid, global_status_name(from), global_status_name(status),
+             reason ? ": " : "", reason ? reason : "");
+    int finished = global_status_final(status);
+    int64_t due = 0;
+    if (finished) {
+        due = -1;
+    } else {
+        /* Not finished: make sure the scanner comes back if this process dies. */
+        t->next_cron_ms = now + trans_base_interval_ms(t, p->cfg);
+        due = t->next_cron_ms;
+        ra_adds(&f, "next_cron_time");
+        ra_addi(&f, due);
+    }
+    pass_write(p, from, &f, due, finished);
+}
+
+int engine_init(struct event_base *base, const dtmd_config *cfg) {
+    memset(&eng, 0, sizeof eng);
+    eng.base = base;
+    eng.cfg = cfg;
+    return 0;
+}
+
+void engine_shutdown(void) {
+    eng.stopping = 1;
+    /* Cancel calls; each pass then finishes once its writes drain (the store
+     * fails them when it shuts down). */
+    while (eng.calls) {
+        call_ctx *c = eng.calls;
+        eng.calls = c->next;
+        branch_call_cancel(c->call);
+        pass *p = c->p;
+        free(c);
+        p->calls--;
+        pass_stop(p, "shutting down");
+        if (p->calls == 0 && p->writes == 0) pass_finish(p);
+    }
+}

@@ -1,0 +1,42 @@
+/* engine.h - drives transactions: one "pass" per transaction at a time.
+ *
+ * A pass runs a transaction's mode logic once (PROTOCOL.md section 4): it
+ * calls the branches that are due, persists every result with one Lua
+ * script before acting on it, changes the global status by compare-and-set,
+ * and ends when nothing is in flight and nothing more can be done now. What
+ * is left (ONGOING/failing branches) is picked up again by the retry scanner
+ * (cron.c) at the due time the pass stored.
+ *
+ * Passes are started by the API (submit, abort, ...) and by the scanner. At
+ * most one pass per gid runs in this process; a second request for the same
+ * gid attaches to the running pass and hears its outcome. */
+#ifndef DTMD_ENGINE_H
+#define DTMD_ENGINE_H
+
+#include "config.h"
+#include "trans.h"
+
+struct event_base;
+
+/* Called exactly once when the pass ends. t is the transaction as the pass
+ * left it (valid during the call only); err is NULL, or why the pass stopped
+ * early (store unavailable / another writer changed the status). */
+typedef void pass_done_cb(void *arg, const trans *t, const char *err);
+
+int engine_init(struct event_base *base, const dtmd_config *cfg);
+void engine_shutdown(void); /* ends every pass; callbacks get err "shutting down" */
+
+/* Run a pass over t (takes ownership). done may be NULL. If a pass for the
+ * same gid is running, t is dropped and done is attached to that pass. */
+void engine_drive(trans *t, pass_done_cb *done, void *arg);
+
+/* Is a pass for gid running in this process? */
+int engine_active(const char *gid);
+int engine_active_count(void);
+
+/* Store key names of a gid (prefix and shard from the configuration). */
+void engine_trans_key(sbuf *out, const char *gid);
+void engine_due_key(sbuf *out, const char *gid);
+void engine_index_key(sbuf *out, const char *gid);
+
+#endif

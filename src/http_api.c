@@ -1,0 +1,276 @@
+/* http_api.c - evhttp server, routing and the reply envelope.
+ *
+ * Routes: /api/dtmsvr/<name>, with /api/dtms/<name> and the bare
+ * /api/<name> accepted as aliases (older guides use them), plus /api/ping.
+ * The request body is read whole (evhttp already buffered it) and checked
+ * against Limits.MaxBodyBytes before any parsing. */
+#include "http_api.h"
+
+#include "api_handlers.h"
+#include "log.h"
+#include "util.h"
+#include "version.h"
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+static struct {
+    struct evhttp *http;
+    const dtmd_config *cfg;
+} api;
+
+/* ---- api_call and replies -------------------------------------------- */
+
+static void on_close(struct evhttp_connection *conn, void *arg) {
+    (void)conn;
+    api_call *c = arg;
+    c->req = NULL;
+}
+
+api_call *api_call_new(struct evhttp_request *req, const dtmd_config *cfg) {
+    api_call *c = xcalloc(1, sizeof *c);
+    c->req = req;
+    c->cfg = cfg;
+    c->conn = evhttp_request_get_connection(req);
+    if (c->conn) evhttp_connection_set_closecb(c->conn, on_close, c);
+    return c;
+}
+
+static void api_call_free(api_call *c) {
+    trans_free(c->t);
+    free(c->extra);
+    free(c);
+}
+
+void api_reply_json(api_call *c, int code, const char *json) {
+    if (c->req) {
+        if (c->conn) evhttp_connection_set_closecb(c->conn, NULL, NULL);
+        struct evkeyvalq *h = evhttp_request_get_output_headers(c->req);
+        evhttp_add_header(h, "Content-Type", "application/json; charset=utf-8");
+        struct evbuffer *out = evbuffer_new();
+        evbuffer_add(out, json, strlen(json));
+        const char *reason = code == 200   ? "OK"
+                             : code == 400 ? "Bad Request"
+                             : code == 404 ? "Not Found"
+                             : code == 405 ? "Method Not Allowed"
+                             : code == 409 ? "Conflict"
+                             : code == 425 ? "Too Early"
+                             : code == 503 ? "Service Unavailable"
+                                           : "Internal Server Error";
+        evhttp_send_reply(c->req, code, reason, out);
+        evbuffer_free(out);
+    }
+    api_call_free(c);
+}
+
+void api_reply_ok(api_call *c) {
+    api_reply_json(c, 200, "{\"dtm_result\":\"SUCCESS\"}");
+}
+
+static void reply_result(api_call *c, int code, const char *result, const char *msg,
+                         const char *suffix) {
+    sbuf b;
+    sb_init(&b);
+    if (result)
+        sb_printf(&b, "{\"dtm_result\":\"%s\",\"message\":", result);
+    else
+        sb_puts(&b, "{\"message\":");
+    sbuf m;
+    sb_init(&m);
+    sb_puts(&m, msg);
+    if (suffix && !strstr(msg, suffix)) {
+        sb_putc(&m, ' ');
+        sb_puts(&m, suffix);
+    }
+    sb_json_str(&b, m.ptr, m.len);
+    sb_putc(&b, '}');
+    api_reply_json(c, code, b.ptr);
+    sb_free(&m);
+    sb_free(&b);
+}
+
+void api_reply_failure(api_call *c, const char *msg) {
+    reply_result(c, 409, "FAILURE", msg, "FAILURE");
+}
+
+void api_reply_ongoing(api_call *c, const char *msg) {
+    reply_result(c, 425, "ONGOING", msg, NULL);
+}
+
+void api_reply_error(api_call *c, int code, const char *msg) {
+    if (code >= 500) log_warn("api: %d %s", code, msg);
+    reply_result(c, code, NULL, msg, NULL);
+}
+
+void api_reply_store_error(api_call *c, const char *gid, const char *err) {
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s%s%s%s", gid ? "gid " : "", gid ? gid : "", gid ? ": " : "", err);
+    api_reply_error(c, store_err_unavailable(err) ? 503 : 500, msg);
+}
+
+/* ---- simple endpoints ------------------------------------------------ */
+
+static void api_version(api_call *c, struct evkeyvalq *q, const char *body, size_t len) {
+    (void)q, (void)body, (void)len;
+    api_reply_json(c, 200, "{\"version\":\"" DTMD_VERSION "\"}");
+}
+
+/* A 22-character id in the alphabet of Go's shortuuid (base57 of 128 random
+ * bits), like dtm's gids. getrandom() does not block once the kernel pool
+ * is initialised, which it is long before dtmd serves requests. */
+static void api_new_gid(api_call *c, struct evkeyvalq *q, const char *body, size_t len) {
+    (void)q, (void)body, (void)len;
+    static const char alphabet[] = "23456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
+    unsigned char rnd[16];
+    if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
+        for (size_t i = 0; i < sizeof rnd; i++) rnd[i] = (unsigned char)random();
+    }
+    unsigned __int128 v = 0;
+    for (size_t i = 0; i < sizeof rnd; i++) v = (v << 8) | rnd[i];
+    char gid[23];
+    for (int i = 21; i >= 0; i--) {
+        gid[i] = alphabet[(int)(v % 57)];
+        v /= 57;
+    }
+    gid[22] = '\0';
+    char json[96];
+    snprintf(json, sizeof json, "{\"gid\":\"%s\",\"dtm_result\":\"SUCCESS\"}", gid);
+    api_reply_json(c, 200, json);
+}
+
+/* ---- routing --------------------------------------------------------- */
+
+enum { M_GET = 1, M_POST = 2, M_ANY = 0xff };
+
+static const struct route {
+    const char *name;
+    int methods;
+    api_handler *fn;
+} routes[] = {
+    {"version", M_GET, api_version},
+    {"newGid", M_GET, api_new_gid},
+    {"submit", M_POST, api_submit},
+    {"prepare", M_POST, api_prepare},
+    {"abort", M_POST, api_abort},
+    {"registerBranch", M_POST, api_register_branch},
+    {"registerXaBranch", M_POST, api_register_branch},
+    {"registerTccBranch", M_POST, api_register_branch},
+    {"prepareWorkflow", M_POST, api_prepare_workflow},
+    {"query", M_GET, api_query},
+    {"all", M_GET, api_all},
+    {"resetCronTime", M_GET | M_POST, api_reset_cron_time},
+    {"resetNextCronTime", M_POST, api_reset_next_cron_time},
+    {"forceStop", M_POST, api_force_stop},
+    {"subscribe", M_GET | M_POST, api_subscribe},
+    {"unsubscribe", M_GET | M_POST, api_unsubscribe},
+    {"queryKV", M_GET, api_query_kv},
+    {"scanKV", M_GET, api_scan_kv},
+    {NULL, 0, NULL},
+};
+
+static int method_bit(enum evhttp_cmd_type m) {
+    switch (m) {
+        case EVHTTP_REQ_GET:
+            return M_GET;
+        case EVHTTP_REQ_POST:
+            return M_POST;
+        default:
+            return 0x100;
+    }
+}
+
+static void route_request(struct evhttp_request *req, void *arg) {
+    (void)arg;
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+    if (!path) path = "/";
+    api_call *c = api_call_new(req, api.cfg);
+    if (strcmp(path, "/api/ping") == 0 || strcmp(path, "/api/dtmsvr/ping") == 0) {
+        api_reply_json(c, 200, "{\"msg\":\"pong\"}");
+        return;
+    }
+    const char *name = NULL;
+    static const char *prefixes[] = {"/api/dtmsvr/", "/api/dtms/", "/api/"};
+    for (size_t i = 0; i < 3 && !name; i++)
+        if (strncmp(path, prefixes[i], strlen(prefixes[i])) == 0) name = path + strlen(prefixes[i]);
+    if (!name) {
+        api_reply_error(c, 404, "not found");
+        return;
+    }
+    int mbit = method_bit(evhttp_request_get_command(req));
+    if (strncmp(name, "topic/", 6) == 0 && name[6]) {
+        if (evhttp_request_get_command(req) != EVHTTP_REQ_DELETE) {
+            api_reply_error(c, 405, "use DELETE on /topic/{name}");
+            return;
+        }
+        char *topic = evhttp_uridecode(name + 6, 0, NULL);
+        api_delete_topic(c, topic ? topic : "");
+        free(topic);
+        return;
+    }
+    const struct route *r = routes;
+    while (r->name && strcmp(r->name, name) != 0) r++;
+    if (!r->name) {
+        api_reply_error(c, 404, "not found");
+        return;
+    }
+    if (!(r->methods & mbit)) {
+        api_reply_error(c, 405,
+                        r->methods & M_POST ? "method not allowed: use POST"
+                                            : "method not allowed: use GET");
+        return;
+    }
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(in);
+    if (len > api.cfg->max_body_bytes) {
+        char msg[128];
+        snprintf(msg, sizeof msg,
+                 "request body is %zu bytes, the limit is %zu (Limits.MaxBodyBytes)", len,
+                 api.cfg->max_body_bytes);
+        api_reply_error(c, 400, msg);
+        return;
+    }
+    const char *body = len ? (const char *)evbuffer_pullup(in, -1) : "";
+    struct evkeyvalq query;
+    query.tqh_first = NULL;
+    query.tqh_last = &query.tqh_first;
+    const char *qs = uri ? evhttp_uri_get_query(uri) : NULL;
+    if (qs && evhttp_parse_query_str(qs, &query) != 0) {
+        evhttp_clear_headers(&query);
+        api_reply_error(c, 400, "malformed query string");
+        return;
+    }
+    r->fn(c, &query, body, len);
+    evhttp_clear_headers(&query);
+}
+
+int http_api_init(struct event_base *base, const dtmd_config *cfg) {
+    api.cfg = cfg;
+    api.http = evhttp_new(base);
+    if (!api.http) return -1;
+    /* Bodies up to 4x the limit are read so the client gets dtmd's clear 400;
+     * anything larger is cut off by evhttp itself (413). */
+    evhttp_set_max_body_size(api.http, (ev_ssize_t)(cfg->max_body_bytes * 4 + 65536));
+    evhttp_set_allowed_methods(api.http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE |
+                                             EVHTTP_REQ_PUT | EVHTTP_REQ_HEAD | EVHTTP_REQ_OPTIONS);
+    evhttp_set_timeout(api.http, 120);
+    evhttp_set_gencb(api.http, route_request, NULL);
+    if (!evhttp_bind_socket_with_handle(api.http, cfg->http_host, (ev_uint16_t)cfg->http_port)) {
+        log_error("http: cannot listen on %s:%d", cfg->http_host, cfg->http_port);
+        evhttp_free(api.http);
+        api.http = NULL;
+        return -1;
+    }
+    log_info("http: listening on %s:%d", cfg->http_host, cfg->http_port);
+    return 0;
+}
+
+void http_api_shutdown(void) {
+    if (api.http) evhttp_free(api.http);
+    api.http = NULL;
+}

@@ -1,0 +1,25 @@
+/* json.h - request JSON access on top of yajl's tree parser.
+ *
+ * Requests are small and read once, so yajl_tree is the right tool: parse,
+ * look fields up by name, free. JSON null is treated as absent everywhere
+ * (the Python SDK sends nulls for unset fields). Output JSON is written with
+ * sbuf + sb_json_str (util.h), which lets stored JSON text be embedded as is. */
+#ifndef DTMD_JSON_H
+#define DTMD_JSON_H
+
+#include <stddef.h>
+#include <yajl/yajl_tree.h>
+
+/* Parse text (len bytes, need not be NUL-terminated). NULL on error with a
+ * message in err. */
+yajl_val json_parse(const char *text, size_t len, char *err, size_t errlen);
+
+/* Field of an object; NULL if obj is not an object, the key is absent, or the
+ * value is null. */
+yajl_val json_field(yajl_val obj, const char *key);
+
+/* Serialise a parsed value back to compact JSON text (appends to out). */
+struct sbuf;
+void json_write(struct sbuf *out, yajl_val v);
+
+#endif

@@ -1,0 +1,29 @@
+/* keys.h - the Redis key layout, in one place.
+ *
+ * Every transaction belongs to one of N shards, chosen by a hash of its gid.
+ * All keys of a shard carry the same hash tag "{<shard>}", so one Lua script
+ * sees a transaction and its shard's indexes in one Redis Cluster slot, and
+ * the shards spread over a cluster's masters:
+ *
+ *   <prefix>{<shard>}:t:<gid>   hash  the transaction and its branches
+ *   <prefix>{<shard>}:due       zset  gid -> next due time (ms), unfinished only
+ *   <prefix>{<shard>}:idx       zset  gid (score 0, ordered by gid) of every
+ *                                     stored transaction; for /all paging
+ *   <prefix>{kv}:kv:<cat>       hash  key -> KV record JSON (topics, ...) */
+#ifndef DTMD_KEYS_H
+#define DTMD_KEYS_H
+
+#include "util.h"
+
+#include <stdint.h>
+
+/* FNV-1a of the gid, modulo nshards. Stable across versions: changing it
+ * would orphan stored transactions. */
+int key_shard(const char *gid, size_t len, int nshards);
+
+void key_trans(sbuf *out, const char *prefix, int shard, const char *gid);
+void key_due(sbuf *out, const char *prefix, int shard);
+void key_index(sbuf *out, const char *prefix, int shard);
+void key_kv(sbuf *out, const char *prefix, const char *cat);
+
+#endif

@@ -1,0 +1,70 @@
+/* pass.h - what the mode modules (saga.c, msg.c, tcc.c, workflow.c) see of
+ * a running pass. Internal to the engine; not used by the API layer.
+ *
+ * Contract: mode code mutates the in-memory transaction and immediately
+ * persists the change with pass_write / pass_record_result. It must not act
+ * on a change before it is persisted: advance() is only called when no write
+ * is pending (pass_idle), and launch loops check pass_can_launch. */
+#ifndef DTMD_PASS_H
+#define DTMD_PASS_H
+
+#include "branch_call.h"
+#include "engine.h"
+
+typedef struct pass pass;
+
+typedef struct pass_ops {
+    /* Look at the state and start calls / status changes. Doing nothing
+     * while nothing is in flight ends the pass. */
+    void (*advance)(pass *p);
+    /* A branch call finished: update memory and persist (pass_record_result). */
+    void (*on_result)(pass *p, int bi, branch_outcome o, long status, const char *body, size_t len);
+    /* Free p->mode (mode-private state); NULL if the mode keeps none. */
+    void (*free_mode)(void *mode);
+} pass_ops;
+
+struct pass {
+    trans *t;
+    const dtmd_config *cfg;
+    const pass_ops *ops;
+    sbuf key, due_key;
+    int calls;              /* branch calls in flight */
+    int writes;             /* store writes in flight */
+    int stopped;            /* a write failed: finish as soon as nothing is in flight */
+    char *err;              /* why it stopped */
+    unsigned char *started; /* per branch: called during this pass */
+    branch_outcome *last;   /* per branch: outcome of the last call in this pass */
+    char *fail_msg;         /* first FAILURE message of this pass (rollback reason) */
+    int64_t started_ms;
+    struct waiter *waiters;
+    struct pass *hnext; /* active-pass hash chain */
+    void *mode;         /* mode-private state */
+};
+
+/* Start calling branch bi (op URL, payload, headers of the transaction). An
+ * empty URL succeeds at once. on_result is called when it completes. */
+void pass_call(pass *p, int bi);
+
+/* Persist fields (name/value pairs) with a CAS on expected_status (the status
+ * before the in-memory change). due_ms: 0 = leave the due index, -1 = remove
+ * (finished), else the new due time. */
+void pass_write(pass *p, int expected_status, rargs *fields, int64_t due_ms, int finished);
+
+/* Persist a branch call result per PROTOCOL.md 5.1: branch status (pass
+ * new_status = -1 to keep), next_cron_interval / next_cron_time by outcome,
+ * retry_count. Updates memory as well. */
+void pass_record_result(pass *p, int bi, int new_status, branch_outcome o);
+
+/* Change the global status (CAS from the current in-memory status), with an
+ * optional rollback reason; finishing statuses leave the due index and get
+ * the finished TTL. */
+void pass_set_status(pass *p, int status, const char *reason);
+
+static inline int pass_can_launch(const pass *p) {
+    return !p->stopped && p->writes == 0;
+}
+
+/* now, as the pass sees it */
+int64_t pass_now(void);
+
+#endif

@@ -1,0 +1,53 @@
+/* store.h - the Redis connection: async commands and Lua scripts.
+ *
+ * One hiredis async connection on the shared event loop. Scripts from lua/
+ * are loaded with SCRIPT LOAD on every (re)connect and called with EVALSHA;
+ * a NOSCRIPT answer (Redis restarted or flushed its script cache) is retried
+ * once as EVAL. When Redis goes away the connection is re-established in the
+ * background; meanwhile every command fails at once (from the loop, never
+ * re-entrantly) with a "store unavailable" error, which the API maps to 503
+ * and the transaction engine to "try again on the next scan". */
+#ifndef DTMD_STORE_H
+#define DTMD_STORE_H
+
+#include "config.h"
+
+#include <hiredis/hiredis.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+
+/* A Redis command line under construction; owns copies of its arguments. */
+typedef struct rargs {
+    int argc, cap;
+    char **argv;
+    size_t *lens;
+} rargs;
+
+void ra_init(rargs *a);
+void ra_add(rargs *a, const char *s, size_t n);
+void ra_adds(rargs *a, const char *s); /* NULL is added as "" */
+void ra_addi(rargs *a, int64_t v);
+void ra_free(rargs *a);
+
+/* Exactly one of reply / err is non-NULL. An error reply from Redis arrives as
+ * err (its text); err starts with "store unavailable" when the connection is
+ * down. The reply is freed by the store after the callback returns. */
+typedef void store_cb(void *arg, redisReply *reply, const char *err);
+
+int store_init(struct event_base *base, const dtmd_config *cfg);
+void store_shutdown(void); /* pending callbacks get "store unavailable" */
+int store_is_up(void);
+
+/* Send a command; takes ownership of cmd's contents (cmd is reset). */
+void store_command(rargs *cmd, store_cb *cb, void *arg);
+
+/* Run script `name` (lua/<name>.lua) with nkeys keys: args holds the keys
+ * followed by the arguments; takes ownership of args' contents. */
+void store_script(const char *name, int nkeys, rargs *args, store_cb *cb, void *arg);
+
+/* True if err means the store could not be reached (vs a Redis error). */
+int store_err_unavailable(const char *err);
+
+#endif

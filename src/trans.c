@@ -1,0 +1,692 @@
+/* trans.c - transaction model, request validation, hash mapping, JSON.
+ *
+ * Validation is strict where dtm is lenient (PROTOCOL.md 12.6): a request
+ * that dtmd cannot execute faithfully is refused with a message before
+ * anything is stored, instead of being stored and retried forever. */
+#include "trans.h"
+
+#include "backoff.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *type_names[TT_COUNT] = {"saga", "msg", "tcc", "xa", "workflow"};
+static const char *gstatus_names[GS_COUNT] = {"prepared", "submitted", "aborting", "succeed",
+                                              "failed"};
+static const char *bstatus_names[BS_COUNT] = {"prepared", "succeed", "failed"};
+
+const char *trans_type_name(int t) {
+    return t >= 0 && t < TT_COUNT ? type_names[t] : "";
+}
+
+int trans_type_parse(const char *s) {
+    for (int i = 0; i < TT_COUNT; i++)
+        if (strcmp(s, type_names[i]) == 0) return i;
+    return -1;
+}
+
+const char *global_status_name(int s) {
+    return s >= 0 && s < GS_COUNT ? gstatus_names[s] : "";
+}
+
+int global_status_parse(const char *s) {
+    for (int i = 0; i < GS_COUNT; i++)
+        if (strcmp(s, gstatus_names[i]) == 0) return i;
+    return -1;
+}
+
+const char *branch_status_name(int s) {
+    return s >= 0 && s < BS_COUNT ? bstatus_names[s] : "";
+}
+
+int branch_status_parse(const char *s) {
+    for (int i = 0; i < BS_COUNT; i++)
+        if (strcmp(s, bstatus_names[i]) == 0) return i;
+    return -1;
+}
+
+int global_status_final(int s) {
+    return s == GS_SUCCEED || s == GS_FAILED;
+}
+
+trans *trans_new(void) {
+    return xcalloc(1, sizeof(trans));
+}
+
+static void branch_clear(branch *b) {
+    free(b->branch_id);
+    free(b->op);
+    free(b->url);
+    free(b->data);
+}
+
+void trans_free(trans *t) {
+    if (!t) return;
+    free(t->gid);
+    free(t->steps);
+    free(t->payloads);
+    free(t->custom_data);
+    free(t->query_prepared);
+    free(t->protocol);
+    free(t->rollback_reason);
+    free(t->result);
+    free(t->branch_headers);
+    free(t->req_extra);
+    for (int i = 0; i < t->nbranches; i++) branch_clear(&t->branches[i]);
+    free(t->branches);
+    for (int i = 0; i < t->nheaders; i++) free(t->header_lines[i]);
+    free(t->header_lines);
+    free(t);
+}
+
+branch *trans_add_branch(trans *t, const char *branch_id, const char *op, const char *url,
+                         const char *data, size_t data_len, int status) {
+    if (t->nbranches == t->branches_cap) {
+        t->branches_cap = t->branches_cap ? t->branches_cap * 2 : 8;
+        t->branches = xrealloc(t->branches, sizeof(branch) * (size_t)t->branches_cap);
+    }
+    branch *b = &t->branches[t->nbranches++];
+    memset(b, 0, sizeof *b);
+    b->branch_id = xstrdup(branch_id ? branch_id : "");
+    b->op = xstrdup(op ? op : "");
+    b->url = xstrdup(url ? url : "");
+    b->data = xstrndup(data ? data : "", data ? data_len : 0);
+    b->data_len = data ? data_len : 0;
+    b->status = status;
+    return b;
+}
+
+int url_is_http(const char *url) {
+    if (!url || !*url) return 1;
+    const char *rest = NULL;
+    if (strncasecmp(url, "http://", 7) == 0)
+        rest = url + 7;
+    else if (strncasecmp(url, "https://", 8) == 0)
+        rest = url + 8;
+    if (!rest || !*rest || *rest == '/') return 0;
+    for (const char *p = url; *p; p++)
+        if ((unsigned char)*p <= ' ') return 0;
+    return 1;
+}
+
+/* ---- request parsing ------------------------------------------------- */
+
+#define FAIL(...)                                                                                  \
+    do {                                                                                           \
+        snprintf(err, errlen, __VA_ARGS__);                                                        \
+        goto fail;                                                                                 \
+    } while (0)
+
+/* A string field: 0 ok (out set to a copy or left NULL when absent), -1 wrong type. */
+static int get_str(yajl_val root, const char *key, char **out) {
+    yajl_val v = json_field(root, key);
+    if (!v) return 0;
+    if (!YAJL_IS_STRING(v)) return -1;
+    *out = xstrdup(v->u.string);
+    return 0;
+}
+
+static int get_int(yajl_val root, const char *key, int64_t *out) {
+    yajl_val v = json_field(root, key);
+    if (!v) return 0;
+    if (!YAJL_IS_INTEGER(v) || YAJL_GET_INTEGER(v) < 0) return -1;
+    *out = YAJL_GET_INTEGER(v);
+    return 0;
+}
+
+static int get_bool(yajl_val root, const char *key, int *out) {
+    yajl_val v = json_field(root, key);
+    if (!v) return 0;
+    if (!YAJL_IS_TRUE(v) && !YAJL_IS_FALSE(v)) return -1;
+    *out = YAJL_IS_TRUE(v);
+    return 0;
+}
+
+/* An object whose values are all strings, re-serialised compactly. */
+static int get_str_map(yajl_val root, const char *key, char **out) {
+    yajl_val v = json_field(root, key);
+    if (!v) return 0;
+    if (!YAJL_IS_OBJECT(v)) return -1;
+    for (size_t i = 0; i < v->u.object.len; i++)
+        if (!YAJL_IS_STRING(v->u.object.values[i])) return -1;
+    if (v->u.object.len == 0) return 0;
+    sbuf b;
+    sb_init(&b);
+    json_write(&b, v);
+    *out = sb_detach(&b);
+    return 0;
+}
+
+int trans_from_request(yajl_val root, const dtmd_config *cfg, trans **out, char *err,
+                       size_t errlen) {
+    trans *t = trans_new();
+    *out = NULL;
+    if (!root || !YAJL_IS_OBJECT(root)) FAIL("request body must be a JSON object");
+
+    yajl_val v = json_field(root, "gid");
+    if (!v) FAIL("gid is required");
+    if (!YAJL_IS_STRING(v)) FAIL("gid must be a string");
+    {
+        /* dtm strips these characters from gids; they would break logs and keys. */
+        size_t n = strlen(v->u.string), k = 0;
+        t->gid = xmalloc(n + 1);
+        for (size_t i = 0; i < n; i++) {
+            char c = v->u.string[i];
+            if (c != '\n' && c != '\r' && c != ';') t->gid[k++] = c;
+        }
+        t->gid[k] = '\0';
+        if (k == 0) FAIL("gid must not be empty");
+        if ((int)k > cfg->max_gid_length)
+            FAIL("gid is %zu bytes long, the limit is %d", k, cfg->max_gid_length);
+    }
+
+    v = json_field(root, "trans_type");
+    if (!v) FAIL("trans_type is required");
+    if (!YAJL_IS_STRING(v)) FAIL("trans_type must be a string");
+    t->type = trans_type_parse(v->u.string);
+    if (t->type < 0)
+        FAIL("unknown trans_type '%s' (expected saga, msg, tcc, xa or workflow)", v->u.string);
+
+    if (get_str(root, "custom_data", &t->custom_data)) FAIL("custom_data must be a string");
+    if (get_str(root, "query_prepared", &t->query_prepared))
+        FAIL("query_prepared must be a string");
+    if (get_str(root, "protocol", &t->protocol)) FAIL("protocol must be a string");
+    if (t->protocol && t->protocol[0] && strcmp(t->protocol, "http") != 0)
+        FAIL("protocol '%s' is not supported: dtmd calls branches over http(s) only", t->protocol);
+    if (get_str(root, "rollback_reason", &t->rollback_reason))
+        FAIL("rollback_reason must be a string");
+    if (get_bool(root, "wait_result", &t->wait_result)) FAIL("wait_result must be a boolean");
+    if (get_bool(root, "concurrent", &t->concurrent)) FAIL("concurrent must be a boolean");
+    if (get_int(root, "timeout_to_fail", &t->timeout_to_fail))
+        FAIL("timeout_to_fail must be a non-negative integer (seconds)");
+    if (get_int(root, "request_timeout", &t->request_timeout))
+        FAIL("request_timeout must be a non-negative integer (seconds)");
+    if (get_int(root, "retry_interval", &t->retry_interval))
+        FAIL("retry_interval must be a non-negative integer (seconds)");
+    if (get_int(root, "retry_limit", &t->retry_limit))
+        FAIL("retry_limit must be a non-negative integer");
+    if (get_str_map(root, "branch_headers", &t->branch_headers))
+        FAIL("branch_headers must be an object of strings");
+    if (get_str_map(root, "req_extra", &t->req_extra))
+        FAIL("req_extra must be an object of strings");
+    if (t->query_prepared && !url_is_http(t->query_prepared))
+        FAIL("query_prepared '%s' is not an http(s) URL", t->query_prepared);
+
+    v = json_field(root, "steps");
+    if (v) {
+        if (!YAJL_IS_ARRAY(v)) FAIL("steps must be an array of objects");
+        if ((int)v->u.array.len > cfg->max_branches)
+            FAIL("steps has %zu items, the limit is %d", v->u.array.len, cfg->max_branches);
+        for (size_t i = 0; i < v->u.array.len; i++) {
+            yajl_val s = v->u.array.values[i];
+            if (!YAJL_IS_OBJECT(s)) FAIL("steps[%zu] must be an object", i);
+            for (size_t k = 0; k < s->u.object.len; k++) {
+                yajl_val sv = s->u.object.values[k];
+                if (sv && !YAJL_IS_NULL(sv) && !YAJL_IS_STRING(sv))
+                    FAIL("steps[%zu].%s must be a string", i, s->u.object.keys[k]);
+            }
+        }
+        sbuf b;
+        sb_init(&b);
+        json_write(&b, v);
+        t->steps = sb_detach(&b);
+    }
+    v = json_field(root, "payloads");
+    if (v) {
+        if (!YAJL_IS_ARRAY(v)) FAIL("payloads must be an array of strings");
+        for (size_t i = 0; i < v->u.array.len; i++)
+            if (!YAJL_IS_STRING(v->u.array.values[i])) FAIL("payloads[%zu] must be a string", i);
+        if (v->u.array.len > 0) {
+            sbuf b;
+            sb_init(&b);
+            json_write(&b, v);
+            t->payloads = sb_detach(&b);
+        }
+    }
+
+    /* Header lines for branch calls, derived once. */
+    yajl_val h = json_field(root, "branch_headers");
+    if (h && YAJL_IS_OBJECT(h) && h->u.object.len > 0) {
+        t->header_lines = xcalloc(h->u.object.len, sizeof(char *));
+        for (size_t i = 0; i < h->u.object.len; i++) {
+            const char *name = h->u.object.keys[i], *val = h->u.object.values[i]->u.string;
+            if (!*name || strpbrk(name, ":\r\n \t") || strpbrk(val, "\r\n"))
+                FAIL("branch_headers: invalid header '%s'", name);
+            sbuf line;
+            sb_init(&line);
+            sb_printf(&line, "%s: %s", name, val);
+            t->header_lines[t->nheaders++] = sb_detach(&line);
+        }
+    }
+    t->status = GS_PREPARED;
+    *out = t;
+    return 0;
+fail:
+    trans_free(t);
+    return -1;
+}
+
+/* Saga custom_data: {"concurrent":bool,"orders":{"<step>":[<step>,...]}}. */
+static int check_saga_custom(const trans *t, int nsteps, char *err, size_t errlen) {
+    if (!t->custom_data || !t->custom_data[0]) return 0;
+    char perr[128];
+    yajl_val root = json_parse(t->custom_data, strlen(t->custom_data), perr, sizeof perr);
+    if (!root) FAIL("custom_data is not valid JSON: %s", perr);
+    if (!YAJL_IS_OBJECT(root)) {
+        yajl_tree_free(root);
+        FAIL("custom_data must be a JSON object");
+    }
+    yajl_val c = json_field(root, "concurrent");
+    if (c && !YAJL_IS_TRUE(c) && !YAJL_IS_FALSE(c)) {
+        yajl_tree_free(root);
+        FAIL("custom_data.concurrent must be a boolean");
+    }
+    yajl_val o = json_field(root, "orders");
+    if (o) {
+        if (!YAJL_IS_OBJECT(o)) {
+            yajl_tree_free(root);
+            FAIL("custom_data.orders must be an object");
+        }
+        for (size_t i = 0; i < o->u.object.len; i++) {
+            int64_t k;
+            yajl_val deps = o->u.object.values[i];
+            if (parse_i64(o->u.object.keys[i], &k) || k < 0 || k >= nsteps || !deps ||
+                !YAJL_IS_ARRAY(deps)) {
+                yajl_tree_free(root);
+                FAIL("custom_data.orders: '%s' must be a step index (0..%d) mapping to an array",
+                     o->u.object.keys[i], nsteps - 1);
+            }
+            for (size_t j = 0; j < deps->u.array.len; j++) {
+                yajl_val d = deps->u.array.values[j];
+                if (!YAJL_IS_INTEGER(d) || YAJL_GET_INTEGER(d) < 0 ||
+                    YAJL_GET_INTEGER(d) >= nsteps || YAJL_GET_INTEGER(d) == k) {
+                    yajl_tree_free(root);
+                    FAIL("custom_data.orders['%s']: invalid step index", o->u.object.keys[i]);
+                }
+            }
+        }
+    }
+    yajl_tree_free(root);
+    return 0;
+fail:
+    return -1;
+}
+
+static const char *step_str(yajl_val step, const char *key) {
+    yajl_val v = json_field(step, key);
+    return v && YAJL_IS_STRING(v) ? v->u.string : NULL;
+}
+
+int trans_make_branches(trans *t, const dtmd_config *cfg, char *err, size_t errlen) {
+    (void)cfg;
+    yajl_val steps = NULL, payloads = NULL;
+    char perr[128];
+    int rc = -1;
+    if (!t->steps) FAIL("steps must not be empty");
+    steps = json_parse(t->steps, strlen(t->steps), perr, sizeof perr);
+    if (t->payloads) payloads = json_parse(t->payloads, strlen(t->payloads), perr, sizeof perr);
+    size_t n = steps ? steps->u.array.len : 0;
+    if (n == 0) FAIL("steps must not be empty");
+    size_t np = payloads ? payloads->u.array.len : 0;
+    if (np > 0 && np != n)
+        FAIL("payloads has %zu items but steps has %zu: give one payload per step", np, n);
+    if (t->type == TT_SAGA && check_saga_custom(t, (int)n, err, errlen)) goto fail;
+    for (size_t i = 0; i < n; i++) {
+        yajl_val s = steps->u.array.values[i];
+        const char *action = step_str(s, "action");
+        const char *comp = step_str(s, "compensate");
+        const char *data = np ? payloads->u.array.values[i]->u.string : step_str(s, "data");
+        if (!action) FAIL("steps[%zu].action is required", i);
+        if (!url_is_http(action)) FAIL("steps[%zu].action '%s' is not an http(s) URL", i, action);
+        if (comp && !url_is_http(comp))
+            FAIL("steps[%zu].compensate '%s' is not an http(s) URL", i, comp);
+        if (t->type == TT_MSG && strncmp(action, "topic://", 8) == 0)
+            FAIL("steps[%zu]: topics are not supported yet", i);
+        char id[32];
+        snprintf(id, sizeof id, "%02d", (int)(i + 1));
+        size_t dl = data ? strlen(data) : 0;
+        if (t->type == TT_SAGA) trans_add_branch(t, id, "compensate", comp, data, dl, BS_PREPARED);
+        trans_add_branch(t, id, "action", action, data, dl, BS_PREPARED);
+    }
+    rc = 0;
+fail:
+    if (steps) yajl_tree_free(steps);
+    if (payloads) yajl_tree_free(payloads);
+    return rc;
+}
+
+/* ---- hash mapping ---------------------------------------------------- */
+
+static void add_pair(rargs *a, const char *k, const char *v) {
+    ra_adds(a, k);
+    ra_adds(a, v ? v : "");
+}
+
+static void add_pair_i(rargs *a, const char *k, int64_t v) {
+    ra_adds(a, k);
+    ra_addi(a, v);
+}
+
+void trans_branch_fields(const trans *t, int i, rargs *a) {
+    const branch *b = &t->branches[i];
+    char k[32];
+#define BK(f) (snprintf(k, sizeof k, "b%d.%s", i, f), k)
+    add_pair(a, BK("id"), b->branch_id);
+    add_pair(a, BK("op"), b->op);
+    add_pair(a, BK("url"), b->url);
+    ra_adds(a, BK("data"));
+    ra_add(a, b->data, b->data_len);
+    add_pair(a, BK("st"), branch_status_name(b->status));
+    add_pair_i(a, BK("ct"), b->create_ms);
+    add_pair_i(a, BK("ut"), b->update_ms);
+    add_pair_i(a, BK("ft"), b->finish_ms);
+    add_pair_i(a, BK("rt"), b->rollback_ms);
+#undef BK
+}
+
+void trans_hash_fields(const trans *t, rargs *a) {
+    add_pair(a, "gid", t->gid);
+    add_pair(a, "trans_type", trans_type_name(t->type));
+    add_pair(a, "status", global_status_name(t->status));
+    if (t->steps) add_pair(a, "steps", t->steps);
+    if (t->payloads) add_pair(a, "payloads", t->payloads);
+    if (t->custom_data) add_pair(a, "custom_data", t->custom_data);
+    if (t->query_prepared) add_pair(a, "query_prepared", t->query_prepared);
+    if (t->protocol) add_pair(a, "protocol", t->protocol);
+    if (t->rollback_reason) add_pair(a, "rollback_reason", t->rollback_reason);
+    if (t->result) add_pair(a, "result", t->result);
+    if (t->branch_headers) add_pair(a, "branch_headers", t->branch_headers);
+    add_pair_i(a, "create_time", t->create_ms);
+    add_pair_i(a, "update_time", t->update_ms);
+    add_pair_i(a, "finish_time", t->finish_ms);
+    add_pair_i(a, "rollback_time", t->rollback_ms);
+    add_pair_i(a, "next_cron_time", t->next_cron_ms);
+    add_pair_i(a, "next_cron_interval", t->next_cron_interval_ms);
+    add_pair_i(a, "wait_result", t->wait_result);
+    add_pair_i(a, "concurrent", t->concurrent);
+    add_pair_i(a, "timeout_to_fail", t->timeout_to_fail);
+    add_pair_i(a, "request_timeout", t->request_timeout);
+    add_pair_i(a, "retry_interval", t->retry_interval);
+    add_pair_i(a, "retry_limit", t->retry_limit);
+    add_pair_i(a, "retry_count", t->retry_count);
+    add_pair_i(a, "nb", t->nbranches);
+    for (int i = 0; i < t->nbranches; i++) trans_branch_fields(t, i, a);
+}
+
+static int64_t to_i64(const char *s) {
+    int64_t v = 0;
+    parse_i64(s, &v);
+    return v;
+}
+
+static void set_str(char **dst, const redisReply *v) {
+    free(*dst);
+    *dst = xstrndup(v->str, v->len);
+}
+
+/* Rebuild the "Name: value" lines from the stored branch_headers JSON. */
+static void derive_headers(trans *t) {
+    if (!t->branch_headers) return;
+    char perr[64];
+    yajl_val h = json_parse(t->branch_headers, strlen(t->branch_headers), perr, sizeof perr);
+    if (h && YAJL_IS_OBJECT(h) && h->u.object.len) {
+        t->header_lines = xcalloc(h->u.object.len, sizeof(char *));
+        for (size_t i = 0; i < h->u.object.len; i++) {
+            yajl_val val = h->u.object.values[i];
+            if (!YAJL_IS_STRING(val)) continue;
+            sbuf line;
+            sb_init(&line);
+            sb_printf(&line, "%s: %s", h->u.object.keys[i], val->u.string);
+            t->header_lines[t->nheaders++] = sb_detach(&line);
+        }
+    }
+    if (h) yajl_tree_free(h);
+}
+
+trans *trans_from_hash(const redisReply *r) {
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 2) return NULL;
+    trans *t = trans_new();
+    int nb = 0;
+    /* First pass: branch count, so branch fields can be placed by index. */
+    for (size_t i = 0; i + 1 < r->elements; i += 2)
+        if (strcmp(r->element[i]->str, "nb") == 0) nb = (int)to_i64(r->element[i + 1]->str);
+    if (nb < 0 || nb > 1000000) nb = 0;
+    if (nb) {
+        t->branches = xcalloc((size_t)nb, sizeof(branch));
+        t->branches_cap = t->nbranches = nb;
+    }
+    t->type = -1;
+    t->status = -1;
+    for (size_t i = 0; i + 1 < r->elements; i += 2) {
+        const char *k = r->element[i]->str;
+        const redisReply *v = r->element[i + 1];
+        if (k[0] == 'b' && k[1] >= '0' && k[1] <= '9') {
+            char *dot;
+            long idx = strtol(k + 1, &dot, 10);
+            if (*dot != '.' || idx < 0 || idx >= nb) continue;
+            branch *b = &t->branches[idx];
+            const char *f = dot + 1;
+            if (!strcmp(f, "id"))
+                set_str(&b->branch_id, v);
+            else if (!strcmp(f, "op"))
+                set_str(&b->op, v);
+            else if (!strcmp(f, "url"))
+                set_str(&b->url, v);
+            else if (!strcmp(f, "data")) {
+                set_str(&b->data, v);
+                b->data_len = v->len;
+            } else if (!strcmp(f, "st"))
+                b->status = branch_status_parse(v->str);
+            else if (!strcmp(f, "ct"))
+                b->create_ms = to_i64(v->str);
+            else if (!strcmp(f, "ut"))
+                b->update_ms = to_i64(v->str);
+            else if (!strcmp(f, "ft"))
+                b->finish_ms = to_i64(v->str);
+            else if (!strcmp(f, "rt"))
+                b->rollback_ms = to_i64(v->str);
+            continue;
+        }
+        if (!strcmp(k, "gid"))
+            set_str(&t->gid, v);
+        else if (!strcmp(k, "trans_type"))
+            t->type = trans_type_parse(v->str);
+        else if (!strcmp(k, "status"))
+            t->status = global_status_parse(v->str);
+        else if (!strcmp(k, "steps"))
+            set_str(&t->steps, v);
+        else if (!strcmp(k, "payloads"))
+            set_str(&t->payloads, v);
+        else if (!strcmp(k, "custom_data"))
+            set_str(&t->custom_data, v);
+        else if (!strcmp(k, "query_prepared"))
+            set_str(&t->query_prepared, v);
+        else if (!strcmp(k, "protocol"))
+            set_str(&t->protocol, v);
+        else if (!strcmp(k, "rollback_reason"))
+            set_str(&t->rollback_reason, v);
+        else if (!strcmp(k, "result"))
+            set_str(&t->result, v);
+        else if (!strcmp(k, "branch_headers"))
+            set_str(&t->branch_headers, v);
+        else if (!strcmp(k, "create_time"))
+            t->create_ms = to_i64(v->str);
+        else if (!strcmp(k, "update_time"))
+            t->update_ms = to_i64(v->str);
+        else if (!strcmp(k, "finish_time"))
+            t->finish_ms = to_i64(v->str);
+        else if (!strcmp(k, "rollback_time"))
+            t->rollback_ms = to_i64(v->str);
+        else if (!strcmp(k, "next_cron_time"))
+            t->next_cron_ms = to_i64(v->str);
+        else if (!strcmp(k, "next_cron_interval"))
+            t->next_cron_interval_ms = to_i64(v->str);
+        else if (!strcmp(k, "wait_result"))
+            t->wait_result = (int)to_i64(v->str);
+        else if (!strcmp(k, "concurrent"))
+            t->concurrent = (int)to_i64(v->str);
+        else if (!strcmp(k, "timeout_to_fail"))
+            t->timeout_to_fail = to_i64(v->str);
+        else if (!strcmp(k, "request_timeout"))
+            t->request_timeout = to_i64(v->str);
+        else if (!strcmp(k, "retry_interval"))
+            t->retry_interval = to_i64(v->str);
+        else if (!strcmp(k, "retry_limit"))
+            t->retry_limit = to_i64(v->str);
+        else if (!strcmp(k, "retry_count"))
+            t->retry_count = to_i64(v->str);
+    }
+    int ok = t->gid && t->type >= 0 && t->status >= 0;
+    for (int i = 0; ok && i < nb; i++) {
+        branch *b = &t->branches[i];
+        if (!b->branch_id || !b->op || b->status < 0) ok = 0;
+        if (!b->url) b->url = xstrdup("");
+        if (!b->data) b->data = xstrdup("");
+    }
+    if (!ok) {
+        trans_free(t);
+        return NULL;
+    }
+    derive_headers(t);
+    return t;
+}
+
+/* ---- JSON output ----------------------------------------------------- */
+
+static void j_key(sbuf *o, const char *k) {
+    sb_putc(o, ',');
+    sb_json_str(o, k, strlen(k));
+    sb_putc(o, ':');
+}
+
+static void j_str(sbuf *o, const char *k, const char *v) {
+    if (!v || !*v) return;
+    j_key(o, k);
+    sb_json_str(o, v, strlen(v));
+}
+
+static void j_time(sbuf *o, const char *k, int64_t ms) {
+    if (!ms) return;
+    char ts[48];
+    format_time_ms(ms, ts, sizeof ts);
+    j_key(o, k);
+    sb_json_str(o, ts, strlen(ts));
+}
+
+static void j_int(sbuf *o, const char *k, int64_t v) {
+    if (!v) return;
+    j_key(o, k);
+    sb_put_i64(o, v);
+}
+
+static void j_raw(sbuf *o, const char *k, const char *json) {
+    if (!json || !*json) return;
+    j_key(o, k);
+    sb_puts(o, json);
+}
+
+/* The options block dtm stores as JSON text: zero values omitted except
+ * "concurrent", so it is never empty. */
+static void options_json(const trans *t, sbuf *o) {
+    sb_puts(o, "{");
+    if (t->wait_result) sb_puts(o, "\"wait_result\":true,");
+    if (t->timeout_to_fail)
+        sb_printf(o, "\"timeout_to_fail\":%lld,", (long long)t->timeout_to_fail);
+    if (t->request_timeout)
+        sb_printf(o, "\"request_timeout\":%lld,", (long long)t->request_timeout);
+    if (t->retry_interval) sb_printf(o, "\"retry_interval\":%lld,", (long long)t->retry_interval);
+    if (t->branch_headers) sb_printf(o, "\"branch_headers\":%s,", t->branch_headers);
+    sb_printf(o, "\"concurrent\":%s", t->concurrent ? "true" : "false");
+    if (t->retry_limit) sb_printf(o, ",\"retry_limit\":%lld", (long long)t->retry_limit);
+    sb_puts(o, "}");
+}
+
+void trans_to_json(const trans *t, sbuf *o) {
+    sb_puts(o, "{\"id\":0");
+    j_time(o, "create_time", t->create_ms);
+    j_time(o, "update_time", t->update_ms);
+    j_str(o, "gid", t->gid);
+    j_str(o, "trans_type", trans_type_name(t->type));
+    j_raw(o, "steps", t->steps);
+    j_raw(o, "payloads", t->payloads);
+    j_str(o, "status", global_status_name(t->status));
+    j_str(o, "query_prepared", t->query_prepared);
+    j_str(o, "protocol", t->protocol && *t->protocol ? t->protocol : "http");
+    j_time(o, "finish_time", t->finish_ms);
+    j_time(o, "rollback_time", t->rollback_ms);
+    j_str(o, "result", t->result);
+    j_str(o, "rollback_reason", t->rollback_reason);
+    sbuf opts;
+    sb_init(&opts);
+    options_json(t, &opts);
+    j_str(o, "options", opts.ptr);
+    sb_free(&opts);
+    j_str(o, "custom_data", t->custom_data);
+    /* Go clients decode these as int64 seconds: never emit a fraction. */
+    j_int(o, "next_cron_interval", (t->next_cron_interval_ms + 999) / 1000);
+    j_time(o, "next_cron_time", t->next_cron_ms);
+    if (t->wait_result) sb_puts(o, ",\"wait_result\":true");
+    j_int(o, "timeout_to_fail", t->timeout_to_fail);
+    j_int(o, "request_timeout", t->request_timeout);
+    j_int(o, "retry_interval", t->retry_interval);
+    j_raw(o, "branch_headers", t->branch_headers);
+    sb_printf(o, ",\"concurrent\":%s", t->concurrent ? "true" : "false");
+    j_int(o, "retry_limit", t->retry_limit);
+    j_int(o, "retry_count", t->retry_count);
+    sb_putc(o, '}');
+}
+
+void branch_to_json(const trans *t, int i, sbuf *o) {
+    const branch *b = &t->branches[i];
+    sb_puts(o, "{\"id\":0");
+    if (b->create_ms)
+        j_time(o, "create_time", b->create_ms);
+    else
+        sb_puts(o, ",\"create_time\":null");
+    if (b->update_ms)
+        j_time(o, "update_time", b->update_ms);
+    else
+        sb_puts(o, ",\"update_time\":null");
+    j_str(o, "gid", t->gid);
+    j_str(o, "url", b->url);
+    if (b->data_len) {
+        size_t n;
+        char *enc = base64_encode(b->data, b->data_len, &n);
+        j_key(o, "bin_data");
+        sb_json_str(o, enc, n);
+        free(enc);
+    }
+    j_key(o, "branch_id");
+    sb_json_str(o, b->branch_id, strlen(b->branch_id));
+    j_key(o, "op");
+    sb_json_str(o, b->op, strlen(b->op));
+    j_str(o, "status", branch_status_name(b->status));
+    j_time(o, "finish_time", b->finish_ms);
+    j_time(o, "rollback_time", b->rollback_ms);
+    sb_putc(o, '}');
+}
+
+/* ---- timing ---------------------------------------------------------- */
+
+int64_t trans_base_interval_ms(const trans *t, const dtmd_config *cfg) {
+    return backoff_base(t->retry_interval * 1000, t->timeout_to_fail * 1000,
+                        (int64_t)(cfg->retry_interval * 1000),
+                        (int64_t)(cfg->retry_max_interval * 1000));
+}
+
+int64_t trans_request_timeout_ms(const trans *t, const dtmd_config *cfg) {
+    return t->request_timeout > 0 ? t->request_timeout * 1000
+                                  : (int64_t)(cfg->request_timeout * 1000);
+}
+
+int64_t trans_timeout_ms(const trans *t, const dtmd_config *cfg) {
+    if (t->timeout_to_fail > 0) return t->timeout_to_fail * 1000;
+    if (t->type == TT_SAGA || t->type == TT_WORKFLOW) return 0;
+    return (int64_t)(cfg->timeout_to_fail * 1000);
+}
+
+int trans_timed_out(const trans *t, const dtmd_config *cfg, int64_t now) {
+    int64_t to = trans_timeout_ms(t, cfg);
+    return to > 0 && now - t->create_ms >= to;
+}

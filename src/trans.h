@@ -1,0 +1,110 @@
+/* trans.h - the global transaction and its branches: the in-memory model,
+ * validation of request JSON, and the mapping to and from the Redis hash.
+ *
+ * A transaction is stored as ONE Redis hash (keys.h) whose fields are the
+ * global record's fields plus "nb" (branch count) and "b<i>.<f>" fields per
+ * branch. One key per transaction keeps every state change a single-key
+ * write inside one Lua script and needs no JSON work on the hot path: fields
+ * are written individually, and JSON is only produced for query answers.
+ * Times are kept in milliseconds; the JSON answers use RFC 3339 as dtm. */
+#ifndef DTMD_TRANS_H
+#define DTMD_TRANS_H
+
+#include "config.h"
+#include "json.h"
+#include "store.h"
+#include "util.h"
+
+#include <stdint.h>
+
+typedef enum { TT_SAGA = 0, TT_MSG, TT_TCC, TT_XA, TT_WORKFLOW, TT_COUNT } trans_type_t;
+typedef enum {
+    GS_PREPARED = 0,
+    GS_SUBMITTED,
+    GS_ABORTING,
+    GS_SUCCEED,
+    GS_FAILED,
+    GS_COUNT
+} global_status_t;
+typedef enum { BS_PREPARED = 0, BS_SUCCEED, BS_FAILED, BS_COUNT } branch_status_t;
+
+const char *trans_type_name(int t);
+int trans_type_parse(const char *s); /* -1 if unknown */
+const char *global_status_name(int s);
+int global_status_parse(const char *s); /* -1 if unknown */
+const char *branch_status_name(int s);
+int branch_status_parse(const char *s);
+int global_status_final(int s);
+
+typedef struct branch {
+    char *branch_id;
+    char *op;
+    char *url;
+    char *data; /* payload bytes (may contain anything but is sent verbatim) */
+    size_t data_len;
+    int status;
+    int64_t create_ms, update_ms, finish_ms, rollback_ms; /* 0 = unset */
+} branch;
+
+typedef struct trans {
+    char *gid;
+    int type;
+    int status;
+    char *steps;       /* JSON text of the steps array, or NULL */
+    char *payloads;    /* JSON text of the payloads array, or NULL */
+    char *custom_data; /* NULL = "" */
+    char *query_prepared;
+    char *protocol;
+    char *rollback_reason;
+    char *result;
+    char *branch_headers; /* JSON object text or NULL */
+    char *req_extra;      /* JSON object text (workflow submit) or NULL; not stored */
+    int64_t create_ms, update_ms, finish_ms, rollback_ms;
+    int64_t next_cron_ms, next_cron_interval_ms;
+    int wait_result, concurrent;
+    int64_t timeout_to_fail, request_timeout, retry_interval, retry_limit, retry_count; /* s */
+    branch *branches;
+    int nbranches, branches_cap;
+    /* derived, for branch calls */
+    char **header_lines;
+    int nheaders;
+} trans;
+
+trans *trans_new(void);
+void trans_free(trans *t);
+branch *trans_add_branch(trans *t, const char *branch_id, const char *op, const char *url,
+                         const char *data, size_t data_len, int status);
+
+/* Parse and validate a create/submit/abort/prepare body. On error returns -1
+ * with a client-facing message in err (the caller answers 400). The result
+ * has status GS_PREPARED and no branches; type-specific generation of
+ * branches is trans_make_branches. need_steps: require and validate steps. */
+int trans_from_request(yajl_val root, const dtmd_config *cfg, trans **out, char *err,
+                       size_t errlen);
+
+/* Generate the branches a saga/msg has at creation (PROTOCOL.md 2.4).
+ * -1 + err on invalid steps (400). */
+int trans_make_branches(trans *t, const dtmd_config *cfg, char *err, size_t errlen);
+
+/* Build from an HGETALL reply; NULL if the reply is empty/invalid. */
+trans *trans_from_hash(const redisReply *r);
+
+/* Append every field as "name value" pairs (for save_new). */
+void trans_hash_fields(const trans *t, rargs *a);
+/* Append the fields of branch i. */
+void trans_branch_fields(const trans *t, int i, rargs *a);
+
+/* JSON of the global record (PROTOCOL.md 2.2) and of branch i (2.3). */
+void trans_to_json(const trans *t, sbuf *out);
+void branch_to_json(const trans *t, int i, sbuf *out);
+
+/* Timing helpers (PROTOCOL.md 5.1, 4.1); all in milliseconds. */
+int64_t trans_base_interval_ms(const trans *t, const dtmd_config *cfg);
+int64_t trans_request_timeout_ms(const trans *t, const dtmd_config *cfg);
+int64_t trans_timeout_ms(const trans *t, const dtmd_config *cfg); /* 0 = never */
+int trans_timed_out(const trans *t, const dtmd_config *cfg, int64_t now);
+
+/* Is url acceptable as a branch URL: "" or http(s)://host... */
+int url_is_http(const char *url);
+
+#endif

@@ -1,0 +1,738 @@
+/* test_branch_call.c - tests for branch_call: the pure helpers (dtm's
+ * response classification and query-string building) and the asynchronous
+ * machinery against a real HTTP server.
+ *
+ * Why a real server: the libcurl <-> libevent glue only shows its bugs with
+ * real sockets (readiness, timeouts, connection reuse, re-entrant callbacks).
+ * The server is libevent's evhttp on 127.0.0.1, port 0, running in the same
+ * event_base as the calls, so the whole test stays single-threaded. Every
+ * network test arms a 10 s safety timer that fails the test and stops the
+ * loop if callbacks never arrive. */
+#include "unit.h"
+
+#include "branch_call.h"
+#include "util.h"
+
+#include <arpa/inet.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+/* ---- pure helpers ----------------------------------------------------- */
+
+void test_branch_classify(void) {
+    /* transport error always wins */
+    CHECK_INT(branch_classify(0, NULL, 0), BR_ERROR);
+    CHECK_INT(branch_classify(0, "ONGOING", 7), BR_ERROR);
+    /* 200, any body */
+    CHECK_INT(branch_classify(200, "", 0), BR_SUCCESS);
+    CHECK_INT(branch_classify(200, NULL, 0), BR_SUCCESS);
+    CHECK_INT(branch_classify(200, "null", 4), BR_SUCCESS);
+    CHECK_INT(branch_classify(200, "{}", 2), BR_SUCCESS);
+    CHECK_INT(branch_classify(200, "{\"dtm_result\":\"SUCCESS\"}", 24), BR_SUCCESS);
+    /* substring checks apply at any status */
+    CHECK_INT(branch_classify(200, "{\"dtm_result\":\"FAILURE\"}", 24), BR_FAILURE);
+    CHECK_INT(branch_classify(200, "{\"dtm_result\":\"ONGOING\"}", 24), BR_ONGOING);
+    CHECK_INT(branch_classify(500, "FAILURE", 7), BR_FAILURE);
+    CHECK_INT(branch_classify(500, "xx ONGOING xx", 13), BR_ONGOING);
+    /* ONGOING is tested before FAILURE */
+    CHECK_INT(branch_classify(409, "ONGOING", 7), BR_ONGOING);
+    CHECK_INT(branch_classify(200, "FAILURE ONGOING", 15), BR_ONGOING);
+    CHECK_INT(branch_classify(425, "FAILURE", 7), BR_ONGOING);
+    /* status codes */
+    CHECK_INT(branch_classify(425, "", 0), BR_ONGOING);
+    CHECK_INT(branch_classify(409, "", 0), BR_FAILURE);
+    CHECK_INT(branch_classify(409, "conflict", 8), BR_FAILURE);
+    CHECK_INT(branch_classify(500, "boom", 4), BR_ERROR);
+    CHECK_INT(branch_classify(201, "", 0), BR_ERROR);
+    CHECK_INT(branch_classify(204, "", 0), BR_ERROR);
+    CHECK_INT(branch_classify(404, "not found", 9), BR_ERROR);
+    CHECK_INT(branch_classify(302, "", 0), BR_ERROR);
+    /* the body is length-bounded, not NUL-terminated */
+    CHECK_INT(branch_classify(200, "FAILURExx", 6), BR_SUCCESS);
+    CHECK_INT(branch_classify(200, "ONGOING", 6), BR_SUCCESS);
+    const char nul_inside[] = "ab\0FAILURE";
+    CHECK_INT(branch_classify(200, nul_inside, sizeof nul_inside - 1), BR_FAILURE);
+    /* case matters, as in dtm's strings.Contains */
+    CHECK_INT(branch_classify(200, "failure", 7), BR_SUCCESS);
+}
+
+void test_branch_outcome_name(void) {
+    CHECK_STR(branch_outcome_name(BR_SUCCESS), "SUCCESS");
+    CHECK_STR(branch_outcome_name(BR_FAILURE), "FAILURE");
+    CHECK_STR(branch_outcome_name(BR_ONGOING), "ONGOING");
+    CHECK_STR(branch_outcome_name(BR_ERROR), "ERROR");
+}
+
+static void check_url(const char *url, const char *gid, const char *tt, const char *bid,
+                      const char *op, const char *want) {
+    char *got = branch_build_url(url, gid, tt, bid, op);
+    CHECK_STR(got, want);
+    free(got);
+}
+
+void test_branch_build_url(void) {
+    check_url("http://svc/api/busi/TransOut", "g1", "saga", "01", "action",
+              "http://svc/api/busi/TransOut?branch_id=01&gid=g1&op=action&trans_type=saga");
+    /* existing query string: appended after '&' */
+    check_url("http://svc/api/busi/TransOut?a=1", "g1", "saga", "01", "action",
+              "http://svc/api/busi/TransOut?a=1&branch_id=01&gid=g1&op=action&trans_type=saga");
+    check_url("http://svc/x?", "g1", "msg", "00", "msg",
+              "http://svc/x?branch_id=00&gid=g1&op=msg&trans_type=msg");
+    check_url("http://svc/x?a=1&", "g1", "msg", "00", "msg",
+              "http://svc/x?a=1&branch_id=00&gid=g1&op=msg&trans_type=msg");
+    /* QueryEscape: space -> '+', reserved and non-ASCII bytes -> %XX */
+    check_url("http://svc/x", "g 1&b=/c?d", "saga", "01", "action",
+              "http://svc/x?branch_id=01&gid=g+1%26b%3D%2Fc%3Fd&op=action&trans_type=saga");
+    check_url("http://svc/x", "\xc3\xa9\xe4\xb8\xad", "tcc", "01", "try",
+              "http://svc/x?branch_id=01&gid=%C3%A9%E4%B8%AD&op=try&trans_type=tcc");
+    check_url("http://svc/x", "a-b_c.d~e+f%g", "tcc", "01", "try",
+              "http://svc/x?branch_id=01&gid=a-b_c.d~e%2Bf%25g&op=try&trans_type=tcc");
+    check_url("http://svc/x", "", "saga", "01", "action",
+              "http://svc/x?branch_id=01&gid=&op=action&trans_type=saga");
+    /* NULL values are omitted */
+    check_url("http://svc/x", "g1", NULL, NULL, "action", "http://svc/x?gid=g1&op=action");
+    check_url("http://svc/x", NULL, NULL, NULL, "cb", "http://svc/x?op=cb");
+    check_url("http://svc/x", NULL, NULL, NULL, NULL, "http://svc/x");
+    check_url("http://svc/x?a=1", NULL, NULL, NULL, NULL, "http://svc/x?a=1");
+    /* a fragment stays after the query ('?' inside it does not count) */
+    check_url("http://svc/x#f?g", "g1", NULL, NULL, NULL, "http://svc/x?gid=g1#f?g");
+}
+
+/* ---- test HTTP server ------------------------------------------------- */
+
+static struct event_base *t_base;
+static struct evhttp *t_http;
+static int t_port;
+static struct event *t_safety;
+static int t_calls;    /* callbacks seen */
+static int t_expected; /* stop the loop when t_calls reaches this (0 = never) */
+
+/* Number of request headers with this name (to prove overrides). */
+static int count_header(struct evkeyvalq *h, const char *name) {
+    int n = 0;
+    for (struct evkeyval *kv = h->tqh_first; kv; kv = kv->next.tqe_next)
+        if (strcasecmp(kv->key, name) == 0) n++;
+    return n;
+}
+
+/* Routes by path; /echo reports what arrived so the client side can check
+ * method, query, headers and body. /hang never answers. */
+static void srv_handler(struct evhttp_request *req, void *arg) {
+    (void)arg;
+    const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+    struct evbuffer *out = evbuffer_new();
+    int code = 200;
+    const char *reason = "OK";
+    if (!path) path = "";
+    if (strcmp(path, "/hang") == 0) {
+        evbuffer_free(out);
+        return; /* evhttp frees the request when the client goes away */
+    } else if (strcmp(path, "/s200") == 0) {
+        evbuffer_add_printf(out, "{\"dtm_result\":\"SUCCESS\"}");
+    } else if (strcmp(path, "/f200") == 0) {
+        evbuffer_add_printf(out, "{\"dtm_result\":\"FAILURE\"}");
+    } else if (strcmp(path, "/o200") == 0) {
+        evbuffer_add_printf(out, "{\"dtm_result\":\"ONGOING\"}");
+    } else if (strcmp(path, "/s409") == 0) {
+        code = 409, reason = "Conflict";
+        evbuffer_add_printf(out, "conflict");
+    } else if (strcmp(path, "/s425") == 0) {
+        code = 425, reason = "Too Early";
+        evbuffer_add_printf(out, "later");
+    } else if (strcmp(path, "/s500") == 0) {
+        code = 500, reason = "Internal Server Error";
+        evbuffer_add_printf(out, "boom");
+    } else if (strcmp(path, "/s204") == 0) {
+        code = 204, reason = "No Content";
+    } else if (strcmp(path, "/big") == 0) {
+        char *chunk = malloc(65536);
+        memset(chunk, 'a', 65536);
+        for (int i = 0; i < 32; i++) evbuffer_add(out, chunk, 65536); /* 2 MiB */
+        free(chunk);
+    } else if (strcmp(path, "/peer") == 0) {
+        char *addr = NULL;
+        ev_uint16_t port = 0;
+        evhttp_connection_get_peer(evhttp_request_get_connection(req), &addr, &port);
+        evbuffer_add_printf(out, "%u", (unsigned)port);
+    } else if (strcmp(path, "/echo") == 0) {
+        struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+        struct evbuffer *in = evhttp_request_get_input_buffer(req);
+        const char *ct = evhttp_find_header(h, "Content-Type");
+        const char *expect = evhttp_find_header(h, "Expect");
+        const char *x = evhttp_find_header(h, "X-Test");
+        const char *cl = evhttp_find_header(h, "Content-Length");
+        enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+        evbuffer_add_printf(out, "%s %s|ct=%s*%d|x=%s*%d|expect=%s|evil=%d|cl=%s|",
+                            cmd == EVHTTP_REQ_POST  ? "POST"
+                            : cmd == EVHTTP_REQ_GET ? "GET"
+                                                    : "OTHER",
+                            evhttp_request_get_uri(req), ct ? ct : "-",
+                            count_header(h, "Content-Type"), x ? x : "-", count_header(h, "X-Test"),
+                            expect ? expect : "-", count_header(h, "X-Evil"), cl ? cl : "-");
+        evbuffer_add_buffer(out, in);
+    } else {
+        code = 404, reason = "Not Found";
+        evbuffer_add_printf(out, "no route");
+    }
+    evhttp_send_reply(req, code, reason, out);
+    evbuffer_free(out);
+}
+
+static void safety_cb(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    (void)arg;
+    fprintf(stderr, "  branch_call test: safety timer fired (callbacks missing)\n");
+    CHECK(0);
+    event_base_loopbreak(t_base);
+}
+
+/* Base + server + branch_call module; returns 0 when everything is up. */
+static int env_setup(void) {
+    t_calls = 0;
+    t_expected = 0;
+    t_base = event_base_new();
+    t_http = evhttp_new(t_base);
+    struct evhttp_bound_socket *bs = evhttp_bind_socket_with_handle(t_http, "127.0.0.1", 0);
+    CHECK(bs != NULL);
+    if (!bs) return -1;
+    struct sockaddr_in sin;
+    socklen_t slen = sizeof sin;
+    CHECK(getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&sin, &slen) == 0);
+    t_port = ntohs(sin.sin_port);
+    evhttp_set_gencb(t_http, srv_handler, NULL);
+    t_safety = evtimer_new(t_base, safety_cb, NULL);
+    struct timeval tv = {10, 0};
+    evtimer_add(t_safety, &tv);
+    CHECK_INT(branch_call_init(t_base), 0);
+    return 0;
+}
+
+static void env_teardown(void) {
+    branch_call_shutdown();
+    evhttp_free(t_http);
+    event_free(t_safety);
+    event_base_free(t_base);
+    t_http = NULL;
+    t_base = NULL;
+}
+
+static char *url_for(const char *path) {
+    sbuf b;
+    sb_init(&b);
+    sb_printf(&b, "http://127.0.0.1:%d%s", t_port, path);
+    return sb_detach(&b);
+}
+
+/* ---- concurrent calls: outcomes, statuses, bodies, what arrived -------- */
+
+struct result {
+    int called;
+    branch_outcome outcome;
+    long status;
+    char *body;
+    size_t body_len;
+    int64_t elapsed_ms;
+    int64_t start_ms;
+};
+
+static void record_cb(void *arg, branch_outcome o, long status, const char *body, size_t len) {
+    struct result *r = arg;
+    r->called++;
+    r->outcome = o;
+    r->status = status;
+    r->body = xstrndup(body, len);
+    CHECK(body[len] == '\0');
+    r->body_len = len;
+    r->elapsed_ms = now_ms() - r->start_ms;
+    t_calls++;
+    if (t_expected && t_calls == t_expected) event_base_loopbreak(t_base);
+}
+
+struct http_case {
+    const char *path; /* relative to the test server, or an absolute URL */
+    const char *gid, *trans_type, *branch_id, *op;
+    const char *body;
+    size_t body_len; /* 0 = strlen(body) when body is set */
+    int force_post;
+    const char *headers[3];
+    double timeout_s;
+    branch_outcome want;
+    long want_status;
+    const char *want_body;     /* exact, or NULL */
+    const char *want_contains; /* substring, or NULL */
+};
+
+#define ECHO_Q "/echo?branch_id=01&gid=g1&op=action&trans_type=saga"
+
+void test_branch_call_http(void) {
+    if (env_setup() != 0) return;
+    static char big_body[1536 * 1024]; /* curl 7.88 adds Expect above 1 MiB */
+    memset(big_body, 'b', sizeof big_body);
+    char refused[64];
+    snprintf(refused, sizeof refused, "http://127.0.0.1:1/x");
+    char ftp[64], file[] = "file:///etc/hostname";
+    snprintf(ftp, sizeof ftp, "ftp://127.0.0.1:%d/", t_port);
+    const struct http_case cases[] = {
+        {"/s200",
+         "g1",
+         "saga",
+         "01",
+         "action",
+         NULL,
+         0,
+         0,
+         {0},
+         3,
+         BR_SUCCESS,
+         200,
+         "{\"dtm_result\":\"SUCCESS\"}",
+         NULL},
+        {"/s409",
+         "g1",
+         "saga",
+         "01",
+         "action",
+         "{}",
+         0,
+         0,
+         {0},
+         3,
+         BR_FAILURE,
+         409,
+         "conflict",
+         NULL},
+        {"/s425", "g1", "saga", "01", "action", "{}", 0, 0, {0}, 3, BR_ONGOING, 425, "later", NULL},
+        {"/s500", "g1", "saga", "01", "action", "{}", 0, 0, {0}, 3, BR_ERROR, 500, "boom", NULL},
+        {"/s204", "g1", "saga", "01", "action", NULL, 0, 0, {0}, 3, BR_ERROR, 204, "", NULL},
+        {"/f200",
+         "g1",
+         "saga",
+         "01",
+         "action",
+         NULL,
+         0,
+         0,
+         {0},
+         3,
+         BR_FAILURE,
+         200,
+         "{\"dtm_result\":\"FAILURE\"}",
+         NULL},
+        {"/o200",
+         "g1",
+         "saga",
+         "01",
+         "action",
+         NULL,
+         0,
+         0,
+         {0},
+         3,
+         BR_ONGOING,
+         200,
+         "{\"dtm_result\":\"ONGOING\"}",
+         NULL},
+        {"/nowhere",
+         "g1",
+         "saga",
+         "01",
+         "action",
+         NULL,
+         0,
+         0,
+         {0},
+         3,
+         BR_ERROR,
+         404,
+         "no route",
+         NULL},
+        /* never answered: the 0.3 s timeout must fire */
+        {"/hang",
+         "g1",
+         "saga",
+         "01",
+         "action",
+         NULL,
+         0,
+         0,
+         {0},
+         0.3,
+         BR_ERROR,
+         0,
+         NULL,
+         "timed out"},
+        /* GET: no body, Content-Type still sent, no Expect, encoded gid */
+        {"/echo",
+         "g 1&/\xc3\xa9",
+         "saga",
+         "01",
+         "action",
+         NULL,
+         0,
+         0,
+         {0},
+         3,
+         BR_SUCCESS,
+         200,
+         "GET /echo?branch_id=01&gid=g+1%26%2F%C3%A9&op=action&trans_type=saga|"
+         "ct=application/json*1|x=-*0|expect=-|evil=0|cl=-|",
+         NULL},
+        /* POST with body; the later X-Test overrides the earlier */
+        {"/echo",
+         "g1",
+         "saga",
+         "01",
+         "action",
+         "{\"a\":1}",
+         0,
+         0,
+         {"X-Test: one", "X-Test: two"},
+         3,
+         BR_SUCCESS,
+         200,
+         "POST " ECHO_Q "|ct=application/json*1|x=two*1|expect=-|evil=0|cl=7|{\"a\":1}",
+         NULL},
+        /* force_post with an empty body (xa) */
+        {"/echo",
+         "g1",
+         "xa",
+         "01",
+         "commit",
+         NULL,
+         0,
+         1,
+         {0},
+         3,
+         BR_SUCCESS,
+         200,
+         "POST /echo?branch_id=01&gid=g1&op=commit&trans_type=xa|ct=application/json*1|x=-*0|"
+         "expect=-|evil=0|cl=0|",
+         NULL},
+        /* an extra Content-Type replaces the default one */
+        {"/echo",
+         "g1",
+         "saga",
+         "01",
+         "action",
+         "hi",
+         0,
+         0,
+         {"Content-Type: text/plain"},
+         3,
+         BR_SUCCESS,
+         200,
+         "POST " ECHO_Q "|ct=text/plain*1|x=-*0|expect=-|evil=0|cl=2|hi",
+         NULL},
+        /* CR/LF in a header line is dropped, not injected */
+        {"/echo",
+         "g1",
+         "saga",
+         "01",
+         "action",
+         NULL,
+         0,
+         0,
+         {"X-Test: a\r\nX-Evil: 1", "X-T: b"},
+         3,
+         BR_SUCCESS,
+         200,
+         "GET " ECHO_Q "|ct=application/json*1|x=-*0|expect=-|evil=0|cl=-|",
+         NULL},
+        /* existing query string kept, NULL params omitted */
+        {"/echo?x=1",
+         NULL,
+         NULL,
+         "00",
+         "msg",
+         NULL,
+         0,
+         0,
+         {0},
+         3,
+         BR_SUCCESS,
+         200,
+         "GET /echo?x=1&branch_id=00&op=msg|ct=application/json*1|x=-*0|expect=-|evil=0|cl=-|",
+         NULL},
+        /* a large POST is sent without "Expect: 100-continue" (the echoed
+         * reply is cut at 1 MiB) */
+        {"/echo",
+         "g1",
+         "saga",
+         "01",
+         "action",
+         big_body,
+         sizeof big_body,
+         0,
+         {0},
+         3,
+         BR_SUCCESS,
+         200,
+         NULL,
+         "|ct=application/json*1|x=-*0|expect=-|evil=0|cl=1572864|bbbb"},
+        /* a 2 MiB response is truncated to 1 MiB */
+        {"/big", "g1", "saga", "01", "action", NULL, 0, 0, {0}, 3, BR_SUCCESS, 200, NULL, NULL},
+        /* transport errors and refused schemes */
+        {refused, "g1", "saga", "01", "action", NULL, 0, 0, {0}, 3, BR_ERROR, 0, NULL, NULL},
+        {ftp, "g1", "saga", "01", "action", NULL, 0, 0, {0}, 3, BR_ERROR, 0, NULL, "not supported"},
+        {file, NULL, NULL, NULL, NULL, NULL, 0, 0, {0}, 3, BR_ERROR, 0, NULL, "not supported"},
+    };
+    enum { N = sizeof cases / sizeof cases[0] };
+    static struct result res[N];
+    memset(res, 0, sizeof res);
+    for (int i = 0; i < N; i++) {
+        const struct http_case *tc = &cases[i];
+        /* everything handed over is freed right after start: the call must
+         * have copied it */
+        char *url = tc->path[0] == '/' ? url_for(tc->path) : xstrdup(tc->path);
+        size_t blen = tc->body ? (tc->body_len ? tc->body_len : strlen(tc->body)) : 0;
+        char *body = tc->body ? xstrndup(tc->body, blen) : NULL;
+        char *hdr[3] = {0};
+        int nh = 0;
+        while (nh < 3 && tc->headers[nh]) {
+            hdr[nh] = xstrdup(tc->headers[nh]);
+            nh++;
+        }
+        branch_request req = {
+            .url = url,
+            .gid = tc->gid,
+            .trans_type = tc->trans_type,
+            .branch_id = tc->branch_id,
+            .op = tc->op,
+            .body = body,
+            .body_len = blen,
+            .force_post = tc->force_post,
+            .headers = (const char *const *)hdr,
+            .nheaders = nh,
+            .timeout_s = tc->timeout_s,
+        };
+        res[i].start_ms = now_ms();
+        branch_call *c = branch_call_start(&req, record_cb, &res[i]);
+        CHECK(c != NULL);
+        if (body) memset(body, 'Z', blen);
+        free(url);
+        free(body);
+        for (int k = 0; k < nh; k++) free(hdr[k]);
+    }
+    CHECK_INT(branch_call_pending(), N);
+    t_expected = N;
+    event_base_dispatch(t_base);
+    CHECK_INT(t_calls, N);
+    CHECK_INT(branch_call_pending(), 0);
+    for (int i = 0; i < N; i++) {
+        const struct http_case *tc = &cases[i];
+        struct result *r = &res[i];
+        if (r->called != 1) {
+            fprintf(stderr, "  case %d (%s): called %d times\n", i, tc->path, r->called);
+            CHECK(0);
+            continue;
+        }
+        int ok = r->outcome == tc->want && r->status == tc->want_status;
+        if (tc->want_body) ok = ok && strcmp(r->body, tc->want_body) == 0;
+        if (tc->want_contains) ok = ok && strstr(r->body, tc->want_contains) != NULL;
+        if (!ok) {
+            fprintf(stderr, "  case %d (%s): got %s %ld \"%.300s\"\n", i, tc->path,
+                    branch_outcome_name(r->outcome), r->status, r->body);
+            CHECK(0);
+        }
+        if (tc->want_status == 0) CHECK(r->body_len > 0); /* curl's error text */
+        if (strcmp(tc->path, "/hang") == 0) {
+            CHECK(r->elapsed_ms >= 250);
+            CHECK(r->elapsed_ms < 3000);
+        }
+        if (strcmp(tc->path, "/big") == 0) {
+            CHECK_INT(r->body_len, 1 << 20);
+            CHECK(r->body[0] == 'a' && r->body[r->body_len - 1] == 'a');
+        }
+        if (tc->body && tc->body == big_body) {
+            /* our copy arrived, not the caller's buffer scribbled after start */
+            const char *p = strstr(r->body, "cl=1572864|");
+            CHECK(p && p[11] == 'b' && !strchr(p, 'Z'));
+            CHECK_INT(r->body_len, 1 << 20);
+        }
+        free(r->body);
+    }
+    env_teardown();
+}
+
+/* ---- connection reuse, and starting calls from a callback -------------- */
+
+static char *t_first_peer;
+static int t_peer_same;
+static int t_chain_left;
+
+static void start_peer_call(void);
+
+static void peer_cb(void *arg, branch_outcome o, long status, const char *body, size_t len) {
+    (void)arg;
+    (void)len;
+    CHECK_INT(o, BR_SUCCESS);
+    CHECK_INT(status, 200);
+    if (!t_first_peer)
+        t_first_peer = xstrdup(body);
+    else if (strcmp(t_first_peer, body) == 0)
+        t_peer_same++;
+    t_calls++;
+    if (--t_chain_left > 0)
+        start_peer_call();
+    else
+        event_base_loopbreak(t_base);
+}
+
+static void start_peer_call(void) {
+    char *url = url_for("/peer");
+    branch_request req = {.url = url, .gid = "g", .op = "action", .timeout_s = 3};
+    CHECK(branch_call_start(&req, peer_cb, NULL) != NULL);
+    free(url);
+}
+
+void test_branch_call_reuse(void) {
+    if (env_setup() != 0) return;
+    t_first_peer = NULL;
+    t_peer_same = 0;
+    t_chain_left = 10;
+    start_peer_call();
+    event_base_dispatch(t_base);
+    CHECK_INT(t_calls, 10);
+    CHECK_INT(t_peer_same, 9); /* every later call came over the first connection */
+    free(t_first_peer);
+    t_first_peer = NULL;
+    env_teardown();
+}
+
+/* ---- cancellation ------------------------------------------------------ */
+
+static branch_call *t_victim;
+static int t_victim_called;
+static branch_call *t_pair[2];
+static int t_pair_called;
+static struct result t_followup;
+
+static void victim_cb(void *arg, branch_outcome o, long status, const char *body, size_t len) {
+    (void)arg, (void)o, (void)status, (void)body, (void)len;
+    t_victim_called++;
+}
+
+static void stop_cb(evutil_socket_t fd, short what, void *arg) {
+    (void)fd, (void)what, (void)arg;
+    event_base_loopbreak(t_base);
+}
+
+/* Stop the loop a little later, so stray callbacks would still show up. */
+static void stop_soon(int ms) {
+    struct timeval tv = {0, ms * 1000};
+    event_base_once(t_base, -1, EV_TIMEOUT, stop_cb, NULL, &tv);
+}
+
+/* The call started from pair_cb: record it, then let the loop run a bit
+ * longer so a callback of a cancelled call would still be noticed. */
+static void followup_cb(void *arg, branch_outcome o, long status, const char *body, size_t len) {
+    record_cb(arg, o, status, body, len);
+    stop_soon(300);
+}
+
+/* First of the pair to finish cancels the other (whether it is still in
+ * flight or already finished in the same batch), cancels itself (a no-op
+ * during its own callback) and starts a new call. */
+static void pair_cb(void *arg, branch_outcome o, long status, const char *body, size_t len) {
+    (void)body, (void)len;
+    int me = (int)(intptr_t)arg;
+    CHECK_INT(o, BR_SUCCESS);
+    CHECK_INT(status, 200);
+    t_pair_called++;
+    if (t_pair_called == 1) {
+        branch_call_cancel(t_pair[1 - me]);
+        branch_call_cancel(t_pair[me]);
+        branch_call_cancel(t_victim);
+        char *url = url_for("/s200");
+        branch_request req = {.url = url, .timeout_s = 3};
+        t_followup.start_ms = now_ms();
+        CHECK(branch_call_start(&req, followup_cb, &t_followup) != NULL);
+        free(url);
+    }
+}
+
+void test_branch_call_cancel(void) {
+    if (env_setup() != 0) return;
+    char *hang = url_for("/hang");
+    char *ok = url_for("/s200");
+    /* cancelled before the loop even runs */
+    branch_request hreq = {.url = hang, .timeout_s = 0.2};
+    branch_call *c = branch_call_start(&hreq, victim_cb, NULL);
+    CHECK(c != NULL);
+    CHECK_INT(branch_call_pending(), 1);
+    branch_call_cancel(c);
+    CHECK_INT(branch_call_pending(), 0);
+    /* cancelled from another call's callback */
+    hreq.timeout_s = 5;
+    t_victim = branch_call_start(&hreq, victim_cb, NULL);
+    t_victim_called = 0;
+    t_pair_called = 0;
+    memset(&t_followup, 0, sizeof t_followup);
+    branch_request oreq = {.url = ok, .timeout_s = 3};
+    t_pair[0] = branch_call_start(&oreq, pair_cb, (void *)(intptr_t)0);
+    t_pair[1] = branch_call_start(&oreq, pair_cb, (void *)(intptr_t)1);
+    CHECK_INT(branch_call_pending(), 3);
+    event_base_dispatch(t_base);
+    CHECK_INT(t_pair_called, 1);
+    CHECK_INT(t_victim_called, 0);
+    CHECK_INT(t_followup.called, 1);
+    CHECK_INT(t_followup.outcome, BR_SUCCESS);
+    free(t_followup.body);
+    CHECK_INT(branch_call_pending(), 0);
+    /* the hung request was given 0.2 s and cancelled: its timeout never
+     * produced a callback either (we ran for > 0.3 s) */
+    CHECK_INT(t_victim_called, 0);
+    free(hang);
+    free(ok);
+    env_teardown();
+}
+
+/* ---- shutdown ------------------------------------------------------------ */
+
+static int t_shutdown_calls;
+
+static void shutdown_cb(void *arg, branch_outcome o, long status, const char *body, size_t len) {
+    (void)arg, (void)o, (void)status, (void)body, (void)len;
+    t_shutdown_calls++;
+    branch_call_shutdown(); /* from inside a callback: the others never report */
+    CHECK_INT(branch_call_pending(), 0);
+    stop_soon(300);
+}
+
+void test_branch_call_shutdown(void) {
+    /* shutdown with calls in flight, loop never run */
+    if (env_setup() != 0) return;
+    char *ok = url_for("/s200");
+    branch_request req = {.url = ok, .body = "{}", .body_len = 2, .timeout_s = 3};
+    t_victim_called = 0;
+    for (int i = 0; i < 5; i++) CHECK(branch_call_start(&req, victim_cb, NULL) != NULL);
+    CHECK_INT(branch_call_pending(), 5);
+    branch_call_shutdown();
+    CHECK_INT(branch_call_pending(), 0);
+    CHECK(branch_call_start(&req, victim_cb, NULL) == NULL); /* not initialised */
+    free(ok);
+    env_teardown();
+    CHECK_INT(t_victim_called, 0);
+
+    /* shutdown from inside a callback, with other calls pending */
+    if (env_setup() != 0) return;
+    ok = url_for("/s200");
+    char *hang = url_for("/hang");
+    req.url = ok;
+    t_shutdown_calls = 0;
+    for (int i = 0; i < 3; i++) CHECK(branch_call_start(&req, shutdown_cb, NULL) != NULL);
+    req.url = hang;
+    CHECK(branch_call_start(&req, shutdown_cb, NULL) != NULL);
+    event_base_dispatch(t_base);
+    CHECK_INT(t_shutdown_calls, 1);
+    free(ok);
+    free(hang);
+    env_teardown();
+}
