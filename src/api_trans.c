@@ -219,14 +219,7 @@ static void save_new(api_call *c) {
 /* Parse the body into c->t; answers 400 and returns -1 on bad input. */
 static int parse_trans(api_call *c, const char *body, size_t len) {
     char err[512];
-    yajl_val root = json_parse(body, len, err, sizeof err);
-    if (!root) {
-        api_reply_error(c, 400, err);
-        return -1;
-    }
-    int rc = trans_from_request(root, c->cfg, &c->t, err, sizeof err);
-    yajl_tree_free(root);
-    if (rc) {
+    if (trans_from_body(body, len, c->cfg, &c->t, err, sizeof err)) {
         api_reply_error(c, 400, err);
         return -1;
     }

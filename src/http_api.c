@@ -57,7 +57,6 @@ void api_reply_json(api_call *c, int code, const char *json) {
         const char *reason = code == 200   ? "OK"
                              : code == 400 ? "Bad Request"
                              : code == 404 ? "Not Found"
-                             : code == 405 ? "Method Not Allowed"
                              : code == 409 ? "Conflict"
                              : code == 425 ? "Too Early"
                              : code == 503 ? "Service Unavailable"
@@ -205,7 +204,7 @@ static void route_request(struct evhttp_request *req, void *arg) {
     int mbit = method_bit(evhttp_request_get_command(req));
     if (strncmp(name, "topic/", 6) == 0 && name[6]) {
         if (evhttp_request_get_command(req) != EVHTTP_REQ_DELETE) {
-            api_reply_error(c, 405, "use DELETE on /topic/{name}");
+            api_reply_error(c, 404, "not found: use DELETE on /topic/{name}");
             return;
         }
         char *topic = evhttp_uridecode(name + 6, 0, NULL);
@@ -220,9 +219,10 @@ static void route_request(struct evhttp_request *req, void *arg) {
         return;
     }
     if (!(r->methods & mbit)) {
-        api_reply_error(c, 405,
-                        r->methods & M_POST ? "method not allowed: use POST"
-                                            : "method not allowed: use GET");
+        /* gin (dtm) answers a wrong method with 404; keep it, but say why. */
+        api_reply_error(c, 404,
+                        r->methods & M_POST ? "not found: this endpoint takes POST"
+                                            : "not found: this endpoint takes GET");
         return;
     }
     struct evbuffer *in = evhttp_request_get_input_buffer(req);

@@ -3,6 +3,8 @@
 
 #include "util.h"
 
+#include <yajl/yajl_parse.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,4 +67,112 @@ void json_write(sbuf *out, yajl_val v) {
         }
         sb_putc(out, '}');
     }
+}
+
+/* ---- length-preserving string arrays ------------------------------------- */
+
+/* yajl_tree hands out NUL-terminated strings, so a payload carrying "\u0000"
+ * would be cut short. Payloads are sent to branches byte for byte, so they
+ * are read with yajl's event parser, which reports every string's length. */
+typedef struct strs_ctx {
+    const char *field; /* NULL: the document is the array */
+    int depth;         /* nesting depth of the current value */
+    int in_target;     /* inside the wanted array (at depth target_depth) */
+    int target_depth;
+    int pending_key; /* the last top-level key was field */
+    int bad;         /* the target holds something other than strings */
+    json_strs *out;
+} strs_ctx;
+
+static int strs_scalar(strs_ctx *x) {
+    if (x->in_target && x->depth == x->target_depth) x->bad = 1;
+    if (x->field && x->depth == 1 && x->pending_key) x->bad = 1; /* field is not an array */
+    x->pending_key = 0;
+    return 1;
+}
+static int strs_null(void *c) {
+    strs_ctx *x = c;
+    if (x->field && x->depth == 1 && x->pending_key) { /* "field": null = absent */
+        x->pending_key = 0;
+        return 1;
+    }
+    return strs_scalar(x);
+}
+static int strs_bool(void *c, int b) {
+    (void)b;
+    return strs_scalar(c);
+}
+static int strs_number(void *c, const char *s, size_t l) {
+    (void)s;
+    (void)l;
+    return strs_scalar(c);
+}
+static int strs_string(void *c, const unsigned char *s, size_t l) {
+    strs_ctx *x = c;
+    if (x->in_target && x->depth == x->target_depth) {
+        json_strs *o = x->out;
+        o->s = xrealloc(o->s, (o->n + 1) * sizeof(char *));
+        o->len = xrealloc(o->len, (o->n + 1) * sizeof(size_t));
+        o->s[o->n] = xstrndup((const char *)s, l); /* copies all l bytes */
+        o->len[o->n++] = l;
+        return 1;
+    }
+    return strs_scalar(x);
+}
+static int strs_start_map(void *c) {
+    strs_ctx *x = c;
+    if (x->in_target && x->depth == x->target_depth) x->bad = 1;
+    if (x->field && x->depth == 1 && x->pending_key) x->bad = 1;
+    if (!x->field && x->depth == 0) x->bad = 1;
+    x->pending_key = 0;
+    x->depth++;
+    return 1;
+}
+static int strs_key(void *c, const unsigned char *k, size_t l) {
+    strs_ctx *x = c;
+    if (x->depth == 1 && x->field)
+        x->pending_key = strlen(x->field) == l && memcmp(x->field, k, l) == 0;
+    return 1;
+}
+static int strs_end(void *c) {
+    strs_ctx *x = c;
+    x->depth--;
+    if (x->in_target && x->depth == x->target_depth - 1) x->in_target = 0;
+    return 1;
+}
+static int strs_start_array(void *c) {
+    strs_ctx *x = c;
+    if (x->in_target && x->depth == x->target_depth) x->bad = 1;
+    if ((x->field && x->depth == 1 && x->pending_key) || (!x->field && x->depth == 0)) {
+        x->in_target = 1;
+        x->target_depth = x->depth + 1;
+    } else if (x->field && x->depth == 0) {
+        x->bad = 1; /* document is not an object */
+    }
+    x->pending_key = 0;
+    x->depth++;
+    return 1;
+}
+
+int json_strings(const char *text, size_t len, const char *field, json_strs *out) {
+    static const yajl_callbacks cbs = {
+        strs_null,   strs_bool,        NULL,           NULL,
+        strs_number, strs_string,      strs_start_map, strs_key,
+        strs_end,    strs_start_array, strs_end,
+    };
+    memset(out, 0, sizeof *out);
+    strs_ctx x = {.field = field, .out = out};
+    yajl_handle h = yajl_alloc(&cbs, NULL, &x);
+    int ok = yajl_parse(h, (const unsigned char *)text, len) == yajl_status_ok &&
+             yajl_complete_parse(h) == yajl_status_ok && !x.bad;
+    yajl_free(h);
+    if (!ok) json_strs_free(out);
+    return ok ? 0 : -1;
+}
+
+void json_strs_free(json_strs *s) {
+    for (size_t i = 0; i < s->n; i++) free(s->s[i]);
+    free(s->s);
+    free(s->len);
+    memset(s, 0, sizeof *s);
 }

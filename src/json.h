@@ -22,4 +22,18 @@ yajl_val json_field(yajl_val obj, const char *key);
 struct sbuf;
 void json_write(struct sbuf *out, yajl_val v);
 
+/* An array of strings with their exact lengths (strings may hold NUL bytes). */
+typedef struct json_strs {
+    size_t n;
+    char **s;    /* each also NUL-terminated */
+    size_t *len; /* byte length of s[i] */
+} json_strs;
+
+/* Read the array of strings in text: the document itself (field NULL) or the
+ * top-level object's member field. Unlike yajl_tree this keeps strings that
+ * contain "\u0000" whole. 0 ok (an absent or null member gives n = 0); -1 if
+ * the JSON is invalid or the value is not an array of strings. */
+int json_strings(const char *text, size_t len, const char *field, json_strs *out);
+void json_strs_free(json_strs *s);
+
 #endif

@@ -267,49 +267,96 @@ fail:
     return -1;
 }
 
+/* Does the "orders" graph (step -> steps it waits for) have a cycle? A
+ * cyclic saga could never start its first step, so it is refused up front.
+ * Iterative Kahn: repeatedly finish steps whose dependencies are finished. */
+static int orders_cyclic(yajl_val orders, int nsteps) {
+    unsigned char *done = xcalloc((size_t)nsteps, 1);
+    yajl_val *deps = xcalloc((size_t)nsteps, sizeof(yajl_val));
+    for (size_t i = 0; i < orders->u.object.len; i++) {
+        int64_t k;
+        parse_i64(orders->u.object.keys[i], &k);
+        deps[k] = orders->u.object.values[i];
+    }
+    int finished = 0, progress = 1;
+    while (progress) {
+        progress = 0;
+        for (int s = 0; s < nsteps; s++) {
+            if (done[s]) continue;
+            int pending = 0;
+            for (size_t j = 0; deps[s] && j < deps[s]->u.array.len; j++)
+                if (!done[YAJL_GET_INTEGER(deps[s]->u.array.values[j])]) pending++;
+            if (pending == 0) {
+                done[s] = 1;
+                finished++;
+                progress = 1;
+            }
+        }
+    }
+    free(done);
+    free(deps);
+    return finished < nsteps;
+}
+
+int trans_from_body(const char *body, size_t len, const dtmd_config *cfg, trans **out, char *err,
+                    size_t errlen) {
+    yajl_val root = json_parse(body, len, err, errlen);
+    if (!root) return -1;
+    int rc = trans_from_request(root, cfg, out, err, errlen);
+    yajl_tree_free(root);
+    if (rc || !(*out)->payloads) return rc;
+    /* The tree cut payload strings at "\u0000"; re-read them whole. */
+    json_strs ps;
+    if (json_strings(body, len, "payloads", &ps) == 0) {
+        sbuf b;
+        sb_init(&b);
+        sb_putc(&b, '[');
+        for (size_t i = 0; i < ps.n; i++) {
+            if (i) sb_putc(&b, ',');
+            sb_json_str(&b, ps.s[i], ps.len[i]);
+        }
+        sb_putc(&b, ']');
+        free((*out)->payloads);
+        (*out)->payloads = sb_detach(&b);
+        json_strs_free(&ps);
+    }
+    return 0;
+}
+
 /* Saga custom_data: {"concurrent":bool,"orders":{"<step>":[<step>,...]}}. */
 static int check_saga_custom(const trans *t, int nsteps, char *err, size_t errlen) {
     if (!t->custom_data || !t->custom_data[0]) return 0;
     char perr[128];
     yajl_val root = json_parse(t->custom_data, strlen(t->custom_data), perr, sizeof perr);
     if (!root) FAIL("custom_data is not valid JSON: %s", perr);
-    if (!YAJL_IS_OBJECT(root)) {
-        yajl_tree_free(root);
-        FAIL("custom_data must be a JSON object");
-    }
+    if (!YAJL_IS_OBJECT(root)) FAIL("custom_data must be a JSON object");
     yajl_val c = json_field(root, "concurrent");
-    if (c && !YAJL_IS_TRUE(c) && !YAJL_IS_FALSE(c)) {
-        yajl_tree_free(root);
+    if (c && !YAJL_IS_TRUE(c) && !YAJL_IS_FALSE(c))
         FAIL("custom_data.concurrent must be a boolean");
-    }
     yajl_val o = json_field(root, "orders");
     if (o) {
-        if (!YAJL_IS_OBJECT(o)) {
-            yajl_tree_free(root);
-            FAIL("custom_data.orders must be an object");
-        }
+        if (!YAJL_IS_OBJECT(o)) FAIL("custom_data.orders must be an object");
         for (size_t i = 0; i < o->u.object.len; i++) {
             int64_t k;
             yajl_val deps = o->u.object.values[i];
             if (parse_i64(o->u.object.keys[i], &k) || k < 0 || k >= nsteps || !deps ||
-                !YAJL_IS_ARRAY(deps)) {
-                yajl_tree_free(root);
+                !YAJL_IS_ARRAY(deps))
                 FAIL("custom_data.orders: '%s' must be a step index (0..%d) mapping to an array",
                      o->u.object.keys[i], nsteps - 1);
-            }
             for (size_t j = 0; j < deps->u.array.len; j++) {
                 yajl_val d = deps->u.array.values[j];
                 if (!YAJL_IS_INTEGER(d) || YAJL_GET_INTEGER(d) < 0 ||
-                    YAJL_GET_INTEGER(d) >= nsteps || YAJL_GET_INTEGER(d) == k) {
-                    yajl_tree_free(root);
+                    YAJL_GET_INTEGER(d) >= nsteps || YAJL_GET_INTEGER(d) == k)
                     FAIL("custom_data.orders['%s']: invalid step index", o->u.object.keys[i]);
-                }
             }
         }
+        if (orders_cyclic(o, nsteps))
+            FAIL("custom_data.orders has a cycle: no step could ever start");
     }
     yajl_tree_free(root);
     return 0;
 fail:
+    if (root) yajl_tree_free(root);
     return -1;
 }
 
@@ -320,23 +367,29 @@ static const char *step_str(yajl_val step, const char *key) {
 
 int trans_make_branches(trans *t, const dtmd_config *cfg, char *err, size_t errlen) {
     (void)cfg;
-    yajl_val steps = NULL, payloads = NULL;
+    yajl_val steps = NULL;
+    json_strs payloads = {0};
     char perr[128];
     int rc = -1;
     if (!t->steps) FAIL("steps must not be empty");
     steps = json_parse(t->steps, strlen(t->steps), perr, sizeof perr);
-    if (t->payloads) payloads = json_parse(t->payloads, strlen(t->payloads), perr, sizeof perr);
+    if (t->payloads) json_strings(t->payloads, strlen(t->payloads), NULL, &payloads);
     size_t n = steps ? steps->u.array.len : 0;
     if (n == 0) FAIL("steps must not be empty");
-    size_t np = payloads ? payloads->u.array.len : 0;
+    size_t np = payloads.n;
     if (np > 0 && np != n)
         FAIL("payloads has %zu items but steps has %zu: give one payload per step", np, n);
+    /* Without payloads, the legacy steps[i].data must give every step its payload. */
+    for (size_t i = 0; np == 0 && i < n; i++) {
+        const char *d = step_str(steps->u.array.values[i], "data");
+        if (!d || !*d) FAIL("payloads has 0 items but steps has %zu: give one payload per step", n);
+    }
     if (t->type == TT_SAGA && check_saga_custom(t, (int)n, err, errlen)) goto fail;
     for (size_t i = 0; i < n; i++) {
         yajl_val s = steps->u.array.values[i];
         const char *action = step_str(s, "action");
         const char *comp = step_str(s, "compensate");
-        const char *data = np ? payloads->u.array.values[i]->u.string : step_str(s, "data");
+        const char *data = np ? payloads.s[i] : step_str(s, "data");
         if (!action) FAIL("steps[%zu].action is required", i);
         if (!url_is_http(action)) FAIL("steps[%zu].action '%s' is not an http(s) URL", i, action);
         if (comp && !url_is_http(comp))
@@ -345,14 +398,14 @@ int trans_make_branches(trans *t, const dtmd_config *cfg, char *err, size_t errl
             FAIL("steps[%zu]: topics are not supported yet", i);
         char id[32];
         snprintf(id, sizeof id, "%02d", (int)(i + 1));
-        size_t dl = data ? strlen(data) : 0;
+        size_t dl = np ? payloads.len[i] : data ? strlen(data) : 0;
         if (t->type == TT_SAGA) trans_add_branch(t, id, "compensate", comp, data, dl, BS_PREPARED);
         trans_add_branch(t, id, "action", action, data, dl, BS_PREPARED);
     }
     rc = 0;
 fail:
     if (steps) yajl_tree_free(steps);
-    if (payloads) yajl_tree_free(payloads);
+    json_strs_free(&payloads);
     return rc;
 }
 

@@ -82,6 +82,11 @@ branch *trans_add_branch(trans *t, const char *branch_id, const char *op, const 
 int trans_from_request(yajl_val root, const dtmd_config *cfg, trans **out, char *err,
                        size_t errlen);
 
+/* json_parse + trans_from_request on a request body, keeping payload bytes
+ * exactly (also strings holding NUL bytes). */
+int trans_from_body(const char *body, size_t len, const dtmd_config *cfg, trans **out, char *err,
+                    size_t errlen);
+
 /* Generate the branches a saga/msg has at creation (PROTOCOL.md 2.4).
  * -1 + err on invalid steps (400). */
 int trans_make_branches(trans *t, const dtmd_config *cfg, char *err, size_t errlen);

@@ -1,0 +1,118 @@
+"""Fixtures for dtmd's end-to-end tests.
+
+Each test gets its own redis-server (free loopback port, AOF on so data
+survives a restart), its own business stub and its own dtmd process(es), all
+stopped at teardown. When a test fails, the tail of every dtmd log, the redis
+log and the stub's call list are attached to the report.
+
+Fixtures:
+  redis_server  RedisServer (restart(), stop(), start(), keys(), cmd(...))
+  stub          Stub: stub.plan(name, [(status, body, delay), ...]), stub.url(name),
+                stub.calls(name), stub.wait_calls(name, n, timeout)
+  start_dtmd    factory: start_dtmd(**env_overrides) -> started Dtmd
+  dtmd          a dtmd started with the default (fast) test configuration
+  gid           a unique gid for the test
+"""
+
+import pytest
+
+from dtmtest import DEFAULT_ENV, Dtmd, RedisServer, Stub, free_port, new_gid
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.when == "call" and rep.failed:
+        for title, fn in getattr(item, "_e2e_artifacts", []):
+            try:
+                rep.sections.append((title, fn()))
+            except Exception as e:  # noqa: BLE001
+                rep.sections.append((title, "(could not collect: %r)" % (e,)))
+
+
+def _artifact(request, title, fn):
+    node = request.node
+    if not hasattr(node, "_e2e_artifacts"):
+        node._e2e_artifacts = []
+    node._e2e_artifacts.append((title, fn))
+
+
+@pytest.fixture
+def redis_server(tmp_path, request):
+    r = RedisServer(tmp_path / "redis")
+    _artifact(request, "redis log tail", lambda: r.log_tail())
+    try:
+        r.start()
+        yield r
+    finally:
+        r.stop()
+        if r.proc is not None and r.proc.poll() is None:
+            r.proc.kill()
+
+
+@pytest.fixture
+def stub(request):
+    s = Stub()
+    _artifact(request, "stub calls", s.summary)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+@pytest.fixture
+def start_dtmd(redis_server, tmp_path, request):
+    started = []
+
+    def start(**env_overrides):
+        env = dict(DEFAULT_ENV)
+        env.update({
+            "STORE_DRIVER": "redis",
+            "STORE_HOST": "127.0.0.1",
+            "STORE_PORT": str(redis_server.port),
+            "HTTP_HOST": "127.0.0.1",
+            "HTTP_PORT": str(free_port()),
+        })
+        env.update({k: str(v) for k, v in env_overrides.items()})
+        d = Dtmd(env, tmp_path, name="dtmd%d" % (len(started) + 1))
+        started.append(d)
+        _artifact(request, "%s log tail (%s)" % (d.log.stem, d.log),
+                  lambda d=d: d.log_tail())
+        return d.start()
+
+    problems = []
+    try:
+        yield start
+    finally:
+        for d in started:
+            d.check_alive()
+            if d.unexpected_exits:
+                problems.append("%s exited on its own (status %s); log tail:\n%s"
+                                % (d.log.stem, d.unexpected_exits, d.log_tail()))
+            if d.running:
+                try:
+                    rc = d.stop(timeout=5)
+                    if rc not in (0, None):
+                        problems.append("%s exited with status %s after SIGTERM" % (d.log.stem, rc))
+                except AssertionError as e:
+                    problems.append(str(e))
+            if d.proc is not None and d.proc.poll() is None:
+                d.proc.kill()
+                d.proc.wait(5)
+            reports = d.sanitizer_reports()
+            if reports:
+                problems.append("%s: sanitizer reports in %s:\n%s"
+                                % (d.log.stem, d.log, "\n".join(reports[:20])))
+    # reported as an error at teardown: a crash or a sanitizer finding fails the test
+    assert not problems, "\n\n".join(problems)
+
+
+@pytest.fixture
+def dtmd(start_dtmd):
+    return start_dtmd()
+
+
+@pytest.fixture
+def gid(request):
+    return new_gid(request.node.name)
