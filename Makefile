@@ -18,32 +18,35 @@ DEB_PKGS  := build-essential pkg-config libevent-dev libhiredis-dev libcurl4-ope
              libyajl-dev libyaml-dev redis-server python3-pytest curl
 PYTHON    := /usr/bin/python3
 
+# BUILD and BIN let the sanitizer build live beside the normal one.
+BUILD     ?= build
+BIN       ?= dtmd
 SRCS      := $(wildcard src/*.c)
-OBJS      := $(patsubst src/%.c,build/%.o,$(SRCS)) build/lua_scripts.o
-LIB_OBJS  := $(filter-out build/main.o,$(OBJS))
+OBJS      := $(patsubst src/%.c,$(BUILD)/%.o,$(SRCS)) $(BUILD)/lua_scripts.o
+LIB_OBJS  := $(filter-out $(BUILD)/main.o,$(OBJS))
 LUA       := $(sort $(wildcard lua/*.lua))
 UNIT_SRCS := $(wildcard test/unit/test_*.c)
 
 .PHONY: all deps run test unit e2e asan clean format bench
 
-all: dtmd
+all: $(BIN)
 
-dtmd: $(OBJS)
+$(BIN): $(OBJS)
 	$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS)
 
-build/%.o: src/%.c | build
+$(BUILD)/%.o: src/%.c | $(BUILD)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Isrc -c -o $@ $<
 
 # The Lua scripts are the single source of truth; they are compiled into the
 # binary so dtmd never reads the source tree at run time.
-build/lua_scripts.c: $(LUA) src/gen_lua.sh | build
+$(BUILD)/lua_scripts.c: $(LUA) src/gen_lua.sh | $(BUILD)
 	sh src/gen_lua.sh $(LUA) > $@
 
-build/lua_scripts.o: build/lua_scripts.c
+$(BUILD)/lua_scripts.o: $(BUILD)/lua_scripts.c
 	$(CC) $(CFLAGS) -Isrc -c -o $@ $<
 
-build:
-	mkdir -p build
+$(BUILD):
+	mkdir -p $(BUILD)
 
 build/unit_tests: $(UNIT_SRCS) test/unit/main.c test/unit/unit.h test/unit/tests.def $(LIB_OBJS)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Isrc -Itest/unit -o $@ test/unit/main.c $(UNIT_SRCS) $(LIB_OBJS) $(PKG_LIBS)
@@ -79,13 +82,11 @@ test: deps
 	cd test/e2e && $(PYTHON) -m pytest -q -p no:cacheprovider
 
 asan:
-	$(MAKE) clean-objs
-	$(MAKE) CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" dtmd
-	mv dtmd dtmd-asan
-	$(MAKE) clean-objs
+	$(MAKE) BUILD=build-asan BIN=dtmd-asan \
+	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" dtmd-asan
 
 clean-objs:
-	rm -rf build
+	rm -rf build build-asan
 
 clean: clean-objs
 	rm -f dtmd dtmd-asan
@@ -96,4 +97,4 @@ format:
 bench: deps all
 	sh bench/run.sh
 
--include $(wildcard build/*.d)
+-include $(wildcard $(BUILD)/*.d)

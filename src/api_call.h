@@ -20,6 +20,7 @@ typedef struct api_call {
     trans *t;    /* owned until handed to the engine */
     int op;      /* endpoint-specific */
     void *extra; /* endpoint-specific, freed with free() */
+    size_t extra_n;
 } api_call;
 
 api_call *api_call_new(struct evhttp_request *req, const dtmd_config *cfg);

@@ -8,7 +8,9 @@
  * exists never overwrites what is stored (PROTOCOL.md 12.2). */
 #include "api_handlers.h"
 
+#include "branch_call.h"
 #include "engine.h"
+#include "keys.h"
 #include "log.h"
 #include "store.h"
 
@@ -76,16 +78,23 @@ static int script_reply(const redisReply *r, const char **tag, const char **stat
 
 /* ---- driving and answering -------------------------------------------- */
 
-/* wait_result answer (PROTOCOL.md 5.5): submit answers 200 only when the
- * transaction succeeded; abort answers once its pass is over. */
-static void wait_done(void *arg, const trans *t, const char *err) {
+/* wait_result answer (PROTOCOL.md 5.5): a pass that halted on a branch call
+ * answers by that call (ONGOING 425, FAILURE 409, error 500); then submit
+ * answers 200 only when the transaction succeeded, abort once it failed. */
+static void wait_done(void *arg, const trans *t, const pass_end *e) {
     api_call *c = arg;
     int op = c->op & 0xff;
-    if (t->status == GS_SUCCEED || (op == OP_ABORT && !err && t->status == GS_FAILED)) {
+    if (e->err && store_err_unavailable(e->err)) {
+        api_reply_store_error(c, t->gid, e->err);
+    } else if (t->status == GS_SUCCEED || (op == OP_ABORT && !e->err && t->status == GS_FAILED)) {
         api_reply_ok(c);
-    } else if (err && store_err_unavailable(err)) {
-        api_reply_store_error(c, t->gid, err);
-    } else if (op == OP_ABORT && !err) {
+    } else if (e->halted == BR_ONGOING) {
+        api_reply_ongoing(c, e->halt_msg);
+    } else if (e->halted == BR_FAILURE) {
+        api_reply_failure(c, e->halt_msg);
+    } else if (e->halted == BR_ERROR) {
+        api_reply_error(c, 500, e->halt_msg);
+    } else if (op == OP_ABORT && !e->err) {
         api_reply_ongoing(c, "abort is in progress: a branch did not answer yet");
     } else if (t->rollback_reason && t->rollback_reason[0]) {
         api_reply_failure(c, t->rollback_reason);
@@ -230,6 +239,62 @@ static int parse_trans(api_call *c, const char *body, size_t len) {
 
 static void workflow_submit(api_call *c);
 
+/* Generate the branches of a new saga/msg and store it. */
+static void make_and_save(api_call *c, const topic_set *topics) {
+    char err[512];
+    if (trans_make_branches(c->t, c->cfg, topics, err, sizeof err)) {
+        api_reply_error(c, 400, err);
+        return;
+    }
+    save_new(c);
+}
+
+/* A topic's KV record is {"v": "[{\"url\":...,\"remark\":...},...]", ...}
+ * (kv_subscribe.lua): collect its URLs. */
+static void topic_record_urls(const char *rec, size_t len, json_strs *out) {
+    char err[64];
+    memset(out, 0, sizeof *out);
+    yajl_val root = json_parse(rec, len, err, sizeof err);
+    yajl_val v = json_field(root, "v");
+    yajl_val subs = v && YAJL_IS_STRING(v)
+                        ? json_parse(v->u.string, strlen(v->u.string), err, sizeof err)
+                        : NULL;
+    for (size_t i = 0; subs && YAJL_IS_ARRAY(subs) && i < subs->u.array.len; i++) {
+        yajl_val u = json_field(subs->u.array.values[i], "url");
+        if (!u || !YAJL_IS_STRING(u) || !u->u.string[0]) continue;
+        out->s = xrealloc(out->s, (out->n + 1) * sizeof(char *));
+        out->len = xrealloc(out->len, (out->n + 1) * sizeof(size_t));
+        out->s[out->n] = xstrdup(u->u.string);
+        out->len[out->n++] = strlen(u->u.string);
+    }
+    if (subs) yajl_tree_free(subs);
+    if (root) yajl_tree_free(root);
+}
+
+/* HMGET of the topics a msg names, in the order of c->extra's names. */
+static void topics_loaded(void *arg, redisReply *reply, const char *err) {
+    api_call *c = arg;
+    topic_set ts = {0};
+    char **names = c->extra;
+    size_t n = c->extra_n;
+    c->extra = NULL;
+    if (err) {
+        for (size_t i = 0; i < n; i++) free(names[i]);
+        free(names);
+        api_reply_store_error(c, c->t->gid, err);
+        return;
+    }
+    ts.n = n;
+    ts.names = names;
+    ts.urls = xcalloc(n ? n : 1, sizeof(json_strs));
+    for (size_t i = 0; reply->type == REDIS_REPLY_ARRAY && i < n && i < reply->elements; i++) {
+        redisReply *r = reply->element[i];
+        if (r->type == REDIS_REPLY_STRING) topic_record_urls(r->str, r->len, &ts.urls[i]);
+    }
+    make_and_save(c, &ts);
+    topic_set_free(&ts);
+}
+
 static void create_or_continue(api_call *c, int status, const char *body, size_t len) {
     if (parse_trans(c, body, len)) return;
     trans *t = c->t;
@@ -238,18 +303,35 @@ static void create_or_continue(api_call *c, int status, const char *body, size_t
         workflow_submit(c);
         return;
     }
-    char err[512];
-    if (t->type == TT_SAGA || t->type == TT_MSG) {
-        if (trans_make_branches(t, c->cfg, err, sizeof err)) {
-            api_reply_error(c, 400, err);
+    t->status = status;
+    if (t->type != TT_SAGA && t->type != TT_MSG) {
+        if (t->steps) {
+            api_reply_error(c, 400, "steps are only used by saga and msg transactions");
             return;
         }
-    } else if (t->steps) {
-        api_reply_error(c, 400, "steps are only used by saga and msg transactions");
+        save_new(c);
         return;
     }
-    t->status = status;
-    save_new(c);
+    char **names;
+    size_t n = trans_step_topics(t, &names);
+    if (n == 0) {
+        make_and_save(c, NULL);
+        return;
+    }
+    /* Topics are read fresh from the store, so a subscription made through
+     * any dtmd sharing it counts at once (PROTOCOL.md 12.2). */
+    rargs a;
+    ra_init(&a);
+    sbuf k;
+    sb_init(&k);
+    key_kv(&k, c->cfg->redis_prefix, "topics");
+    ra_adds(&a, "HMGET");
+    ra_add(&a, k.ptr, k.len);
+    sb_free(&k);
+    for (size_t i = 0; i < n; i++) ra_adds(&a, names[i]);
+    c->extra = names;
+    c->extra_n = n;
+    store_command(&a, topics_loaded, c);
 }
 
 void api_submit(api_call *c, struct evkeyvalq *q, const char *body, size_t len) {

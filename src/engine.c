@@ -8,6 +8,7 @@
  * calls are cancelled and the store fails pending writes, which drains it. */
 #include "engine.h"
 
+#include "alert.h"
 #include "backoff.h"
 #include "keys.h"
 #include "log.h"
@@ -79,8 +80,14 @@ void engine_index_key(sbuf *out, const char *gid) {
 
 static const pass_ops *ops_for(int type) {
     switch (type) {
-        case TT_SAGA:
-            return &saga_ops;
+        case TT_MSG:
+            return &msg_ops;
+        case TT_TCC:
+            return &tcc_ops;
+        case TT_XA:
+            return &xa_ops;
+        case TT_WORKFLOW:
+            return &workflow_ops;
         default:
             return &saga_ops;
     }
@@ -93,10 +100,11 @@ static void pass_finish(pass *p) {
     eng.active--;
     log_debug("gid %s: pass ends, status %s%s%s", p->t->gid, global_status_name(p->t->status),
               p->err ? ", stopped: " : "", p->err ? p->err : "");
+    pass_end e = {p->err, p->halted, p->halt_msg};
     waiter *w = p->waiters;
     while (w) {
         waiter *next = w->next;
-        w->cb(w->arg, p->t, p->err);
+        w->cb(w->arg, p->t, &e);
         free(w);
         w = next;
     }
@@ -107,6 +115,7 @@ static void pass_finish(pass *p) {
     free(p->started);
     free(p->last);
     free(p->fail_msg);
+    free(p->halt_msg);
     free(p->err);
     free(p);
 }
@@ -177,15 +186,49 @@ static void call_done(void *arg, branch_outcome o, long status, const char *body
     if (c->next) c->next->prev = c->prev;
     free(c);
     p->calls--;
-    p->last[bi] = o;
-    branch *b = &p->t->branches[bi];
-    log_debug("gid %s: branch %s %s -> %s (HTTP %ld)", p->t->gid, b->branch_id, b->op,
-              branch_outcome_name(o), status);
-    if (o == BR_ERROR)
-        log_info("gid %s: branch %s %s %s failed: HTTP %ld %.*s", p->t->gid, b->branch_id, b->op,
-                 b->url, status, (int)(len > 200 ? 200 : len), body);
-    if (!p->stopped && !eng.stopping) p->ops->on_result(p, bi, o, status, body, len);
+    if (bi >= 0) {
+        p->last[bi] = o;
+        branch *b = &p->t->branches[bi];
+        log_debug("gid %s: branch %s %s -> %s (HTTP %ld)", p->t->gid, b->branch_id, b->op,
+                  branch_outcome_name(o), status);
+        if (o == BR_ERROR)
+            log_info("gid %s: branch %s %s %s failed: HTTP %ld %.*s", p->t->gid, b->branch_id,
+                     b->op, b->url, status, (int)(len > 200 ? 200 : len), body);
+    } else {
+        log_debug("gid %s: %s -> %s (HTTP %ld)", p->t->gid, p->t->query_prepared,
+                  branch_outcome_name(o), status);
+        if (o == BR_ERROR)
+            log_info("gid %s: call of %s failed: HTTP %ld %.*s", p->t->gid,
+                     p->t->query_prepared ? p->t->query_prepared : "", status,
+                     (int)(len > 200 ? 200 : len), body);
+    }
+    if (!p->stopped && !eng.stopping) {
+        p->ops->on_result(p, bi, o, status, body, len);
+        /* A saga action's FAILURE is an answer, not a fault worth an alert. */
+        int answered = bi >= 0 && p->t->branches[bi].status == BS_FAILED;
+        if (o == BR_ERROR || (o == BR_FAILURE && !answered))
+            alert_maybe(p->cfg, p->t, bi >= 0 ? p->t->branches[bi].url : p->t->query_prepared, body,
+                        len);
+    }
     pass_advance(p);
+}
+
+/* Start one HTTP call for the pass; on_result(bi) follows. */
+static void start_call(pass *p, int bi, const branch_request *req) {
+    call_ctx *c = xcalloc(1, sizeof *c);
+    c->p = p;
+    c->bi = bi;
+    c->call = branch_call_start(req, call_done, c);
+    if (!c->call) {
+        free(c);
+        if (bi >= 0) p->last[bi] = BR_ERROR;
+        p->ops->on_result(p, bi, BR_ERROR, 0, "cannot start call", 17);
+        return;
+    }
+    c->next = eng.calls;
+    if (eng.calls) eng.calls->prev = c;
+    eng.calls = c;
+    p->calls++;
 }
 
 void pass_call(pass *p, int bi) {
@@ -210,20 +253,38 @@ void pass_call(pass *p, int bi) {
         .nheaders = t->nheaders,
         .timeout_s = (double)trans_request_timeout_ms(t, p->cfg) / 1000.0,
     };
-    call_ctx *c = xcalloc(1, sizeof *c);
-    c->p = p;
-    c->bi = bi;
-    c->call = branch_call_start(&req, call_done, c);
-    if (!c->call) {
-        free(c);
-        p->last[bi] = BR_ERROR;
-        p->ops->on_result(p, bi, BR_ERROR, 0, "cannot start call", 17);
+    start_call(p, bi, &req);
+}
+
+void pass_call_special(pass *p, const char *url, const char *op, const char *body, size_t len) {
+    trans *t = p->t;
+    if (!url || !url[0]) {
+        p->ops->on_result(p, -1, BR_SUCCESS, 200, "", 0);
         return;
     }
-    c->next = eng.calls;
-    if (eng.calls) eng.calls->prev = c;
-    eng.calls = c;
-    p->calls++;
+    branch_request req = {
+        .url = url,
+        .gid = t->gid,
+        .trans_type = trans_type_name(t->type),
+        .branch_id = "00",
+        .op = op,
+        .body = body,
+        .body_len = len,
+        .headers = (const char *const *)t->header_lines,
+        .nheaders = t->nheaders,
+        .timeout_s = (double)trans_request_timeout_ms(t, p->cfg) / 1000.0,
+    };
+    start_call(p, -1, &req);
+}
+
+void pass_halt(pass *p, branch_outcome o, const char *url, const char *body, size_t len) {
+    if (p->halted != BR_SUCCESS) return;
+    p->halted = o;
+    sbuf m;
+    sb_init(&m);
+    sb_printf(&m, "url:%s returned %s: %.*s", url ? url : "", branch_outcome_name(o),
+              (int)(len > 1000 ? 1000 : len), body ? body : "");
+    p->halt_msg = sb_detach(&m);
 }
 
 /* ---- store writes ---------------------------------------------------- */
@@ -268,7 +329,7 @@ void pass_write(pass *p, int expected_status, rargs *fields, int64_t due_ms, int
 
 void pass_record_result(pass *p, int bi, int new_status, branch_outcome o) {
     trans *t = p->t;
-    branch *b = &t->branches[bi];
+    branch *b = bi >= 0 ? &t->branches[bi] : NULL;
     int64_t now = now_ms();
     int64_t base = trans_base_interval_ms(t, p->cfg);
     int64_t max = (int64_t)(p->cfg->retry_max_interval * 1000);
@@ -294,7 +355,7 @@ void pass_record_result(pass *p, int bi, int new_status, branch_outcome o) {
     rargs f;
     ra_init(&f);
     char k[32];
-    if (new_status >= 0 && new_status != b->status) {
+    if (b && new_status >= 0 && new_status != b->status) {
         b->status = new_status;
         b->finish_ms = now;
         b->update_ms = now;

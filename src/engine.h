@@ -18,10 +18,19 @@
 
 struct event_base;
 
+/* How a pass ended, for wait_result answers (PROTOCOL.md 5.5). err is NULL,
+ * or why the pass stopped early (store unavailable / another writer changed
+ * the status). halted is BR_SUCCESS, or the outcome of the branch call that
+ * made a TCC/XA/msg pass stop walking its branches, with halt_msg saying why. */
+typedef struct pass_end {
+    const char *err;
+    int halted; /* branch_outcome */
+    const char *halt_msg;
+} pass_end;
+
 /* Called exactly once when the pass ends. t is the transaction as the pass
- * left it (valid during the call only); err is NULL, or why the pass stopped
- * early (store unavailable / another writer changed the status). */
-typedef void pass_done_cb(void *arg, const trans *t, const char *err);
+ * left it; t and e are valid during the call only. */
+typedef void pass_done_cb(void *arg, const trans *t, const pass_end *e);
 
 int engine_init(struct event_base *base, const dtmd_config *cfg);
 void engine_shutdown(void); /* ends every pass; callbacks get err "shutting down" */

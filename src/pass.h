@@ -35,6 +35,8 @@ struct pass {
     unsigned char *started; /* per branch: called during this pass */
     branch_outcome *last;   /* per branch: outcome of the last call in this pass */
     char *fail_msg;         /* first FAILURE message of this pass (rollback reason) */
+    branch_outcome halted;  /* a walk stopped on this outcome (pass_halt) */
+    char *halt_msg;
     int64_t started_ms;
     struct waiter *waiters;
     struct pass *hnext; /* active-pass hash chain */
@@ -45,6 +47,15 @@ struct pass {
  * empty URL succeeds at once. on_result is called when it completes. */
 void pass_call(pass *p, int bi);
 
+/* Call url for the transaction itself rather than a branch (msg
+ * query_prepared, workflow resume): branch_id "00", the given op, body sent
+ * verbatim (GET when empty). on_result gets bi = -1. */
+void pass_call_special(pass *p, const char *url, const char *op, const char *body, size_t len);
+
+/* The mode stops walking its branches because a call did not succeed; the
+ * outcome and message reach wait_result callers (PROTOCOL.md 5.5). */
+void pass_halt(pass *p, branch_outcome o, const char *url, const char *body, size_t len);
+
 /* Persist fields (name/value pairs) with a CAS on expected_status (the status
  * before the in-memory change). due_ms: 0 = leave the due index, -1 = remove
  * (finished), else the new due time. */
@@ -52,7 +63,7 @@ void pass_write(pass *p, int expected_status, rargs *fields, int64_t due_ms, int
 
 /* Persist a branch call result per PROTOCOL.md 5.1: branch status (pass
  * new_status = -1 to keep), next_cron_interval / next_cron_time by outcome,
- * retry_count. Updates memory as well. */
+ * retry_count. Updates memory as well. bi = -1: a special call (no branch). */
 void pass_record_result(pass *p, int bi, int new_status, branch_outcome o);
 
 /* Change the global status (CAS from the current in-memory status), with an

@@ -365,7 +365,63 @@ static const char *step_str(yajl_val step, const char *key) {
     return v && YAJL_IS_STRING(v) ? v->u.string : NULL;
 }
 
-int trans_make_branches(trans *t, const dtmd_config *cfg, char *err, size_t errlen) {
+/* Msg custom_data: {"delay": <whole seconds before delivery>}. */
+static int check_msg_custom(const trans *t, char *err, size_t errlen) {
+    if (!t->custom_data || !t->custom_data[0]) return 0;
+    char perr[128];
+    yajl_val root = json_parse(t->custom_data, strlen(t->custom_data), perr, sizeof perr);
+    if (!root) FAIL("custom_data is not valid JSON: %s", perr);
+    if (!YAJL_IS_OBJECT(root)) FAIL("custom_data must be a JSON object");
+    yajl_val d = json_field(root, "delay");
+    if (d && (!YAJL_IS_INTEGER(d) || YAJL_GET_INTEGER(d) < 0))
+        FAIL("custom_data.delay must be a non-negative integer (seconds)");
+    yajl_tree_free(root);
+    return 0;
+fail:
+    if (root) yajl_tree_free(root);
+    return -1;
+}
+
+#define TOPIC_PREFIX "topic://"
+
+size_t trans_step_topics(const trans *t, char ***names) {
+    *names = NULL;
+    if (t->type != TT_MSG || !t->steps) return 0;
+    char perr[64];
+    yajl_val steps = json_parse(t->steps, strlen(t->steps), perr, sizeof perr);
+    size_t n = 0;
+    for (size_t i = 0; steps && YAJL_IS_ARRAY(steps) && i < steps->u.array.len; i++) {
+        const char *a = step_str(steps->u.array.values[i], "action");
+        if (!a || strncmp(a, TOPIC_PREFIX, strlen(TOPIC_PREFIX)) != 0) continue;
+        a += strlen(TOPIC_PREFIX);
+        size_t k = 0;
+        while (k < n && strcmp((*names)[k], a) != 0) k++;
+        if (k < n) continue;
+        *names = xrealloc(*names, (n + 1) * sizeof(char *));
+        (*names)[n++] = xstrdup(a);
+    }
+    if (steps) yajl_tree_free(steps);
+    return n;
+}
+
+const json_strs *topic_set_find(const topic_set *ts, const char *name) {
+    for (size_t i = 0; ts && i < ts->n; i++)
+        if (strcmp(ts->names[i], name) == 0) return &ts->urls[i];
+    return NULL;
+}
+
+void topic_set_free(topic_set *ts) {
+    for (size_t i = 0; i < ts->n; i++) {
+        free(ts->names[i]);
+        json_strs_free(&ts->urls[i]);
+    }
+    free(ts->names);
+    free(ts->urls);
+    memset(ts, 0, sizeof *ts);
+}
+
+int trans_make_branches(trans *t, const dtmd_config *cfg, const topic_set *topics, char *err,
+                        size_t errlen) {
     (void)cfg;
     yajl_val steps = NULL;
     json_strs payloads = {0};
@@ -385,20 +441,36 @@ int trans_make_branches(trans *t, const dtmd_config *cfg, char *err, size_t errl
         if (!d || !*d) FAIL("payloads has 0 items but steps has %zu: give one payload per step", n);
     }
     if (t->type == TT_SAGA && check_saga_custom(t, (int)n, err, errlen)) goto fail;
+    if (t->type == TT_MSG && check_msg_custom(t, err, errlen)) goto fail;
     for (size_t i = 0; i < n; i++) {
         yajl_val s = steps->u.array.values[i];
         const char *action = step_str(s, "action");
         const char *comp = step_str(s, "compensate");
         const char *data = np ? payloads.s[i] : step_str(s, "data");
+        size_t dl = np ? payloads.len[i] : data ? strlen(data) : 0;
+        char id[32];
         if (!action) FAIL("steps[%zu].action is required", i);
+        if (t->type == TT_MSG && strncmp(action, TOPIC_PREFIX, strlen(TOPIC_PREFIX)) == 0) {
+            /* Fan out to every subscriber: ids "%02d-%02d" unless there is just one. */
+            const char *name = action + strlen(TOPIC_PREFIX);
+            const json_strs *urls = topic_set_find(topics, name);
+            if (!urls || urls->n == 0)
+                FAIL("steps[%zu]: topic not found: '%s' has no subscribers", i, name);
+            if ((int)(t->nbranches + urls->n) > cfg->max_branches)
+                FAIL("topic '%s' expands to more than %d branches", name, cfg->max_branches);
+            for (size_t j = 0; j < urls->n; j++) {
+                if (urls->n == 1)
+                    snprintf(id, sizeof id, "%02d", (int)(i + 1));
+                else
+                    snprintf(id, sizeof id, "%02d-%02d", (int)(i + 1), (int)(j + 1));
+                trans_add_branch(t, id, "action", urls->s[j], data, dl, BS_PREPARED);
+            }
+            continue;
+        }
         if (!url_is_http(action)) FAIL("steps[%zu].action '%s' is not an http(s) URL", i, action);
         if (comp && !url_is_http(comp))
             FAIL("steps[%zu].compensate '%s' is not an http(s) URL", i, comp);
-        if (t->type == TT_MSG && strncmp(action, "topic://", 8) == 0)
-            FAIL("steps[%zu]: topics are not supported yet", i);
-        char id[32];
         snprintf(id, sizeof id, "%02d", (int)(i + 1));
-        size_t dl = np ? payloads.len[i] : data ? strlen(data) : 0;
         if (t->type == TT_SAGA) trans_add_branch(t, id, "compensate", comp, data, dl, BS_PREPARED);
         trans_add_branch(t, id, "action", action, data, dl, BS_PREPARED);
     }

@@ -87,9 +87,25 @@ int trans_from_request(yajl_val root, const dtmd_config *cfg, trans **out, char 
 int trans_from_body(const char *body, size_t len, const dtmd_config *cfg, trans **out, char *err,
                     size_t errlen);
 
-/* Generate the branches a saga/msg has at creation (PROTOCOL.md 2.4).
- * -1 + err on invalid steps (400). */
-int trans_make_branches(trans *t, const dtmd_config *cfg, char *err, size_t errlen);
+/* Subscriber URLs of msg topics, read from the store before a msg's
+ * branches are made: urls[i] belongs to names[i]. */
+typedef struct topic_set {
+    size_t n;
+    char **names;
+    json_strs *urls;
+} topic_set;
+
+/* Names of the topics a msg's steps deliver to ("topic://<name>" actions),
+ * without repeats. Returns the count; the caller frees each name and *names. */
+size_t trans_step_topics(const trans *t, char ***names);
+const json_strs *topic_set_find(const topic_set *ts, const char *name);
+void topic_set_free(topic_set *ts);
+
+/* Generate the branches a saga/msg has at creation (PROTOCOL.md 2.4),
+ * expanding msg topic steps with topics (may be NULL when no step names a
+ * topic). -1 + err on invalid steps or an unknown topic (400). */
+int trans_make_branches(trans *t, const dtmd_config *cfg, const topic_set *topics, char *err,
+                        size_t errlen);
 
 /* Build from an HGETALL reply; NULL if the reply is empty/invalid. */
 trans *trans_from_hash(const redisReply *r);
