@@ -79,12 +79,14 @@ typedef struct strs_ctx {
     int depth;         /* nesting depth of the current value */
     int in_target;     /* inside the wanted array (at depth target_depth) */
     int target_depth;
-    int pending_key; /* the last top-level key was field */
-    int bad;         /* the target holds something other than strings */
+    int pending_key;   /* the last top-level key was field */
+    int bad;           /* the target holds something other than strings */
+    int nul_elsewhere; /* a key or string outside the target holds a NUL */
     json_strs *out;
 } strs_ctx;
 
 static int strs_scalar(strs_ctx *x) {
+    if (x->depth == 0) x->bad = 1; /* a scalar document: neither array nor object */
     if (x->in_target && x->depth == x->target_depth) x->bad = 1;
     if (x->field && x->depth == 1 && x->pending_key) x->bad = 1; /* field is not an array */
     x->pending_key = 0;
@@ -109,6 +111,7 @@ static int strs_number(void *c, const char *s, size_t l) {
 }
 static int strs_string(void *c, const unsigned char *s, size_t l) {
     strs_ctx *x = c;
+    if (!(x->in_target && x->depth == x->target_depth) && memchr(s, 0, l)) x->nul_elsewhere = 1;
     if (x->in_target && x->depth == x->target_depth) {
         json_strs *o = x->out;
         o->s = xrealloc(o->s, (o->n + 1) * sizeof(char *));
@@ -130,6 +133,7 @@ static int strs_start_map(void *c) {
 }
 static int strs_key(void *c, const unsigned char *k, size_t l) {
     strs_ctx *x = c;
+    if (memchr(k, 0, l)) x->nul_elsewhere = 1;
     if (x->depth == 1 && x->field)
         x->pending_key = strlen(x->field) == l && memcmp(x->field, k, l) == 0;
     return 1;
@@ -167,6 +171,7 @@ int json_strings(const char *text, size_t len, const char *field, json_strs *out
              yajl_complete_parse(h) == yajl_status_ok && !x.bad;
     yajl_free(h);
     if (!ok) json_strs_free(out);
+    out->nul_elsewhere = ok && x.nul_elsewhere;
     return ok ? 0 : -1;
 }
 

@@ -25,8 +25,9 @@ void json_write(struct sbuf *out, yajl_val v);
 /* An array of strings with their exact lengths (strings may hold NUL bytes). */
 typedef struct json_strs {
     size_t n;
-    char **s;    /* each also NUL-terminated */
-    size_t *len; /* byte length of s[i] */
+    char **s;          /* each also NUL-terminated */
+    size_t *len;       /* byte length of s[i] */
+    int nul_elsewhere; /* some other string or key of the document holds a NUL */
 } json_strs;
 
 /* Read the array of strings in text: the document itself (field NULL) or the

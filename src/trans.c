@@ -267,47 +267,23 @@ fail:
     return -1;
 }
 
-/* Does the "orders" graph (step -> steps it waits for) have a cycle? A
- * cyclic saga could never start its first step, so it is refused up front.
- * Iterative Kahn: repeatedly finish steps whose dependencies are finished. */
-static int orders_cyclic(yajl_val orders, int nsteps) {
-    unsigned char *done = xcalloc((size_t)nsteps, 1);
-    yajl_val *deps = xcalloc((size_t)nsteps, sizeof(yajl_val));
-    for (size_t i = 0; i < orders->u.object.len; i++) {
-        int64_t k;
-        parse_i64(orders->u.object.keys[i], &k);
-        deps[k] = orders->u.object.values[i];
-    }
-    int finished = 0, progress = 1;
-    while (progress) {
-        progress = 0;
-        for (int s = 0; s < nsteps; s++) {
-            if (done[s]) continue;
-            int pending = 0;
-            for (size_t j = 0; deps[s] && j < deps[s]->u.array.len; j++)
-                if (!done[YAJL_GET_INTEGER(deps[s]->u.array.values[j])]) pending++;
-            if (pending == 0) {
-                done[s] = 1;
-                finished++;
-                progress = 1;
-            }
-        }
-    }
-    free(done);
-    free(deps);
-    return finished < nsteps;
-}
-
 int trans_from_body(const char *body, size_t len, const dtmd_config *cfg, trans **out, char *err,
                     size_t errlen) {
-    yajl_val root = json_parse(body, len, err, errlen);
-    if (!root) return -1;
-    int rc = trans_from_request(root, cfg, out, err, errlen);
-    yajl_tree_free(root);
-    if (rc || !(*out)->payloads) return rc;
-    /* The tree cut payload strings at "\u0000"; re-read them whole. */
+    /* One event-parser pass reads the payloads with their exact bytes (the
+     * tree cuts strings at "\u0000") and finds NULs anywhere else: a gid,
+     * URL or header cannot hold one, so such a request is refused rather
+     * than silently stored cut short. */
     json_strs ps;
-    if (json_strings(body, len, "payloads", &ps) == 0) {
+    int have_ps = json_strings(body, len, "payloads", &ps) == 0;
+    if (have_ps && ps.nul_elsewhere) {
+        json_strs_free(&ps);
+        snprintf(err, errlen, "only payloads may contain NUL characters (\\u0000)");
+        return -1;
+    }
+    yajl_val root = json_parse(body, len, err, errlen);
+    int rc = root ? trans_from_request(root, cfg, out, err, errlen) : -1;
+    if (root) yajl_tree_free(root);
+    if (rc == 0 && have_ps && (*out)->payloads) {
         sbuf b;
         sb_init(&b);
         sb_putc(&b, '[');
@@ -318,9 +294,39 @@ int trans_from_body(const char *body, size_t len, const dtmd_config *cfg, trans 
         sb_putc(&b, ']');
         free((*out)->payloads);
         (*out)->payloads = sb_detach(&b);
-        json_strs_free(&ps);
     }
-    return 0;
+    if (have_ps) json_strs_free(&ps);
+    return rc;
+}
+
+/* Does the "orders" graph (step -> steps it waits for) have a cycle? A
+ * cyclic saga could never start its first step, so it is refused up front.
+ * Iterative Kahn: repeatedly finish steps whose dependencies are finished. */
+static int orders_cyclic(yajl_val orders, int nsteps) {
+    unsigned char *done = xcalloc((size_t)nsteps, 1);
+    int finished = 0, progress = 1;
+    while (progress) {
+        progress = 0;
+        for (int s = 0; s < nsteps; s++) {
+            if (done[s]) continue;
+            /* Every entry naming step s counts (saga.c merges them too). */
+            int pending = 0;
+            for (size_t i = 0; i < orders->u.object.len && !pending; i++) {
+                int64_t k;
+                yajl_val deps = orders->u.object.values[i];
+                if (parse_i64(orders->u.object.keys[i], &k) || k != s) continue;
+                for (size_t j = 0; j < deps->u.array.len; j++)
+                    if (!done[YAJL_GET_INTEGER(deps->u.array.values[j])]) pending = 1;
+            }
+            if (!pending) {
+                done[s] = 1;
+                finished++;
+                progress = 1;
+            }
+        }
+    }
+    free(done);
+    return finished < nsteps;
 }
 
 /* Saga custom_data: {"concurrent":bool,"orders":{"<step>":[<step>,...]}}. */

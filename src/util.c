@@ -238,7 +238,11 @@ char *base64_decode(const char *data, size_t len, size_t *out_len) {
 }
 
 int parse_i64(const char *s, int64_t *out) {
+    /* An optional sign and digits, as Go's strconv.ParseInt: strtoll alone
+     * would also skip leading white space. */
     if (!s || !*s) return -1;
+    const char *d = (*s == '-' || *s == '+') ? s + 1 : s;
+    if (*d < '0' || *d > '9') return -1;
     char *end;
     errno = 0;
     long long v = strtoll(s, &end, 10);
