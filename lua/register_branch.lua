@@ -3,7 +3,8 @@
 --
 -- KEYS[1] transaction hash
 -- ARGV[1] required status ('prepared')
--- ARGV[2] identity field ('k:<branch_id>:<op>'), ARGV[3] content signature
+-- ARGV[2] identity field ('k:<length of branch_id>:<branch_id>:<op>', unambiguous
+-- whatever the id holds), ARGV[3] content signature
 -- ARGV[4] now (ms), ARGV[5] number of branches n, ARGV[6] fields per branch m
 -- ARGV[7..] n*m (suffix, value) pairs, written as 'b<index>.<suffix>'
 -- Returns {'OK', ''}, {'SAME', ''} (identical re-registration),

@@ -356,9 +356,9 @@ static void reset_done(void *arg, redisReply *reply, const char *err) {
 
 static void reset_next(api_call *c) {
     reset_ctx *x = c->extra;
-    if (x->shard >= c->cfg->store_shards || x->remaining <= 0) {
-        /* Out of budget with shards left: they may hold more. */
-        if (x->remaining <= 0 && x->shard < c->cfg->store_shards) x->more = 1;
+    /* Once the limit is used up, the remaining shards are still asked (with
+     * limit 0, moving nothing) whether they hold a match: has_remaining. */
+    if (x->shard >= c->cfg->store_shards || (x->remaining <= 0 && x->more)) {
         char json[96];
         snprintf(json, sizeof json, "{\"has_remaining\":%s,\"succeed_count\":%lld}",
                  x->more ? "true" : "false", (long long)x->moved);
@@ -374,7 +374,7 @@ static void reset_next(api_call *c) {
     sb_free(&k);
     ra_addi(&a, x->threshold);
     ra_addi(&a, x->now);
-    ra_addi(&a, x->remaining);
+    ra_addi(&a, x->remaining > 0 ? x->remaining : 0);
     store_script("reset_cron", 1, &a, reset_done, c);
 }
 

@@ -400,7 +400,7 @@ void api_prepare_workflow(api_call *c, struct evkeyvalq *q, const char *body, si
     int64_t now = now_ms();
     t->status = GS_PREPARED;
     t->create_ms = t->update_ms = now;
-    t->next_cron_interval_ms = (int64_t)(c->cfg->retry_interval * 1000);
+    t->next_cron_interval_ms = trans_base_interval_ms(t, c->cfg);
     t->next_cron_ms = now + t->next_cron_interval_ms;
     rargs a;
     ra_init(&a);
@@ -541,8 +541,8 @@ static char *parse_gid_body(api_call *c, const char *body, size_t len) {
     char *gid = NULL;
     if (!g || !YAJL_IS_STRING(g) || !g->u.string[0])
         api_reply_error(c, 400, "gid is required (a non-empty string)");
-    else
-        gid = xstrdup(g->u.string);
+    else if (!(gid = trans_clean_gid(g->u.string, c->cfg, err, sizeof err)))
+        api_reply_error(c, 400, err);
     yajl_tree_free(root);
     return gid;
 }
@@ -658,6 +658,7 @@ static void add_branch_fields(rargs *a, const char *id, const char *op, const ch
 void api_register_branch(api_call *c, struct evkeyvalq *q, const char *body, size_t len) {
     (void)q;
     char err[256];
+    char *gid = NULL;
     yajl_val root = json_parse(body, len, err, sizeof err);
     if (!root) {
         api_reply_error(c, 400, err);
@@ -676,14 +677,17 @@ void api_register_branch(api_call *c, struct evkeyvalq *q, const char *body, siz
             BAD("registerBranch: %s must be a string (all values are strings)",
                 root->u.object.keys[i]);
     }
-    const char *gid = NULL, *type = NULL, *bid = NULL, *data = "";
+    const char *type = NULL, *bid = NULL, *data = "";
     yajl_val v;
-    if ((v = json_field(root, "gid"))) gid = v->u.string;
+    if ((v = json_field(root, "gid")) &&
+        !(gid = trans_clean_gid(v->u.string, c->cfg, err, sizeof err))) {
+        api_reply_error(c, 400, err);
+        goto out;
+    }
     if ((v = json_field(root, "trans_type"))) type = v->u.string;
     if ((v = json_field(root, "branch_id"))) bid = v->u.string;
     if ((v = json_field(root, "data"))) data = v->u.string;
-    if (!gid || !*gid) BAD("gid is required");
-    if ((int)strlen(gid) > c->cfg->max_gid_length) BAD("gid is too long");
+    if (!gid) BAD("gid is required");
     if (!bid || !*bid) BAD("branch_id is required");
     if (!type) BAD("trans_type is required");
     int64_t now = now_ms();
@@ -708,7 +712,7 @@ void api_register_branch(api_call *c, struct evkeyvalq *q, const char *body, siz
         }
         sb_printf(&k, "%s", ""); /* reuse k below */
         sb_reset(&k);
-        sb_printf(&k, "k:%s:cancel", bid);
+        sb_printf(&k, "k:%zu:%s:cancel", strlen(bid), bid);
         sb_printf(&sig, "%s|%s|", confirm, cancel);
         sb_puts(&sig, data);
         ra_add(&a, k.ptr, k.len);
@@ -728,7 +732,7 @@ void api_register_branch(api_call *c, struct evkeyvalq *q, const char *body, siz
             BAD("url is required and must be an http(s) URL");
         }
         sb_reset(&k);
-        sb_printf(&k, "k:%s:rollback", bid);
+        sb_printf(&k, "k:%zu:%s:rollback", strlen(bid), bid);
         sb_printf(&sig, "%s|", url);
         sb_puts(&sig, data);
         ra_add(&a, k.ptr, k.len);
@@ -749,7 +753,7 @@ void api_register_branch(api_call *c, struct evkeyvalq *q, const char *body, siz
             BAD("workflow registerBranch needs op and status 'succeed' or 'failed'");
         }
         sb_reset(&k);
-        sb_printf(&k, "k:%s:%s", bid, op);
+        sb_printf(&k, "k:%zu:%s:%s", strlen(bid), bid, op);
         sb_printf(&sig, "%s|", st);
         sb_puts(&sig, data);
         ra_add(&a, k.ptr, k.len);
@@ -767,9 +771,11 @@ void api_register_branch(api_call *c, struct evkeyvalq *q, const char *body, siz
     }
     sb_free(&k);
     sb_free(&sig);
-    c->extra = xstrdup(gid);
+    c->extra = gid;
+    gid = NULL;
     store_script("register_branch", 1, &a, registered, c);
 out:
+    free(gid);
     yajl_tree_free(root);
 #undef BAD
 }

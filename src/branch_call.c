@@ -69,6 +69,25 @@ static int g_pending;
 static int g_completing;          /* callbacks running (shutdown may come from one) */
 static int g_global_cleanup_owed; /* shutdown ran inside a callback */
 
+/* Finished easy handles, reset and kept for the next call: creating one per
+ * call costs several allocations of curl's buffers on the hot path. */
+#define EASY_POOL_MAX 256
+static CURL *g_easy_pool[EASY_POOL_MAX];
+static int g_easy_pooled;
+
+static CURL *easy_get(void) {
+    return g_easy_pooled > 0 ? g_easy_pool[--g_easy_pooled] : curl_easy_init();
+}
+
+static void easy_put(CURL *e) {
+    if (g_multi && g_easy_pooled < EASY_POOL_MAX) {
+        curl_easy_reset(e);
+        g_easy_pool[g_easy_pooled++] = e;
+    } else {
+        curl_easy_cleanup(e);
+    }
+}
+
 /* ---- pure helpers ----------------------------------------------------- */
 
 const char *branch_outcome_name(branch_outcome o) {
@@ -268,7 +287,7 @@ static void call_unlink(struct branch_call *c) {
 }
 
 static void call_free(struct branch_call *c) {
-    if (c->easy) curl_easy_cleanup(c->easy);
+    if (c->easy) easy_put(c->easy);
     curl_slist_free_all(c->headers);
     free(c->url);
     free(c->body);
@@ -379,6 +398,7 @@ int branch_call_init(struct event_base *base) {
 void branch_call_shutdown(void) {
     if (!g_multi) return;
     while (g_calls) branch_call_cancel(g_calls);
+    while (g_easy_pooled > 0) curl_easy_cleanup(g_easy_pool[--g_easy_pooled]);
     curl_multi_cleanup(g_multi);
     g_multi = NULL;
     while (g_socks) sock_ctx_free(g_socks);
@@ -402,7 +422,7 @@ branch_call *branch_call_start(const branch_request *req, branch_call_cb *cb, vo
     c->cb = cb;
     c->arg = arg;
     c->url = branch_build_url(req->url, req->gid, req->trans_type, req->branch_id, req->op);
-    c->easy = curl_easy_init();
+    c->easy = easy_get();
     c->headers = build_headers(req);
     if (!c->easy || !c->headers) goto fail;
 

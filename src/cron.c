@@ -110,7 +110,11 @@ static void leased(void *arg, redisReply *reply, const char *err) {
 static void scan_shard(int shard) {
     if (cr.scanning[shard] || !store_is_up()) return;
     int64_t now = now_ms();
-    int64_t lease = (int64_t)(cr.cfg->retry_interval * 1000);
+    /* The lease is the longest a leased transaction waits for its next look,
+     * so RetryMaxInterval caps it like every other wait (PROTOCOL.md 12.3). */
+    double secs = cr.cfg->retry_interval < cr.cfg->retry_max_interval ? cr.cfg->retry_interval
+                                                                      : cr.cfg->retry_max_interval;
+    int64_t lease = (int64_t)(secs * 1000);
     rargs a;
     ra_init(&a);
     sbuf k;

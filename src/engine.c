@@ -93,23 +93,11 @@ static const pass_ops *ops_for(int type) {
     }
 }
 
-static void pass_finish(pass *p) {
-    pass **pp = &eng.buckets[bucket_of(p->t->gid)];
-    while (*pp && *pp != p) pp = &(*pp)->hnext;
-    if (*pp) *pp = p->hnext;
-    eng.active--;
-    log_debug("gid %s: pass ends, status %s%s%s", p->t->gid, global_status_name(p->t->status),
-              p->err ? ", stopped: " : "", p->err ? p->err : "");
-    pass_end e = {p->err, p->halted, p->halt_msg};
-    waiter *w = p->waiters;
-    while (w) {
-        waiter *next = w->next;
-        w->cb(w->arg, p->t, &e);
-        free(w);
-        w = next;
-    }
+static void drive(trans *t, waiter *waiters);
+
+/* Free the pass and everything it owns except its trans and waiters. */
+static void pass_free(pass *p) {
     if (p->mode && p->ops->free_mode) p->ops->free_mode(p->mode);
-    trans_free(p->t);
     sb_free(&p->key);
     sb_free(&p->due_key);
     free(p->started);
@@ -118,6 +106,69 @@ static void pass_finish(pass *p) {
     free(p->halt_msg);
     free(p->err);
     free(p);
+}
+
+static void notify(waiter *w, const trans *t, const pass_end *e) {
+    while (w) {
+        waiter *next = w->next;
+        w->cb(w->arg, t, e);
+        free(w);
+        w = next;
+    }
+}
+
+/* A rerun reloads the transaction as stored now and drives it again; the
+ * waiters hear the outcome of that new pass. */
+typedef struct rerun_ctx {
+    trans *old; /* as the ended pass left it: answers the waiters on failure */
+    waiter *waiters;
+} rerun_ctx;
+
+static void rerun_loaded(void *arg, redisReply *reply, const char *err) {
+    rerun_ctx *r = arg;
+    trans *t = err ? NULL : trans_from_hash(reply);
+    if (t && !eng.stopping) {
+        trans_free(r->old);
+        drive(t, r->waiters);
+    } else {
+        trans_free(t);
+        pass_end e = {err            ? err
+                      : eng.stopping ? "shutting down"
+                                     : "transaction vanished",
+                      BR_SUCCESS, NULL};
+        notify(r->waiters, r->old, &e);
+        trans_free(r->old);
+    }
+    free(r);
+}
+
+static void pass_finish(pass *p) {
+    pass **pp = &eng.buckets[bucket_of(p->t->gid)];
+    while (*pp && *pp != p) pp = &(*pp)->hnext;
+    if (*pp) *pp = p->hnext;
+    eng.active--;
+    log_debug("gid %s: pass ends, status %s%s%s", p->t->gid, global_status_name(p->t->status),
+              p->err ? ", stopped: " : "", p->err ? p->err : "");
+    if (p->rerun && !eng.stopping) {
+        /* A request changed the stored status while this pass ran (e.g. a
+         * submit during a msg check-back): this pass's CAS failed or it saw
+         * the old state, so run again on what is stored now. */
+        log_debug("gid %s: status changed during the pass, running again", p->t->gid);
+        rerun_ctx *r = xcalloc(1, sizeof *r);
+        r->old = p->t;
+        r->waiters = p->waiters;
+        rargs a;
+        ra_init(&a);
+        ra_adds(&a, "HGETALL");
+        ra_add(&a, p->key.ptr, p->key.len);
+        pass_free(p);
+        store_command(&a, rerun_loaded, r);
+        return;
+    }
+    pass_end e = {p->err, p->halted, p->halt_msg};
+    notify(p->waiters, p->t, &e);
+    trans_free(p->t);
+    pass_free(p);
 }
 
 static void pass_stop(pass *p, const char *why) {
@@ -136,15 +187,25 @@ static void pass_advance(pass *p) {
 }
 
 void engine_drive(trans *t, pass_done_cb *done, void *arg) {
+    waiter *w = NULL;
+    if (done) {
+        w = xcalloc(1, sizeof *w);
+        w->cb = done;
+        w->arg = arg;
+    }
+    drive(t, w);
+}
+
+/* Start a pass over t with these waiters, or join the running one. */
+static void drive(trans *t, waiter *waiters) {
     pass *p = find_pass(t->gid);
     if (p) {
-        if (done) {
-            waiter *w = xcalloc(1, sizeof *w);
-            w->cb = done;
-            w->arg = arg;
-            w->next = p->waiters;
-            p->waiters = w;
-        }
+        /* The caller saw a different status than the running pass (it just
+         * changed it): that pass may act on stale state, so it runs again. */
+        if (t->status != p->t->status) p->rerun = 1;
+        waiter **tail = &p->waiters;
+        while (*tail) tail = &(*tail)->next;
+        *tail = waiters;
         trans_free(t);
         return;
     }
@@ -158,12 +219,7 @@ void engine_drive(trans *t, pass_done_cb *done, void *arg) {
     int cap = t->nbranches > 0 ? t->nbranches : 1;
     p->started = xcalloc((size_t)cap, 1);
     p->last = xcalloc((size_t)cap, sizeof(branch_outcome));
-    if (done) {
-        waiter *w = xcalloc(1, sizeof *w);
-        w->cb = done;
-        w->arg = arg;
-        p->waiters = w;
-    }
+    p->waiters = waiters;
     unsigned b = bucket_of(t->gid);
     p->hnext = eng.buckets[b];
     eng.buckets[b] = p;

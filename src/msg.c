@@ -116,6 +116,9 @@ static void msg_on_result(pass *p, int bi, branch_outcome o, long status, const 
             sb_free(&m);
         } else {
             if (o == BR_ERROR) pass_halt(p, o, t->query_prepared, body, len);
+            /* ONGOING: the application is still deciding; ask again after the
+             * base interval, even if errors had backed it off (dtm). */
+            if (o == BR_ONGOING) t->next_cron_interval_ms = trans_base_interval_ms(t, p->cfg);
             pass_record_result(p, -1, -1, o);
         }
         return;

@@ -39,6 +39,7 @@ struct pass {
     char *halt_msg;
     int64_t started_ms;
     struct waiter *waiters;
+    int rerun;          /* the stored status changed under the pass: run again when it ends */
     struct pass *hnext; /* active-pass hash chain */
     void *mode;         /* mode-private state */
 };

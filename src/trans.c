@@ -112,6 +112,23 @@ int url_is_http(const char *url) {
 
 /* ---- request parsing ------------------------------------------------- */
 
+char *trans_clean_gid(const char *raw, const dtmd_config *cfg, char *err, size_t errlen) {
+    /* dtm strips these characters from gids; they would break logs and keys. */
+    size_t n = strlen(raw), k = 0;
+    char *gid = xmalloc(n + 1);
+    for (size_t i = 0; i < n; i++)
+        if (raw[i] != '\n' && raw[i] != '\r' && raw[i] != ';') gid[k++] = raw[i];
+    gid[k] = '\0';
+    if (k == 0)
+        snprintf(err, errlen, "gid must not be empty");
+    else if ((int)k > cfg->max_gid_length)
+        snprintf(err, errlen, "gid is %zu bytes long, the limit is %d", k, cfg->max_gid_length);
+    else
+        return gid;
+    free(gid);
+    return NULL;
+}
+
 #define FAIL(...)                                                                                  \
     do {                                                                                           \
         snprintf(err, errlen, __VA_ARGS__);                                                        \
@@ -167,19 +184,7 @@ int trans_from_request(yajl_val root, const dtmd_config *cfg, trans **out, char 
     yajl_val v = json_field(root, "gid");
     if (!v) FAIL("gid is required");
     if (!YAJL_IS_STRING(v)) FAIL("gid must be a string");
-    {
-        /* dtm strips these characters from gids; they would break logs and keys. */
-        size_t n = strlen(v->u.string), k = 0;
-        t->gid = xmalloc(n + 1);
-        for (size_t i = 0; i < n; i++) {
-            char c = v->u.string[i];
-            if (c != '\n' && c != '\r' && c != ';') t->gid[k++] = c;
-        }
-        t->gid[k] = '\0';
-        if (k == 0) FAIL("gid must not be empty");
-        if ((int)k > cfg->max_gid_length)
-            FAIL("gid is %zu bytes long, the limit is %d", k, cfg->max_gid_length);
-    }
+    if (!(t->gid = trans_clean_gid(v->u.string, cfg, err, errlen))) goto fail;
 
     v = json_field(root, "trans_type");
     if (!v) FAIL("trans_type is required");
@@ -274,7 +279,9 @@ int trans_from_body(const char *body, size_t len, const dtmd_config *cfg, trans 
      * URL or header cannot hold one, so such a request is refused rather
      * than silently stored cut short. */
     json_strs ps;
-    int have_ps = json_strings(body, len, "payloads", &ps) == 0;
+    /* A NUL can only come from the escape "\u0000" (raw NUL bytes are
+     * refused by json_parse): without one the tree is exact, skip the pass. */
+    int have_ps = memmem(body, len, "\\u0000", 6) && json_strings(body, len, "payloads", &ps) == 0;
     if (have_ps && ps.nul_elsewhere) {
         json_strs_free(&ps);
         snprintf(err, errlen, "only payloads may contain NUL characters (\\u0000)");
@@ -372,7 +379,7 @@ static const char *step_str(yajl_val step, const char *key) {
 }
 
 /* Msg custom_data: {"delay": <whole seconds before delivery>}. */
-static int check_msg_custom(const trans *t, char *err, size_t errlen) {
+static int check_msg_custom(const trans *t, const dtmd_config *cfg, char *err, size_t errlen) {
     if (!t->custom_data || !t->custom_data[0]) return 0;
     char perr[128];
     yajl_val root = json_parse(t->custom_data, strlen(t->custom_data), perr, sizeof perr);
@@ -381,6 +388,10 @@ static int check_msg_custom(const trans *t, char *err, size_t errlen) {
     yajl_val d = json_field(root, "delay");
     if (d && (!YAJL_IS_INTEGER(d) || YAJL_GET_INTEGER(d) < 0))
         FAIL("custom_data.delay must be a non-negative integer (seconds)");
+    /* The record must outlive the delay, or the msg would silently expire. */
+    if (d && YAJL_GET_INTEGER(d) >= cfg->data_expire)
+        FAIL("custom_data.delay %lld must be below Store.DataExpire (%lld s)",
+             (long long)YAJL_GET_INTEGER(d), (long long)cfg->data_expire);
     yajl_tree_free(root);
     return 0;
 fail:
@@ -447,7 +458,7 @@ int trans_make_branches(trans *t, const dtmd_config *cfg, const topic_set *topic
         if (!d || !*d) FAIL("payloads has 0 items but steps has %zu: give one payload per step", n);
     }
     if (t->type == TT_SAGA && check_saga_custom(t, (int)n, err, errlen)) goto fail;
-    if (t->type == TT_MSG && check_msg_custom(t, err, errlen)) goto fail;
+    if (t->type == TT_MSG && check_msg_custom(t, cfg, err, errlen)) goto fail;
     for (size_t i = 0; i < n; i++) {
         yajl_val s = steps->u.array.values[i];
         const char *action = step_str(s, "action");

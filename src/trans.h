@@ -75,6 +75,10 @@ void trans_free(trans *t);
 branch *trans_add_branch(trans *t, const char *branch_id, const char *op, const char *url,
                          const char *data, size_t data_len, int status);
 
+/* The gid as dtm reads it: '\n', '\r' and ';' removed. NULL + err (400)
+ * when nothing is left or it exceeds Limits.MaxGidLength; caller frees. */
+char *trans_clean_gid(const char *raw, const dtmd_config *cfg, char *err, size_t errlen);
+
 /* Parse and validate a create/submit/abort/prepare body. On error returns -1
  * with a client-facing message in err (the caller answers 400). The result
  * has status GS_PREPARED and no branches; type-specific generation of

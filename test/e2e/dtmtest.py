@@ -396,6 +396,7 @@ class Stub:
 
         class Server(ThreadingHTTPServer):
             daemon_threads = True
+            request_queue_size = 128  # fan-outs open many connections at once
 
             def handle_error(self, request, client_address):
                 pass  # a caller (dtmd) that hangs up is normal here
