@@ -21,6 +21,8 @@ typedef struct api_call {
     int op;      /* endpoint-specific */
     void *extra; /* endpoint-specific, freed with free() */
     size_t extra_n;
+    const char *api; /* route name for metrics (static), NULL = unrouted */
+    double start;    /* metrics_now() at arrival */
 } api_call;
 
 api_call *api_call_new(struct evhttp_request *req, const dtmd_config *cfg);

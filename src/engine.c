@@ -12,6 +12,7 @@
 #include "backoff.h"
 #include "keys.h"
 #include "log.h"
+#include "metrics.h"
 #include "modes.h"
 #include "pass.h"
 #include "store.h"
@@ -165,6 +166,8 @@ static void pass_finish(pass *p) {
         store_command(&a, rerun_loaded, r);
         return;
     }
+    metrics_trans(trans_type_name(p->t->type), !p->err && p->halted == BR_SUCCESS,
+                  (double)(now_ms() - p->t->create_ms) / 1000.0);
     pass_end e = {p->err, p->halted, p->halt_msg};
     notify(p->waiters, p->t, &e);
     trans_free(p->t);
@@ -242,6 +245,8 @@ static void call_done(void *arg, branch_outcome o, long status, const char *body
     if (c->next) c->next->prev = c->prev;
     free(c);
     p->calls--;
+    metrics_branch(trans_type_name(p->t->type), bi >= 0 ? p->t->branches[bi].branch_id : "00",
+                   bi >= 0 ? p->t->branches[bi].op : "special", o == BR_SUCCESS);
     if (bi >= 0) {
         p->last[bi] = o;
         branch *b = &p->t->branches[bi];

@@ -8,6 +8,7 @@
 
 #include "api_handlers.h"
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 #include "version.h"
 
@@ -37,6 +38,7 @@ api_call *api_call_new(struct evhttp_request *req, const dtmd_config *cfg) {
     c->req = req;
     c->cfg = cfg;
     c->conn = evhttp_request_get_connection(req);
+    c->start = metrics_now();
     if (c->conn) evhttp_connection_set_closecb(c->conn, on_close, c);
     return c;
 }
@@ -47,13 +49,26 @@ static void api_call_free(api_call *c) {
     free(c);
 }
 
-void api_reply_json(api_call *c, int code, const char *json) {
+/* dtm's api label: the route name in lower case. */
+static void record_metrics(const api_call *c, int code) {
+    char api_lc[32];
+    size_t i = 0;
+    for (; c->api[i] && i + 1 < sizeof api_lc; i++)
+        api_lc[i] = (char)(c->api[i] >= 'A' && c->api[i] <= 'Z' ? c->api[i] + 32 : c->api[i]);
+    api_lc[i] = '\0';
+    metrics_http(api_lc, code, metrics_now() - c->start);
+}
+
+/* Send the answer (if the client is still there), record it, free c. */
+static void reply_raw(api_call *c, int code, const char *content_type, const char *data,
+                      size_t len) {
+    if (c->api) record_metrics(c, code);
     if (c->req) {
         if (c->conn) evhttp_connection_set_closecb(c->conn, NULL, NULL);
         struct evkeyvalq *h = evhttp_request_get_output_headers(c->req);
-        evhttp_add_header(h, "Content-Type", "application/json; charset=utf-8");
+        evhttp_add_header(h, "Content-Type", content_type);
         struct evbuffer *out = evbuffer_new();
-        evbuffer_add(out, json, strlen(json));
+        evbuffer_add(out, data, len);
         const char *reason = code == 200   ? "OK"
                              : code == 400 ? "Bad Request"
                              : code == 404 ? "Not Found"
@@ -65,6 +80,10 @@ void api_reply_json(api_call *c, int code, const char *json) {
         evbuffer_free(out);
     }
     api_call_free(c);
+}
+
+void api_reply_json(api_call *c, int code, const char *json) {
+    reply_raw(c, code, "application/json; charset=utf-8", json, strlen(json));
 }
 
 void api_reply_ok(api_call *c) {
@@ -113,6 +132,16 @@ void api_reply_store_error(api_call *c, const char *gid, const char *err) {
 }
 
 /* ---- simple endpoints ------------------------------------------------ */
+
+/* Prometheus exposition text (not JSON), for scrapers. */
+static void api_metrics(api_call *c, struct evkeyvalq *q, const char *body, size_t len) {
+    (void)q, (void)body, (void)len;
+    sbuf b;
+    sb_init(&b);
+    metrics_render(&b);
+    reply_raw(c, 200, "text/plain; version=0.0.4; charset=utf-8", b.ptr, b.len);
+    sb_free(&b);
+}
 
 static void api_version(api_call *c, struct evkeyvalq *q, const char *body, size_t len) {
     (void)q, (void)body, (void)len;
@@ -169,6 +198,7 @@ static const struct route {
     {"unsubscribe", M_GET | M_POST, api_unsubscribe},
     {"queryKV", M_GET, api_query_kv},
     {"scanKV", M_GET, api_scan_kv},
+    {"metrics", M_GET, api_metrics},
     {NULL, 0, NULL},
 };
 
@@ -190,6 +220,7 @@ static void route_request(struct evhttp_request *req, void *arg) {
     if (!path) path = "/";
     api_call *c = api_call_new(req, api.cfg);
     if (strcmp(path, "/api/ping") == 0 || strcmp(path, "/api/dtmsvr/ping") == 0) {
+        c->api = "ping";
         api_reply_json(c, 200, "{\"msg\":\"pong\"}");
         return;
     }
@@ -207,6 +238,7 @@ static void route_request(struct evhttp_request *req, void *arg) {
             api_reply_error(c, 404, "not found: use DELETE on /topic/{name}");
             return;
         }
+        c->api = "topic";
         char *topic = evhttp_uridecode(name + 6, 0, NULL);
         api_delete_topic(c, topic ? topic : "");
         free(topic);
@@ -218,6 +250,7 @@ static void route_request(struct evhttp_request *req, void *arg) {
         api_reply_error(c, 404, "not found");
         return;
     }
+    c->api = r->name;
     if (!(r->methods & mbit)) {
         /* gin (dtm) answers a wrong method with 404; keep it, but say why. */
         api_reply_error(c, 404,

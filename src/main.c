@@ -10,6 +10,7 @@
 #include "engine.h"
 #include "http_api.h"
 #include "log.h"
+#include "metrics.h"
 #include "store.h"
 #include "version.h"
 
@@ -102,6 +103,7 @@ int main(int argc, char **argv) {
     cron_shutdown();
     engine_shutdown();
     store_shutdown();
+    metrics_reset();
     branch_call_shutdown();
     event_free(sigint);
     event_free(sigterm);

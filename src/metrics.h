@@ -1,0 +1,32 @@
+/* metrics.h - Prometheus metrics at GET /api/metrics, named as dtm names them.
+ *
+ * dtm's dashboards and alerts keep working: dtm_server_process_total and
+ * dtm_server_response_duration per API, dtm_transaction_process_total and
+ * dtm_transaction_handled_duration per pass, dtm_branch_process_total per
+ * branch call; plus dtmd's own gauges (passes running, branch calls in
+ * flight, store connected). Counters live in memory, per process, and are
+ * only touched from the event loop thread, so they need no locking. Unlike
+ * dtm the api label never carries the query string (bounded cardinality). */
+#ifndef DTMD_METRICS_H
+#define DTMD_METRICS_H
+
+#include "util.h"
+
+#include <stdint.h>
+
+/* Monotonic seconds, for durations. */
+double metrics_now(void);
+
+/* One HTTP API request answered with code after `seconds`. */
+void metrics_http(const char *api, int code, double seconds);
+/* A pass over a transaction ended; ok = without error; age = s since create. */
+void metrics_trans(const char *model, int ok, double age_seconds);
+/* One branch call finished; ok = it succeeded. */
+void metrics_branch(const char *model, const char *branch_id, const char *op, int ok);
+
+/* Append the exposition text (format 0.0.4). */
+void metrics_render(sbuf *out);
+
+void metrics_reset(void); /* frees everything (shutdown, tests) */
+
+#endif
