@@ -58,6 +58,7 @@ struct sock_ctx {
     struct sock_ctx *prev, *next;
     curl_socket_t fd;
     struct event *ev;
+    short kind; /* the events ev watches */
 };
 
 static struct event_base *g_base;
@@ -242,10 +243,13 @@ static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *
         if (g_socks) g_socks->prev = s;
         g_socks = s;
         curl_multi_assign(g_multi, fd, s);
+    } else if (s->kind == kind) {
+        return 0; /* already watching exactly this: spare the epoll_ctl calls */
     } else {
         event_del(s->ev);
         event_assign(s->ev, g_base, fd, kind, sock_event_cb, s);
     }
+    s->kind = kind;
     event_add(s->ev, NULL);
     return 0;
 }
