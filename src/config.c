@@ -281,6 +281,85 @@ static int set_redis_addr(dtmd_config *cfg, const char *text, const char *label,
     return 0;
 }
 
+/* ---- Redis Cluster seeds ---- */
+
+/* One entry of a Store.Host cluster list, already trimmed: "host",
+ * "host:port", "[v6addr]" or "[v6addr]:port"; a bare IPv6 address (two
+ * colons or more) takes def_port. 0 ok, -1 malformed. */
+static int parse_seed(const char *s, size_t n, int def_port, dtmd_addr *out) {
+    const char *host = s, *port = NULL;
+    size_t hlen = n, plen = 0;
+    if (s[0] == '[') {
+        const char *close = memchr(s, ']', n);
+        if (!close) return -1;
+        host = s + 1;
+        hlen = (size_t)(close - s) - 1;
+        size_t rest = n - (size_t)(close - s) - 1;
+        if (rest) {
+            if (close[1] != ':') return -1;
+            port = close + 2;
+            plen = rest - 1;
+        }
+    } else {
+        const char *colon = memchr(s, ':', n);
+        if (colon && !memchr(colon + 1, ':', n - (size_t)(colon - s) - 1)) {
+            hlen = (size_t)(colon - s);
+            port = colon + 1;
+            plen = n - hlen - 1;
+        }
+    }
+    long long p = def_port;
+    if (port) {
+        char num[8];
+        if (plen == 0 || plen >= sizeof num) return -1;
+        memcpy(num, port, plen);
+        num[plen] = '\0';
+        if (parse_ll(num, &p) != 0 || p < 1 || p > 65535) return -1;
+    }
+    if (hlen == 0) return -1;
+    out->host = strndup(host, hlen);
+    if (!out->host) abort();
+    out->port = (int)p;
+    return 0;
+}
+
+#define SEEDS_EXPECT "expected Redis Cluster nodes as host[:port] separated by commas"
+
+/* Store.Host with a comma is a Redis Cluster seed list (as in dtm): split it
+ * once everything is loaded, so Store.Port is final. Empty entries are
+ * skipped, which lets "host:7000," name a single seed. */
+static int resolve_store_seeds(dtmd_config *cfg, char **err) {
+    const char *h = cfg->store_host;
+    if (!strchr(h, ',')) return 0;
+    size_t max = 1;
+    for (const char *p = h; *p; p++) max += *p == ',';
+    cfg->store_seeds = calloc(max, sizeof *cfg->store_seeds);
+    if (!cfg->store_seeds) abort();
+    for (const char *p = h;;) {
+        const char *end = strchr(p, ',');
+        if (!end) end = p + strlen(p);
+        const char *a = p, *b = end;
+        while (a < b && isspace((unsigned char)*a)) a++;
+        while (b > a && isspace((unsigned char)b[-1])) b--;
+        if (b > a) {
+            if (parse_seed(a, (size_t)(b - a), cfg->store_port,
+                           &cfg->store_seeds[cfg->store_nseeds]) != 0) {
+                set_err(err, "Store.Host: %s, got '%.*s'", SEEDS_EXPECT,
+                        (int)(b - a > 64 ? 64 : b - a), a);
+                return -1;
+            }
+            cfg->store_nseeds++;
+        }
+        if (!*end) break;
+        p = end + 1;
+    }
+    if (cfg->store_nseeds == 0) {
+        set_err(err, "Store.Host: %s, got '%.64s'", SEEDS_EXPECT, h);
+        return -1;
+    }
+    return 0;
+}
+
 /* ---- YAML walk ---- */
 
 typedef struct load_ctx {
@@ -460,7 +539,7 @@ static int load_common(dtmd_config *cfg, yaml_parser_t *parser, const char *what
     if (err) *err = NULL;
     config_defaults(cfg);
     if ((parser && load_yaml(cfg, parser, what, warn_cb, err) != 0) ||
-        apply_env(cfg, envp, err) != 0) {
+        apply_env(cfg, envp, err) != 0 || resolve_store_seeds(cfg, err) != 0) {
         config_free(cfg);
         return -1;
     }
@@ -532,6 +611,10 @@ void config_free(dtmd_config *cfg) {
     free(cfg->redis_prefix);
     free(cfg->http_host);
     free(cfg->alert_web_hook);
+    for (int i = 0; i < cfg->store_nseeds; i++) free(cfg->store_seeds[i].host);
+    free(cfg->store_seeds);
+    cfg->store_seeds = NULL;
+    cfg->store_nseeds = 0;
     cfg->store_driver = cfg->store_host = cfg->store_user = cfg->store_password = NULL;
     cfg->redis_prefix = cfg->http_host = cfg->alert_web_hook = NULL;
 }

@@ -13,6 +13,12 @@
 
 typedef enum { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERROR } log_level_t;
 
+/* A Redis node address: one entry of a Store.Host cluster list. */
+typedef struct dtmd_addr {
+    char *host;
+    int port;
+} dtmd_addr;
+
 typedef struct dtmd_config {
     /* Store.* */
     char *store_driver;           /* only "redis" is accepted */
@@ -24,6 +30,11 @@ typedef struct dtmd_config {
     int64_t data_expire;          /* Store.DataExpire, seconds, default 604800 */
     int64_t finished_data_expire; /* Store.FinishedDataExpire, default 86400 */
     int store_shards;             /* Store.Shards, due-index shards, default 16, 1..1024 */
+    /* Derived from Store.Host once everything is loaded: a comma in it means
+     * Redis Cluster, and each entry ("host:port", "[v6]:port", or a host that
+     * takes Store.Port) is a seed node. 0 seeds = one Redis, store_host:port. */
+    dtmd_addr *store_seeds;
+    int store_nseeds;
 
     char *http_host; /* HttpHost, listen address, default "0.0.0.0" */
     int http_port;   /* HttpPort, default 36789 */

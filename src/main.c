@@ -94,8 +94,12 @@ int main(int argc, char **argv) {
     struct event *sigterm = evsignal_new(base, SIGTERM, on_signal, base);
     evsignal_add(sigint, NULL);
     evsignal_add(sigterm, NULL);
-    log_info("dtmd %s started (store %s:%d prefix '%s', %d shards)", DTMD_VERSION, cfg.store_host,
-             cfg.store_port, cfg.redis_prefix, cfg.store_shards);
+    if (cfg.store_nseeds > 0)
+        log_info("dtmd %s started (Redis Cluster, seeds %s, prefix '%s', %d shards)", DTMD_VERSION,
+                 cfg.store_host, cfg.redis_prefix, cfg.store_shards);
+    else
+        log_info("dtmd %s started (store %s:%d prefix '%s', %d shards)", DTMD_VERSION,
+                 cfg.store_host, cfg.store_port, cfg.redis_prefix, cfg.store_shards);
 
     event_base_dispatch(base);
 

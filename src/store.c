@@ -1,42 +1,50 @@
-/* store.c - hiredis async connection with reconnect and script loading.
+/* store.c - the store's requests: routing, script calls, redirections.
  *
- * Why a wrapper at all: hiredis gives us a connection, but dtmd needs three
- * things around it that every caller would otherwise repeat: reconnecting
- * after Redis restarts, failing fast (and asynchronously) while it is down,
- * and calling scripts by SHA with a transparent fallback when Redis forgot
- * them. Requests keep their arguments until answered for that fallback. */
+ * Why a wrapper at all: hiredis gives us connections, but dtmd needs things
+ * around them that every caller would otherwise repeat: failing fast (and
+ * asynchronously) while Redis is down, calling scripts by SHA with a
+ * transparent fallback when Redis forgot them, and, on a Redis Cluster,
+ * sending each command to the master of its first key's hash slot and
+ * following MOVED/ASK when a slot has moved. Requests keep their arguments
+ * until answered for those retries. The connections themselves (reconnect,
+ * AUTH, SCRIPT LOAD, the cluster's slot map) are store_nodes.c's. */
 #include "store.h"
 
+#include "cluster_slot.h"
 #include "log.h"
 #include "lua_scripts.h"
+#include "store_nodes.h"
 #include "util.h"
 
 #include <event2/event.h>
-#include <hiredis/adapters/libevent.h>
 #include <hiredis/async.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define UNAVAILABLE "store unavailable"
 
+#define MAX_REDIRECTS 5    /* MOVED/ASK followed per command */
+#define MAX_TRYAGAIN 10    /* TRYAGAIN (slot mid-migration) retries per command ... */
+#define TRYAGAIN_DELAY 0.1 /* ... this many seconds apart */
+
 typedef struct store_req {
-    rargs args;  /* full command as sent (EVALSHA form for scripts) */
-    int script;  /* index into lua_scripts, or -1 for plain commands */
-    int retried; /* already re-sent as EVAL after NOSCRIPT */
+    rargs args;       /* full command as sent (EVALSHA form for scripts) */
+    int script;       /* index into lua_scripts, or -1 for plain commands */
+    int retried;      /* already re-sent as EVAL after NOSCRIPT */
+    int slot;         /* hash slot of the first key (cluster), -1 = none */
+    store_node *node; /* where it was last sent, with ASKING or not */
+    int asking;
+    int redirects, tryagains;
+    struct store_req *next; /* in st.delayed */
     store_cb *cb;
     void *arg;
 } store_req;
 
 static struct {
     struct event_base *base;
-    const dtmd_config *cfg;
-    redisAsyncContext *ac;
-    int up; /* connected and usable */
-    int stopping;
-    struct event *reconnect_ev;
-    double reconnect_delay; /* seconds, doubles up to 2 s */
-    char (*shas)[41];       /* per script, "" until SCRIPT LOAD answered */
-    int nscripts;
+    store_req *delayed; /* waiting to be sent again after TRYAGAIN */
+    struct event *delayed_ev;
 } st;
 
 void ra_init(rargs *a) {
@@ -76,7 +84,7 @@ int store_err_unavailable(const char *err) {
 }
 
 int store_is_up(void) {
-    return st.up;
+    return nodes_all_up();
 }
 
 static void req_free(store_req *r) {
@@ -84,37 +92,114 @@ static void req_free(store_req *r) {
     free(r);
 }
 
-static void schedule_reconnect(void);
-static void send_req(store_req *r);
+/* Answer r with an error now (from a reply callback, so not re-entrant). */
+static void req_fail(store_req *r, const char *err) {
+    r->cb(r->arg, NULL, err);
+    req_free(r);
+}
 
 /* Deferred failure: callers must never be called back re-entrantly. */
 static void fail_later_cb(evutil_socket_t fd, short what, void *arg) {
     (void)fd, (void)what;
-    store_req *r = arg;
-    r->cb(r->arg, NULL, UNAVAILABLE);
-    req_free(r);
+    req_fail(arg, UNAVAILABLE);
 }
 
 static void fail_later(store_req *r) {
-    if (event_base_once(st.base, -1, EV_TIMEOUT, fail_later_cb, r, NULL) != 0) {
-        r->cb(r->arg, NULL, UNAVAILABLE);
-        req_free(r);
+    if (event_base_once(st.base, -1, EV_TIMEOUT, fail_later_cb, r, NULL) != 0)
+        req_fail(r, UNAVAILABLE);
+}
+
+static void reply_cb(redisAsyncContext *ac, void *replyp, void *privdata);
+
+/* Send r to n (NULL: nowhere to send, fail). A redirected or retried command
+ * may wait for a connection still being set up; a first attempt needs a
+ * connected node, so that a Redis that is down answers at once. */
+static void send_to(store_req *r, store_node *n, int asking, int queue) {
+    static const char *asking_argv[] = {"ASKING"};
+    static const size_t asking_len[] = {6};
+    r->node = n;
+    r->asking = asking;
+    int ok = n != NULL;
+    if (ok && asking) /* pipelined: ASKING applies to the very next command */
+        ok = node_send(n, queue, NULL, NULL, 1, asking_argv, asking_len) == REDIS_OK;
+    if (ok)
+        ok = node_send(n, queue, reply_cb, r, r->args.argc, (const char **)r->args.argv,
+                       r->args.lens) == REDIS_OK;
+    if (!ok) fail_later(r);
+}
+
+static void delayed_cb(evutil_socket_t fd, short what, void *arg) {
+    (void)fd, (void)what, (void)arg;
+    store_req *list = st.delayed;
+    st.delayed = NULL;
+    while (list) {
+        store_req *r = list;
+        list = r->next;
+        r->next = NULL;
+        send_to(r, nodes_for_slot(r->slot), 0, 1);
     }
 }
 
+/* TRYAGAIN: the keys of a multi-key command are split by a slot migration
+ * in progress; send it again (routed afresh) shortly. */
+static void send_later(store_req *r) {
+    r->next = st.delayed;
+    st.delayed = r;
+    if (!evtimer_pending(st.delayed_ev, NULL)) {
+        struct timeval tv = {0, (suseconds_t)(TRYAGAIN_DELAY * 1e6)};
+        evtimer_add(st.delayed_ev, &tv);
+    }
+}
+
+/* Cluster answers that are not the command's own: a redirection (MOVED: the
+ * slot has a new master, remember it; ASK: this key only, this once), a slot
+ * mid-migration (TRYAGAIN) or a cluster without quorum or coverage
+ * (CLUSTERDOWN, reported as unavailable so it is retried like a Redis that
+ * is down). Returns 1 when r was taken care of. */
+static int cluster_reply(store_req *r, store_node *from, const char *err) {
+    char host[256], msg[320];
+    int slot, port;
+    cluster_redirect kind = cluster_parse_redirect(err, &slot, host, sizeof host, &port);
+    if (kind == CLUSTER_NO_REDIRECT) {
+        if (strncmp(err, "TRYAGAIN", 8) == 0 && ++r->tryagains <= MAX_TRYAGAIN) {
+            log_debug("store: TRYAGAIN slot %d, sending again in %.0f ms", r->slot,
+                      TRYAGAIN_DELAY * 1000);
+            send_later(r);
+            return 1;
+        }
+        if (strncmp(err, "CLUSTERDOWN", 11) == 0 || strncmp(err, "TRYAGAIN", 8) == 0) {
+            snprintf(msg, sizeof msg, "%s: %s", UNAVAILABLE, err);
+            req_fail(r, msg);
+            return 1;
+        }
+        return 0;
+    }
+    if (++r->redirects > MAX_REDIRECTS) {
+        snprintf(msg, sizeof msg, "%s: more than %d cluster redirections, last %.200s", UNAVAILABLE,
+                 MAX_REDIRECTS, err);
+        req_fail(r, msg);
+        return 1;
+    }
+    store_node *to = nodes_at(host[0] || !from ? host : node_host(from), port);
+    log_debug("store: %s slot %d -> %s:%d", kind == CLUSTER_MOVED ? "MOVED" : "ASK", slot,
+              to ? node_host(to) : host, port);
+    if (to && kind == CLUSTER_MOVED) nodes_slot_moved(slot, to);
+    send_to(r, to, kind == CLUSTER_ASK, 1);
+    return 1;
+}
+
 static void reply_cb(redisAsyncContext *ac, void *replyp, void *privdata) {
-    (void)ac;
     store_req *r = privdata;
     redisReply *reply = replyp;
     if (!reply) {
-        r->cb(r->arg, NULL, UNAVAILABLE ": connection lost");
-        req_free(r);
+        req_fail(r, UNAVAILABLE ": connection lost");
         return;
     }
     if (reply->type == REDIS_REPLY_ERROR) {
         if (r->script >= 0 && !r->retried && strncmp(reply->str, "NOSCRIPT", 8) == 0) {
-            /* Redis lost its script cache: send the body once, which also
-             * caches it again for the following EVALSHA calls. */
+            /* This Redis lost its script cache: send the body once, to the
+             * same node, which also caches it again for the following
+             * EVALSHA calls. */
             const lua_script *s = &lua_scripts[r->script];
             free(r->args.argv[0]);
             free(r->args.argv[1]);
@@ -123,36 +208,34 @@ static void reply_cb(redisAsyncContext *ac, void *replyp, void *privdata) {
             r->args.argv[1] = xstrndup(s->text, s->len);
             r->args.lens[1] = s->len;
             r->retried = 1;
-            send_req(r);
+            send_to(r, r->node, r->asking, 1);
             return;
         }
-        r->cb(r->arg, NULL, reply->str);
-        req_free(r);
+        if (nodes_cluster() && cluster_reply(r, node_of(ac), reply->str)) return;
+        req_fail(r, reply->str);
         return;
     }
     r->cb(r->arg, reply, NULL);
     req_free(r);
 }
 
-static void send_req(store_req *r) {
-    if (!st.up || !st.ac) {
-        fail_later(r);
-        return;
-    }
-    if (redisAsyncCommandArgv(st.ac, reply_cb, r, r->args.argc, (const char **)r->args.argv,
-                              r->args.lens) != REDIS_OK) {
-        fail_later(r);
-    }
+static store_req *req_new(store_cb *cb, void *arg) {
+    store_req *r = xcalloc(1, sizeof *r);
+    r->script = -1;
+    r->slot = -1;
+    r->cb = cb;
+    r->arg = arg;
+    return r;
 }
 
 void store_command(rargs *cmd, store_cb *cb, void *arg) {
-    store_req *r = xcalloc(1, sizeof *r);
+    store_req *r = req_new(cb, arg);
     r->args = *cmd;
     ra_init(cmd);
-    r->script = -1;
-    r->cb = cb;
-    r->arg = arg;
-    send_req(r);
+    /* Every command dtmd sends names its key first. */
+    if (nodes_cluster() && r->args.argc >= 2)
+        r->slot = cluster_key_slot(r->args.argv[1], r->args.lens[1]);
+    send_to(r, nodes_for_slot(r->slot), 0, 0);
 }
 
 void store_script(const char *name, int nkeys, rargs *args, store_cb *cb, void *arg) {
@@ -167,14 +250,16 @@ void store_script(const char *name, int nkeys, rargs *args, store_cb *cb, void *
         log_error("store: no script named %s", name);
         abort();
     }
-    store_req *r = xcalloc(1, sizeof *r);
+    store_req *r = req_new(cb, arg);
     r->script = idx;
-    r->cb = cb;
-    r->arg = arg;
+    /* Every key of a script shares one slot (keys.h): KEYS[1] routes it. */
+    if (nodes_cluster() && nkeys >= 1 && args->argc >= 1)
+        r->slot = cluster_key_slot(args->argv[0], args->lens[0]);
     ra_init(&r->args);
-    if (st.shas[idx][0]) {
+    const char *sha = nodes_script_sha(idx);
+    if (sha[0]) {
         ra_adds(&r->args, "EVALSHA");
-        ra_adds(&r->args, st.shas[idx]);
+        ra_adds(&r->args, sha);
     } else {
         ra_adds(&r->args, "EVAL");
         ra_add(&r->args, lua_scripts[idx].text, lua_scripts[idx].len);
@@ -183,116 +268,23 @@ void store_script(const char *name, int nkeys, rargs *args, store_cb *cb, void *
     ra_addi(&r->args, nkeys);
     for (int i = 0; i < args->argc; i++) ra_add(&r->args, args->argv[i], args->lens[i]);
     ra_free(args);
-    send_req(r);
-}
-
-static void script_loaded_cb(redisAsyncContext *ac, void *replyp, void *privdata) {
-    (void)ac;
-    redisReply *reply = replyp;
-    int idx = (int)(intptr_t)privdata;
-    if (reply && reply->type == REDIS_REPLY_STRING && reply->len == 40) {
-        memcpy(st.shas[idx], reply->str, 41);
-    } else if (reply) {
-        log_error("store: SCRIPT LOAD %s failed: %s", lua_scripts[idx].name,
-                  reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
-    }
-}
-
-static void auth_cb(redisAsyncContext *ac, void *replyp, void *privdata) {
-    (void)privdata;
-    redisReply *reply = replyp;
-    if (reply && reply->type == REDIS_REPLY_ERROR) {
-        log_error("store: AUTH failed: %s", reply->str);
-        redisAsyncDisconnect(ac);
-    }
-}
-
-static void connect_cb(const redisAsyncContext *ac, int status) {
-    if (status != REDIS_OK) {
-        log_warn("store: cannot connect to redis %s:%d: %s", st.cfg->store_host, st.cfg->store_port,
-                 ac->errstr);
-        st.ac = NULL; /* hiredis frees the context after this callback */
-        schedule_reconnect();
-        return;
-    }
-    redisAsyncContext *c = (redisAsyncContext *)ac;
-    if (st.cfg->store_password[0]) {
-        if (st.cfg->store_user[0])
-            redisAsyncCommand(c, auth_cb, NULL, "AUTH %s %s", st.cfg->store_user,
-                              st.cfg->store_password);
-        else
-            redisAsyncCommand(c, auth_cb, NULL, "AUTH %s", st.cfg->store_password);
-    }
-    for (int i = 0; i < st.nscripts; i++) {
-        st.shas[i][0] = '\0';
-        redisAsyncCommand(c, script_loaded_cb, (void *)(intptr_t)i, "SCRIPT LOAD %b",
-                          lua_scripts[i].text, lua_scripts[i].len);
-    }
-    st.up = 1;
-    st.reconnect_delay = 0.1;
-    log_info("store: connected to redis %s:%d", st.cfg->store_host, st.cfg->store_port);
-}
-
-static void disconnect_cb(const redisAsyncContext *ac, int status) {
-    (void)ac;
-    st.up = 0;
-    st.ac = NULL;
-    if (st.stopping) return;
-    log_warn("store: redis connection lost%s%s", status == REDIS_OK ? "" : ": ",
-             status == REDIS_OK ? "" : ac->errstr);
-    schedule_reconnect();
-}
-
-static void do_connect(void) {
-    redisAsyncContext *ac = redisAsyncConnect(st.cfg->store_host, st.cfg->store_port);
-    if (!ac || ac->err) {
-        log_warn("store: cannot connect to redis %s:%d: %s", st.cfg->store_host, st.cfg->store_port,
-                 ac ? ac->errstr : "out of memory");
-        if (ac) redisAsyncFree(ac);
-        schedule_reconnect();
-        return;
-    }
-    st.ac = ac;
-    redisLibeventAttach(ac, st.base);
-    redisAsyncSetConnectCallback(ac, connect_cb);
-    redisAsyncSetDisconnectCallback(ac, disconnect_cb);
-}
-
-static void reconnect_timer_cb(evutil_socket_t fd, short what, void *arg) {
-    (void)fd, (void)what, (void)arg;
-    if (!st.stopping && !st.ac) do_connect();
-}
-
-static void schedule_reconnect(void) {
-    if (st.stopping) return;
-    double d = st.reconnect_delay;
-    struct timeval tv = {(time_t)d, (suseconds_t)((d - (double)(time_t)d) * 1e6)};
-    evtimer_add(st.reconnect_ev, &tv);
-    st.reconnect_delay = d * 2 > 2.0 ? 2.0 : d * 2;
+    send_to(r, nodes_for_slot(r->slot), 0, 0);
 }
 
 int store_init(struct event_base *base, const dtmd_config *cfg) {
     memset(&st, 0, sizeof st);
     st.base = base;
-    st.cfg = cfg;
-    st.reconnect_delay = 0.1;
-    while (lua_scripts[st.nscripts].name) st.nscripts++;
-    st.shas = xcalloc((size_t)st.nscripts, sizeof *st.shas);
-    st.reconnect_ev = evtimer_new(base, reconnect_timer_cb, NULL);
-    do_connect();
-    return 0;
+    st.delayed_ev = evtimer_new(base, delayed_cb, NULL);
+    return nodes_init(base, cfg);
 }
 
 void store_shutdown(void) {
-    st.stopping = 1;
-    st.up = 0;
-    if (st.ac) {
-        redisAsyncContext *ac = st.ac;
-        st.ac = NULL;
-        redisAsyncFree(ac); /* pending callbacks get a NULL reply */
+    nodes_shutdown(); /* pending callbacks get "store unavailable" */
+    while (st.delayed) {
+        store_req *r = st.delayed;
+        st.delayed = r->next;
+        req_fail(r, UNAVAILABLE);
     }
-    if (st.reconnect_ev) event_free(st.reconnect_ev);
-    st.reconnect_ev = NULL;
-    free(st.shas);
-    st.shas = NULL;
+    if (st.delayed_ev) event_free(st.delayed_ev);
+    st.delayed_ev = NULL;
 }

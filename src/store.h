@@ -1,8 +1,11 @@
-/* store.h - the Redis connection: async commands and Lua scripts.
+/* store.h - the Redis connection(s): async commands and Lua scripts.
  *
- * One hiredis async connection on the shared event loop. Scripts from lua/
- * are loaded with SCRIPT LOAD on every (re)connect and called with EVALSHA;
- * a NOSCRIPT answer (Redis restarted or flushed its script cache) is retried
+ * One hiredis async connection on the shared event loop, or with Redis
+ * Cluster (Store.Host is a comma list) one per master, each command going to
+ * the master of its first key's hash slot (every script's keys share one
+ * slot, keys.h) and following MOVED/ASK redirections. Scripts from lua/ are
+ * loaded with SCRIPT LOAD on every (re)connect and called with EVALSHA; a
+ * NOSCRIPT answer (Redis restarted or flushed its script cache) is retried
  * once as EVAL. When Redis goes away the connection is re-established in the
  * background; meanwhile every command fails at once (from the loop, never
  * re-entrantly) with a "store unavailable" error, which the API maps to 503
@@ -38,7 +41,7 @@ typedef void store_cb(void *arg, redisReply *reply, const char *err);
 
 int store_init(struct event_base *base, const dtmd_config *cfg);
 void store_shutdown(void); /* pending callbacks get "store unavailable" */
-int store_is_up(void);
+int store_is_up(void);     /* every key reachable: connected (cluster: every slot) */
 
 /* Send a command; takes ownership of cmd's contents (cmd is reset). */
 void store_command(rargs *cmd, store_cb *cb, void *arg);

@@ -16,7 +16,7 @@ Fixtures:
 
 import pytest
 
-from dtmtest import DEFAULT_ENV, Dtmd, RedisServer, Stub, free_port, new_gid
+from dtmtest import DEFAULT_ENV, Dtmd, RedisServer, Stub, free_port, new_gid, teardown_problems
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -81,29 +81,10 @@ def start_dtmd(redis_server, tmp_path, request):
                   lambda d=d: d.log_tail())
         return d.start()
 
-    problems = []
     try:
         yield start
     finally:
-        for d in started:
-            d.check_alive()
-            if d.unexpected_exits:
-                problems.append("%s exited on its own (status %s); log tail:\n%s"
-                                % (d.log.stem, d.unexpected_exits, d.log_tail()))
-            if d.running:
-                try:
-                    rc = d.stop(timeout=5)
-                    if rc not in (0, None):
-                        problems.append("%s exited with status %s after SIGTERM" % (d.log.stem, rc))
-                except AssertionError as e:
-                    problems.append(str(e))
-            if d.proc is not None and d.proc.poll() is None:
-                d.proc.kill()
-                d.proc.wait(5)
-            reports = d.sanitizer_reports()
-            if reports:
-                problems.append("%s: sanitizer reports in %s:\n%s"
-                                % (d.log.stem, d.log, "\n".join(reports[:20])))
+        problems = teardown_problems(started)
     # reported as an error at teardown: a crash or a sanitizer finding fails the test
     assert not problems, "\n\n".join(problems)
 

@@ -677,3 +677,30 @@ class Dtmd:
 
     def wait_final(self, gid, timeout=15.0):
         return self.wait_status(gid, (S, F), timeout)
+
+
+def teardown_problems(started):
+    """Stop every Dtmd of a test and say what went wrong: a dtmd that exited on
+    its own (crash), one that did not exit 0 on SIGTERM, sanitizer reports in
+    its log. The fixtures fail the test with these at teardown."""
+    problems = []
+    for d in started:
+        d.check_alive()
+        if d.unexpected_exits:
+            problems.append("%s exited on its own (status %s); log tail:\n%s"
+                            % (d.log.stem, d.unexpected_exits, d.log_tail()))
+        if d.running:
+            try:
+                rc = d.stop(timeout=5)
+                if rc not in (0, None):
+                    problems.append("%s exited with status %s after SIGTERM" % (d.log.stem, rc))
+            except AssertionError as e:
+                problems.append(str(e))
+        if d.proc is not None and d.proc.poll() is None:
+            d.proc.kill()
+            d.proc.wait(5)
+        reports = d.sanitizer_reports()
+        if reports:
+            problems.append("%s: sanitizer reports in %s:\n%s"
+                            % (d.log.stem, d.log, "\n".join(reports[:20])))
+    return problems

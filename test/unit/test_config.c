@@ -70,6 +70,8 @@ static void check_defaults(const dtmd_config *c) {
     CHECK_INT(c->data_expire, 604800);
     CHECK_INT(c->finished_data_expire, 86400);
     CHECK_INT(c->store_shards, 16);
+    CHECK_INT(c->store_nseeds, 0);
+    CHECK(c->store_seeds == NULL);
     CHECK_STR(c->http_host, "0.0.0.0");
     CHECK_INT(c->http_port, 36789);
     CHECK(c->trans_cron_interval == 3);
@@ -498,4 +500,77 @@ void test_config_sample_file(void) {
     check_defaults(&c);
     config_free(&c);
     CHECK_INT(warn_count, 0);
+}
+
+/* Store.Host with a comma names Redis Cluster seed nodes; without one it is a
+ * single Redis exactly as before (no seeds, host untouched, even "h:1"). */
+void test_config_store_cluster_seeds(void) {
+    dtmd_config c;
+    reset_warn();
+    if (load_ok(&c, "Store:\n  Host: '10.0.0.1:7000,10.0.0.2:7001'\n", NULL) == 0) {
+        CHECK_INT(c.store_nseeds, 2);
+        if (c.store_nseeds == 2) {
+            CHECK_STR(c.store_seeds[0].host, "10.0.0.1");
+            CHECK_INT(c.store_seeds[0].port, 7000);
+            CHECK_STR(c.store_seeds[1].host, "10.0.0.2");
+            CHECK_INT(c.store_seeds[1].port, 7001);
+        }
+        config_free(&c);
+        CHECK_INT(c.store_nseeds, 0);
+        CHECK(c.store_seeds == NULL);
+    }
+    /* Hosts without a port take Store.Port, also when it comes later in the
+     * file or from the environment; spaces around entries are ignored; IPv6
+     * in brackets, or bare without a port. */
+    char *env[] = {"STORE_PORT=7100", NULL};
+    if (load_ok(&c, "Store:\n  Host: ' a , b:7002,[::1]:7003,[fe80::1], ::2 '\n  Port: 7005\n",
+                env) == 0) {
+        CHECK_INT(c.store_nseeds, 5);
+        if (c.store_nseeds == 5) {
+            CHECK_STR(c.store_seeds[0].host, "a");
+            CHECK_INT(c.store_seeds[0].port, 7100);
+            CHECK_STR(c.store_seeds[1].host, "b");
+            CHECK_INT(c.store_seeds[1].port, 7002);
+            CHECK_STR(c.store_seeds[2].host, "::1");
+            CHECK_INT(c.store_seeds[2].port, 7003);
+            CHECK_STR(c.store_seeds[3].host, "fe80::1");
+            CHECK_INT(c.store_seeds[3].port, 7100);
+            CHECK_STR(c.store_seeds[4].host, "::2");
+            CHECK_INT(c.store_seeds[4].port, 7100);
+        }
+        config_free(&c);
+    }
+    /* The environment's list replaces the file's single host. */
+    char *env2[] = {"STORE_HOST=127.0.0.1:7000,127.0.0.1:7001,127.0.0.1:7002", "STORE_PORT=7000",
+                    NULL};
+    if (load_ok(&c, "Store:\n  Host: single\n", env2) == 0) {
+        CHECK_INT(c.store_nseeds, 3);
+        if (c.store_nseeds == 3) CHECK_INT(c.store_seeds[2].port, 7002);
+        config_free(&c);
+    }
+    /* A trailing comma makes a one-seed cluster. */
+    if (load_ok(&c, "Store:\n  Host: 'seed:7000,'\n", NULL) == 0) {
+        CHECK_INT(c.store_nseeds, 1);
+        if (c.store_nseeds == 1) CHECK_STR(c.store_seeds[0].host, "seed");
+        config_free(&c);
+    }
+    /* No comma: one Redis, as always. */
+    if (load_ok(&c, "Store:\n  Host: redis.local\n  Port: 6400\n", NULL) == 0) {
+        CHECK_INT(c.store_nseeds, 0);
+        CHECK_STR(c.store_host, "redis.local");
+        CHECK_INT(c.store_port, 6400);
+        config_free(&c);
+    }
+    CHECK_INT(warn_count, 0);
+    load_bad("Store:\n  Host: ','\n", NULL, "Store.Host", "host[:port]");
+    load_bad("Store:\n  Host: 'a:7000,b:0'\n", NULL, "Store.Host", "'b:0'");
+    load_bad("Store:\n  Host: 'a:7000,b:70000'\n", NULL, "Store.Host", "'b:70000'");
+    load_bad("Store:\n  Host: 'a:7000,b:x'\n", NULL, "Store.Host", "'b:x'");
+    load_bad("Store:\n  Host: 'a:7000,b:'\n", NULL, "Store.Host", "'b:'");
+    load_bad("Store:\n  Host: 'a:7000,:7001'\n", NULL, "Store.Host", "':7001'");
+    load_bad("Store:\n  Host: 'a,[::1'\n", NULL, "Store.Host", "'[::1'");
+    load_bad("Store:\n  Host: 'a,[::1]x'\n", NULL, "Store.Host", "'[::1]x'");
+    load_bad("Store:\n  Host: 'a,[]:1'\n", NULL, "Store.Host", "'[]:1'");
+    char *bad_env[] = {"STORE_HOST=a:1,b:-2", NULL};
+    load_bad(NULL, bad_env, "Store.Host", "'b:-2'");
 }

@@ -1,0 +1,540 @@
+"""dtmd against a real Redis Cluster (three masters, no replicas).
+
+The module starts one cluster (redis-server --cluster-enabled yes, joined with
+`redis-cli --cluster create`) shared by its tests; each test starts its own
+dtmd with STORE_HOST set to the comma list of the three nodes and its own
+key prefix, so tests do not see each other's keys. Checked: sagas in every
+shard, keys on every master (each on the master of its slot), msg topic
+fan-out (the KV hash lives in the slot of "{kv}"), /all paging across shards
+on different masters, resetCronTime and the retry scanner on every shard, a
+dtmd restart, a slot migrated between masters while dtmd runs (ASK during
+the migration, MOVED after it), and a master that restarts.
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+import urllib.parse
+import uuid
+from pathlib import Path
+
+import pytest
+
+from dtmtest import (DEFAULT_ENV, ERROR, REDIS_BIN, Dtmd, Resp, RespError, S, free_port,
+                     new_gid, saga, teardown_problems, wait_until)
+
+REDIS_CLI = "/usr/bin/redis-cli" if os.path.exists("/usr/bin/redis-cli") else (
+    shutil.which("redis-cli") or "redis-cli")
+SHARDS = 16  # dtmd's default Store.Shards
+OK = {"dtm_result": "SUCCESS"}
+
+
+# --------------------------------------------------------------------------
+# Redis Cluster arithmetic, written from the specification (as in dtmd)
+
+def crc16(data):
+    crc = 0
+    for byte in data:
+        crc ^= byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) & 0xFFFF if crc & 0x8000 else (crc << 1) & 0xFFFF
+    return crc
+
+
+def key_slot(key):
+    if isinstance(key, str):
+        key = key.encode()
+    i = key.find(b"{")
+    if i >= 0:
+        j = key.find(b"}", i + 1)
+        if j > i + 1:
+            key = key[i + 1:j]
+    return crc16(key) % 16384
+
+
+def shard_of(gid, nshards=SHARDS):
+    """dtmd's keys.c: FNV-1a 32 of the gid modulo the shard count."""
+    h = 0x811C9DC5
+    for b in gid.encode():
+        h = ((h ^ b) * 0x01000193) & 0xFFFFFFFF
+    return h % nshards
+
+
+def gid_in_shard(shard, prefix="g"):
+    while True:
+        g = new_gid(prefix)
+        if shard_of(g) == shard:
+            return g
+
+
+# --------------------------------------------------------------------------
+# the cluster
+
+def free_cluster_port():
+    """A port p with p and its cluster bus port p+10000 both free."""
+    import socket
+    for _ in range(200):
+        p = free_port()
+        if p + 10000 > 65535:
+            continue
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s.bind(("127.0.0.1", p + 10000))
+            return p
+        except OSError:
+            continue
+        finally:
+            s.close()
+    raise AssertionError("no free port pair for a cluster node")
+
+
+class Cluster:
+    def __init__(self, workdir, n=3):
+        self.dir = Path(workdir)
+        self.ports = [free_cluster_port() for _ in range(n)]
+        self.procs = {}
+        self.password = None  # requirepass currently set on every node
+
+    def _start_node(self, port):
+        d = self.dir / str(port)
+        d.mkdir(parents=True, exist_ok=True)
+        self.procs[port] = subprocess.Popen(
+            [REDIS_BIN, "--port", str(port), "--bind", "127.0.0.1",
+             "--cluster-enabled", "yes", "--cluster-config-file", "nodes-%d.conf" % port,
+             "--dir", str(d), "--save", "", "--appendonly", "no",
+             "--logfile", str(d / "redis.log")],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+
+        def ready():
+            if self.procs[port].poll() is not None:
+                raise AssertionError("redis-server :%d exited; log:\n%s" % (port, self.log(port)))
+            try:
+                return self.cmd(port, "PING") == "PONG"
+            except (OSError, RespError):
+                return False
+        wait_until(ready, 10, msg="redis-server :%d" % port)
+
+    def start(self):
+        for p in self.ports:
+            self._start_node(p)
+        out = subprocess.run([REDIS_CLI, "--cluster", "create"]
+                             + ["127.0.0.1:%d" % p for p in self.ports]
+                             + ["--cluster-replicas", "0", "--cluster-yes"],
+                             stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stdout + out.stderr
+        self.wait_ok()
+
+    def wait_ok(self, timeout=20):
+        def ok():
+            for p in self.ports:
+                info = self.cmd(p, "CLUSTER", "INFO").decode()
+                if "cluster_state:ok" not in info or "cluster_slots_ok:16384" not in info:
+                    return False
+                if "cluster_known_nodes:%d" % len(self.ports) not in info:
+                    return False
+            return True
+        wait_until(ok, timeout, interval=0.1, msg="cluster_state:ok on every node")
+
+    def stop(self):
+        for p, proc in self.procs.items():
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs.values():
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+    def kill(self, port):
+        proc = self.procs[port]
+        proc.kill()
+        proc.wait(10)
+
+    def restart(self, port):
+        """Start a killed node again: nodes-<port>.conf brings back its identity and
+        slots (not its data: no persistence)."""
+        self._start_node(port)
+
+    def log(self, port, n=30):
+        try:
+            text = (self.dir / str(port) / "redis.log").read_text(errors="replace")
+            return "\n".join(text.splitlines()[-n:])
+        except OSError:
+            return "(no log)"
+
+    def cmd(self, port, *args):
+        with Resp("127.0.0.1", port) as r:
+            if self.password:
+                r("AUTH", self.password)
+            return r(*args)
+
+    def node_id(self, port):
+        return self.cmd(port, "CLUSTER", "MYID").decode()
+
+    def owner(self, slot):
+        """The port of the master serving slot, as the first live node sees it."""
+        for p in self.ports:
+            try:
+                ranges = self.cmd(p, "CLUSTER", "SLOTS")
+            except OSError:
+                continue
+            for r in ranges:
+                if r[0] <= slot <= r[1]:
+                    return r[2][1]
+        raise AssertionError("no node serves slot %d" % slot)
+
+    def keys(self, port, prefix):
+        found, cursor = [], b"0"
+        with Resp("127.0.0.1", port) as r:
+            if self.password:
+                r("AUTH", self.password)
+            while True:
+                cursor, batch = r("SCAN", cursor, "MATCH", prefix + "*", "COUNT", 1000)
+                found.extend(k.decode() for k in batch)
+                if cursor in (b"0", "0"):
+                    return found
+
+    def migrate_start(self, slot, src, dst):
+        """The first half of a slot migration: dst importing, src migrating."""
+        assert self.cmd(dst, "CLUSTER", "SETSLOT", slot, "IMPORTING", self.node_id(src)) == "OK"
+        assert self.cmd(src, "CLUSTER", "SETSLOT", slot, "MIGRATING", self.node_id(dst)) == "OK"
+
+    def migrate_finish(self, slot, src, dst):
+        """Move the slot's keys, then give the slot to dst on every node."""
+        while True:
+            keys = self.cmd(src, "CLUSTER", "GETKEYSINSLOT", slot, 100)
+            if not keys:
+                break
+            assert self.cmd(src, "MIGRATE", "127.0.0.1", dst, "", 0, 5000,
+                            "KEYS", *keys) == "OK"
+        dst_id = self.node_id(dst)
+        for p in [dst, src] + [p for p in self.ports if p not in (src, dst)]:
+            assert self.cmd(p, "CLUSTER", "SETSLOT", slot, "NODE", dst_id) == "OK"
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    c = Cluster(tmp_path_factory.mktemp("cluster"))
+    try:
+        c.start()
+        yield c
+    finally:
+        c.stop()
+
+
+def _artifact(request, title, fn):
+    """Attach fn() to the report if the test fails (conftest.py's report hook)."""
+    node = request.node
+    if not hasattr(node, "_e2e_artifacts"):
+        node._e2e_artifacts = []
+    node._e2e_artifacts.append((title, fn))
+
+
+# --------------------------------------------------------------------------
+# dtmd on the cluster
+
+def shard_gids(prefix="probe"):
+    return [gid_in_shard(s, prefix) for s in range(SHARDS)]
+
+
+def store_ready(d, gids):
+    """Every shard (and the KV slot) answers: dtmd knows the whole slot map."""
+    for g in gids:
+        st, body = d.api("GET", "/query?" + urllib.parse.urlencode({"gid": g}))
+        if st != 200:
+            return False
+    st, _ = d.api("GET", "/queryKV?cat=topics")
+    return st == 200
+
+
+@pytest.fixture
+def start_cdtmd(cluster, tmp_path, request):
+    """start_cdtmd(**env) -> a started Dtmd on the cluster, its store ready. The same
+    teardown checks as conftest's start_dtmd: no crash, exit 0 on SIGTERM, no
+    sanitizer report. The key prefix is unique per test."""
+    started = []
+    prefix = "c%s" % uuid.uuid4().hex[:8]
+    probes = shard_gids()
+    for p in cluster.ports:
+        _artifact(request, "redis :%d log tail" % p, lambda p=p: cluster.log(p))
+
+    def start(**overrides):
+        env = dict(DEFAULT_ENV)
+        env.update({
+            "STORE_DRIVER": "redis",
+            "STORE_HOST": ",".join("127.0.0.1:%d" % p for p in cluster.ports),
+            "STORE_PORT": str(cluster.ports[0]),
+            "STORE_REDIS_PREFIX": prefix,
+            "HTTP_HOST": "127.0.0.1",
+            "HTTP_PORT": str(free_port()),
+        })
+        env.update({k: str(v) for k, v in overrides.items()})
+        d = Dtmd(env, tmp_path, name="dtmd%d" % (len(started) + 1))
+        d.prefix = prefix
+        started.append(d)
+        _artifact(request, "%s log tail (%s)" % (d.log.stem, d.log), lambda d=d: d.log_tail())
+        d.start()
+        wait_until(lambda: store_ready(d, probes), 10, interval=0.05, msg="dtmd store ready")
+        return d
+
+    try:
+        yield start
+    finally:
+        problems = teardown_problems(started)
+    # reported as an error at teardown: a crash or a sanitizer finding fails the test
+    assert not problems, "\n\n".join(problems)
+
+
+def submit_ok(d, body, path="/submit"):
+    st, resp = d.submit(body, path)
+    assert (st, resp) == (200, OK), "%s %s -> %s %r" % (path, body.get("gid"), st, resp)
+
+
+def two_step_saga(stub, gid, **options):
+    return saga(gid, [(stub.url("TransOut"), stub.url("TransOutRevert")),
+                      (stub.url("TransIn"), stub.url("TransInRevert"))], **options)
+
+
+def ranges_of(cluster, port):
+    return [(r[0], r[1]) for r in cluster.cmd(port, "CLUSTER", "SLOTS") if r[2][1] == port]
+
+
+# --------------------------------------------------------------------------
+# tests
+
+def test_cluster_sagas_spread_over_masters_and_all_pages(start_cdtmd, stub, cluster):
+    d = start_cdtmd()
+    # 40 gids, at least two in each of the 16 shards
+    gids = [gid_in_shard(i % SHARDS, "spread") for i in range(40)]
+    for g in gids:
+        submit_ok(d, two_step_saga(stub, g, wait_result=True))
+    for g in gids:
+        q = d.query(g)
+        assert q["transaction"]["status"] == S, q
+        assert [b["status"] for b in q["branches"]] == ["prepared", S, "prepared", S], q
+    assert stub.count("TransOut") == 40 and stub.count("TransIn") == 40
+
+    # the shards' keys are on all three masters, each key on its slot's master
+    per_node = {}
+    for p in cluster.ports:
+        keys = cluster.keys(p, d.prefix)
+        per_node[p] = keys
+        mine = ranges_of(cluster, p)
+        for k in keys:
+            assert any(a <= key_slot(k) <= b for a, b in mine), (k, p, mine)
+    assert all(len(v) > 0 for v in per_node.values()), {p: len(v) for p, v in per_node.items()}
+    every = [k for v in per_node.values() for k in v]
+    assert sorted(k for k in every if ":t:" in k) == \
+        sorted("%s{%d}:t:%s" % (d.prefix, shard_of(g), g) for g in gids)
+    assert sorted(k for k in every if k.endswith(":idx")) == \
+        sorted("%s{%d}:idx" % (d.prefix, s) for s in range(SHARDS))
+    # all finished: the due indexes are empty, so Redis has deleted them
+    assert [k for k in every if ":t:" not in k and not k.endswith(":idx")] == []
+
+    # /all pages through every shard on every master: each gid once
+    seen, pos, pages = [], "", 0
+    while True:
+        st, body = d.api("GET", "/all?" + urllib.parse.urlencode({"limit": 7, "position": pos}))
+        assert st == 200, (st, body)
+        assert len(body["transactions"]) <= 7
+        seen.extend(t["gid"] for t in body["transactions"])
+        pos = body["next_position"]
+        pages += 1
+        if not pos:
+            break
+        assert pages < 40, "paging does not end"
+    assert sorted(seen) == sorted(gids)
+    st, body = d.api("GET", "/all?" + urllib.parse.urlencode({"gid": gids[5]}))
+    assert st == 200 and [t["gid"] for t in body["transactions"]] == [gids[5]], body
+
+
+def test_cluster_msg_topic_fanout(start_cdtmd, stub, cluster):
+    d = start_cdtmd()
+    a, b = stub.url("SubA"), stub.url("SubB")
+    for url in (a, b):
+        st, body = d.api("POST", "/subscribe", body={"topic": "orders", "url": url, "remark": ""})
+        assert (st, body) == (200, OK), (st, body)
+    # the topic record is one hash in the slot of "{kv}"
+    kv_key = "%s{kv}:kv:topics" % d.prefix
+    owner = cluster.owner(key_slot(kv_key))
+    assert cluster.keys(owner, d.prefix + "{kv}") == [kv_key]
+
+    gids = [gid_in_shard(s, "msg") for s in (0, 1, 3)]  # shards on the three masters
+    assert len({cluster.owner(key_slot("%d" % s)) for s in (0, 1, 3)}) == 3
+    for g in gids:
+        body = {"gid": g, "trans_type": "msg", "query_prepared": stub.url("QueryPrepared"),
+                "steps": [{"action": "topic://orders"}, {"action": stub.url("Plain")}],
+                "payloads": ['{"n":1}', '{"n":2}']}
+        submit_ok(d, body, "/prepare")
+        submit_ok(d, body)
+    for g in gids:
+        q = d.wait_status(g, S)
+        assert [x["branch_id"] for x in q["branches"]] == ["01-01", "01-02", "02"], q
+        assert [x["url"] for x in q["branches"]] == [a, b, stub.url("Plain")], q
+    for name in ("SubA", "SubB", "Plain"):
+        assert sorted(c.query["gid"] for c in stub.calls(name)) == sorted(gids), stub.summary()
+
+
+def test_cluster_scanner_retries_on_every_shard_and_reset_cron(start_cdtmd, stub):
+    d = start_cdtmd(RETRY_MAX_INTERVAL=1000)
+    # one saga per shard whose first action call fails: the scanner (lease_due on
+    # every shard, so on every master) retries each after RETRY_INTERVAL
+    quick = [gid_in_shard(s, "retry") for s in range(SHARDS)]
+    for g in quick:
+        stub.plan("Q-" + g, [ERROR])
+        submit_ok(d, saga(g, [(stub.url("Q-" + g), stub.url("QR-" + g))]))
+    for g in quick:
+        d.wait_status(g, S, timeout=10)
+        assert stub.count("Q-" + g) == 2, stub.summary()
+
+    # stalled far in the future (retry_interval 110 s), spread over the shards:
+    # resetCronTime makes them due now, across every master
+    far = [gid_in_shard(s, "far") for s in (0, 1, 3, 4, 5, 7)]
+    for g in far:
+        stub.plan("F-" + g, [ERROR])
+        submit_ok(d, saga(g, [(stub.url("F-" + g), stub.url("FR-" + g))], retry_interval=110))
+    wait_until(lambda: all(stub.count("F-" + g) == 1 for g in far), 5, msg="first calls")
+    time.sleep(0.3)
+    assert all(d.status(g) == "submitted" for g in far)
+    st, body = d.api("POST", "/resetCronTime?timeout=100&limit=4")
+    assert (st, body) == (200, {"succeed_count": 4, "has_remaining": True}), (st, body)
+    st, body = d.api("POST", "/resetCronTime?timeout=100&limit=10")
+    assert (st, body) == (200, {"succeed_count": 2, "has_remaining": False}), (st, body)
+    for g in far:
+        d.wait_status(g, S, timeout=10)
+        assert stub.count("F-" + g) == 2
+
+
+def test_cluster_dtmd_restart_and_script_flush(start_cdtmd, stub, cluster):
+    d = start_cdtmd()
+    done = [gid_in_shard(s, "before") for s in range(0, SHARDS, 3)]
+    for g in done:
+        submit_ok(d, two_step_saga(stub, g, wait_result=True))
+    # in flight across the restart: the action keeps failing until dtmd is back
+    pending = [gid_in_shard(s, "across") for s in (2, 6, 13)]
+    for g in pending:
+        stub.set_default("P-" + g, *ERROR)
+        submit_ok(d, saga(g, [(stub.url("P-" + g), stub.url("PR-" + g))]))
+    wait_until(lambda: all(stub.count("P-" + g) >= 1 for g in pending), 5, msg="first calls")
+    d.kill(signal.SIGKILL)
+    for g in pending:
+        stub.clear_default("P-" + g)
+    d.start()
+    for g in done:
+        assert d.status(g) == S
+    for g in pending:
+        d.wait_status(g, S, timeout=10)
+    g = gid_in_shard(9, "after")
+    submit_ok(d, two_step_saga(stub, g, wait_result=True))
+    assert d.status(g) == S
+    # every master forgets the scripts: NOSCRIPT, sent again as EVAL to that master
+    for p in cluster.ports:
+        assert cluster.cmd(p, "SCRIPT", "FLUSH") == "OK"
+    flushed = [gid_in_shard(s, "flushed") for s in (0, 1, 3)]  # one per master
+    for g in flushed:
+        submit_ok(d, two_step_saga(stub, g, wait_result=True))
+        assert d.status(g) == S
+
+
+def test_cluster_slot_migration_ask_tryagain_moved(start_cdtmd, stub, cluster):
+    d = start_cdtmd()
+    shard = 5
+    slot = key_slot(str(shard))
+    src = cluster.owner(slot)
+    dst = next(p for p in cluster.ports if p != src)
+    old = gid_in_shard(shard, "old")
+    submit_ok(d, two_step_saga(stub, old, wait_result=True))
+    trans_key = "%s{%d}:t:%s" % (d.prefix, shard, old)
+    assert cluster.cmd(src, "EXISTS", trans_key) == 1
+
+    cluster.migrate_start(slot, src, dst)
+    mid, result = gid_in_shard(shard, "mid"), {}
+    try:
+        # mid-migration: a key still on src is served there; a key src does not
+        # have is answered by dst after ASK
+        assert d.status(old) == S
+        missing = gid_in_shard(shard, "missing")
+        assert d.query(missing) == {"transaction": None, "branches": []}
+        # a new transaction's script touches a new key and the shard's index,
+        # which is still on src: TRYAGAIN until the migration is over
+        th = threading.Thread(target=lambda: result.update(
+            r=d.submit(two_step_saga(stub, mid, wait_result=True))))
+        th.start()
+        wait_until(lambda: "TRYAGAIN slot %d" % slot in d.log.read_text(errors="replace"), 3,
+                   msg="TRYAGAIN in the dtmd log")
+    finally:
+        cluster.migrate_finish(slot, src, dst)
+    th.join(10)
+    assert result.get("r") == (200, OK), result
+    assert cluster.cmd(dst, "EXISTS", trans_key) == 1
+    assert cluster.owner(slot) == dst
+
+    # dtmd still sends the shard to src: MOVED, then the new master from then on
+    new = gid_in_shard(shard, "new")
+    submit_ok(d, two_step_saga(stub, new, wait_result=True))
+    assert d.status(new) == S and d.status(old) == S and d.status(mid) == S
+    assert cluster.cmd(dst, "EXISTS", "%s{%d}:t:%s" % (d.prefix, shard, new)) == 1
+    log = d.log.read_text(errors="replace")
+    assert "ASK slot %d" % slot in log, d.log_tail()
+    assert "MOVED slot %d" % slot in log, d.log_tail()
+    # the scanner keeps leasing the moved shard: a failing branch there is retried
+    retry = gid_in_shard(shard, "retry")
+    stub.plan("M-" + retry, [ERROR])
+    submit_ok(d, saga(retry, [(stub.url("M-" + retry), stub.url("MR-" + retry))]))
+    d.wait_status(retry, S, timeout=10)
+    assert stub.count("M-" + retry) == 2
+    # /all still lists the shard's transactions, now read from dst
+    st, body = d.api("GET", "/all?limit=1000")
+    assert st == 200 and {old, mid, new, retry} <= {t["gid"] for t in body["transactions"]}, body
+
+
+def test_cluster_auth_and_one_live_seed(start_cdtmd, stub, cluster):
+    """Store.Password is sent to every master; one reachable seed is enough (the
+    other is down; the live one is given without a port and takes Store.Port)."""
+    for p in cluster.ports:
+        assert cluster.cmd(p, "CONFIG", "SET", "requirepass", "s3cret") == "OK"
+    cluster.password = "s3cret"
+    try:
+        dead = free_port()
+        d = start_cdtmd(STORE_HOST="127.0.0.1:%d, 127.0.0.1" % dead,
+                        STORE_PORT=cluster.ports[1], STORE_PASSWORD="s3cret")
+        gids = [gid_in_shard(s, "auth") for s in range(SHARDS)]
+        for g in gids:
+            submit_ok(d, two_step_saga(stub, g, wait_result=True))
+        assert all(d.status(g) == S for g in gids)
+        assert all(cluster.keys(p, d.prefix) for p in cluster.ports)
+        log = d.log.read_text(errors="replace")
+        assert "cannot connect to redis 127.0.0.1:%d" % dead in log
+        assert "AUTH" not in log  # no AUTH failure on any node
+    finally:
+        for p in cluster.ports:
+            assert cluster.cmd(p, "CONFIG", "SET", "requirepass", "") == "OK"
+        cluster.password = None
+
+
+def test_cluster_master_restart(start_cdtmd, stub, cluster):
+    """A master goes away and comes back (same identity and slots, data lost): dtmd
+    answers 503 for its shards meanwhile, serves the other shards, reconnects."""
+    d = start_cdtmd()
+    victim = cluster.owner(key_slot("0"))
+    down = next(s for s in range(SHARDS) if cluster.owner(key_slot(str(s))) == victim)
+    up = next(s for s in range(SHARDS) if cluster.owner(key_slot(str(s))) != victim)
+    cluster.kill(victim)
+    try:
+        g = gid_in_shard(down, "down")
+        wait_until(lambda: d.api("GET", "/query?gid=" + g)[0] == 503, 5, msg="503 while down")
+        st, body = d.submit(two_step_saga(stub, g))
+        assert st == 503, (st, body)
+        other = gid_in_shard(up, "up")
+        submit_ok(d, two_step_saga(stub, other, wait_result=True))
+    finally:
+        cluster.restart(victim)
+    cluster.wait_ok()
+    g = gid_in_shard(down, "back")
+    wait_until(lambda: d.api("GET", "/query?gid=" + g)[0] == 200, 10, msg="reconnected")
+    submit_ok(d, two_step_saga(stub, g, wait_result=True))
+    assert d.status(g) == S
