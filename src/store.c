@@ -47,19 +47,49 @@ static struct {
     struct event *delayed_ev;
 } st;
 
+struct ra_chunk {
+    struct ra_chunk *next;
+    size_t used, cap;
+    char data[];
+};
+
 void ra_init(rargs *a) {
     memset(a, 0, sizeof *a);
 }
 
+/* Copy n bytes (plus a NUL) into the arena. */
+static char *ra_copy(rargs *a, const char *s, size_t n) {
+    struct ra_chunk *c = a->chunks;
+    if (!c || c->cap - c->used < n + 1) {
+        size_t cap = n + 1 > 4096 ? n + 1 : 4096;
+        c = xmalloc(sizeof *c + cap);
+        c->used = 0;
+        c->cap = cap;
+        c->next = a->chunks;
+        a->chunks = c;
+    }
+    char *p = c->data + c->used;
+    if (n) memcpy(p, s, n);
+    p[n] = '\0';
+    c->used += n + 1;
+    return p;
+}
+
 void ra_add(rargs *a, const char *s, size_t n) {
     if (a->argc == a->cap) {
-        a->cap = a->cap ? a->cap * 2 : 16;
+        a->cap = a->cap ? a->cap * 2 : 64;
         a->argv = xrealloc(a->argv, sizeof(char *) * (size_t)a->cap);
         a->lens = xrealloc(a->lens, sizeof(size_t) * (size_t)a->cap);
     }
-    a->argv[a->argc] = xstrndup(s ? s : "", s ? n : 0);
-    a->lens[a->argc] = s ? n : 0;
+    if (!s) n = 0;
+    a->argv[a->argc] = ra_copy(a, s, n);
+    a->lens[a->argc] = n;
     a->argc++;
+}
+
+void ra_set(rargs *a, int i, const char *s, size_t n) {
+    a->argv[i] = ra_copy(a, s, n);
+    a->lens[i] = n;
 }
 
 void ra_adds(rargs *a, const char *s) {
@@ -73,7 +103,11 @@ void ra_addi(rargs *a, int64_t v) {
 }
 
 void ra_free(rargs *a) {
-    for (int i = 0; i < a->argc; i++) free(a->argv[i]);
+    while (a->chunks) {
+        struct ra_chunk *next = a->chunks->next;
+        free(a->chunks);
+        a->chunks = next;
+    }
     free(a->argv);
     free(a->lens);
     ra_init(a);
@@ -201,12 +235,8 @@ static void reply_cb(redisAsyncContext *ac, void *replyp, void *privdata) {
              * same node, which also caches it again for the following
              * EVALSHA calls. */
             const lua_script *s = &lua_scripts[r->script];
-            free(r->args.argv[0]);
-            free(r->args.argv[1]);
-            r->args.argv[0] = xstrdup("EVAL");
-            r->args.lens[0] = 4;
-            r->args.argv[1] = xstrndup(s->text, s->len);
-            r->args.lens[1] = s->len;
+            ra_set(&r->args, 0, "EVAL", 4);
+            ra_set(&r->args, 1, s->text, s->len);
             r->retried = 1;
             send_to(r, r->node, r->asking, 1);
             return;

@@ -21,15 +21,23 @@
 
 struct event_base;
 
-/* A Redis command line under construction; owns copies of its arguments. */
+/* A Redis command line under construction; owns copies of its arguments.
+ * The bytes live in a small arena of chunks (each argument NUL-terminated),
+ * so building a command of fifty fields costs a few allocations, not a
+ * hundred; argv[i] stays valid until ra_free. Moving the struct (plain
+ * assignment) moves the ownership. */
+struct ra_chunk;
 typedef struct rargs {
     int argc, cap;
     char **argv;
     size_t *lens;
+    struct ra_chunk *chunks;
 } rargs;
 
 void ra_init(rargs *a);
 void ra_add(rargs *a, const char *s, size_t n);
+/* Replace argument i with a copy of s (n bytes). */
+void ra_set(rargs *a, int i, const char *s, size_t n);
 void ra_adds(rargs *a, const char *s); /* NULL is added as "" */
 void ra_addi(rargs *a, int64_t v);
 void ra_free(rargs *a);
