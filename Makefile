@@ -4,6 +4,8 @@
 #   make run      install missing packages, build, start a private redis-server and dtmd
 #   make test     install missing packages, build, run every test (unit + end-to-end)
 #   make asan     build ./dtmd-asan with AddressSanitizer + UBSan
+#   make test-asan  unit + end-to-end tests against the ASan+UBSan build (slow, not in `make test`)
+#   make fuzz     libFuzzer targets (clang, ASan+UBSan), FUZZ_SECONDS each (default 60)
 #   make bench    throughput benchmark with wrk (see bench/README.md)
 
 PKGS      := libevent hiredis libcurl yajl yaml-0.1
@@ -22,12 +24,13 @@ PYTHON    := /usr/bin/python3
 BUILD     ?= build
 BIN       ?= dtmd
 SRCS      := $(wildcard src/*.c)
-OBJS      := $(patsubst src/%.c,$(BUILD)/%.o,$(SRCS)) $(BUILD)/lua_scripts.o
+OBJS      := $(patsubst src/%.c,$(BUILD)/%.o,$(SRCS)) $(BUILD)/lua_scripts.o $(BUILD)/admin_files.o
 LIB_OBJS  := $(filter-out $(BUILD)/main.o,$(OBJS))
 LUA       := $(sort $(wildcard lua/*.lua))
+ADMIN     := $(sort $(wildcard admin/*.html admin/*.js admin/*.css))
 UNIT_SRCS := $(wildcard test/unit/test_*.c)
 
-.PHONY: all deps run test unit e2e asan clean format bench
+.PHONY: all deps deps-ui run test unit e2e asan clean clean-objs format bench
 
 all: $(BIN)
 
@@ -43,6 +46,13 @@ $(BUILD)/lua_scripts.c: $(LUA) src/gen_lua.sh | $(BUILD)
 	sh src/gen_lua.sh $(LUA) > $@
 
 $(BUILD)/lua_scripts.o: $(BUILD)/lua_scripts.c
+	$(CC) $(CFLAGS) -Isrc -c -o $@ $<
+
+# The admin UI (admin/) is compiled in the same way and served from memory.
+$(BUILD)/admin_files.c: $(ADMIN) src/gen_admin.sh | $(BUILD)
+	sh src/gen_admin.sh $(ADMIN) > $@
+
+$(BUILD)/admin_files.o: $(BUILD)/admin_files.c
 	$(CC) $(CFLAGS) -Isrc -c -o $@ $<
 
 $(BUILD):
@@ -62,6 +72,23 @@ deps:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
 
+# The admin UI's browser test: Debian's chromium, node, and playwright-core
+# from npm into test/e2e/.node (not committed). Only `make test` needs them.
+UI_PKGS   := chromium nodejs
+PLAYWRIGHT_CORE := playwright-core@1.65.1
+deps-ui:
+	@missing=""; for p in $(UI_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+	@[ -f test/e2e/.node/node_modules/playwright-core/package.json ] || \
+	  npm install --prefix test/e2e/.node --no-audit --no-fund --silent $(PLAYWRIGHT_CORE)
+
 # A private redis-server (loopback only, data and pid under ./var) plus dtmd
 # in the foreground on :36789. Ctrl-C stops dtmd; the redis-server keeps its
 # data in var/ and is stopped with it.
@@ -76,25 +103,68 @@ unit: build/unit_tests
 e2e: dtmd
 	cd test/e2e && $(PYTHON) -m pytest -q -x -p no:cacheprovider
 
-test: deps
+test: deps deps-ui
 	@$(MAKE) --no-print-directory all build/unit_tests
 	./build/unit_tests
 	cd test/e2e && $(PYTHON) -m pytest -q -p no:cacheprovider
 
 asan:
-	$(MAKE) BUILD=build-asan BIN=dtmd-asan \
-	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" dtmd-asan
+	$(MAKE) BUILD=build-asan BIN=dtmd-asan CFLAGS="$(ASAN_CFLAGS)" dtmd-asan
+
+# ---- sanitizers and fuzzing (README "Security and limits") ----
+.PHONY: test-asan asan-unit fuzz
+# CFLAGS given on the command line replace the `+=` above, so the language
+# flags are repeated here (without _GNU_SOURCE, memmem & co. are undeclared).
+ASAN_CFLAGS := -O1 -g -std=c11 -D_GNU_SOURCE -MMD -MP -fsanitize=address,undefined \
+               -fno-omit-frame-pointer
+
+# Unit tests linked against the objects of the current BUILD (used by test-asan).
+asan-unit: $(LIB_OBJS)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Isrc -Itest/unit -o $(BUILD)/unit_tests test/unit/main.c $(UNIT_SRCS) $(LIB_OBJS) $(PKG_LIBS)
+
+test-asan: deps
+	$(MAKE) --no-print-directory BUILD=build-asan BIN=dtmd-asan CFLAGS="$(ASAN_CFLAGS)" dtmd-asan asan-unit
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ./build-asan/unit_tests
+	cd test/e2e && DTMD_BIN=$(CURDIR)/dtmd-asan $(PYTHON) -m pytest -q -p no:cacheprovider
+
+FUZZ_SECONDS ?= 60
+FUZZ_CFLAGS  := -O1 -g -std=c11 -D_GNU_SOURCE -MMD -MP -fsanitize=fuzzer-no-link,address,undefined \
+                -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_TARGETS := fuzz_request fuzz_config
+
+# Each target runs FUZZ_SECONDS from the seed corpus in fuzz/corpus/<target>;
+# new inputs go to build-fuzz/corpus-<target>, crashes to build-fuzz/.
+fuzz:
+	@$(MAKE) --no-print-directory deps DEB_PKGS="clang"
+	@echo 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { return 0; }' | \
+	  clang -x c -fsanitize=fuzzer -o /dev/null - 2>/dev/null || \
+	  { echo "clang cannot link libFuzzer: install libclang-rt-<version>-dev"; exit 1; }
+	$(MAKE) --no-print-directory BUILD=build-fuzz CC=clang CFLAGS="$(FUZZ_CFLAGS)" \
+	  $(patsubst %,build-fuzz/%,$(FUZZ_TARGETS))
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p build-fuzz/corpus-$$t; \
+	  echo "== $$t for $(FUZZ_SECONDS)s"; \
+	  ./build-fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
+	    -artifact_prefix=build-fuzz/$$t- build-fuzz/corpus-$$t fuzz/corpus/$$t || exit 1; \
+	done
+
+build-fuzz/fuzz_%: fuzz/fuzz_%.c $(LIB_OBJS)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer $(PKG_CFLAGS) -Isrc -o $@ $< $(LIB_OBJS) $(PKG_LIBS)
 
 clean-objs:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
 clean: clean-objs
-	rm -f dtmd dtmd-asan
+	rm -f dtmd dtmd-asan bench/stub bench/stub.d
 
 format:
 	clang-format -i src/*.c src/*.h test/unit/*.c test/unit/*.h
 
-bench: deps all
+# The benchmark's business stub (libevent only).
+bench/stub: bench/stub.c
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -o $@ $< $(shell pkg-config --libs libevent 2>/dev/null)
+
+bench: deps all bench/stub
 	sh bench/run.sh
 
 -include $(wildcard $(BUILD)/*.d)

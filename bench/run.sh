@@ -1,33 +1,44 @@
 #!/bin/sh
-# bench/run.sh - throughput benchmark of dtmd with wrk (see bench/README.md).
+# bench/run.sh - throughput benchmark of dtmd (see bench/README.md).
 #
-# Starts, all on 127.0.0.1 and all private to this run:
-#   - a redis-server without persistence (data dir under a mktemp dir),
-#   - bench/stub.py, a business service answering {"dtm_result":"SUCCESS"},
-#   - ./dtmd (STORE_HOST/STORE_PORT/HTTP_PORT/LOG_LEVEL from the environment),
-# then runs the wrk scenarios one after the other and prints a summary with
-# req/s, latency p50/p99 and dtmd's memory. Everything started here is
-# stopped on exit, also on Ctrl-C or an error.
+# In one run, all on 127.0.0.1 and all private to this run, it starts a
+# redis-server without persistence, bench/stub (C, libevent: answers every
+# request with 200 {"dtm_result":"SUCCESS"}) and ./dtmd, then:
+#   1. measures the two ceilings: wrk straight against the stub (HTTP), and
+#      redis-benchmark running EVALSHA of lua/cas_update.lua (Redis);
+#   2. runs each workload (bench/submit.lua) for DURATION with wrk, waits
+#      until every transaction it submitted has finished, and checks in Redis
+#      that each one is stored as succeed;
+#   3. runs the 2-step saga again at half of its measured peak, for the
+#      latency at that load;
+#   4. prints the table and writes bench/results.json and bench/results.md
+#      (and bench/results.png when gnuplot is installed).
+# Everything started here is stopped on exit, also on Ctrl-C or an error.
 #
 # Environment:
-#   DURATION=10s        length of each wrk run
-#   CONNS=64            wrk connections
-#   THREADS=2           wrk threads
-#   SCENARIOS="newgid ping submit query submit_wait"   which runs, in order
-#   REDIS_PORT, DTMD_PORT, STUB_PORT   ports (default: 26379, 26789, 26790,
-#                       or a free port when one is taken)
-#   NO_BUILD=1          skip `make all`
-#   KEEP=1              keep the temporary directory (logs, wrk output)
-#   DRAIN_TIMEOUT=120   seconds to wait for submitted sagas to finish
+#   DURATION=12s   length of each workload run (the whole script stays under
+#                  3 minutes on 2 cores with the default)
+#   CONNS=64       wrk connections;   THREADS=2   wrk threads
+#   WORKLOADS="saga saga_wait msg saga_empty_wait"   which, in this order
+#   HALF=1         also run the saga at half its peak rate (0 = skip)
+#   REDIS_PORT, DTMD_PORT, STUB_PORT   ports (default: a free one near 26379,
+#                  26789, 26790)
+#   DTMD_BIN=path  the dtmd binary to measure (default ./dtmd, built first)
+#   NO_BUILD=1     skip building ./dtmd and bench/stub
+#   KEEP=1         keep the temporary directory (logs, wrk output)
+#   DRAIN_TIMEOUT=60   seconds to wait for submitted transactions to finish
+#   OUT=bench      where results.json / results.md go
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
-DURATION=${DURATION:-10s}
+DURATION=${DURATION:-12s}
 CONNS=${CONNS:-64}
 THREADS=${THREADS:-2}
-SCENARIOS=${SCENARIOS:-newgid ping submit query submit_wait}
-DRAIN_TIMEOUT=${DRAIN_TIMEOUT:-120}
+WORKLOADS=${WORKLOADS:-saga saga_wait msg saga_empty_wait}
+HALF=${HALF:-1}
+DRAIN_TIMEOUT=${DRAIN_TIMEOUT:-60}
+OUT=${OUT:-$here}
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=$(command -v python3)
 
@@ -46,22 +57,25 @@ if ! command -v wrk >/dev/null 2>&1; then
         { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq wrk; } ||
         die "could not install wrk"
 fi
-for tool in redis-server redis-cli curl "$PY"; do
+for tool in redis-server redis-cli redis-benchmark curl "$PY"; do
     command -v "$tool" >/dev/null 2>&1 || die "$tool not found (run 'make deps')"
 done
 
+DTMD=${DTMD_BIN:-$top/dtmd}
 if [ "${NO_BUILD:-}" != 1 ]; then
-    say "building dtmd"
-    make -C "$top" --no-print-directory all >/dev/null || die "make all failed"
+    say "building dtmd and bench/stub"
+    if [ -n "${DTMD_BIN:-}" ]; then
+        make -C "$top" --no-print-directory bench/stub >/dev/null || die "make failed"
+    else
+        make -C "$top" --no-print-directory all bench/stub >/dev/null || die "make failed"
+    fi
 fi
-[ -x "$top/dtmd" ] || die "$top/dtmd not built"
+[ -x "$DTMD" ] || die "$DTMD not built"
+[ -x "$here/stub" ] || die "$here/stub not built (make bench/stub)"
 
 # ---- processes and cleanup ----------------------------------------------
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/dtmd-bench.XXXXXX")
-dtmd_pid=""
-stub_pid=""
-redis_pid=""
-wrk_pid=""
+dtmd_pid="" stub_pid="" redis_pid="" wrk_pid=""
 
 stop_pid() { # pid: TERM, wait up to 5 s, then KILL
     [ -n "$1" ] || return 0
@@ -93,7 +107,7 @@ trap 'exit 143' TERM
 
 # A free loopback port: the preferred one if nobody listens there.
 pick_port() {
-    "$PY" - "$1" <<'EOF'
+    "$PY" - "$1" <<'PYEOF'
 import socket, sys
 def free(p):
     s = socket.socket()
@@ -105,7 +119,7 @@ def free(p):
     finally:
         s.close()
 print(free(int(sys.argv[1])) or free(0))
-EOF
+PYEOF
 }
 
 # Wait until "$@" succeeds (up to 10 s) while pid $1 is alive.
@@ -121,6 +135,8 @@ wait_for() {
     done
 }
 
+now() { date +%s.%N; }
+
 REDIS_PORT=${REDIS_PORT:-$(pick_port 26379)}
 redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no \
     --dir "$tmp" --logfile "$tmp/redis.log" --daemonize no >/dev/null 2>&1 &
@@ -130,151 +146,200 @@ wait_for "$redis_pid" redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping ||
 rcli() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" "$@"; }
 
 STUB_PORT=${STUB_PORT:-$(pick_port 26790)}
-"$PY" "$here/stub.py" "$STUB_PORT" >"$tmp/stub.log" 2>&1 &
+"$here/stub" "$STUB_PORT" >"$tmp/stub.log" 2>&1 &
 stub_pid=$!
 STUB="http://127.0.0.1:$STUB_PORT"
 wait_for "$stub_pid" curl -fsS "$STUB/__count" || die "stub did not start (see $tmp/stub.log)"
 
 DTMD_PORT=${DTMD_PORT:-$(pick_port 26789)}
-STORE_HOST=127.0.0.1 STORE_PORT=$REDIS_PORT HTTP_HOST=127.0.0.1 HTTP_PORT=$DTMD_PORT \
-    LOG_LEVEL=warn "$top/dtmd" >"$tmp/dtmd.log" 2>&1 &
+STORE_HOST=127.0.0.1 STORE_PORT=$REDIS_PORT STORE_REDIS_PREFIX=dtmd HTTP_HOST=127.0.0.1 \
+    HTTP_PORT=$DTMD_PORT LOG_LEVEL=warn "$DTMD" >"$tmp/dtmd.log" 2>&1 &
 dtmd_pid=$!
 API="http://127.0.0.1:$DTMD_PORT/api/dtmsvr"
 wait_for "$dtmd_pid" curl -fsS "http://127.0.0.1:$DTMD_PORT/api/ping" ||
     die "dtmd did not start (see $tmp/dtmd.log)"
 
-rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$dtmd_pid/status"; }
-hwm_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$dtmd_pid/status"; }
-mb() { awk -v k="$1" 'BEGIN {printf "%.1f MB", k / 1024}'; }
-
-# Unfinished transactions (the due indexes) and stored ones (the gid indexes).
-count_zsets() { # suffix
-    rcli --raw EVAL "local n = 0
-        for _, k in ipairs(redis.call('KEYS', '*}:$1')) do n = n + redis.call('ZCARD', k) end
-        return n" 0
-}
-
-# ---- smoke test: the API answers and a saga really completes ------------
-gid_json=$(curl -fsS "$API/newGid") || die "newGid failed"
-case $gid_json in *'"gid"'*) ;; *) die "unexpected newGid answer: $gid_json" ;; esac
-QGID="bench-smoke-$$"
-body=$(printf '{"gid":"%s","trans_type":"saga","steps":[{"action":"%s/TransOut","compensate":"%s/TransOutRevert"},{"action":"%s/TransIn","compensate":"%s/TransInRevert"}],"payloads":["{\\"amount\\":30}","{\\"amount\\":30}"]}' \
-    "$QGID" "$STUB" "$STUB" "$STUB" "$STUB")
-ans=$(curl -sS -H 'Content-Type: application/json' -d "$body" "$API/submit") || die "submit failed"
-case $ans in *'"SUCCESS"'*) ;; *) die "unexpected submit answer: $ans" ;; esac
-i=0
-until curl -fsS "$API/query?gid=$QGID" | grep -q '"status":"succeed"'; do
-    i=$((i + 1))
-    [ $i -le 100 ] || die "smoke saga $QGID did not succeed: $(curl -sS "$API/query?gid=$QGID")"
-    sleep 0.1
-done
-sleep 1
-idle_rss=$(rss_kb)
-say "dtmd pid $dtmd_pid on :$DTMD_PORT, redis :$REDIS_PORT, stub :$STUB_PORT; idle RSS $(mb "$idle_rss")"
-
-# ---- scenarios ------------------------------------------------------------
-results="$tmp/results"
-: >"$results"
-
-# Wait until no submitted saga is left unfinished; prints the seconds taken.
-drain() {
-    t0=$(date +%s.%N)
-    i=0
-    while [ "$(count_zsets due)" != 0 ]; do
-        i=$((i + 1))
-        if [ $i -gt $((DRAIN_TIMEOUT * 10)) ]; then
-            say "warning: $(count_zsets due) transactions still unfinished after ${DRAIN_TIMEOUT}s"
-            break
-        fi
-        sleep 0.1
-    done
-    awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}'
-}
-
-# CPU time (clock ticks) a process has used so far.
+# CPU time (clock ticks) the whole machine was busy.
+busy_ticks() { awk '$1 == "cpu" {print $2 + $3 + $4 + $7 + $8 + $9; exit}' /proc/stat; }
+status_kb() { awk -v f="$2:" '$1 == f {print $2}' "/proc/$1/status"; }
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 HZ=$(getconf CLK_TCK)
 
-run_wrk() { # name url [script]
-    name=$1 url=$2 script=${3:-}
-    out="$tmp/wrk-$name.txt"
-    say "running $name: wrk -t$THREADS -c$CONNS -d$DURATION $url"
-    c_d=$(ticks "$dtmd_pid") c_r=$(ticks "$redis_pid") c_s=$(ticks "$stub_pid")
-    w0=$(date +%s.%N)
-    # In the background, so a signal to this script is handled at once
-    # (the shell defers traps while a foreground command runs).
-    if [ -n "$script" ]; then
-        wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s "$script" "$url" >"$out" 2>&1 &
-    else
-        wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "$url" >"$out" 2>&1 &
-    fi
-    wrk_pid=$!
-    wait "$wrk_pid" || {
-        wrk_pid=""
-        die "wrk failed for $name: $(cat "$out")"
-    }
-    wrk_pid=""
-    # Share of one core each process used while wrk ran (100% = one full core).
-    cpu=$(awk -v w0="$w0" -v w1="$(date +%s.%N)" -v hz="$HZ" \
-        -v d="$(($(ticks "$dtmd_pid") - c_d))" -v r="$(($(ticks "$redis_pid") - c_r))" \
-        -v s="$(($(ticks "$stub_pid") - c_s))" \
-        'BEGIN {t = (w1 - w0) * hz; printf "%d/%d/%d%%", 100 * d / t, 100 * r / t, 100 * s / t}')
-    rps=$(awk '/^Requests\/sec:/ {print $2}' "$out")
-    total=$(awk '/requests in/ {print $1}' "$out")
-    p50=$(awk '$1 == "50%" {print $2}' "$out")
-    p99=$(awk '$1 == "99%" {print $2}' "$out")
-    bad=$(awk '/Non-2xx or 3xx responses:/ {print $5}' "$out")
-    sockerr=$(awk -F'Socket errors: ' '/Socket errors:/ {print $2}' "$out")
-    extra=""
-    [ -n "$bad" ] && extra="non-2xx: $bad"
-    [ -n "$sockerr" ] && extra="${extra:+$extra; }socket errors: $sockerr"
-    printf '%s|%s|%s|%s|%s|%s|%s\n' "$name" "${rps:-?}" "${p50:-?}" "${p99:-?}" "${total:-?}" \
-        "$cpu" "$extra" >>"$results"
+# Transactions not finished yet: the members of every shard's due index.
+unfinished() {
+    rcli --raw EVAL "local n = 0
+        for _, k in ipairs(redis.call('KEYS', 'dtmd{*}:due')) do n = n + redis.call('ZCARD', k) end
+        return n" 0
 }
 
-submitted=0
-drain_note=""
-for s in $SCENARIOS; do
-    case $s in
-        newgid) run_wrk newGid "$API/newGid" ;;
-        ping) run_wrk ping "http://127.0.0.1:$DTMD_PORT/api/ping" ;;
-        query) run_wrk query "$API/query?gid=$QGID" ;;
-        submit | submit_wait)
-            before=$(count_zsets idx)
-            calls0=$(curl -fsS "$STUB/__count")
-            export BENCH_STUB="$STUB" BENCH_WAIT=0
-            [ "$s" = submit ] || BENCH_WAIT=1
-            run_wrk "$s" "$API/submit" "$here/submit.lua"
-            secs=$(drain)
-            n=$(($(count_zsets idx) - before))
-            calls=$(($(curl -fsS "$STUB/__count") - calls0))
-            submitted=$((submitted + n))
-            drain_note="$drain_note$s: $n sagas stored, all finished ${secs}s after wrk ended, $calls branch calls to the stub
-"
-            ;;
-        *) die "unknown scenario '$s' (newgid ping submit query submit_wait)" ;;
+# Status tally of the transactions whose gid starts with $1 (shard indexes
+# are ordered by gid): "succeed 1234 submitted 2 ...".
+tally() {
+    rcli --raw EVAL "local pre, n, out = ARGV[1], {}, {}
+        for _, k in ipairs(redis.call('KEYS', 'dtmd{*}:idx')) do
+          local shard = string.match(k, '{(.-)}')
+          for _, g in ipairs(redis.call('ZRANGEBYLEX', k, '[' .. pre, '(' .. pre .. '\255')) do
+            local st = redis.call('HGET', 'dtmd{' .. shard .. '}:t:' .. g, 'status') or 'missing'
+            n[st] = (n[st] or 0) + 1
+          end
+        end
+        for st, c in pairs(n) do out[#out + 1] = st; out[#out + 1] = c end
+        return out" 0 "$1" | paste -sd' ' -
+}
+
+# Redis commands served so far, per command ("evalsha 123 hgetall 4 ...").
+cmdstats() {
+    rcli INFO commandstats | tr -d '\r' |
+        sed -n 's/^cmdstat_\([a-z|]*\):calls=\([0-9]*\),.*/\1 \2/p' | paste -sd' ' -
+}
+
+# ---- smoke test: a saga really completes through the stub ---------------
+QGID="smoke-$$"
+body=$(printf '{"gid":"%s","trans_type":"saga","steps":[{"action":"%s/TransOut","compensate":"%s/TransOutRevert"},{"action":"%s/TransIn","compensate":"%s/TransInRevert"}],"payloads":["{\\"amount\\":30}","{\\"amount\\":30}"],"wait_result":true}' \
+    "$QGID" "$STUB" "$STUB" "$STUB" "$STUB")
+ans=$(curl -sS -H 'Content-Type: application/json' -d "$body" "$API/submit") || die "submit failed"
+case $ans in *'"SUCCESS"'*) ;; *) die "unexpected submit answer: $ans" ;; esac
+curl -fsS "$API/query?gid=$QGID" | grep -q '"status":"succeed"' || die "smoke saga $QGID did not succeed"
+idle_rss=$(status_kb "$dtmd_pid" VmRSS)
+say "dtmd pid $dtmd_pid on :$DTMD_PORT, redis :$REDIS_PORT, stub :$STUB_PORT; idle RSS ${idle_rss} kB"
+
+# CPU the machine spends on other processes (cores), over $1 seconds.
+background() {
+    b0=$(busy_ticks)
+    sleep "$1"
+    awk -v a="$b0" -v b="$(busy_ticks)" -v hz="$HZ" -v s="$1" 'BEGIN {printf "%.2f", (b - a) / hz / s}'
+}
+
+facts="$tmp/facts" # one "key value..." line per measured fact; results.py reads it
+{
+    echo "machine_nproc $(nproc)"
+    echo "machine_kernel $(uname -sr)"
+    echo "machine_cpu $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
+    echo "redis_version $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p')"
+    echo "wrk_version $(wrk -v 2>&1 | awk 'NR==1 {print $2}')"
+    echo "duration $DURATION"
+    echo "conns $CONNS"
+    echo "threads $THREADS"
+    echo "idle_rss_kb $idle_rss"
+    echo "background_cores_before $(background 1)"
+} >"$facts"
+
+run_wrk() { # out script_or_empty url [extra wrk args]
+    out=$1 script=$2 url=$3
+    shift 3
+    if [ -n "$script" ]; then
+        wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s "$script" "$@" "$url" >"$out" 2>&1 &
+    else
+        wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "$@" "$url" >"$out" 2>&1 &
+    fi
+    wrk_pid=$!
+    # In the background, so a signal to this script is handled at once; its
+    # CPU time is sampled until it exits (the last 0.1 s is missed).
+    wt=0
+    while kill -0 "$wrk_pid" 2>/dev/null; do
+        wt=$(awk '{print $14 + $15}' "/proc/$wrk_pid/stat" 2>/dev/null || echo "$wt")
+        sleep 0.1
+    done
+    echo "$wt" >"$out.ticks"
+    wait "$wrk_pid" || {
+        wrk_pid=""
+        die "wrk failed: $(cat "$out")"
+    }
+    wrk_pid=""
+}
+
+# ---- ceilings -------------------------------------------------------------
+say "ceiling 1: wrk -t$THREADS -c$CONNS -d$DURATION straight against the stub"
+run_wrk "$tmp/wrk-http.txt" "" "$STUB/TransIn"
+echo "http_rps $(awk '/^Requests\/sec:/ {print $2}' "$tmp/wrk-http.txt")" >>"$facts"
+
+say "ceiling 2: redis-benchmark EVALSHA cas_update (one transition of a stored transaction)"
+sha=$(rcli SCRIPT LOAD "$(cat "$top/lua/cas_update.lua")")
+rcli HSET 'bench{0}:t:x' status submitted gid x >/dev/null
+# -c 64 like wrk; -P 16: dtmd pipelines its script calls on one connection.
+redis-benchmark -h 127.0.0.1 -p "$REDIS_PORT" -c 64 -P 16 -n 1000000 --csv \
+    EVALSHA "$sha" 2 'bench{0}:t:x' 'bench{0}:due' x submitted 1700000000000 0 \
+    update_time 1700000000000 b1.st succeed b1.ut 1700000000000 >"$tmp/redis-bench.csv" 2>/dev/null ||
+    die "redis-benchmark failed"
+echo "redis_ops $(awk -F'","' 'NR==2 {print $2}' "$tmp/redis-bench.csv")" >>"$facts"
+rcli DEL 'bench{0}:t:x' 'bench{0}:due' >/dev/null
+
+# ---- workloads --------------------------------------------------------------
+# One workload: wrk for DURATION, then poll the due indexes until every
+# transaction is finished; completed tx/s = succeed / (first request .. last
+# one finished). Records CPU, RSS, Redis commands and the status tally.
+workload() { # name type empty wait [delay_ms]
+    name=$1
+    tag="b$name-$$"
+    export BENCH_TYPE="$2" BENCH_EMPTY="$3" BENCH_WAIT="$4" BENCH_DELAY="${5:-0}" BENCH_STUB="$STUB" BENCH_TAG="$tag"
+    say "workload $name: wrk -t$THREADS -c$CONNS -d$DURATION (type $2, empty URLs $3, wait_result $4${5:+, ${5} ms pause})"
+    calls0=$(curl -fsS "$STUB/__count")
+    cmd0=$(cmdstats)
+    c0=$(ticks "$dtmd_pid") r0=$(ticks "$redis_pid") s0=$(ticks "$stub_pid") b0=$(busy_ticks)
+    t0=$(now)
+    run_wrk "$tmp/wrk-$name.txt" "$here/submit.lua" "$API/submit"
+    t1=$(now)
+    i=0
+    while [ "$(unfinished)" != 0 ]; do
+        i=$((i + 1))
+        if [ $i -gt $((DRAIN_TIMEOUT * 50)) ]; then
+            say "warning: $(unfinished) transactions still unfinished after ${DRAIN_TIMEOUT}s"
+            break
+        fi
+        sleep 0.02
+    done
+    t2=$(now)
+    c1=$(ticks "$dtmd_pid") r1=$(ticks "$redis_pid") s1=$(ticks "$stub_pid") b1=$(busy_ticks)
+    cmd1=$(cmdstats)
+    calls1=$(curl -fsS "$STUB/__count")
+    {
+        echo "w.$name.t_wrk $t0 $t1"
+        echo "w.$name.t_done $t2"
+        echo "w.$name.cpu_s $(awk -v a="$c0" -v b="$c1" -v hz="$HZ" 'BEGIN {print (b - a) / hz}')"
+        echo "w.$name.redis_cpu_s $(awk -v a="$r0" -v b="$r1" -v hz="$HZ" 'BEGIN {print (b - a) / hz}')"
+        echo "w.$name.stub_cpu_s $(awk -v a="$s0" -v b="$s1" -v hz="$HZ" 'BEGIN {print (b - a) / hz}')"
+        echo "w.$name.wrk_cpu_s $(awk -v hz="$HZ" '{print $1 / hz}' "$tmp/wrk-$name.txt.ticks")"
+        echo "w.$name.busy_cpu_s $(awk -v a="$b0" -v b="$b1" -v hz="$HZ" 'BEGIN {print (b - a) / hz}')"
+        echo "w.$name.hwm_kb $(status_kb "$dtmd_pid" VmHWM)"
+        echo "w.$name.rss_kb $(status_kb "$dtmd_pid" VmRSS)"
+        echo "w.$name.branch_calls $((calls1 - calls0))"
+        echo "w.$name.cmd0 $cmd0"
+        echo "w.$name.cmd1 $cmd1"
+        echo "w.$name.tally $(tally "$tag-")"
+        echo "w.$name.desc $2 $3 $4 ${5:-0}"
+    } >>"$facts"
+    cp "$tmp/wrk-$name.txt" "$tmp/wrk-$name.keep"
+    echo "w.$name.wrk $tmp/wrk-$name.keep" >>"$facts"
+}
+
+for w in $WORKLOADS; do
+    case $w in
+        saga) workload saga saga 0 0 ;;
+        saga_wait) workload saga_wait saga 0 1 ;;
+        msg) workload msg msg 0 0 ;;
+        saga_empty_wait) workload saga_empty_wait saga 1 1 ;;
+        *) die "unknown workload '$w' (saga saga_wait msg saga_empty_wait)" ;;
     esac
 done
-sleep 1
-after_rss=$(rss_kb)
-peak_rss=$(hwm_kb)
-failed=$(count_zsets due)
 
-# ---- summary --------------------------------------------------------------
-echo
-echo "dtmd benchmark: $(nproc) cores, wrk -t$THREADS -c$CONNS -d$DURATION, $(uname -srm)"
-echo
-row() { printf '%-12s %10s %9s %9s %9s  %-20s %s\n' "$@"; }
-row scenario req/s p50 p99 requests "cpu dtmd/redis/stub" notes
-row -------- ----- --- --- -------- ------------------- -----
-while IFS='|' read -r name rps p50 p99 total cpu extra; do
-    row "$name" "$rps" "$p50" "$p99" "$total" "$cpu" "$extra"
-done <"$results"
-echo "(cpu: share of one core used during the run; wrk itself runs on the same machine)"
-echo
-[ -n "$drain_note" ] && printf '%s' "$drain_note" && echo
-echo "dtmd RSS: idle $(mb "$idle_rss"), after the runs $(mb "$after_rss"), peak $(mb "$peak_rss")"
-echo "transactions stored: $((submitted + 1)), unfinished: $failed"
+# Half of the saga's peak: each connection pauses CONNS / (peak / 2) s
+# between requests (wrk's delay(); the achieved rate is reported).
+if [ "$HALF" = 1 ] && grep -q '^w.saga.t_done' "$facts"; then
+    pause=$("$PY" "$here/results.py" half-delay "$facts" "$CONNS")
+    workload saga_half saga 0 0 "$pause"
+fi
+
+{
+    echo "background_cores_after $(background 1)"
+    echo "final_hwm_kb $(status_kb "$dtmd_pid" VmHWM)"
+    echo "final_rss_kb $(status_kb "$dtmd_pid" VmRSS)"
+} >>"$facts"
+grep -ciE 'error|warn' "$tmp/dtmd.log" | sed 's/^/dtmd_log_warnings /' >>"$facts" || true
+
+"$PY" "$here/results.py" report "$facts" "$OUT"
+if command -v gnuplot >/dev/null 2>&1; then
+    if gnuplot "$OUT/results.gp" >/dev/null 2>&1; then say "wrote $OUT/results.png"; else say "gnuplot failed"; fi
+fi
 if [ -s "$tmp/dtmd.log" ]; then
     echo "dtmd log (warnings and errors, last 5 lines):"
     tail -n 5 "$tmp/dtmd.log" | sed 's/^/  /'

@@ -6,6 +6,7 @@
  * created (not from a cache), so a subscription is visible at once to every
  * dtmd sharing the store and deleted topics are gone (PROTOCOL.md 12.2). */
 #include "api_handlers.h"
+#include "auth.h"
 
 #include "keys.h"
 #include "log.h"
@@ -63,12 +64,15 @@ static void topic_change(api_call *c, struct evkeyvalq *q, const char *body, siz
     }
     const char *topic = param(q, root, "topic"), *url = param(q, root, "url");
     const char *remark = param(q, root, "remark");
+    char allow_err[320];
     if (!topic || !*topic) {
         api_reply_error(c, 400, "empty topic");
     } else if (!url || !*url) {
         api_reply_error(c, 400, "empty url");
     } else if (!url_is_http(url)) {
         api_reply_error(c, 400, "url must be an http(s) URL");
+    } else if (branch_url_check(c->cfg, url, "url", allow_err, sizeof allow_err)) {
+        api_reply_error(c, 400, allow_err);
     } else {
         char ts[48];
         format_time_ms(now_ms(), ts, sizeof ts);

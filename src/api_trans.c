@@ -7,6 +7,7 @@
  * scripts (save_new, cas_update, register_branch); a request for a gid that
  * exists never overwrites what is stored (PROTOCOL.md 12.2). */
 #include "api_handlers.h"
+#include "auth.h"
 
 #include "branch_call.h"
 #include "engine.h"
@@ -639,6 +640,9 @@ static void registered(void *arg, redisReply *reply, const char *err) {
     }
 }
 
+/* Fields add_branch_fields writes per branch (register_branch.lua's m). */
+#define BRANCH_FIELDS 8
+
 static void add_branch_fields(rargs *a, const char *id, const char *op, const char *url,
                               const char *data, const char *status, int64_t now) {
     ra_adds(a, "id");
@@ -653,11 +657,15 @@ static void add_branch_fields(rargs *a, const char *id, const char *op, const ch
     ra_adds(a, status);
     ra_adds(a, "ft");
     ra_addi(a, strcmp(status, "prepared") == 0 ? 0 : now);
+    ra_adds(a, "ct");
+    ra_addi(a, now);
+    ra_adds(a, "ut");
+    ra_addi(a, now);
 }
 
 void api_register_branch(api_call *c, struct evkeyvalq *q, const char *body, size_t len) {
     (void)q;
-    char err[256];
+    char err[256], aerr[224];
     char *gid = NULL;
     yajl_val root = json_parse(body, len, err, sizeof err);
     if (!root) {
@@ -710,6 +718,13 @@ void api_register_branch(api_call *c, struct evkeyvalq *q, const char *body, siz
             sb_free(&sig);
             BAD("confirm and cancel must be http(s) URLs");
         }
+        if (branch_url_check(c->cfg, confirm, "confirm", aerr, sizeof aerr) ||
+            branch_url_check(c->cfg, cancel, "cancel", aerr, sizeof aerr)) {
+            ra_free(&a);
+            sb_free(&k);
+            sb_free(&sig);
+            BAD("%s", aerr);
+        }
         sb_printf(&k, "%s", ""); /* reuse k below */
         sb_reset(&k);
         sb_printf(&k, "k:%zu:%s:cancel", strlen(bid), bid);
@@ -719,7 +734,7 @@ void api_register_branch(api_call *c, struct evkeyvalq *q, const char *body, siz
         ra_add(&a, sig.ptr, sig.len);
         ra_addi(&a, now);
         ra_addi(&a, 2);
-        ra_addi(&a, 6);
+        ra_addi(&a, BRANCH_FIELDS);
         add_branch_fields(&a, bid, "cancel", cancel, data, "prepared", now);
         add_branch_fields(&a, bid, "confirm", confirm, data, "prepared", now);
     } else if (tt == TT_XA) {
@@ -731,6 +746,12 @@ void api_register_branch(api_call *c, struct evkeyvalq *q, const char *body, siz
             sb_free(&sig);
             BAD("url is required and must be an http(s) URL");
         }
+        if (branch_url_check(c->cfg, url, "url", aerr, sizeof aerr)) {
+            ra_free(&a);
+            sb_free(&k);
+            sb_free(&sig);
+            BAD("%s", aerr);
+        }
         sb_reset(&k);
         sb_printf(&k, "k:%zu:%s:rollback", strlen(bid), bid);
         sb_printf(&sig, "%s|", url);
@@ -739,7 +760,7 @@ void api_register_branch(api_call *c, struct evkeyvalq *q, const char *body, siz
         ra_add(&a, sig.ptr, sig.len);
         ra_addi(&a, now);
         ra_addi(&a, 2);
-        ra_addi(&a, 6);
+        ra_addi(&a, BRANCH_FIELDS);
         add_branch_fields(&a, bid, "rollback", url, data, "prepared", now);
         add_branch_fields(&a, bid, "commit", url, data, "prepared", now);
     } else if (tt == TT_WORKFLOW) {
@@ -760,7 +781,7 @@ void api_register_branch(api_call *c, struct evkeyvalq *q, const char *body, siz
         ra_add(&a, sig.ptr, sig.len);
         ra_addi(&a, now);
         ra_addi(&a, 1);
-        ra_addi(&a, 6);
+        ra_addi(&a, BRANCH_FIELDS);
         add_branch_fields(&a, bid, op, "", data, st, now);
     } else {
         ra_free(&a);

@@ -41,6 +41,9 @@ enum call_state { CALL_PENDING, CALL_COMPLETING };
 
 struct branch_call {
     struct branch_call *prev, *next; /* pending list */
+    struct branch_call *qnext;       /* waiting queue (Limits.MaxInflightCalls) */
+    int queued;                      /* not yet added to the multi handle */
+    double timeout_s;
     enum call_state state;
     CURL *easy;
     struct curl_slist *headers;
@@ -69,6 +72,12 @@ static struct sock_ctx *g_socks;    /* every live socket context */
 static int g_pending;
 static int g_completing;          /* callbacks running (shutdown may come from one) */
 static int g_global_cleanup_owed; /* shutdown ran inside a callback */
+/* Limits.MaxInflightCalls: calls beyond it wait here, oldest first. */
+static int g_max_inflight;
+static int g_running; /* calls added to the multi handle */
+static struct branch_call *g_qhead, *g_qtail;
+static int g_queued;
+static struct event *g_pump; /* starts queued calls from the loop */
 
 /* Finished easy handles, reset and kept for the next call: creating one per
  * call costs several allocations of curl's buffers on the hot path. */
@@ -280,7 +289,24 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *userp) {
 
 /* ---- call lifecycle --------------------------------------------------- */
 
+static void queue_remove(struct branch_call *c) {
+    struct branch_call **pp = &g_qhead, *prev = NULL;
+    while (*pp && *pp != c) {
+        prev = *pp;
+        pp = &(*pp)->qnext;
+    }
+    if (!*pp) return;
+    *pp = c->qnext;
+    if (g_qtail == c) g_qtail = prev;
+    c->qnext = NULL;
+    g_queued--;
+}
+
 static void call_unlink(struct branch_call *c) {
+    if (c->queued)
+        queue_remove(c);
+    else
+        g_running--;
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -323,6 +349,7 @@ static void finish_call(struct branch_call *c, CURLcode res) {
     c->cb(c->arg, o, status, body, body_len);
     g_completing--;
     call_free(c);
+    if (g_qhead && g_pump) event_active(g_pump, 0, 0);
     if (g_global_cleanup_owed && !g_completing) {
         /* only now is the last easy handle gone */
         g_global_cleanup_owed = 0;
@@ -377,15 +404,61 @@ static struct curl_slist *build_headers(const branch_request *req) {
     return list;
 }
 
+/* Add a call to the multi handle (it starts running). -1 if curl refused. */
+static int call_activate(struct branch_call *c) {
+    c->queued = 0;
+    g_running++;
+    c->start_ms = now_ms();
+    if (curl_multi_add_handle(g_multi, c->easy) != CURLM_OK) return -1;
+    log_debug("branch call %p start: %s %s (timeout %.3fs)", (void *)c, c->body ? "POST" : "GET",
+              c->url, c->timeout_s);
+    return 0;
+}
+
+/* Start queued calls while there is room (runs from the event loop). A call
+ * curl refuses completes as a transport error, so its pass retries it. */
+static void pump_cb(evutil_socket_t fd, short what, void *arg) {
+    (void)fd, (void)what, (void)arg;
+    while (g_multi && g_qhead && (g_max_inflight < 1 || g_running < g_max_inflight)) {
+        struct branch_call *c = g_qhead;
+        g_qhead = c->qnext;
+        if (!g_qhead) g_qtail = NULL;
+        c->qnext = NULL;
+        g_queued--;
+        if (call_activate(c) != 0) {
+            log_warn("branch call: could not start a call to %s", c->url);
+            call_unlink(c);
+            c->state = CALL_COMPLETING;
+            const char *msg = "dtmd could not start the call";
+            g_completing++;
+            c->cb(c->arg, BR_ERROR, 0, msg, strlen(msg));
+            g_completing--;
+            call_free(c);
+        }
+    }
+}
+
+void branch_call_set_max_inflight(int n) {
+    g_max_inflight = n;
+    if (g_qhead && g_pump) event_active(g_pump, 0, 0);
+}
+
+int branch_call_queued(void) {
+    return g_queued;
+}
+
 int branch_call_init(struct event_base *base) {
     if (g_multi) return 0;
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return -1;
     g_base = base;
     g_multi = curl_multi_init();
     g_timer = evtimer_new(base, timer_event_cb, NULL);
-    if (!g_multi || !g_timer) {
+    g_pump = event_new(base, -1, 0, pump_cb, NULL);
+    if (!g_multi || !g_timer || !g_pump) {
         if (g_multi) curl_multi_cleanup(g_multi);
         if (g_timer) event_free(g_timer);
+        if (g_pump) event_free(g_pump);
+        g_pump = NULL;
         g_multi = NULL;
         g_timer = NULL;
         curl_global_cleanup();
@@ -408,6 +481,8 @@ void branch_call_shutdown(void) {
     while (g_socks) sock_ctx_free(g_socks);
     event_free(g_timer);
     g_timer = NULL;
+    event_free(g_pump);
+    g_pump = NULL;
     g_base = NULL;
     if (g_completing)
         g_global_cleanup_owed = 1;
@@ -458,18 +533,29 @@ branch_call *branch_call_start(const branch_request *req, branch_call_cb *cb, vo
         curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
     }
 
-    c->start_ms = now_ms();
+    c->timeout_s = req->timeout_s;
     c->state = CALL_PENDING;
     c->next = g_calls;
     if (g_calls) g_calls->prev = c;
     g_calls = c;
     g_pending++;
-    if (curl_multi_add_handle(g_multi, e) != CURLM_OK) {
+    if (g_max_inflight > 0 && (g_running >= g_max_inflight || g_qhead)) {
+        /* Limits.MaxInflightCalls reached: wait in line, in order. */
+        c->queued = 1;
+        if (g_qtail)
+            g_qtail->qnext = c;
+        else
+            g_qhead = c;
+        g_qtail = c;
+        g_queued++;
+        log_debug("branch call %p queued (%d in flight, %d waiting): %s", (void *)c, g_running,
+                  g_queued, c->url);
+        return c;
+    }
+    if (call_activate(c) != 0) {
         call_unlink(c);
         goto fail;
     }
-    log_debug("branch call %p start: %s %s (%zu bytes, timeout %.3fs)", (void *)c,
-              c->body ? "POST" : "GET", c->url, body_len, req->timeout_s);
     return c;
 
 fail:
@@ -484,7 +570,9 @@ fail:
 void branch_call_cancel(branch_call *call) {
     if (!call || call->state != CALL_PENDING) return;
     log_debug("branch call %p cancelled", (void *)call);
-    curl_multi_remove_handle(g_multi, call->easy);
+    int was_running = !call->queued;
+    if (was_running) curl_multi_remove_handle(g_multi, call->easy);
     call_unlink(call);
     call_free(call);
+    if (was_running && g_qhead && g_pump) event_active(g_pump, 0, 0);
 }

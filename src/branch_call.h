@@ -47,8 +47,15 @@ branch_call *branch_call_start(const branch_request *req, branch_call_cb *cb, vo
 /* Cancel a pending call: its callback will not be called. */
 void branch_call_cancel(branch_call *call);
 
-/* Number of calls in flight (for metrics and tests). */
+/* Number of calls in flight (for metrics and tests), queued ones included. */
 int branch_call_pending(void);
+
+/* Limits.MaxInflightCalls: at most n calls run at once (n < 1 = no limit);
+ * further calls wait in a FIFO queue and start as running ones finish.
+ * Nothing is dropped; a queued call's timeout starts when it starts. */
+void branch_call_set_max_inflight(int n);
+/* Calls waiting in that queue. */
+int branch_call_queued(void);
 
 /* Pure helpers (unit tested). */
 

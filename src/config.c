@@ -13,6 +13,7 @@
  * key; dtm would silently keep a zero, which is how misconfigured servers
  * retry in a tight loop. Allocation failure aborts, as everywhere in dtmd. */
 #include "config.h"
+#include "auth.h"
 #include "log.h"
 
 #include <ctype.h>
@@ -23,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 #include <yaml.h>
 
@@ -81,6 +83,9 @@ typedef enum {
     K_SIZE,     /* size_t within [min, max] */
     K_DUR,      /* double seconds, > 0 */
     K_LEVEL,    /* log level name */
+    K_LOGFMT,   /* Log.Format: text or json (stored as 0/1) */
+    K_BOOL,     /* true/false, yes/no, on/off, 1/0 (stored as int 0/1) */
+    K_LIST,     /* string list: a YAML sequence or a comma-separated string */
 } key_kind;
 
 typedef struct key_def {
@@ -115,6 +120,11 @@ static const key_def keys[] = {
     {"RetryMaxInterval", K_DUR, OFF(retry_max_interval), 0, 0, NULL},
     {"ConfigUpdateInterval", K_DUR, OFF(config_update_interval), 0, 0, NULL},
     {"LogLevel", K_LEVEL, OFF(log_level), 0, 0, NULL},
+    /* ---- logging (README "Operations"); Log.Level is LogLevel's dtm spelling ---- */
+    {"Log.Level", K_LEVEL, OFF(log_level), 0, 0, NULL},
+    {"Log.Format", K_LOGFMT, OFF(log_json), 0, 0, NULL},
+    {"Log.Outputs", K_LIST, OFF(log_outputs), 0, 0, NULL},
+    {"Log.Access", K_BOOL, OFF(log_access), 0, 0, NULL},
     {"AlertRetryLimit", K_INT, OFF(alert_retry_limit), 0, INT_MAX,
      "expected a non-negative integer"},
     {"AlertWebHook", K_STR, OFF(alert_web_hook), 0, 0, NULL},
@@ -123,6 +133,15 @@ static const key_def keys[] = {
      "expected a positive integer"},
     {"Limits.MaxBranches", K_INT, OFF(max_branches), 1, INT_MAX, "expected a positive integer"},
     {"Limits.MaxGidLength", K_INT, OFF(max_gid_length), 1, INT_MAX, "expected a positive integer"},
+    /* ---- security and limits (README "Security and limits") ---- */
+    {"Auth.Token", K_STR, OFF(auth_token), 0, 0, NULL},
+    {"Auth.AdminToken", K_STR, OFF(auth_admin_token), 0, 0, NULL},
+    {"BranchAllow", K_LIST, OFF(branch_allow_text), 0, 0, NULL},
+    {"Limits.MaxInflightCalls", K_INT, OFF(max_inflight_calls), 1, INT_MAX,
+     "expected a positive integer"},
+    {"Limits.MaxHeaderBytes", K_SIZE, OFF(max_header_bytes), 1024, INT_MAX,
+     "expected an integer of at least 1024"},
+    {"Limits.IdleTimeout", K_DUR, OFF(idle_timeout), 0, 0, NULL},
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
@@ -144,7 +163,8 @@ static const char *const unused_keys[] = {
     "GrpcServiceConfig",
     "UpdateBranchSync",
     "UpdateBranchAsyncGoroutineNum",
-    "Log",
+    "Log.RotationEnable",
+    "Log.RotationConfigJSON",
     "TimeZoneOffset",
     "AdminBasePath",
     "Store.Db",
@@ -155,7 +175,7 @@ static const char *const unused_keys[] = {
 };
 
 /* Top-level keys whose value is a mapping of dtmd keys. */
-static const char *const sections[] = {"Store", "Limits"};
+static const char *const sections[] = {"Store", "Limits", "Auth", "Log"};
 
 static const key_def *find_key(const char *path) {
     for (size_t i = 0; i < NKEYS; i++)
@@ -202,6 +222,7 @@ static int set_value(dtmd_config *cfg, const key_def *k, const char *text, const
     long long v;
     switch (k->kind) {
         case K_STR:
+        case K_LIST:
             set_str((char **)base, text);
             return 0;
         case K_NONEMPTY:
@@ -246,6 +267,25 @@ static int set_value(dtmd_config *cfg, const key_def *k, const char *text, const
             *(double *)base = d;
             return 0;
         }
+        case K_LOGFMT:
+            if (strcasecmp(text, "text") != 0 && strcasecmp(text, "json") != 0) {
+                set_err(err, "%s: expected text or json, got '%.64s'", label, text);
+                return -1;
+            }
+            *(int *)base = strcasecmp(text, "json") == 0;
+            return 0;
+        case K_BOOL:
+            if (!strcasecmp(text, "true") || !strcasecmp(text, "yes") || !strcasecmp(text, "on") ||
+                !strcmp(text, "1")) {
+                *(int *)base = 1;
+            } else if (!strcasecmp(text, "false") || !strcasecmp(text, "no") ||
+                       !strcasecmp(text, "off") || !strcmp(text, "0")) {
+                *(int *)base = 0;
+            } else {
+                set_err(err, "%s: expected true or false, got '%.64s'", label, text);
+                return -1;
+            }
+            return 0;
         case K_LEVEL: {
             log_level_t lv;
             if (log_parse_level(text, &lv) != 0) {
@@ -360,6 +400,38 @@ static int resolve_store_seeds(dtmd_config *cfg, char **err) {
     return 0;
 }
 
+/* ---- BranchAllow ---- */
+
+/* Split BranchAllow into its entries (trimmed, empty ones skipped) and check
+ * each, once everything is loaded. */
+static int resolve_branch_allow(dtmd_config *cfg, char **err) {
+    const char *s = cfg->branch_allow_text ? cfg->branch_allow_text : "";
+    size_t max = 1;
+    for (const char *p = s; *p; p++) max += *p == ',';
+    cfg->branch_allow = calloc(max, sizeof *cfg->branch_allow);
+    if (!cfg->branch_allow) abort();
+    for (const char *p = s;;) {
+        const char *end = strchr(p, ',');
+        if (!end) end = p + strlen(p);
+        const char *a = p, *b = end;
+        while (a < b && isspace((unsigned char)*a)) a++;
+        while (b > a && isspace((unsigned char)b[-1])) b--;
+        if (b > a) {
+            char *e = strndup(a, (size_t)(b - a));
+            if (!e) abort();
+            cfg->branch_allow[cfg->nbranch_allow++] = e;
+            char msg[200];
+            if (branch_allow_entry_check(e, msg, sizeof msg) != 0) {
+                set_err(err, "BranchAllow: %s", msg);
+                return -1;
+            }
+        }
+        if (!*end) break;
+        p = end + 1;
+    }
+    return 0;
+}
+
 /* ---- YAML walk ---- */
 
 typedef struct load_ctx {
@@ -390,6 +462,32 @@ static int in_list(const char *const *list, size_t n, const char *s) {
 
 static int walk_mapping(load_ctx *c, yaml_node_t *map, const char *prefix);
 
+/* A K_LIST key given as a YAML sequence of scalars: kept comma-joined. */
+static int load_list(load_ctx *c, const key_def *k, const char *path, yaml_node_t *seq) {
+    size_t cap = 1;
+    for (yaml_node_item_t *it = seq->data.sequence.items.start; it < seq->data.sequence.items.top;
+         it++) {
+        yaml_node_t *n = yaml_document_get_node(c->doc, *it);
+        if (!n || n->type != YAML_SCALAR_NODE || strchr((const char *)n->data.scalar.value, ',')) {
+            set_err(c->err, "%s: expected a list of strings without commas", path);
+            return -1;
+        }
+        cap += strlen((const char *)n->data.scalar.value) + 1;
+    }
+    char *joined = malloc(cap);
+    if (!joined) abort();
+    joined[0] = '\0';
+    for (yaml_node_item_t *it = seq->data.sequence.items.start; it < seq->data.sequence.items.top;
+         it++) {
+        yaml_node_t *n = yaml_document_get_node(c->doc, *it);
+        if (joined[0]) strcat(joined, ",");
+        strcat(joined, (const char *)n->data.scalar.value);
+    }
+    int rc = set_value(c->cfg, k, joined, path, c->err);
+    free(joined);
+    return rc;
+}
+
 /* Handle one "key: value" pair; path is the full dotted key. */
 static int load_pair(load_ctx *c, const char *path, const char *name, yaml_node_t *val, int top) {
     const key_def *k = find_key(path);
@@ -400,6 +498,8 @@ static int load_pair(load_ctx *c, const char *path, const char *name, yaml_node_
     int redis_addr = top && strcmp(name, "RedisAddr") == 0;
     if (k || redis_addr) {
         if (is_null(val)) return 0;
+        if (k && k->kind == K_LIST && val->type == YAML_SEQUENCE_NODE)
+            return load_list(c, k, path, val);
         if (val->type != YAML_SCALAR_NODE) {
             set_err(c->err, "%s: expected a single value, got %s", path, node_kind(val));
             return -1;
@@ -526,11 +626,18 @@ void config_defaults(dtmd_config *cfg) {
     cfg->retry_max_interval = 3600;
     cfg->config_update_interval = 3;
     cfg->log_level = LOG_INFO;
+    cfg->log_outputs = dupstr("stderr");
     cfg->alert_retry_limit = 3;
     cfg->alert_web_hook = dupstr("");
     cfg->max_body_bytes = 1048576;
     cfg->max_branches = 1000;
     cfg->max_gid_length = 128;
+    cfg->auth_token = dupstr("");
+    cfg->auth_admin_token = dupstr("");
+    cfg->branch_allow_text = dupstr("");
+    cfg->max_inflight_calls = 1024;
+    cfg->max_header_bytes = 65536;
+    cfg->idle_timeout = 120;
 }
 
 /* Shared tail of both loaders: parser already set up (or NULL = no YAML). */
@@ -539,7 +646,8 @@ static int load_common(dtmd_config *cfg, yaml_parser_t *parser, const char *what
     if (err) *err = NULL;
     config_defaults(cfg);
     if ((parser && load_yaml(cfg, parser, what, warn_cb, err) != 0) ||
-        apply_env(cfg, envp, err) != 0 || resolve_store_seeds(cfg, err) != 0) {
+        apply_env(cfg, envp, err) != 0 || resolve_store_seeds(cfg, err) != 0 ||
+        resolve_branch_allow(cfg, err) != 0) {
         config_free(cfg);
         return -1;
     }
@@ -611,10 +719,109 @@ void config_free(dtmd_config *cfg) {
     free(cfg->redis_prefix);
     free(cfg->http_host);
     free(cfg->alert_web_hook);
+    free(cfg->log_outputs);
+    cfg->log_outputs = NULL;
+    free(cfg->auth_token);
+    free(cfg->auth_admin_token);
+    free(cfg->branch_allow_text);
+    for (int i = 0; i < cfg->nbranch_allow; i++) free(cfg->branch_allow[i]);
+    free(cfg->branch_allow);
+    cfg->branch_allow = NULL;
+    cfg->nbranch_allow = 0;
+    cfg->auth_token = cfg->auth_admin_token = cfg->branch_allow_text = NULL;
     for (int i = 0; i < cfg->store_nseeds; i++) free(cfg->store_seeds[i].host);
     free(cfg->store_seeds);
     cfg->store_seeds = NULL;
     cfg->store_nseeds = 0;
     cfg->store_driver = cfg->store_host = cfg->store_user = cfg->store_password = NULL;
     cfg->redis_prefix = cfg->http_host = cfg->alert_web_hook = NULL;
+}
+
+/* ---- effective configuration (dtmd --check-config) ---- */
+
+static int is_secret(const char *path) {
+    return strstr(path, "Password") != NULL || strstr(path, "Token") != NULL;
+}
+
+static void print_quoted(FILE *out, const char *s) {
+    fputc('"', out);
+    for (; s && *s; s++) {
+        if (*s == '"' || *s == '\\')
+            fprintf(out, "\\%c", *s);
+        else if ((unsigned char)*s < 0x20)
+            fprintf(out, "\\x%02x", (unsigned char)*s);
+        else
+            fputc(*s, out);
+    }
+    fputc('"', out);
+}
+
+/* A URL with its userinfo password hidden: http://u:secret@h/ -> http://u:****@h/ */
+static void print_url_masked(FILE *out, const char *url) {
+    const char *scheme = strstr(url, "://");
+    const char *at = scheme ? strchr(scheme + 3, '@') : NULL;
+    const char *slash = scheme ? strchr(scheme + 3, '/') : NULL;
+    const char *colon = scheme ? strchr(scheme + 3, ':') : NULL;
+    if (!at || (slash && slash < at) || !colon || colon > at) {
+        print_quoted(out, url);
+        return;
+    }
+    char *masked = NULL;
+    if (asprintf(&masked, "%.*s:****%s", (int)(colon - url), url, at) < 0) abort();
+    print_quoted(out, masked);
+    free(masked);
+}
+
+void config_print(const dtmd_config *cfg, FILE *out) {
+    for (size_t i = 0; i < NKEYS; i++) {
+        const key_def *k = &keys[i];
+        if (strcmp(k->path, "Log.Level") == 0) continue; /* same field as LogLevel */
+        const char *base = (const char *)cfg + k->off;
+        char env[128];
+        config_env_name(k->path, env, sizeof env);
+        fprintf(out, "%s: ", k->path);
+        switch (k->kind) {
+            case K_STR:
+            case K_NONEMPTY:
+            case K_DRIVER:
+            case K_LIST: {
+                const char *v = *(char *const *)base;
+                if (is_secret(k->path) && v && *v)
+                    fputs("\"****\"", out);
+                else if (strcmp(k->path, "AlertWebHook") == 0 && v)
+                    print_url_masked(out, v);
+                else
+                    print_quoted(out, v ? v : "");
+                break;
+            }
+            case K_INT:
+                fprintf(out, "%d", *(const int *)base);
+                break;
+            case K_I64:
+                fprintf(out, "%lld", (long long)*(const int64_t *)base);
+                break;
+            case K_SIZE:
+                fprintf(out, "%zu", *(const size_t *)base);
+                break;
+            case K_DUR:
+                fprintf(out, "%g", *(const double *)base);
+                break;
+            case K_LEVEL: {
+                static const char *const names[] = {"debug", "info", "warn", "error"};
+                int lv = (int)*(const log_level_t *)base;
+                fputs(lv >= 0 && lv < 4 ? names[lv] : "?", out);
+                break;
+            }
+            case K_LOGFMT:
+                fputs(*(const int *)base ? "json" : "text", out);
+                break;
+            case K_BOOL:
+                fputs(*(const int *)base ? "true" : "false", out);
+                break;
+            default:
+                fputs("~", out);
+                break;
+        }
+        fprintf(out, "    # env %s\n", env);
+    }
 }

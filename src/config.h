@@ -9,6 +9,7 @@
 #define DTMD_CONFIG_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 typedef enum { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERROR } log_level_t;
@@ -48,6 +49,10 @@ typedef struct dtmd_config {
     double config_update_interval; /* ConfigUpdateInterval, default 3 */
 
     log_level_t log_level; /* LogLevel: debug|info|warn|error, default info */
+    /* Log.* (Log.Level = LogLevel) */
+    int log_json;      /* Log.Format: 0 text (default), 1 json */
+    char *log_outputs; /* Log.Outputs: "stderr" and/or file paths, comma separated */
+    int log_access;    /* Log.Access: one line per HTTP request, default false */
 
     int alert_retry_limit; /* AlertRetryLimit, default 3 */
     char *alert_web_hook;  /* AlertWebHook, default "" */
@@ -56,6 +61,16 @@ typedef struct dtmd_config {
     size_t max_body_bytes; /* Limits.MaxBodyBytes, default 1048576 */
     int max_branches;      /* Limits.MaxBranches, default 1000 */
     int max_gid_length;    /* Limits.MaxGidLength, default 128 */
+
+    /* Security and limits (dtmd only; see README "Security and limits") */
+    char *auth_token;        /* Auth.Token: bearer token for the API, "" = open */
+    char *auth_admin_token;  /* Auth.AdminToken: token for management routes, "" = none */
+    char *branch_allow_text; /* BranchAllow as given (comma list), "" = allow all */
+    char **branch_allow;     /* derived: its entries, trimmed */
+    int nbranch_allow;       /* 0 = every http(s) URL allowed */
+    int max_inflight_calls;  /* Limits.MaxInflightCalls, default 1024 */
+    size_t max_header_bytes; /* Limits.MaxHeaderBytes, default 65536 */
+    double idle_timeout;     /* Limits.IdleTimeout, seconds, default 120 */
 } dtmd_config;
 
 /* Fill cfg with the defaults above (strings are heap copies). */
@@ -75,6 +90,10 @@ int config_load_from(dtmd_config *cfg, const char *yaml_text, char *const *envp,
 /* The env variable name for a dotted key by dtm's rule, into out (size n).
  * "Store.RedisPrefix" -> "STORE_REDIS_PREFIX", "HTTPPort" -> "HTTP_PORT". */
 void config_env_name(const char *key, char *out, size_t n);
+
+/* Print every key's effective value as YAML ("Store.Host: \"127.0.0.1\"  # env
+ * STORE_HOST"), passwords and tokens masked. For dtmd --check-config. */
+void config_print(const dtmd_config *cfg, FILE *out);
 
 void config_free(dtmd_config *cfg);
 

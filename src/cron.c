@@ -4,6 +4,7 @@
 #include "engine.h"
 #include "keys.h"
 #include "log.h"
+#include "metrics.h"
 #include "store.h"
 #include "trans.h"
 
@@ -29,6 +30,7 @@ typedef struct load_ctx {
 } load_ctx;
 
 static void scan_shard(int shard);
+static void release_one(int shard, const char *gid);
 
 static void ignore_reply(void *arg, redisReply *r, const char *err) {
     (void)arg, (void)r;
@@ -52,7 +54,10 @@ static void drop_due(int shard, const char *gid) {
 static void loaded(void *arg, redisReply *reply, const char *err) {
     load_ctx *c = arg;
     cr.pending--;
-    if (cr.stopping) goto out;
+    if (cr.stopping) {
+        if (!err) release_one(c->shard, c->gid); /* leased, never driven: give it back */
+        goto out;
+    }
     if (err) {
         log_warn("cron: gid %s: cannot load: %s", c->gid, err);
         goto out;
@@ -72,6 +77,7 @@ static void loaded(void *arg, redisReply *reply, const char *err) {
         trans_free(t);
         goto out;
     }
+    if (t->next_cron_ms > 0) metrics_cron_lag((double)(now_ms() - t->next_cron_ms) / 1000.0);
     engine_drive(t, NULL, NULL);
 out:
     free(c->gid);
@@ -81,7 +87,12 @@ out:
 static void leased(void *arg, redisReply *reply, const char *err) {
     int shard = (int)(intptr_t)arg;
     cr.scanning[shard] = 0;
-    if (cr.stopping) return;
+    if (cr.stopping) {
+        /* Leased while shutting down: give back what nobody here drives. */
+        for (size_t i = 0; !err && reply->type == REDIS_REPLY_ARRAY && i < reply->elements; i++)
+            if (!engine_active(reply->element[i]->str)) release_one(shard, reply->element[i]->str);
+        return;
+    }
     if (err) {
         log_debug("cron: shard %d: lease failed: %s", shard, err);
         return;
@@ -152,8 +163,125 @@ int cron_init(struct event_base *base, const dtmd_config *cfg) {
     return 0;
 }
 
+/* ---- handing leases back at shutdown ------------------------------------
+ *
+ * A transaction this process is driving has a due time in the future (its
+ * lease, or the wait set by its last write). Stopping without a word would
+ * leave it to the other processes only when that time comes (up to
+ * RetryInterval, or a transaction's own retry_interval). So on SIGTERM the
+ * due index of every shard is read up to the longest possible wait, and
+ * each gid the engine is still driving gets its due time set to now (ZADD
+ * XX: not re-added if it finished meanwhile): the next scan of any process
+ * picks it up. The branch calls in flight are cancelled right after, by
+ * engine_shutdown. Bounded: at most RELEASE_SCAN gids per shard and
+ * RELEASE_WAIT_S of waiting for Redis. */
+
+#define RELEASE_SCAN 10000
+#define RELEASE_WAIT_S 1.0
+
+static struct {
+    int pending; /* store commands of the release in flight */
+    int released;
+} rel;
+
+static void release_done(void *arg, redisReply *reply, const char *err) {
+    (void)arg, (void)reply;
+    rel.pending--;
+    if (err) log_warn("cron: handing leases back failed: %s", err);
+}
+
+/* Start "ZADD <shard due key> XX": re-score members still listed, add none. */
+static void zadd_xx(rargs *a, int shard) {
+    sbuf k;
+    sb_init(&k);
+    key_due(&k, cr.cfg->redis_prefix, shard);
+    ra_init(a);
+    ra_adds(a, "ZADD");
+    ra_add(a, k.ptr, k.len);
+    sb_free(&k);
+    ra_adds(a, "XX");
+}
+
+static void release_listed(void *arg, redisReply *reply, const char *err) {
+    int shard = (int)(intptr_t)arg;
+    rel.pending--;
+    if (err || reply->type != REDIS_REPLY_ARRAY) return;
+    rargs a;
+    zadd_xx(&a, shard);
+    int n = 0;
+    int64_t now = now_ms();
+    for (size_t i = 0; i < reply->elements; i++) {
+        const redisReply *g = reply->element[i];
+        if (g->type != REDIS_REPLY_STRING || !engine_active(g->str)) continue;
+        ra_addi(&a, now);
+        ra_add(&a, g->str, g->len);
+        n++;
+    }
+    if (!n) {
+        ra_free(&a);
+        return;
+    }
+    rel.released += n;
+    rel.pending++;
+    store_command(&a, release_done, NULL);
+}
+
+/* A gid this process leased but will not drive: due now again. Only while
+ * release_leases runs the loop (later replies are failures). */
+static void release_one(int shard, const char *gid) {
+    rargs a;
+    zadd_xx(&a, shard);
+    ra_addi(&a, now_ms());
+    ra_adds(&a, gid);
+    rel.pending++;
+    rel.released++;
+    store_command(&a, release_done, NULL);
+}
+
+static void release_timeout(evutil_socket_t fd, short what, void *arg) {
+    (void)fd, (void)what;
+    *(int *)arg = 1;
+}
+
+static void release_leases(void) {
+    if (engine_active_count() == 0 || !store_is_up()) return;
+    int64_t now = now_ms();
+    double wait = cr.cfg->retry_max_interval + cr.cfg->request_timeout + 1;
+    memset(&rel, 0, sizeof rel);
+    for (int s = 0; s < cr.cfg->store_shards; s++) {
+        rargs a;
+        ra_init(&a);
+        sbuf k;
+        sb_init(&k);
+        key_due(&k, cr.cfg->redis_prefix, s);
+        ra_adds(&a, "ZRANGEBYSCORE");
+        ra_add(&a, k.ptr, k.len);
+        sb_free(&k);
+        ra_adds(&a, "-inf");
+        ra_addi(&a, now + (int64_t)(wait * 1000));
+        ra_adds(&a, "LIMIT");
+        ra_adds(&a, "0");
+        ra_addi(&a, RELEASE_SCAN);
+        rel.pending++;
+        store_command(&a, release_listed, (void *)(intptr_t)s);
+    }
+    /* The main loop has stopped: run it here until Redis has answered. */
+    int expired = 0;
+    struct event *guard = evtimer_new(cr.base, release_timeout, &expired);
+    struct timeval tv = {(time_t)RELEASE_WAIT_S,
+                         (suseconds_t)((RELEASE_WAIT_S - (double)(time_t)RELEASE_WAIT_S) * 1e6)};
+    evtimer_add(guard, &tv);
+    while (rel.pending > 0 && !expired) event_base_loop(cr.base, EVLOOP_ONCE);
+    event_free(guard);
+    if (rel.released)
+        log_info("cron: handed back %d transaction(s) in progress for another process",
+                 rel.released);
+    if (rel.pending) log_warn("cron: handing leases back: no answer from redis in time");
+}
+
 void cron_shutdown(void) {
     cr.stopping = 1;
     if (cr.timer) event_free(cr.timer);
     cr.timer = NULL;
+    release_leases();
 }

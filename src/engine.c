@@ -31,6 +31,7 @@ typedef struct call_ctx {
     pass *p;
     int bi;
     branch_call *call;
+    double start;                 /* metrics_now() when asked for: the latency includes queueing */
     struct call_ctx *next, *prev; /* for cancellation at shutdown */
 } call_ctx;
 
@@ -101,6 +102,7 @@ static void pass_free(pass *p) {
     if (p->mode && p->ops->free_mode) p->ops->free_mode(p->mode);
     sb_free(&p->key);
     sb_free(&p->due_key);
+    ra_free(&p->pending);
     free(p->started);
     free(p->last);
     free(p->fail_msg);
@@ -185,7 +187,21 @@ static void pass_stop(pass *p, const char *why) {
 /* Called after every asynchronous event of the pass. */
 static void pass_advance(pass *p) {
     if (p->writes > 0) return;
-    if (!p->stopped && !eng.stopping) p->ops->advance(p);
+    while (!p->stopped && !eng.stopping) {
+        p->deferred = 0;
+        p->ops->advance(p);
+        /* An empty URL's success was recorded without a write: look again,
+         * as the end of that write would have made us do. Bounded: each
+         * round needs a branch not called before in this pass. */
+        if (!p->deferred || p->calls > 0 || p->writes > 0) break;
+    }
+    if (p->calls == 0 && p->writes == 0 && p->pending.argc > 0 && !p->stopped && !eng.stopping) {
+        /* Nothing else to write: store the deferred results on their own. */
+        rargs none;
+        ra_init(&none);
+        pass_write(p, p->t->status, &none, 0, 0);
+        return;
+    }
     if (p->calls == 0 && p->writes == 0) pass_finish(p);
 }
 
@@ -223,6 +239,7 @@ static void drive(trans *t, waiter *waiters) {
     p->started = xcalloc((size_t)cap, 1);
     p->last = xcalloc((size_t)cap, sizeof(branch_outcome));
     p->waiters = waiters;
+    ra_init(&p->pending);
     unsigned b = bucket_of(t->gid);
     p->hnext = eng.buckets[b];
     eng.buckets[b] = p;
@@ -238,6 +255,7 @@ static void call_done(void *arg, branch_outcome o, long status, const char *body
     call_ctx *c = arg;
     pass *p = c->p;
     int bi = c->bi;
+    double seconds = metrics_now() - c->start;
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -246,7 +264,7 @@ static void call_done(void *arg, branch_outcome o, long status, const char *body
     free(c);
     p->calls--;
     metrics_branch(trans_type_name(p->t->type), bi >= 0 ? p->t->branches[bi].branch_id : "00",
-                   bi >= 0 ? p->t->branches[bi].op : "special", o == BR_SUCCESS);
+                   bi >= 0 ? p->t->branches[bi].op : "special", (int)o, seconds);
     if (bi >= 0) {
         p->last[bi] = o;
         branch *b = &p->t->branches[bi];
@@ -279,6 +297,7 @@ static void start_call(pass *p, int bi, const branch_request *req) {
     call_ctx *c = xcalloc(1, sizeof *c);
     c->p = p;
     c->bi = bi;
+    c->start = metrics_now();
     c->call = branch_call_start(req, call_done, c);
     if (!c->call) {
         free(c);
@@ -298,7 +317,9 @@ void pass_call(pass *p, int bi) {
     p->started[bi] = 1;
     if (!b->url[0]) { /* empty URL: nothing to call, instant success */
         p->last[bi] = BR_SUCCESS;
+        p->empty_call = bi + 1; /* its result may wait for the next write */
         p->ops->on_result(p, bi, BR_SUCCESS, 200, "", 0);
+        p->empty_call = 0;
         return;
     }
     branch_request req = {
@@ -382,13 +403,18 @@ void pass_write(pass *p, int expected_status, rargs *fields, int64_t due_ms, int
     else
         ra_addi(&a, due_ms);
     ra_addi(&a, finished ? p->cfg->finished_data_expire : 0);
+    /* Deferred fields first: a later value of the same field wins in HSET. */
+    for (int i = 0; i < p->pending.argc; i++) ra_add(&a, p->pending.argv[i], p->pending.lens[i]);
+    ra_free(&p->pending);
+    ra_init(&p->pending);
     for (int i = 0; i < fields->argc; i++) ra_add(&a, fields->argv[i], fields->lens[i]);
     ra_free(fields);
     p->writes++;
     store_script("cas_update", 2, &a, write_done, p);
 }
 
-void pass_record_result(pass *p, int bi, int new_status, branch_outcome o) {
+/* The fields of a branch result (PROTOCOL.md 5.1); updates memory. */
+static void result_fields(pass *p, int bi, int new_status, branch_outcome o, rargs *f) {
     trans *t = p->t;
     branch *b = bi >= 0 ? &t->branches[bi] : NULL;
     int64_t now = now_ms();
@@ -413,74 +439,102 @@ void pass_record_result(pass *p, int bi, int new_status, branch_outcome o) {
     }
     t->next_cron_ms = now + t->next_cron_interval_ms;
     t->update_ms = now;
-    rargs f;
-    ra_init(&f);
     char k[32];
     if (b && new_status >= 0 && new_status != b->status) {
         b->status = new_status;
         b->finish_ms = now;
         b->update_ms = now;
         snprintf(k, sizeof k, "b%d.st", bi);
-        ra_adds(&f, k);
-        ra_adds(&f, branch_status_name(new_status));
+        ra_adds(f, k);
+        ra_adds(f, branch_status_name(new_status));
         snprintf(k, sizeof k, "b%d.ft", bi);
-        ra_adds(&f, k);
-        ra_addi(&f, now);
+        ra_adds(f, k);
+        ra_addi(f, now);
         snprintf(k, sizeof k, "b%d.ut", bi);
-        ra_adds(&f, k);
-        ra_addi(&f, now);
+        ra_adds(f, k);
+        ra_addi(f, now);
     }
-    ra_adds(&f, "update_time");
-    ra_addi(&f, now);
-    ra_adds(&f, "next_cron_time");
-    ra_addi(&f, t->next_cron_ms);
-    ra_adds(&f, "next_cron_interval");
-    ra_addi(&f, t->next_cron_interval_ms);
-    ra_adds(&f, "retry_count");
-    ra_addi(&f, t->retry_count);
-    pass_write(p, t->status, &f, t->next_cron_ms, 0);
+    ra_adds(f, "update_time");
+    ra_addi(f, now);
+    ra_adds(f, "next_cron_time");
+    ra_addi(f, t->next_cron_ms);
+    ra_adds(f, "next_cron_interval");
+    ra_addi(f, t->next_cron_interval_ms);
+    ra_adds(f, "retry_count");
+    ra_addi(f, t->retry_count);
 }
 
-void pass_set_status(pass *p, int status, const char *reason) {
+void pass_record_result(pass *p, int bi, int new_status, branch_outcome o) {
+    rargs f;
+    ra_init(&f);
+    result_fields(p, bi, new_status, o, &f);
+    if (bi >= 0 && p->empty_call == bi + 1 && o == BR_SUCCESS) {
+        for (int i = 0; i < f.argc; i++) ra_add(&p->pending, f.argv[i], f.lens[i]);
+        ra_free(&f);
+        p->deferred = 1;
+        return;
+    }
+    pass_write(p, p->t->status, &f, p->t->next_cron_ms, 0);
+}
+
+/* The fields of a global status change; updates memory. Returns whether
+ * the status is final; *due: the due index argument of pass_write. */
+static int status_fields(pass *p, int status, const char *reason, rargs *f, int64_t *due) {
     trans *t = p->t;
     int from = t->status;
     int64_t now = now_ms();
-    rargs f;
-    ra_init(&f);
     t->status = status;
     t->update_ms = now;
-    ra_adds(&f, "status");
-    ra_adds(&f, global_status_name(status));
-    ra_adds(&f, "update_time");
-    ra_addi(&f, now);
+    ra_adds(f, "status");
+    ra_adds(f, global_status_name(status));
+    ra_adds(f, "update_time");
+    ra_addi(f, now);
     if (reason) {
         free(t->rollback_reason);
         t->rollback_reason = xstrdup(reason);
-        ra_adds(&f, "rollback_reason");
-        ra_adds(&f, reason);
+        ra_adds(f, "rollback_reason");
+        ra_adds(f, reason);
     }
     if (status == GS_SUCCEED) {
         t->finish_ms = now;
-        ra_adds(&f, "finish_time");
-        ra_addi(&f, now);
+        ra_adds(f, "finish_time");
+        ra_addi(f, now);
     } else if (status == GS_FAILED) {
         t->rollback_ms = now;
-        ra_adds(&f, "rollback_time");
-        ra_addi(&f, now);
+        ra_adds(f, "rollback_time");
+        ra_addi(f, now);
     }
     log_info("gid %s: %s -> %s%s%s", t->gid, global_status_name(from), global_status_name(status),
              reason ? ": " : "", reason ? reason : "");
     int finished = global_status_final(status);
-    int64_t due = 0;
     if (finished) {
-        due = -1;
+        *due = -1;
     } else {
         /* Not finished: make sure the scanner comes back if this process dies. */
         t->next_cron_ms = now + trans_base_interval_ms(t, p->cfg);
-        due = t->next_cron_ms;
-        ra_adds(&f, "next_cron_time");
-        ra_addi(&f, due);
+        *due = t->next_cron_ms;
+        ra_adds(f, "next_cron_time");
+        ra_addi(f, *due);
     }
+    return finished;
+}
+
+void pass_set_status(pass *p, int status, const char *reason) {
+    int from = p->t->status;
+    int64_t due;
+    rargs f;
+    ra_init(&f);
+    int finished = status_fields(p, status, reason, &f, &due);
+    pass_write(p, from, &f, due, finished);
+}
+
+void pass_record_final(pass *p, int bi, int new_status, branch_outcome o, int status) {
+    int from = p->t->status;
+    int64_t due;
+    rargs f;
+    ra_init(&f);
+    result_fields(p, bi, new_status, o, &f);
+    int finished = status_fields(p, status, NULL, &f, &due);
     pass_write(p, from, &f, due, finished);
 }
 

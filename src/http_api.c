@@ -6,7 +6,10 @@
  * against Limits.MaxBodyBytes before any parsing. */
 #include "http_api.h"
 
+#include "admin.h"
 #include "api_handlers.h"
+#include "auth.h"
+#include "branch_call.h"
 #include "log.h"
 #include "metrics.h"
 #include "util.h"
@@ -19,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/time.h>
 
 static struct {
     struct evhttp *http;
@@ -63,6 +67,7 @@ static void record_metrics(const api_call *c, int code) {
 static void reply_raw(api_call *c, int code, const char *content_type, const char *data,
                       size_t len) {
     if (c->api) record_metrics(c, code);
+    log_access(c->req, code, metrics_now() - c->start);
     if (c->req) {
         if (c->conn) evhttp_connection_set_closecb(c->conn, NULL, NULL);
         struct evkeyvalq *h = evhttp_request_get_output_headers(c->req);
@@ -71,6 +76,7 @@ static void reply_raw(api_call *c, int code, const char *content_type, const cha
         evbuffer_add(out, data, len);
         const char *reason = code == 200   ? "OK"
                              : code == 400 ? "Bad Request"
+                             : code == 401 ? "Unauthorized"
                              : code == 404 ? "Not Found"
                              : code == 409 ? "Conflict"
                              : code == 425 ? "Too Early"
@@ -218,10 +224,26 @@ static void route_request(struct evhttp_request *req, void *arg) {
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
     if (!path) path = "/";
+    if (admin_path(path)) { /* static UI, no data; its API calls carry the token */
+        admin_serve(req, path);
+        return;
+    }
     api_call *c = api_call_new(req, api.cfg);
     if (strcmp(path, "/api/ping") == 0 || strcmp(path, "/api/dtmsvr/ping") == 0) {
         c->api = "ping";
         api_reply_json(c, 200, "{\"msg\":\"pong\"}");
+        return;
+    }
+    /* Bearer tokens (Auth.*) before any route; /api/ping above and the static
+     * admin UI files (no data) are the only open paths. */
+    const char *why = NULL;
+    auth_scope scope = auth_route_scope(path, evhttp_request_get_command(req) == EVHTTP_REQ_DELETE);
+    if (auth_check(api.cfg, scope,
+                   evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization"),
+                   &why) != 0) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
+                          "Bearer realm=\"dtmd\"");
+        api_reply_error(c, 401, why);
         return;
     }
     const char *name = NULL;
@@ -291,7 +313,14 @@ int http_api_init(struct event_base *base, const dtmd_config *cfg) {
     evhttp_set_max_body_size(api.http, (ev_ssize_t)(cfg->max_body_bytes * 4 + 65536));
     evhttp_set_allowed_methods(api.http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE |
                                              EVHTTP_REQ_PUT | EVHTTP_REQ_HEAD | EVHTTP_REQ_OPTIONS);
-    evhttp_set_timeout(api.http, 120);
+    /* Limits.*: header bytes per request; a connection silent for
+     * Limits.IdleTimeout (mid-request or between requests) is closed. */
+    evhttp_set_max_headers_size(api.http, (ev_ssize_t)cfg->max_header_bytes);
+    struct timeval idle = {
+        (time_t)cfg->idle_timeout,
+        (suseconds_t)((cfg->idle_timeout - (double)(time_t)cfg->idle_timeout) * 1e6)};
+    evhttp_set_timeout_tv(api.http, &idle);
+    branch_call_set_max_inflight(cfg->max_inflight_calls);
     evhttp_set_gencb(api.http, route_request, NULL);
     if (!evhttp_bind_socket_with_handle(api.http, cfg->http_host, (ev_uint16_t)cfg->http_port)) {
         log_error("http: cannot listen on %s:%d", cfg->http_host, cfg->http_port);

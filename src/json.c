@@ -9,7 +9,37 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Deepest nesting of arrays/objects accepted. yajl_tree frees (and
+ * json_write walks) a document recursively, so a body of a million '[' would
+ * overflow the stack; no dtm request nests more than a few levels. */
+#define JSON_MAX_DEPTH 256
+
+/* Does the nesting of text exceed JSON_MAX_DEPTH? Strings are skipped. */
+static int too_deep(const char *text, size_t len) {
+    int depth = 0, in_str = 0;
+    for (size_t i = 0; i < len; i++) {
+        char ch = text[i];
+        if (in_str) {
+            if (ch == '\\')
+                i++;
+            else if (ch == '"')
+                in_str = 0;
+        } else if (ch == '"') {
+            in_str = 1;
+        } else if (ch == '[' || ch == '{') {
+            if (++depth > JSON_MAX_DEPTH) return 1;
+        } else if (ch == ']' || ch == '}') {
+            depth--;
+        }
+    }
+    return 0;
+}
+
 yajl_val json_parse(const char *text, size_t len, char *err, size_t errlen) {
+    if (too_deep(text, len)) {
+        snprintf(err, errlen, "invalid JSON: nested deeper than %d levels", JSON_MAX_DEPTH);
+        return NULL;
+    }
     char *copy = xstrndup(text, len);
     if (strlen(copy) != len) { /* embedded NUL: yajl_tree would silently stop there */
         free(copy);

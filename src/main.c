@@ -3,7 +3,10 @@
  * Everything runs on one libevent loop: evhttp (incoming API), libcurl multi
  * (outgoing branch calls), hiredis async (Redis) and the retry scanner's
  * timer. SIGINT/SIGTERM stop the loop; unfinished transactions simply stay
- * in Redis and are resumed by whichever dtmd scans them next. */
+ * in Redis and are resumed by whichever dtmd scans them next. SIGHUP reopens
+ * the log files (Log.Outputs) after logrotate moved them. --check-config
+ * loads and validates the configuration, prints it (secrets masked) and
+ * exits 0, or 1 with the error. */
 #include "branch_call.h"
 #include "config.h"
 #include "cron.h"
@@ -26,9 +29,10 @@ static void usage(FILE *f) {
     fprintf(
         f,
         "dtmd %s - a dtm-compatible distributed transaction manager\n\n"
-        "usage: dtmd [-c conf.yml] [-d]\n"
+        "usage: dtmd [-c conf.yml] [-d] [--check-config]\n"
         "  -c, --config FILE  configuration file (dtm's conf.yml keys; see conf/conf.sample.yml)\n"
         "  -d, --debug        log at debug level\n"
+        "  --check-config     validate the configuration, print it (secrets masked), exit 0/1\n"
         "  -v, --version      print the version and exit\n"
         "  -h, --help         this help\n\n"
         "Every key can also be set by an environment variable (Store.Host -> STORE_HOST,\n"
@@ -40,6 +44,38 @@ static void warn_cb(const char *msg) {
     log_warn("config: %s", msg);
 }
 
+static void on_hup(evutil_socket_t sig, short what, void *arg) {
+    (void)sig, (void)what, (void)arg;
+    if (log_reopen() == 0) log_info("SIGHUP: log files reopened");
+}
+
+/* --check-config: everything start-up would refuse, without starting. */
+static int check_config(const char *conf_path) {
+    dtmd_config cfg;
+    char *err = NULL;
+    if (config_load(&cfg, conf_path, warn_cb, &err) != 0) {
+        fprintf(stderr, "dtmd: configuration error: %s\n", err ? err : "unknown");
+        free(err);
+        return 1;
+    }
+    /* Log.Outputs: the files must be writable (opened for appending, as at
+     * start-up; nothing is written to them). */
+    if (log_set_outputs(cfg.log_outputs, &err) != 0) {
+        fprintf(stderr, "dtmd: configuration error: %s\n", err ? err : "Log.Outputs");
+        free(err);
+        log_close();
+        config_free(&cfg);
+        return 1;
+    }
+    log_close();
+    printf("# dtmd %s: effective configuration (%s + environment)\n", DTMD_VERSION,
+           conf_path ? conf_path : "defaults");
+    config_print(&cfg, stdout);
+    printf("# configuration OK\n");
+    config_free(&cfg);
+    return 0;
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg) {
     (void)what;
     log_info("signal %d: shutting down", (int)sig);
@@ -48,11 +84,13 @@ static void on_signal(evutil_socket_t sig, short what, void *arg) {
 
 int main(int argc, char **argv) {
     const char *conf_path = NULL;
-    int debug = 0;
+    int debug = 0, check = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if ((!strcmp(a, "-c") || !strcmp(a, "--config")) && i + 1 < argc) {
             conf_path = argv[++i];
+        } else if (!strcmp(a, "--check-config") || !strcmp(a, "-t")) {
+            check = 1;
         } else if (!strcmp(a, "-d") || !strcmp(a, "--debug")) {
             debug = 1;
         } else if (!strcmp(a, "-v") || !strcmp(a, "--version")) {
@@ -68,6 +106,8 @@ int main(int argc, char **argv) {
         }
     }
 
+    if (check) return check_config(conf_path);
+
     dtmd_config cfg;
     char *err = NULL;
     if (config_load(&cfg, conf_path, warn_cb, &err) != 0) {
@@ -76,6 +116,14 @@ int main(int argc, char **argv) {
         return 1;
     }
     log_set_level(debug ? LOG_DEBUG : cfg.log_level);
+    log_set_json(cfg.log_json);
+    log_access_enabled = cfg.log_access;
+    if (log_set_outputs(cfg.log_outputs, &err) != 0) {
+        fprintf(stderr, "dtmd: configuration error: %s\n", err ? err : "Log.Outputs");
+        free(err);
+        config_free(&cfg);
+        return 1;
+    }
     srandom((unsigned)(time(NULL) ^ getpid()));
     signal(SIGPIPE, SIG_IGN);
 
@@ -86,7 +134,7 @@ int main(int argc, char **argv) {
     }
     if (branch_call_init(base) != 0 || store_init(base, &cfg) != 0 ||
         engine_init(base, &cfg) != 0 || http_api_init(base, &cfg) != 0 ||
-        cron_init(base, &cfg) != 0) {
+        cron_init(base, &cfg) != 0 || metrics_start(base) != 0) {
         log_error("start-up failed");
         return 1;
     }
@@ -94,6 +142,8 @@ int main(int argc, char **argv) {
     struct event *sigterm = evsignal_new(base, SIGTERM, on_signal, base);
     evsignal_add(sigint, NULL);
     evsignal_add(sigterm, NULL);
+    struct event *sighup = evsignal_new(base, SIGHUP, on_hup, NULL);
+    evsignal_add(sighup, NULL);
     if (cfg.store_nseeds > 0)
         log_info("dtmd %s started (Redis Cluster, seeds %s, prefix '%s', %d shards)", DTMD_VERSION,
                  cfg.store_host, cfg.redis_prefix, cfg.store_shards);
@@ -111,8 +161,10 @@ int main(int argc, char **argv) {
     branch_call_shutdown();
     event_free(sigint);
     event_free(sigterm);
+    event_free(sighup);
     event_base_free(base);
     config_free(&cfg);
     log_info("dtmd stopped");
+    log_close();
     return 0;
 }

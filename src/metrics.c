@@ -12,13 +12,17 @@
 #include "store.h"
 #include "version.h"
 
+#include <event2/event.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 /* Prometheus' default buckets, seconds. */
 static const double bucket_le[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
-#define NBUCKETS (sizeof bucket_le / sizeof bucket_le[0])
+/* Finer ones for what should take well under a millisecond (Redis, loop lag). */
+static const double fine_le[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+                                 0.01,   0.025,   0.05,   0.1,   0.5,    1};
+#define NBUCKETS 12 /* the longest bucket list */
 
 typedef struct series {
     char *labels; /* rendered, without braces: model="saga",status="ok" */
@@ -31,27 +35,74 @@ typedef struct family {
     const char *name, *help, *type; /* type: counter or histogram */
     series *s;
     int n, cap;
+    const double *le; /* histogram buckets; NULL = bucket_le */
+    int nle;
 } family;
 
 static family f_process = {
-    "dtm_server_process_total", "All request received by dtm", "counter", NULL, 0, 0};
+    "dtm_server_process_total", "All request received by dtm", "counter", NULL, 0, 0, NULL, 0};
 static family f_response = {"dtm_server_response_duration",
                             "The request durations of a dtm server api",
                             "histogram",
                             NULL,
                             0,
+                            0,
+                            NULL,
                             0};
-static family f_trans = {
-    "dtm_transaction_process_total", "All transactions processed by dtm", "counter", NULL, 0, 0};
+static family f_trans = {"dtm_transaction_process_total",
+                         "All transactions processed by dtm",
+                         "counter",
+                         NULL,
+                         0,
+                         0,
+                         NULL,
+                         0};
 static family f_handled = {"dtm_transaction_handled_duration",
                            "Histogram of handling latency of the transaction that handled by "
                            "the server.",
                            "histogram",
                            NULL,
                            0,
+                           0,
+                           NULL,
                            0};
 static family f_branch = {
-    "dtm_branch_process_total", "All branches processed by dtm", "counter", NULL, 0, 0};
+    "dtm_branch_process_total", "All branches processed by dtm", "counter", NULL, 0, 0, NULL, 0};
+
+/* dtmd's own (README "Operations"). */
+static family f_branch_dur = {"dtmd_branch_call_duration_seconds",
+                              "Branch call latency by op and outcome "
+                              "(success, failure, ongoing, error).",
+                              "histogram",
+                              NULL,
+                              0,
+                              0,
+                              NULL,
+                              0};
+static family f_redis = {"dtmd_redis_command_duration_seconds",
+                         "Redis command latency, sent to reply.",
+                         "histogram",
+                         NULL,
+                         0,
+                         0,
+                         fine_le,
+                         sizeof fine_le / sizeof fine_le[0]};
+static family f_cron_lag = {"dtmd_retry_scanner_lag_seconds",
+                            "How late the retry scanner picked up a due transaction.",
+                            "histogram",
+                            NULL,
+                            0,
+                            0,
+                            NULL,
+                            0};
+static family f_loop_lag = {"dtmd_event_loop_lag_seconds",
+                            "Delay of a periodic timer on the event loop (time the loop was busy).",
+                            "histogram",
+                            NULL,
+                            0,
+                            0,
+                            fine_le,
+                            sizeof fine_le / sizeof fine_le[0]};
 
 double metrics_now(void) {
     struct timespec ts;
@@ -59,97 +110,155 @@ double metrics_now(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Append name="value" with the value escaped as the exposition format wants. */
-static void put_label(sbuf *b, const char *name, const char *value) {
-    if (b->len) sb_putc(b, ',');
-    sb_puts(b, name);
-    sb_puts(b, "=\"");
-    for (const char *p = value ? value : ""; *p; p++) {
-        if (*p == '\\' || *p == '"')
-            sb_putc(b, '\\'), sb_putc(b, *p);
-        else if (*p == '\n')
-            sb_puts(b, "\\n");
-        else
-            sb_putc(b, *p);
-    }
-    sb_putc(b, '"');
+/* Label text is built on the stack: looking a series up allocates nothing;
+ * only a series seen for the first time is copied to the heap. Values past
+ * the buffer are cut (label values here are short: names, ids, ops). */
+typedef struct labels {
+    char buf[384];
+    size_t len;
+} labels;
+
+static void lput(labels *l, char c) {
+    if (l->len + 1 < sizeof l->buf) l->buf[l->len++] = c;
+    l->buf[l->len] = '\0';
 }
 
-/* The series of f with these labels (takes the text), created on first use. */
-static series *series_of(family *f, sbuf *labels) {
-    for (int i = 0; i < f->n; i++) {
-        if (strcmp(f->s[i].labels, labels->ptr) == 0) {
-            sb_free(labels);
-            return &f->s[i];
-        }
+/* Append name="value" with the value escaped as the exposition format wants. */
+static void put_label(labels *l, const char *name, const char *value) {
+    if (l->len) lput(l, ',');
+    for (const char *p = name; *p; p++) lput(l, *p);
+    lput(l, '=');
+    lput(l, '"');
+    for (const char *p = value ? value : ""; *p; p++) {
+        if (*p == '\\' || *p == '"')
+            lput(l, '\\'), lput(l, *p);
+        else if (*p == '\n')
+            lput(l, '\\'), lput(l, 'n');
+        else
+            lput(l, *p);
     }
+    lput(l, '"');
+}
+
+/* The series of f with these labels, created on first use. */
+static series *series_of(family *f, const labels *l) {
+    const char *text = l->len ? l->buf : "";
+    for (int i = 0; i < f->n; i++)
+        if (strcmp(f->s[i].labels, text) == 0) return &f->s[i];
     if (f->n == f->cap) {
         f->cap = f->cap ? f->cap * 2 : 16;
         f->s = xrealloc(f->s, (size_t)f->cap * sizeof(series));
     }
     series *s = &f->s[f->n++];
     memset(s, 0, sizeof *s);
-    s->labels = sb_detach(labels);
+    s->labels = xstrdup(text);
     return s;
 }
 
-static void observe(series *s, double v) {
+static void observe_in(const family *f, series *s, double v) {
+    const double *le = f->le ? f->le : bucket_le;
+    int n = f->le ? f->nle : (int)(sizeof bucket_le / sizeof bucket_le[0]);
     s->count++;
     s->sum += v;
-    for (size_t i = 0; i < NBUCKETS; i++)
-        if (v <= bucket_le[i]) s->buckets[i]++;
+    for (int i = 0; i < n; i++)
+        if (v <= le[i]) s->buckets[i]++;
+}
+
+static void observe(family *f, const labels *l, double v) {
+    observe_in(f, series_of(f, l), v);
 }
 
 void metrics_http(const char *api, int code, double seconds) {
-    sbuf l;
-    sb_init(&l);
+    labels l = {.len = 0};
     put_label(&l, "type", "http");
     put_label(&l, "api", api);
-    observe(series_of(&f_response, &l), seconds);
-    sb_init(&l);
-    put_label(&l, "type", "http");
-    put_label(&l, "api", api);
+    observe(&f_response, &l, seconds);
     put_label(&l, "status", code >= 400 ? "fail" : "ok");
     series_of(&f_process, &l)->count++;
 }
 
 void metrics_trans(const char *model, int ok, double age_seconds) {
-    sbuf l;
-    sb_init(&l);
+    labels l = {.len = 0};
     put_label(&l, "model", model);
+    observe(&f_handled, &l, age_seconds);
     put_label(&l, "status", ok ? "ok" : "fail");
     series_of(&f_trans, &l)->count++;
-    sb_init(&l);
-    put_label(&l, "model", model);
-    observe(series_of(&f_handled, &l), age_seconds);
 }
 
-void metrics_branch(const char *model, const char *branch_id, const char *op, int ok) {
-    sbuf l;
-    sb_init(&l);
+void metrics_branch(const char *model, const char *branch_id, const char *op, int outcome,
+                    double seconds) {
+    static const char *const outcomes[] = {"success", "failure", "ongoing", "error"};
+    labels l = {.len = 0};
     put_label(&l, "model", model);
     put_label(&l, "branchid", branch_id);
     put_label(&l, "branchtype", op);
-    put_label(&l, "status", ok ? "ok" : "fail");
+    put_label(&l, "status", outcome == 0 ? "ok" : "fail");
     series_of(&f_branch, &l)->count++;
+    labels d = {.len = 0};
+    put_label(&d, "op", op);
+    put_label(&d, "outcome", outcome >= 0 && outcome < 4 ? outcomes[outcome] : "error");
+    observe(&f_branch_dur, &d, seconds < 0 ? 0 : seconds);
+}
+
+void metrics_redis(double seconds) {
+    static const labels none = {.len = 0};
+    observe(&f_redis, &none, seconds < 0 ? 0 : seconds);
+}
+
+void metrics_cron_lag(double seconds) {
+    static const labels none = {.len = 0};
+    observe(&f_cron_lag, &none, seconds < 0 ? 0 : seconds);
+}
+
+/* ---- event-loop lag: a timer that measures how late it fires ---- */
+
+#define LOOP_TICK 0.25 /* seconds */
+static struct event *loop_timer;
+static double loop_due;
+static double loop_lag_last;
+
+static void loop_tick(evutil_socket_t fd, short what, void *arg) {
+    (void)fd, (void)what, (void)arg;
+    double now = metrics_now();
+    loop_lag_last = now - loop_due;
+    if (loop_lag_last < 0) loop_lag_last = 0;
+    static const labels none = {.len = 0};
+    observe(&f_loop_lag, &none, loop_lag_last);
+    loop_due = now + LOOP_TICK;
+    struct timeval tv = {0, (suseconds_t)(LOOP_TICK * 1e6)};
+    evtimer_add(loop_timer, &tv);
+}
+
+int metrics_start(struct event_base *base) {
+    loop_timer = evtimer_new(base, loop_tick, NULL);
+    if (!loop_timer) return -1;
+    loop_due = metrics_now() + LOOP_TICK;
+    struct timeval tv = {0, (suseconds_t)(LOOP_TICK * 1e6)};
+    return evtimer_add(loop_timer, &tv);
 }
 
 static void render_family(sbuf *out, const family *f) {
     sb_printf(out, "# HELP %s %s\n# TYPE %s %s\n", f->name, f->help, f->name, f->type);
     int hist = strcmp(f->type, "histogram") == 0;
+    const double *le = f->le ? f->le : bucket_le;
+    int nle = f->le ? f->nle : (int)(sizeof bucket_le / sizeof bucket_le[0]);
     for (int i = 0; i < f->n; i++) {
         const series *s = &f->s[i];
+        /* a series without labels renders as name, not name{} */
+        const char *lb = s->labels[0] ? "{" : "";
+        const char *rb = s->labels[0] ? "}" : "";
         if (!hist) {
-            sb_printf(out, "%s{%s} %llu\n", f->name, s->labels, (unsigned long long)s->count);
+            sb_printf(out, "%s%s%s%s %llu\n", f->name, lb, s->labels, rb,
+                      (unsigned long long)s->count);
             continue;
         }
-        for (size_t b = 0; b < NBUCKETS; b++)
-            sb_printf(out, "%s_bucket{%s,le=\"%g\"} %llu\n", f->name, s->labels, bucket_le[b],
-                      (unsigned long long)s->buckets[b]);
-        sb_printf(out, "%s_bucket{%s,le=\"+Inf\"} %llu\n", f->name, s->labels,
-                  (unsigned long long)s->count);
-        sb_printf(out, "%s_sum{%s} %.9g\n%s_count{%s} %llu\n", f->name, s->labels, s->sum, f->name,
-                  s->labels, (unsigned long long)s->count);
+        for (int b = 0; b < nle; b++)
+            sb_printf(out, "%s_bucket{%s%sle=\"%g\"} %llu\n", f->name, s->labels,
+                      s->labels[0] ? "," : "", le[b], (unsigned long long)s->buckets[b]);
+        sb_printf(out, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", f->name, s->labels,
+                  s->labels[0] ? "," : "", (unsigned long long)s->count);
+        sb_printf(out, "%s_sum%s%s%s %.9g\n%s_count%s%s%s %llu\n", f->name, lb, s->labels, rb,
+                  s->sum, f->name, lb, s->labels, rb, (unsigned long long)s->count);
     }
 }
 
@@ -162,6 +271,10 @@ void metrics_render(sbuf *out) {
     render_family(out, &f_trans);
     render_family(out, &f_handled);
     render_family(out, &f_branch);
+    render_family(out, &f_branch_dur);
+    render_family(out, &f_redis);
+    render_family(out, &f_cron_lag);
+    render_family(out, &f_loop_lag);
     sb_printf(out,
               "# HELP dtmd_active_passes Transactions being driven by this process.\n"
               "# TYPE dtmd_active_passes gauge\ndtmd_active_passes %d\n"
@@ -170,6 +283,11 @@ void metrics_render(sbuf *out) {
               "# HELP dtmd_store_up 1 when the Redis store is connected.\n"
               "# TYPE dtmd_store_up gauge\ndtmd_store_up %d\n",
               engine_active_count(), branch_call_pending(), store_is_up() ? 1 : 0);
+    sb_printf(out,
+              "# HELP dtmd_event_loop_lag_last_seconds Delay of the latest event-loop probe.\n"
+              "# TYPE dtmd_event_loop_lag_last_seconds gauge\n"
+              "dtmd_event_loop_lag_last_seconds %.6f\n",
+              loop_lag_last);
 }
 
 static void family_reset(family *f) {
@@ -185,4 +303,10 @@ void metrics_reset(void) {
     family_reset(&f_trans);
     family_reset(&f_handled);
     family_reset(&f_branch);
+    family_reset(&f_branch_dur);
+    family_reset(&f_redis);
+    family_reset(&f_cron_lag);
+    family_reset(&f_loop_lag);
+    if (loop_timer) event_free(loop_timer);
+    loop_timer = NULL;
 }

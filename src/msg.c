@@ -124,7 +124,16 @@ static void msg_on_result(pass *p, int bi, branch_outcome o, long status, const 
         return;
     }
     if (o == BR_SUCCESS) {
-        pass_record_result(p, bi, BS_SUCCEED, o);
+        /* The last delivery: result and succeed in one write, as deliver()
+         * would set succeed right after persisting it. */
+        int last = pass_alone(p) && t->status == GS_SUBMITTED;
+        for (int i = 0; i < t->nbranches && last; i++)
+            last = i == bi || strcmp(t->branches[i].op, "action") != 0 ||
+                   t->branches[i].status == BS_SUCCEED;
+        if (last)
+            pass_record_final(p, bi, BS_SUCCEED, o, GS_SUCCEED);
+        else
+            pass_record_result(p, bi, BS_SUCCEED, o);
         return;
     }
     if (!t->concurrent) s->blocked = 1;

@@ -169,12 +169,35 @@ static void saga_advance(pass *p) {
         compensate(p, s);
 }
 
+/* Would a success of branch bi end the saga (forward: every action
+ * succeeded; rollback: every step rolled back), with nothing else of the pass
+ * in flight? Then forward() / compensate() would set the final status right
+ * after persisting the result: both go in one write (pass_record_final). The
+ * conditions mirror those functions. */
+static int success_ends(pass *p, saga_state *s, int bi) {
+    trans *t = p->t;
+    branch *b = &t->branches[bi];
+    int forward_phase = bi == ACT(bi / 2);
+    if (!pass_alone(p) || t->status != (forward_phase ? GS_SUBMITTED : GS_ABORTING)) return 0;
+    if (forward_phase && (s->retry_exhausted || trans_timed_out(t, p->cfg, pass_now()))) return 0;
+    int was = b->status, ends = 1;
+    b->status = BS_SUCCEED;
+    for (int i = 0; i < s->nsteps && ends; i++)
+        ends = forward_phase ? act_status(p, i) == BS_SUCCEED : rolled_back(p, s, i);
+    b->status = was;
+    return ends;
+}
+
 static void saga_on_result(pass *p, int bi, branch_outcome o, long status, const char *body,
                            size_t len) {
     (void)status;
     trans *t = p->t;
     branch *b = &t->branches[bi];
     saga_state *s = state_of(p);
+    if (o == BR_SUCCESS && success_ends(p, s, bi)) {
+        pass_record_final(p, bi, BS_SUCCEED, o, t->status == GS_SUBMITTED ? GS_SUCCEED : GS_FAILED);
+        return;
+    }
     if (strcmp(b->op, "action") != 0) {
         pass_record_result(p, bi, o == BR_SUCCESS ? BS_SUCCEED : -1, o);
         return;

@@ -12,6 +12,7 @@
 
 #include "cluster_slot.h"
 #include "log.h"
+#include "metrics.h"
 #include "lua_scripts.h"
 #include "store_nodes.h"
 #include "util.h"
@@ -25,6 +26,9 @@
 #define UNAVAILABLE "store unavailable"
 
 #define MAX_REDIRECTS 5    /* MOVED/ASK followed per command */
+#define PARK_MAX 10000     /* commands waiting for a connection, at most ... */
+#define PARK_GRACE_MS 2000 /* ... each for this long, then "store unavailable" */
+#define PARK_TICK 0.05     /* seconds between tries to send the waiting ones */
 #define MAX_TRYAGAIN 10    /* TRYAGAIN (slot mid-migration) retries per command ... */
 #define TRYAGAIN_DELAY 0.1 /* ... this many seconds apart */
 
@@ -36,15 +40,21 @@ typedef struct store_req {
     store_node *node; /* where it was last sent, with ASKING or not */
     int asking;
     int redirects, tryagains;
-    struct store_req *next; /* in st.delayed */
+    int64_t park_until;     /* waiting for a connection until then (ms), 0 = never waited */
+    struct store_req *next; /* in st.delayed or st.parked */
     store_cb *cb;
     void *arg;
+    double t0; /* created (metrics_now), for dtmd_redis_command_duration_seconds */
 } store_req;
 
 static struct {
     struct event_base *base;
     store_req *delayed; /* waiting to be sent again after TRYAGAIN */
     struct event *delayed_ev;
+    store_req *parked, *parked_tail; /* waiting for their node to (re)connect, FIFO */
+    int nparked;
+    struct event *park_ev;
+    int stopping;
 } st;
 
 struct ra_chunk {
@@ -135,7 +145,7 @@ static void req_fail(store_req *r, const char *err) {
 /* Deferred failure: callers must never be called back re-entrantly. */
 static void fail_later_cb(evutil_socket_t fd, short what, void *arg) {
     (void)fd, (void)what;
-    req_fail(arg, UNAVAILABLE);
+    req_fail(arg, UNAVAILABLE ": redis is not reachable");
 }
 
 static void fail_later(store_req *r) {
@@ -145,9 +155,34 @@ static void fail_later(store_req *r) {
 
 static void reply_cb(redisAsyncContext *ac, void *replyp, void *privdata);
 
-/* Send r to n (NULL: nowhere to send, fail). A redirected or retried command
- * may wait for a connection still being set up; a first attempt needs a
- * connected node, so that a Redis that is down answers at once. */
+/* r cannot be sent now: its node is being (re)connected, or (cluster) its
+ * slot's owner is not known yet. Rather than fail at once, it waits up to
+ * PARK_GRACE_MS for a connection (so a Redis restart or a failover that
+ * takes a second is not a burst of 503s), re-routed every PARK_TICK (the
+ * slot may have moved to a promoted replica). Bounded by PARK_MAX. */
+static void park(store_req *r) {
+    int64_t now = now_ms();
+    if (!r->park_until) r->park_until = now + PARK_GRACE_MS;
+    if (st.stopping || st.nparked >= PARK_MAX || now >= r->park_until) {
+        fail_later(r);
+        return;
+    }
+    r->next = NULL;
+    if (st.parked_tail)
+        st.parked_tail->next = r;
+    else
+        st.parked = r;
+    st.parked_tail = r;
+    st.nparked++;
+    if (!evtimer_pending(st.park_ev, NULL)) {
+        struct timeval tv = {0, (suseconds_t)(PARK_TICK * 1e6)};
+        evtimer_add(st.park_ev, &tv);
+    }
+}
+
+/* Send r to n (NULL: nowhere to send yet). A redirected or retried command
+ * may be queued behind a connection still being set up (queue); a first
+ * attempt needs a connected node, and otherwise waits in park(). */
 static void send_to(store_req *r, store_node *n, int asking, int queue) {
     static const char *asking_argv[] = {"ASKING"};
     static const size_t asking_len[] = {6};
@@ -159,7 +194,21 @@ static void send_to(store_req *r, store_node *n, int asking, int queue) {
     if (ok)
         ok = node_send(n, queue, reply_cb, r, r->args.argc, (const char **)r->args.argv,
                        r->args.lens) == REDIS_OK;
-    if (!ok) fail_later(r);
+    if (!ok) park(r);
+}
+
+static void park_cb(evutil_socket_t fd, short what, void *arg) {
+    (void)fd, (void)what, (void)arg;
+    store_req *list = st.parked;
+    st.parked = st.parked_tail = NULL;
+    st.nparked = 0;
+    while (list) {
+        store_req *r = list;
+        list = r->next;
+        r->next = NULL;
+        /* Routed afresh: the slot's master may have changed meanwhile. */
+        send_to(r, nodes_for_slot(r->slot), 0, 0);
+    }
 }
 
 static void delayed_cb(evutil_socket_t fd, short what, void *arg) {
@@ -245,6 +294,7 @@ static void reply_cb(redisAsyncContext *ac, void *replyp, void *privdata) {
         req_fail(r, reply->str);
         return;
     }
+    metrics_redis(metrics_now() - r->t0);
     r->cb(r->arg, reply, NULL);
     req_free(r);
 }
@@ -255,6 +305,7 @@ static store_req *req_new(store_cb *cb, void *arg) {
     r->slot = -1;
     r->cb = cb;
     r->arg = arg;
+    r->t0 = metrics_now();
     return r;
 }
 
@@ -305,11 +356,22 @@ int store_init(struct event_base *base, const dtmd_config *cfg) {
     memset(&st, 0, sizeof st);
     st.base = base;
     st.delayed_ev = evtimer_new(base, delayed_cb, NULL);
+    st.park_ev = evtimer_new(base, park_cb, NULL);
     return nodes_init(base, cfg);
 }
 
 void store_shutdown(void) {
+    st.stopping = 1;
     nodes_shutdown(); /* pending callbacks get "store unavailable" */
+    while (st.parked) {
+        store_req *r = st.parked;
+        st.parked = r->next;
+        req_fail(r, UNAVAILABLE);
+    }
+    st.parked_tail = NULL;
+    st.nparked = 0;
+    if (st.park_ev) event_free(st.park_ev);
+    st.park_ev = NULL;
     while (st.delayed) {
         store_req *r = st.delayed;
         st.delayed = r->next;

@@ -7,9 +7,11 @@
  * loaded with SCRIPT LOAD on every (re)connect and called with EVALSHA; a
  * NOSCRIPT answer (Redis restarted or flushed its script cache) is retried
  * once as EVAL. When Redis goes away the connection is re-established in the
- * background; meanwhile every command fails at once (from the loop, never
+ * background; meanwhile a new command waits for the connection (at most
+ * 2 s, at most 10000 commands), then fails (from the loop, never
  * re-entrantly) with a "store unavailable" error, which the API maps to 503
- * and the transaction engine to "try again on the next scan". */
+ * and the transaction engine to "try again on the next scan". A command
+ * already sent when the connection drops fails at once (it may have run). */
 #ifndef DTMD_STORE_H
 #define DTMD_STORE_H
 

@@ -11,8 +11,9 @@
  * node once the first connection is up; a MOVED answer corrects one slot at
  * once and asks for a fresh map; a lost connection asks for one too, and while
  * some slot has no connected node the map is reloaded every second, which is
- * how a failover to a replica is noticed. One CLUSTER SLOTS is in flight at a
- * time. If no node is connected at all, the configured seeds are tried again. */
+ * how a failover to a replica is noticed; otherwise every ten seconds. One
+ * CLUSTER SLOTS is in flight at a time. If no node is connected at all, the
+ * configured seeds are tried again. */
 #include "store_nodes.h"
 
 #include "cluster_slot.h"
@@ -29,6 +30,7 @@
 #define MAX_NODES 1024         /* node indexes fit the int16_t slot map */
 #define REFRESH_SOON 0.1       /* seconds: after MOVED or a lost connection */
 #define REFRESH_INCOMPLETE 1.0 /* seconds: while some slot is unreachable */
+#define REFRESH_PERIODIC 10.0  /* seconds: otherwise, to notice changes no error shows */
 #define RECONNECT_FIRST 0.1    /* seconds, doubled per failure ... */
 #define RECONNECT_MAX 2.0      /* ... up to this */
 
@@ -237,6 +239,8 @@ static void slots_cb(redisAsyncContext *ac, void *replyp, void *privdata) {
         refresh_arm(REFRESH_SOON);
     else if (!nodes_all_up())
         refresh_arm(REFRESH_INCOMPLETE);
+    else
+        refresh_arm(REFRESH_PERIODIC);
 }
 
 /* Ask a connected node (round robin, so one confused node is not asked

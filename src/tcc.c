@@ -56,11 +56,26 @@ static void phase2_advance(pass *p) {
 static void phase2_on_result(pass *p, int bi, branch_outcome o, long status, const char *body,
                              size_t len) {
     (void)status;
+    trans *t = p->t;
     if (o == BR_SUCCESS) {
-        pass_record_result(p, bi, BS_SUCCEED, o);
+        /* The last confirm/cancel: result and final status in one write, as
+         * phase2_advance would set it right after persisting the result. */
+        const phase2 *ph = phase_of(p);
+        const char *op = t->status == GS_SUBMITTED ? ph->commit : ph->rollback;
+        int last = pass_alone(p) && p->halted == BR_SUCCESS &&
+                   (t->status == GS_SUBMITTED || t->status == GS_ABORTING) &&
+                   strcmp(t->branches[bi].op, op) == 0;
+        for (int i = 0; i < t->nbranches && last; i++)
+            last = i == bi || strcmp(t->branches[i].op, op) != 0 ||
+                   t->branches[i].status == BS_SUCCEED;
+        if (last)
+            pass_record_final(p, bi, BS_SUCCEED, o,
+                              t->status == GS_SUBMITTED ? GS_SUCCEED : GS_FAILED);
+        else
+            pass_record_result(p, bi, BS_SUCCEED, o);
         return;
     }
-    pass_halt(p, o, p->t->branches[bi].url, body, len);
+    pass_halt(p, o, t->branches[bi].url, body, len);
     pass_record_result(p, bi, -1, o);
 }
 

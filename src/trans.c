@@ -5,6 +5,7 @@
  * anything is stored, instead of being stored and retried forever. */
 #include "trans.h"
 
+#include "auth.h"
 #include "backoff.h"
 
 #include <stdio.h>
@@ -119,8 +120,12 @@ char *trans_clean_gid(const char *raw, const dtmd_config *cfg, char *err, size_t
     for (size_t i = 0; i < n; i++)
         if (raw[i] != '\n' && raw[i] != '\r' && raw[i] != ';') gid[k++] = raw[i];
     gid[k] = '\0';
+    int ctl = 0;
+    for (size_t i = 0; i < k; i++) ctl |= (unsigned char)gid[i] < 0x20 || gid[i] == 0x7f;
     if (k == 0)
         snprintf(err, errlen, "gid must not be empty");
+    else if (ctl)
+        snprintf(err, errlen, "gid must not contain control characters");
     else if ((int)k > cfg->max_gid_length)
         snprintf(err, errlen, "gid is %zu bytes long, the limit is %d", k, cfg->max_gid_length);
     else
@@ -144,10 +149,15 @@ static int get_str(yajl_val root, const char *key, char **out) {
     return 0;
 }
 
+/* Largest accepted per-transaction number of seconds (about 31 years), so
+ * the millisecond arithmetic can never overflow. */
+#define MAX_SECONDS 1000000000LL
+
 static int get_int(yajl_val root, const char *key, int64_t *out) {
     yajl_val v = json_field(root, key);
     if (!v) return 0;
     if (!YAJL_IS_INTEGER(v) || YAJL_GET_INTEGER(v) < 0) return -1;
+    if (strcmp(key, "retry_limit") != 0 && YAJL_GET_INTEGER(v) > MAX_SECONDS) return -1;
     *out = YAJL_GET_INTEGER(v);
     return 0;
 }
@@ -217,6 +227,9 @@ int trans_from_request(yajl_val root, const dtmd_config *cfg, trans **out, char 
         FAIL("req_extra must be an object of strings");
     if (t->query_prepared && !url_is_http(t->query_prepared))
         FAIL("query_prepared '%s' is not an http(s) URL", t->query_prepared);
+    if (t->query_prepared &&
+        branch_url_check(cfg, t->query_prepared, "query_prepared", err, errlen))
+        goto fail;
 
     v = json_field(root, "steps");
     if (v) {
@@ -476,6 +489,9 @@ int trans_make_branches(trans *t, const dtmd_config *cfg, const topic_set *topic
             if ((int)(t->nbranches + urls->n) > cfg->max_branches)
                 FAIL("topic '%s' expands to more than %d branches", name, cfg->max_branches);
             for (size_t j = 0; j < urls->n; j++) {
+                char what[96];
+                snprintf(what, sizeof what, "steps[%zu]: topic '%.40s' subscriber", i, name);
+                if (branch_url_check(cfg, urls->s[j], what, err, errlen)) goto fail;
                 if (urls->n == 1)
                     snprintf(id, sizeof id, "%02d", (int)(i + 1));
                 else
@@ -487,6 +503,11 @@ int trans_make_branches(trans *t, const dtmd_config *cfg, const topic_set *topic
         if (!url_is_http(action)) FAIL("steps[%zu].action '%s' is not an http(s) URL", i, action);
         if (comp && !url_is_http(comp))
             FAIL("steps[%zu].compensate '%s' is not an http(s) URL", i, comp);
+        char what[64];
+        snprintf(what, sizeof what, "steps[%zu].action", i);
+        if (branch_url_check(cfg, action, what, err, errlen)) goto fail;
+        snprintf(what, sizeof what, "steps[%zu].compensate", i);
+        if (comp && branch_url_check(cfg, comp, what, err, errlen)) goto fail;
         snprintf(id, sizeof id, "%02d", (int)(i + 1));
         if (t->type == TT_SAGA) trans_add_branch(t, id, "compensate", comp, data, dl, BS_PREPARED);
         trans_add_branch(t, id, "action", action, data, dl, BS_PREPARED);

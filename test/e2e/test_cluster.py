@@ -1,4 +1,4 @@
-"""dtmd against a real Redis Cluster (three masters, no replicas).
+"""dtmd against a real Redis Cluster (three masters; a second one with replicas).
 
 The module starts one cluster (redis-server --cluster-enabled yes, joined with
 `redis-cli --cluster create`) shared by its tests; each test starts its own
@@ -8,7 +8,12 @@ shard, keys on every master (each on the master of its slot), msg topic
 fan-out (the KV hash lives in the slot of "{kv}"), /all paging across shards
 on different masters, resetCronTime and the retry scanner on every shard, a
 dtmd restart, a slot migrated between masters while dtmd runs (ASK during
-the migration, MOVED after it), and a master that restarts.
+the migration, MOVED after it), and a master that restarts. Then: our slot
+arithmetic against CLUSTER KEYSLOT; a subset of the saga and msg end-to-end
+tests (test_saga.py, test_msg.py) run unchanged against the cluster; a slot
+migrated while sagas stream in; two dtmd, one SIGKILLed mid-stream. A second
+module cluster, 3 masters + 3 replicas with cluster-node-timeout 1000 ms,
+takes a CLUSTER FAILOVER and a killed master under traffic.
 """
 
 import os
@@ -92,9 +97,11 @@ def free_cluster_port():
 
 
 class Cluster:
-    def __init__(self, workdir, n=3):
+    def __init__(self, workdir, n=3, replicas=0, node_timeout=None):
         self.dir = Path(workdir)
-        self.ports = [free_cluster_port() for _ in range(n)]
+        self.ports = [free_cluster_port() for _ in range(n * (1 + replicas))]
+        self.replicas = replicas
+        self.node_timeout = node_timeout  # ms, cluster-node-timeout
         self.procs = {}
         self.password = None  # requirepass currently set on every node
 
@@ -105,7 +112,8 @@ class Cluster:
             [REDIS_BIN, "--port", str(port), "--bind", "127.0.0.1",
              "--cluster-enabled", "yes", "--cluster-config-file", "nodes-%d.conf" % port,
              "--dir", str(d), "--save", "", "--appendonly", "no",
-             "--logfile", str(d / "redis.log")],
+             "--logfile", str(d / "redis.log")]
+            + (["--cluster-node-timeout", str(self.node_timeout)] if self.node_timeout else []),
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
 
         def ready():
@@ -122,14 +130,14 @@ class Cluster:
             self._start_node(p)
         out = subprocess.run([REDIS_CLI, "--cluster", "create"]
                              + ["127.0.0.1:%d" % p for p in self.ports]
-                             + ["--cluster-replicas", "0", "--cluster-yes"],
+                             + ["--cluster-replicas", str(self.replicas), "--cluster-yes"],
                              stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
         assert out.returncode == 0, out.stdout + out.stderr
         self.wait_ok()
 
-    def wait_ok(self, timeout=20):
+    def wait_ok(self, timeout=20, ports=None):
         def ok():
-            for p in self.ports:
+            for p in ports or self.ports:
                 info = self.cmd(p, "CLUSTER", "INFO").decode()
                 if "cluster_state:ok" not in info or "cluster_slots_ok:16384" not in info:
                     return False
@@ -538,3 +546,291 @@ def test_cluster_master_restart(start_cdtmd, stub, cluster):
     wait_until(lambda: d.api("GET", "/query?gid=" + g)[0] == 200, 10, msg="reconnected")
     submit_ok(d, two_step_saga(stub, g, wait_result=True))
     assert d.status(g) == S
+
+
+# --------------------------------------------------------------------------
+# CRC16 slots against Redis' own answers
+
+def test_cluster_keyslot_matches_redis(cluster):
+    """The slot arithmetic (the same as cluster_slot.c; the unit test checks the C
+    code against a table of Redis answers) against CLUSTER KEYSLOT for many keys:
+    dtmd's key names for every shard, odd hash tags, random bytes."""
+    import random
+    rnd = random.Random(16384)
+    keys = []
+    for prefix in ("dtmd", "c1a2b3c4", "", "{x}", "a{b"):
+        for s in range(SHARDS):
+            keys += ["%s{%d}:due" % (prefix, s), "%s{%d}:idx" % (prefix, s),
+                     "%s{%d}:t:%s" % (prefix, s, new_gid("k"))]
+        keys.append("%s{kv}:kv:topics" % prefix)
+    keys += ["", "{}", "{", "}", "}{a}", "a{}b{c}", "{{}}", "foo{{bar}}zap", "\u00e9t\u00e9"]
+    for _ in range(300):
+        n = rnd.randrange(0, 24)
+        keys.append(bytes(rnd.choice(b"ab{}:-_x\\x00\\xff0123") for _ in range(n)))
+    port = cluster.ports[0]
+    with Resp("127.0.0.1", port) as r:
+        wrong = []
+        for k in keys:
+            want = r("CLUSTER", "KEYSLOT", k)
+            if key_slot(k) != want:
+                wrong.append((k, key_slot(k), want))
+    assert not wrong, wrong[:10]
+
+
+# --------------------------------------------------------------------------
+# the saga and msg end-to-end flows, on the cluster (a representative subset)
+
+import test_msg as _tm  # noqa: E402
+import test_saga as _ts  # noqa: E402
+
+FLOWS = [
+    (_ts, "test_saga_failure_compensates_in_reverse", {"reply": _ts.FAIL_409}),
+    (_ts, "test_saga_ongoing_then_success", {"reply": (425, "", 0)}),
+    (_ts, "test_saga_http_error_retried_with_backoff", {}),
+    (_ts, "test_saga_timeout_to_fail", {}),
+    (_ts, "test_saga_retry_limit_exceeded", {}),
+    (_ts, "test_concurrent_saga_orders_parallel_then_dependent", {}),
+    (_ts, "test_concurrent_rollback_order", {}),
+    (_ts, "test_wait_result_failure", {}),
+    (_ts, "test_duplicate_submit", {}),
+    (_ts, "test_concurrent_duplicate_submits", {}),
+    (_ts, "test_query_shape", {}),
+    (_ts, "test_dtmd_sigkill_mid_saga", {"mode": "hang"}),
+    (_ts, "test_two_dtmd_share_one_redis", {}),
+    (_tm, "test_msg_concurrent", {}),
+    (_tm, "test_msg_concurrent_only_failed_branch_retried", {}),
+    (_tm, "test_msg_abort_submitted_is_409", {}),
+    (_tm, "test_msg_prepare_idempotent_then_conflicts", {}),
+    (_tm, "test_msg_delay", {}),
+    (_tm, "test_msg_second_branch_retried_first_not_repeated", {}),
+    (_tm, "test_msg_wait_result_success", {"prepare_first": True}),
+    (_tm, "test_msg_check_back_intervals", {}),
+    (_tm, "test_msg_abort_during_check_back", {}),
+    (_tm, "test_topic_fanout", {}),
+    (_tm, "test_topic_concurrent", {}),
+]
+
+
+@pytest.mark.parametrize("mod,name,extra", FLOWS, ids=[f[1][5:] for f in FLOWS])
+def test_cluster_flow(start_cdtmd, stub, request, mod, name, extra):
+    import inspect
+    fn = getattr(mod, name)
+    args = {}
+    params = inspect.signature(fn).parameters
+    if "dtmd" in params:
+        args["dtmd"] = start_cdtmd()
+    if "start_dtmd" in params:
+        args["start_dtmd"] = start_cdtmd
+    if "stub" in params:
+        args["stub"] = stub
+    if "gid" in params:
+        args["gid"] = new_gid(name[5:])
+    args.update(extra)
+    fn(**args)
+
+
+# --------------------------------------------------------------------------
+# traffic while the cluster changes
+
+def run_traffic(d, stub, gids, stop, errors, pause=0.01, gate=None):
+    """Submit two-step sagas until stop is set; a 503 (store briefly
+    unavailable) is retried, as a client would. Accepted gids go to gids.
+    While gate (an Event) is clear, no new submit starts."""
+    i = 0
+    try:
+        while not stop.is_set():
+            if gate is not None:
+                gate.wait()
+            g = gid_in_shard(i % SHARDS, "traffic")
+            i += 1
+            body = two_step_saga(stub, g)
+            deadline = time.monotonic() + 20
+            while True:
+                st, resp = d.submit(body)
+                if (st, resp) == (200, OK):
+                    gids.append(g)
+                    break
+                if st == 503:
+                    run_traffic.retried_503 = getattr(run_traffic, "retried_503", 0) + 1
+                if st != 503 or time.monotonic() > deadline:
+                    errors.append((g, st, resp))
+                    return
+                time.sleep(0.05)
+            time.sleep(pause)
+    except Exception as e:  # noqa: BLE001
+        errors.append(e)
+
+
+def check_all_done(d, stub, gids):
+    import test_faults as tf
+    for g in gids:
+        q = d.wait_status(g, S, timeout=30)
+        assert [b["status"] for b in q["branches"]] == ["prepared", S, "prepared", S], q
+    calls = [c for c in stub.calls() if c.query.get("gid") in set(gids)]
+    for g in gids:
+        for name in ("TransOut", "TransIn"):
+            assert [c for c in calls if c.query["gid"] == g and c.name == name], (g, name)
+    tf.check_no_call_after_success(d, gids, calls)
+    assert not [c for c in calls if c.name.endswith("Revert")], "compensations ran"
+
+
+def test_cluster_slot_migration_during_traffic(start_cdtmd, stub, cluster):
+    d = start_cdtmd()
+    shard = 11
+    slot = key_slot(str(shard))
+    src = cluster.owner(slot)
+    dst = next(p for p in cluster.ports if p != src)
+    stub.set_default("TransOut", 200, '{"dtm_result":"SUCCESS"}', 0.02)
+    gids, errors, stop = [], [], threading.Event()
+    th = threading.Thread(target=run_traffic, args=(d, stub, gids, stop, errors))
+    th.start()
+    try:
+        wait_until(lambda: len(gids) >= 20, 10, msg="traffic")
+        cluster.migrate_start(slot, src, dst)
+        # move the keys a few at a time while sagas keep arriving
+        for _ in range(20):
+            keys = cluster.cmd(src, "CLUSTER", "GETKEYSINSLOT", slot, 3)
+            if keys:
+                assert cluster.cmd(src, "MIGRATE", "127.0.0.1", dst, "", 0, 5000,
+                                   "KEYS", *keys) == "OK"
+            time.sleep(0.05)
+        cluster.migrate_finish(slot, src, dst)
+        n = len(gids)
+        wait_until(lambda: len(gids) >= n + 20, 10, msg="traffic after the migration")
+    finally:
+        stop.set()
+        th.join(30)
+    assert not errors, errors
+    assert cluster.owner(slot) == dst
+    in_shard = [g for g in gids if shard_of(g) == shard]
+    assert len(in_shard) >= 3, len(in_shard)
+    check_all_done(d, stub, gids)
+    # give the slot back for the following tests
+    cluster.migrate_start(slot, dst, src)
+    cluster.migrate_finish(slot, dst, src)
+
+
+def test_cluster_two_dtmd_one_killed_mid_stream(start_cdtmd, stub):
+    import test_faults as tf
+    d1 = start_cdtmd(TIMEOUT_TO_FAIL=60)
+    d2 = start_cdtmd(TIMEOUT_TO_FAIL=60)
+    import random
+    rnd = random.Random(3)
+    for n in ("TransOut", "TransIn"):
+        stub.plan(n, [lambda c: (200, '{"dtm_result":"SUCCESS"}', rnd.random() * 0.15)] * 200)
+    gids, kill_at = [], None
+    for i in range(64):
+        g = gid_in_shard(i % SHARDS, "two")
+        d = d1 if i % 2 == 0 and kill_at is None else d2
+        submit_ok(d, two_step_saga(stub, g))
+        gids.append(g)
+        if i == 32:
+            kill_at = time.monotonic()
+            d1.kill(signal.SIGKILL)
+        time.sleep(0.02)
+    check_all_done(d2, stub, gids)
+    calls = [c for c in stub.calls() if c.query.get("gid") in set(gids)]
+    tf.check_no_overlap(calls, exclude=lambda c: c.start <= kill_at and
+                        (c.end is None or c.end >= kill_at))
+
+
+# --------------------------------------------------------------------------
+# master failover (a cluster with replicas)
+
+@pytest.fixture(scope="module")
+def rcluster(tmp_path_factory):
+    c = Cluster(tmp_path_factory.mktemp("rcluster"), n=3, replicas=1, node_timeout=1000)
+    try:
+        c.start()
+        yield c
+    finally:
+        c.stop()
+
+
+def masters_and_replicas(c):
+    """{master port: replica port} from CLUSTER NODES of a live node."""
+    for p in c.ports:
+        if c.procs[p].poll() is None:
+            text = c.cmd(p, "CLUSTER", "NODES").decode()
+            break
+    by_id, rows = {}, []
+    for line in text.splitlines():
+        f = line.split()
+        port = int(f[1].split("@")[0].rsplit(":", 1)[1])
+        by_id[f[0]] = port
+        rows.append((f, port))
+    out = {}
+    for f, port in rows:
+        if "slave" in f[2] and "fail" not in f[2]:
+            out[by_id[f[3]]] = port
+    return out
+
+
+def test_cluster_master_failover_under_traffic(rcluster, stub, tmp_path, request):
+    c = rcluster
+    started = []
+    env = dict(DEFAULT_ENV)
+    env.update({
+        "STORE_DRIVER": "redis",
+        "STORE_HOST": ",".join("127.0.0.1:%d" % p for p in c.ports),
+        "STORE_PORT": str(c.ports[0]),
+        "STORE_REDIS_PREFIX": "fo%s" % uuid.uuid4().hex[:6],
+        "HTTP_HOST": "127.0.0.1",
+        "HTTP_PORT": str(free_port()),
+        "TIMEOUT_TO_FAIL": "60",
+    })
+    d = Dtmd(env, tmp_path, name="dtmd1")
+    started.append(d)
+    _artifact(request, "dtmd1 log tail", lambda: d.log_tail(150))
+    for p in c.ports:
+        _artifact(request, "redis :%d log tail" % p, lambda p=p: c.log(p))
+    try:
+        d.start()
+        wait_until(lambda: store_ready(d, shard_gids()), 10, interval=0.05, msg="store ready")
+        gids, errors, stop, gate = [], [], threading.Event(), threading.Event()
+        gate.set()
+        th = threading.Thread(target=run_traffic, args=(d, stub, gids, stop, errors, 0.005, gate))
+        th.start()
+        try:
+            wait_until(lambda: len(gids) >= 20, 10, msg="traffic")
+            # 1. a manual failover: the replica takes over, the old master becomes its replica
+            pairs = masters_and_replicas(c)
+            master, replica = sorted(pairs.items())[0]
+            assert c.cmd(replica, "CLUSTER", "FAILOVER") == "OK"
+            wait_until(lambda: "role:master" in c.cmd(replica, "INFO", "replication").decode(),
+                       10, msg="replica promoted")
+            n = len(gids)
+            wait_until(lambda: len(gids) >= n + 20, 15, msg="traffic after CLUSTER FAILOVER")
+            # 2. a master killed: its replica is elected after cluster-node-timeout
+            # Redis replication is asynchronous: a submit acknowledged in the
+            # master's last moment could die with it (a Redis limit, README).
+            # So new submits pause while the replica catches up; the passes
+            # already running go on writing and are killed mid-flight.
+            pairs = masters_and_replicas(c)
+            victim, heir = sorted(pairs.items())[-1]
+            gate.clear()
+            time.sleep(0.1)  # a submit under way finishes
+
+            def offset(port, field):
+                info = c.cmd(port, "INFO", "replication").decode()
+                return int(info.split(field + ":")[1].split()[0])
+            wait_until(lambda: offset(heir, "slave_repl_offset") >=
+                       offset(victim, "master_repl_offset"), 5, interval=0.01,
+                       msg="replica caught up")
+            c.kill(victim)
+            gate.set()
+            wait_until(lambda: "role:master" in c.cmd(heir, "INFO", "replication").decode(),
+                       20, msg="replica elected after the master died")
+            c.wait_ok(ports=[p for p in c.ports if p != victim])
+            n = len(gids)
+            wait_until(lambda: len(gids) >= n + 20, 15, msg="traffic after the master died")
+        finally:
+            stop.set()
+            th.join(30)
+        assert not errors, errors
+        check_all_done(d, stub, gids)
+        log = d.log.read_text(errors="replace")
+        assert "connection lost" in log, d.log_tail()
+    finally:
+        problems = teardown_problems(started)
+    assert not problems, "\n\n".join(problems)

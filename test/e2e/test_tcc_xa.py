@@ -837,3 +837,14 @@ def test_xa_invalid_transitions(dtmd, stub, gid, state):
     assert dtmd.status(gid) == state
     assert len(dtmd.query(gid)["branches"]) == 2
     assert stub.count("XaB") == 0
+
+
+def test_registered_branches_have_create_and_update_time(dtmd, stub, gid):
+    """A registered branch is stamped like any other (the admin UI's timeline needs it)."""
+    prepare(dtmd, gid)
+    reg_tcc(dtmd, stub, gid, "01", "TransOut")
+    q = dtmd.query(gid)
+    assert len(q["branches"]) == 2
+    for b in q["branches"]:
+        assert b["create_time"] and b["update_time"], b
+        assert parse_time(b["create_time"]) >= parse_time(q["transaction"]["create_time"])

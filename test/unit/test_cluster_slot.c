@@ -52,6 +52,40 @@ void test_cluster_key_slot(void) {
     CHECK_INT(cluster_key_slot("a\0b", 3), cluster_crc16("a\0b", 3) % 16384);
 }
 
+/* Answers of Redis 7's own CLUSTER KEYSLOT (redis-cli -p <node> CLUSTER
+ * KEYSLOT <key>), including dtmd's key names (keys.h) and odd tags. */
+void test_cluster_key_slot_matches_redis(void) {
+    static const struct {
+        const char *key;
+        int slot;
+    } redis_says[] = {
+        {"", 0},
+        {"a", 15495},
+        {"foo{}{bar}", 8363},
+        {"foo{{bar}}zap", 4015},
+        {"foo{bar}{zap}", 5061},
+        {"{}", 15257},
+        {"{", 4092},
+        {"}", 12090},
+        {"}{a}", 15495},
+        {"a{}b{c}", 7353},
+        {"dtmd{0}:due", 13907},
+        {"dtmd{15}:due", 4178},
+        {"dtmd{7}:idx", 1716},
+        {"dtmd{3}:t:saga-gid-1", 1584},
+        {"dtmd{kv}:kv:topics", 2433},
+        {"c1a2b3c4{12}:t:x y&z", 8373},
+        {"{1023}:due", 14911},
+        {"\xc3\xa9\xc3\xa8", 15504},
+    };
+    for (size_t i = 0; i < sizeof redis_says / sizeof redis_says[0]; i++)
+        CHECK_INT(slot_of(redis_says[i].key), redis_says[i].slot);
+    char longkey[301];
+    memset(longkey, 'x', 300);
+    longkey[300] = '\0';
+    CHECK_INT(slot_of(longkey), 11216);
+}
+
 void test_cluster_parse_redirect(void) {
     char host[64];
     int slot = -1, port = -1;

@@ -386,7 +386,7 @@ void test_config_unknown_keys_warn(void) {
                        "GrpcServiceConfig: '{}'\n"
                        "UpdateBranchSync: 1\n"
                        "UpdateBranchAsyncGoroutineNum: 1\n"
-                       "Log:\n  Outputs: stderr\n"
+                       "Log:\n  RotationEnable: 1\n"
                        "TimeZoneOffset: '+8'\n"
                        "AdminBasePath: /admin\n"
                        "Whatever: [1, 2]\n"

@@ -1,0 +1,213 @@
+/* auth.c - bearer-token checks and the outgoing branch URL allow-list
+ * (see auth.h). */
+#include "auth.h"
+
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* ---- incoming: bearer tokens ------------------------------------------ */
+
+static int path_has_route(const char *path, const char *name) {
+    static const char *const prefixes[] = {"/api/dtmsvr/", "/api/dtms/", "/api/"};
+    for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++) {
+        size_t n = strlen(prefixes[i]);
+        if (strncmp(path, prefixes[i], n) == 0) {
+            const char *r = path + n;
+            size_t k = strlen(name);
+            if (name[k - 1] == '/') return strncmp(r, name, k) == 0;
+            return strcmp(r, name) == 0;
+        }
+    }
+    return 0;
+}
+
+auth_scope auth_route_scope(const char *path, int is_delete) {
+    if (!path) return AUTH_API;
+    if (strcmp(path, "/api/ping") == 0 || strcmp(path, "/api/dtmsvr/ping") == 0) return AUTH_OPEN;
+    if (strcmp(path, "/admin") == 0 || strncmp(path, "/admin/", 7) == 0) return AUTH_ADMIN;
+    static const char *const admin_routes[] = {"forceStop", "resetCronTime", "resetNextCronTime",
+                                               "subscribe", "unsubscribe"};
+    for (size_t i = 0; i < sizeof admin_routes / sizeof admin_routes[0]; i++)
+        if (path_has_route(path, admin_routes[i])) return AUTH_ADMIN;
+    if (is_delete || path_has_route(path, "topic/")) return AUTH_ADMIN;
+    return AUTH_API;
+}
+
+int auth_token_equal(const char *given, size_t glen, const char *want) {
+    size_t wlen = strlen(want);
+    volatile unsigned char diff = (unsigned char)(glen != wlen);
+    for (size_t i = 0; i < wlen; i++) {
+        unsigned char g = i < glen ? (unsigned char)given[i] : 0;
+        diff |= (unsigned char)(g ^ (unsigned char)want[i]);
+    }
+    return diff == 0;
+}
+
+/* The token of "Bearer <token>" (scheme case-insensitive, spaces trimmed). */
+static const char *bearer_token(const char *h, size_t *len) {
+    if (!h) return NULL;
+    while (*h == ' ' || *h == '\t') h++;
+    if (strncasecmp(h, "Bearer", 6) != 0 || (h[6] != ' ' && h[6] != '\t')) return NULL;
+    h += 6;
+    while (*h == ' ' || *h == '\t') h++;
+    size_t n = strlen(h);
+    while (n > 0 && (h[n - 1] == ' ' || h[n - 1] == '\t')) n--;
+    if (n == 0) return NULL;
+    *len = n;
+    return h;
+}
+
+int auth_check(const dtmd_config *cfg, auth_scope scope, const char *authorization,
+               const char **why) {
+    const char *api = cfg->auth_token && *cfg->auth_token ? cfg->auth_token : NULL;
+    const char *admin =
+        cfg->auth_admin_token && *cfg->auth_admin_token ? cfg->auth_admin_token : NULL;
+    /* Which tokens open this scope; none configured = open. */
+    const char *a = NULL, *b = NULL;
+    if (scope == AUTH_API && api) {
+        a = api;
+        b = admin;
+    } else if (scope == AUTH_ADMIN) {
+        a = admin ? admin : api;
+    }
+    if (!a) return 0;
+    size_t n = 0;
+    const char *tok = bearer_token(authorization, &n);
+    if (!tok) {
+        *why = scope == AUTH_ADMIN && admin
+                   ? "unauthorized: this endpoint needs 'Authorization: Bearer <admin token>'"
+                   : "unauthorized: send 'Authorization: Bearer <token>'";
+        return -1;
+    }
+    /* Both comparisons always run, so the time does not tell which matched. */
+    int ok = auth_token_equal(tok, n, a);
+    ok |= b ? auth_token_equal(tok, n, b) : 0;
+    if (!ok) {
+        *why = scope == AUTH_ADMIN && admin ? "unauthorized: wrong token (this endpoint needs the "
+                                              "admin token)"
+                                            : "unauthorized: wrong token";
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- outgoing: branch URL allow-list ---------------------------------- */
+
+typedef struct url_parts {
+    char *scheme, *host, *port, *path; /* curl-allocated */
+} url_parts;
+
+static void parts_free(url_parts *p) {
+    curl_free(p->scheme);
+    curl_free(p->host);
+    curl_free(p->port);
+    curl_free(p->path);
+    memset(p, 0, sizeof *p);
+}
+
+/* Parse an absolute http(s) URL. 0 ok, -1 not one. */
+static int parse_url(const char *url, url_parts *p) {
+    memset(p, 0, sizeof *p);
+    CURLU *h = curl_url();
+    if (!h) return -1;
+    int rc = -1;
+    if (curl_url_set(h, CURLUPART_URL, url, 0) == CURLUE_OK &&
+        curl_url_get(h, CURLUPART_SCHEME, &p->scheme, 0) == CURLUE_OK &&
+        curl_url_get(h, CURLUPART_HOST, &p->host, 0) == CURLUE_OK &&
+        curl_url_get(h, CURLUPART_PORT, &p->port, CURLU_DEFAULT_PORT) == CURLUE_OK &&
+        curl_url_get(h, CURLUPART_PATH, &p->path, 0) == CURLUE_OK &&
+        (strcasecmp(p->scheme, "http") == 0 || strcasecmp(p->scheme, "https") == 0) && *p->host)
+        rc = 0;
+    curl_url_cleanup(h);
+    if (rc) parts_free(p);
+    return rc;
+}
+
+/* An allow-list entry: a URL prefix "scheme://host[:port][/path]", or
+ * "host[:port]" for any http(s) URL on that host (and port, when given). */
+typedef struct allow_entry {
+    url_parts u;
+    int any_scheme, any_port, any_path;
+} allow_entry;
+
+static int parse_entry(const char *entry, allow_entry *e) {
+    memset(e, 0, sizeof *e);
+    if (!*entry) return -1;
+    for (const char *p = entry; *p; p++)
+        if ((unsigned char)*p <= ' ') return -1;
+    if (strstr(entry, "://")) {
+        if (parse_url(entry, &e->u) != 0) return -1;
+        /* "http://h" and "http://h/" both allow every path on h */
+        e->any_path = strcmp(e->u.path, "/") == 0;
+        /* a port written out is kept; the default port is implied otherwise */
+        return 0;
+    }
+    if (strpbrk(entry, "/?#@")) return -1;
+    size_t n = strlen(entry) + 8;
+    char *url = malloc(n);
+    if (!url) abort();
+    snprintf(url, n, "http://%s", entry);
+    int rc = parse_url(url, &e->u);
+    if (rc == 0) {
+        e->any_scheme = e->any_path = 1;
+        /* without an explicit port any port matches */
+        const char *close = strrchr(entry, ']');
+        const char *colon = strrchr(entry, ':');
+        e->any_port = !colon || (close && colon < close) ||
+                      (!close && strchr(entry, ':') != colon); /* bare IPv6 */
+    }
+    free(url);
+    return rc;
+}
+
+int branch_allow_entry_check(const char *entry, char *err, size_t errlen) {
+    allow_entry e;
+    if (parse_entry(entry, &e) != 0) {
+        snprintf(err, errlen,
+                 "'%.80s' is not a URL prefix (http(s)://host[:port][/path]) or host[:port]",
+                 entry);
+        return -1;
+    }
+    parts_free(&e.u);
+    return 0;
+}
+
+static int path_prefix_ok(const char *prefix, const char *path) {
+    size_t n = strlen(prefix);
+    if (strncmp(path, prefix, n) != 0) return 0;
+    return prefix[n - 1] == '/' || path[n] == '\0' || path[n] == '/';
+}
+
+static int entry_matches(const allow_entry *e, const url_parts *u) {
+    if (!e->any_scheme && strcasecmp(e->u.scheme, u->scheme) != 0) return 0;
+    if (strcasecmp(e->u.host, u->host) != 0) return 0;
+    if (!e->any_port && strcmp(e->u.port, u->port) != 0) return 0;
+    if (!e->any_path && !path_prefix_ok(e->u.path, u->path)) return 0;
+    return 1;
+}
+
+int branch_url_check(const dtmd_config *cfg, const char *url, const char *what, char *err,
+                     size_t errlen) {
+    if (!cfg || cfg->nbranch_allow == 0 || !url || !*url) return 0;
+    url_parts u;
+    if (parse_url(url, &u) != 0) {
+        snprintf(err, errlen, "%s '%.200s' is not an http(s) URL", what, url);
+        return -1;
+    }
+    int ok = 0;
+    for (int i = 0; i < cfg->nbranch_allow && !ok; i++) {
+        allow_entry e;
+        if (parse_entry(cfg->branch_allow[i], &e) != 0) continue;
+        ok = entry_matches(&e, &u);
+        parts_free(&e.u);
+    }
+    parts_free(&u);
+    if (!ok) {
+        snprintf(err, errlen, "%s '%.200s' is not allowed by BranchAllow", what, url);
+        return -1;
+    }
+    return 0;
+}
