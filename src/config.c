@@ -365,6 +365,21 @@ static int parse_seed(const char *s, size_t n, int def_port, dtmd_addr *out) {
 
 #define SEEDS_EXPECT "expected Redis Cluster nodes as host[:port] separated by commas"
 
+/* Walk a comma list: each call yields the next entry, trimmed of white space
+ * and possibly empty, as [*a, *b); 0 once the list is exhausted. *p starts at
+ * the list and is advanced (NULL after the last entry). */
+static int next_list_item(const char **p, const char **a, const char **b) {
+    if (!*p) return 0;
+    const char *end = strchr(*p, ',');
+    if (!end) end = *p + strlen(*p);
+    *a = *p;
+    *b = end;
+    while (*a < *b && isspace((unsigned char)**a)) (*a)++;
+    while (*b > *a && isspace((unsigned char)(*b)[-1])) (*b)--;
+    *p = *end ? end + 1 : NULL;
+    return 1;
+}
+
 /* Store.Host with a comma is a Redis Cluster seed list (as in dtm): split it
  * once everything is loaded, so Store.Port is final. Empty entries are
  * skipped, which lets "host:7000," name a single seed. */
@@ -375,12 +390,8 @@ static int resolve_store_seeds(dtmd_config *cfg, char **err) {
     for (const char *p = h; *p; p++) max += *p == ',';
     cfg->store_seeds = calloc(max, sizeof *cfg->store_seeds);
     if (!cfg->store_seeds) abort();
-    for (const char *p = h;;) {
-        const char *end = strchr(p, ',');
-        if (!end) end = p + strlen(p);
-        const char *a = p, *b = end;
-        while (a < b && isspace((unsigned char)*a)) a++;
-        while (b > a && isspace((unsigned char)b[-1])) b--;
+    const char *p = h, *a, *b;
+    while (next_list_item(&p, &a, &b)) {
         if (b > a) {
             if (parse_seed(a, (size_t)(b - a), cfg->store_port,
                            &cfg->store_seeds[cfg->store_nseeds]) != 0) {
@@ -390,8 +401,6 @@ static int resolve_store_seeds(dtmd_config *cfg, char **err) {
             }
             cfg->store_nseeds++;
         }
-        if (!*end) break;
-        p = end + 1;
     }
     if (cfg->store_nseeds == 0) {
         set_err(err, "Store.Host: %s, got '%.64s'", SEEDS_EXPECT, h);
@@ -410,12 +419,8 @@ static int resolve_branch_allow(dtmd_config *cfg, char **err) {
     for (const char *p = s; *p; p++) max += *p == ',';
     cfg->branch_allow = calloc(max, sizeof *cfg->branch_allow);
     if (!cfg->branch_allow) abort();
-    for (const char *p = s;;) {
-        const char *end = strchr(p, ',');
-        if (!end) end = p + strlen(p);
-        const char *a = p, *b = end;
-        while (a < b && isspace((unsigned char)*a)) a++;
-        while (b > a && isspace((unsigned char)b[-1])) b--;
+    const char *p = s, *a, *b;
+    while (next_list_item(&p, &a, &b)) {
         if (b > a) {
             char *e = strndup(a, (size_t)(b - a));
             if (!e) abort();
@@ -426,8 +431,6 @@ static int resolve_branch_allow(dtmd_config *cfg, char **err) {
                 return -1;
             }
         }
-        if (!*end) break;
-        p = end + 1;
     }
     return 0;
 }
