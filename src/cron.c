@@ -246,7 +246,10 @@ static void release_timeout(evutil_socket_t fd, short what, void *arg) {
 static void release_leases(void) {
     if (engine_active_count() == 0 || !store_is_up()) return;
     int64_t now = now_ms();
-    double wait = cr.cfg->retry_max_interval + cr.cfg->request_timeout + 1;
+    /* Far enough to see every due time this process may have set: a lease
+     * (at most RetryMaxInterval) or a running call's hold (engine.c
+     * hold_lease: up to twice the request timeout plus a second). */
+    double wait = cr.cfg->retry_max_interval + 2 * cr.cfg->request_timeout + 2;
     memset(&rel, 0, sizeof rel);
     for (int s = 0; s < cr.cfg->store_shards; s++) {
         rargs a;

@@ -230,6 +230,7 @@ static void drive(trans *t, waiter *waiters) {
     }
     p = xcalloc(1, sizeof *p);
     p->t = t;
+    p->due_ms = t->next_cron_ms; /* a cron lease may hold it longer: conservative */
     p->cfg = eng.cfg;
     p->ops = ops_for(t->type);
     p->started_ms = now_ms();
@@ -292,8 +293,42 @@ static void call_done(void *arg, branch_outcome o, long status, const char *body
     pass_advance(p);
 }
 
+#define LEASE_MARGIN_MS 1000
+
+static void lease_held(void *arg, redisReply *reply, const char *err) {
+    (void)arg;
+    (void)reply;
+    if (err) log_debug("holding a lease failed: %s", err);
+}
+
+/* A branch call may take up to the request timeout. While it runs, the due
+ * index must not offer the transaction to another process's scanner, or that
+ * process would call the same branch a second time at once. The stored due
+ * time is the retry time, which can be shorter than a call. With the
+ * defaults (RetryInterval 10 s > RequestTimeout 3 s) a write's due time
+ * already covers the call, so this only sends something at the first call of
+ * a pass whose stored due time is stale (the scanner's lease then usually
+ * wins over it by GT). ZADD XX GT never re-adds a finished transaction nor
+ * shortens a later due time; it is not waited for: the call's own timeout is
+ * far longer than one Redis round trip. */
+static void hold_lease(pass *p) {
+    int64_t rt = trans_request_timeout_ms(p->t, p->cfg), now = now_ms();
+    if (p->due_ms >= now + rt + LEASE_MARGIN_MS) return;
+    p->due_ms = now + 2 * rt + LEASE_MARGIN_MS; /* room for the next calls too */
+    rargs a;
+    ra_init(&a);
+    ra_adds(&a, "ZADD");
+    ra_add(&a, p->due_key.ptr, p->due_key.len);
+    ra_adds(&a, "XX");
+    ra_adds(&a, "GT");
+    ra_addi(&a, p->due_ms);
+    ra_adds(&a, p->t->gid);
+    store_command(&a, lease_held, NULL);
+}
+
 /* Start one HTTP call for the pass; on_result(bi) follows. */
 static void start_call(pass *p, int bi, const branch_request *req) {
+    hold_lease(p);
     call_ctx *c = xcalloc(1, sizeof *c);
     c->p = p;
     c->bi = bi;
@@ -390,6 +425,9 @@ static void write_done(void *arg, redisReply *reply, const char *err) {
 }
 
 void pass_write(pass *p, int expected_status, rargs *fields, int64_t due_ms, int finished) {
+    /* While other calls of the pass run, do not shorten the lease they hold. */
+    if (due_ms > 0 && p->calls > 0 && due_ms < p->due_ms) due_ms = p->due_ms;
+    if (due_ms > 0) p->due_ms = due_ms;
     rargs a;
     ra_init(&a);
     ra_add(&a, p->key.ptr, p->key.len);

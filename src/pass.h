@@ -28,6 +28,7 @@ struct pass {
     const dtmd_config *cfg;
     const pass_ops *ops;
     sbuf key, due_key;
+    int64_t due_ms;         /* the due index holds the transaction at least until then */
     int calls;              /* branch calls in flight */
     int writes;             /* store writes in flight */
     int stopped;            /* a write failed: finish as soon as nothing is in flight */

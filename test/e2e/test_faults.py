@@ -453,10 +453,6 @@ def test_two_dtmd_one_killed_mid_stream(start_dtmd, stub):
     assert not [c for c in calls if c.name.startswith("C")], "compensations ran"
 
 
-@pytest.mark.xfail(reason="dtmd bug: a pass holds no lease while a branch call is in flight; "
-                          "when the call lasts longer than the due time (RetryInterval) another "
-                          "process leases the transaction and calls the same branch concurrently",
-                   strict=True)
 def test_two_dtmd_slow_branch_not_called_twice_at_once(start_dtmd, stub):
     """The branch call (0.9 s) outlasts RetryInterval (0.3 s) but not RequestTimeout (1 s)."""
     d1 = start_dtmd()
