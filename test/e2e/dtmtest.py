@@ -704,3 +704,36 @@ def teardown_problems(started):
             problems.append("%s: sanitizer reports in %s:\n%s"
                             % (d.log.stem, d.log, "\n".join(reports[:20])))
     return problems
+
+
+# ---- shared assertions on (status, json) pairs from Dtmd.api ----
+
+SUCCESS_JSON = {"dtm_result": "SUCCESS"}
+
+
+def ok(resp, what=""):
+    """resp is 200 {"dtm_result":"SUCCESS"}."""
+    st, body = resp
+    assert (st, body) == (200, SUCCESS_JSON), "%s -> %s %r" % (what, st, body)
+
+
+def assert_409_resp(resp, *needles):
+    """resp is 409 FAILURE with a message containing every needle; returns it."""
+    st, body = resp
+    assert st == 409, "expected 409, got %s %r" % (st, body)
+    assert isinstance(body, dict) and body.get("dtm_result") == "FAILURE", body
+    msg = body.get("message")
+    assert isinstance(msg, str) and msg, body
+    for n in needles:
+        assert n in msg, "%r not in message %r" % (n, msg)
+    return msg
+
+
+def parse_metrics(text):
+    """Prometheus exposition text -> {"name{labels}": value}."""
+    values = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            values[name] = float(value)
+    return values

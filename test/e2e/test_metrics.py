@@ -3,7 +3,7 @@ counting API requests, passes and branch calls; plus dtmd's own gauges."""
 
 import re
 
-from dtmtest import ERROR, S, http_request, saga
+from dtmtest import ERROR, S, http_request, parse_metrics, saga
 
 
 def metrics(dtmd):
@@ -12,12 +12,7 @@ def metrics(dtmd):
     ctype = {k.lower(): v for k, v in headers.items()}.get("content-type", "")
     assert ctype.startswith("text/plain"), ctype
     text = body.decode() if isinstance(body, bytes) else body
-    values = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, value = line.rsplit(" ", 1)
-            values[name] = float(value)
-    return text, values
+    return text, parse_metrics(text)
 
 
 def test_metrics_count_requests_passes_and_branches(dtmd, stub, gid):

@@ -8,7 +8,7 @@ import re
 import signal
 import subprocess
 
-from dtmtest import DTMD_BIN, ERROR, S, http_request, saga, wait_until
+from dtmtest import DTMD_BIN, ERROR, S, http_request, parse_metrics, saga, wait_until
 
 
 def check_config(args=(), env=None, conf=None, tmp_path=None):
@@ -168,12 +168,7 @@ def test_log_file_reopened_on_sighup(start_dtmd, tmp_path, gid):
 def metrics(d):
     st, text, _ = http_request("GET", d.url("/api/metrics"))
     assert st == 200
-    v = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, value = line.rsplit(" ", 1)
-            v[name] = float(value)
-    return text, v
+    return text, parse_metrics(text)
 
 
 def test_ops_metrics(dtmd, stub, gid):

@@ -19,6 +19,9 @@ import pytest
 from dtmtest import (ERROR, F, ONGOING, P, RFC3339, S, SUCCESS_BODY, Stub, b64, free_port,
                      parse_time, saga)
 
+from dtmtest import assert_409_resp as assert_409
+from dtmtest import ok
+
 OK = {"dtm_result": "SUCCESS"}
 FAIL_409 = (409, '{"error":"reason:confirm says no. FAILURE"}', 0)
 FAIL_200 = (200, '{"dtm_result":"FAILURE","message":"confirm says no"}', 0)
@@ -26,22 +29,6 @@ FAIL_200 = (200, '{"dtm_result":"FAILURE","message":"confirm says no"}', 0)
 
 # --------------------------------------------------------------------------
 # helpers
-
-def ok(resp, what=""):
-    st, body = resp
-    assert (st, body) == (200, OK), "%s -> %s %r" % (what, st, body)
-
-
-def assert_409(resp, *needles):
-    st, body = resp
-    assert st == 409, "expected 409, got %s %r" % (st, body)
-    assert isinstance(body, dict) and body.get("dtm_result") == "FAILURE", body
-    msg = body.get("message")
-    assert isinstance(msg, str) and msg, body
-    for n in needles:
-        assert n in msg, "%r not in message %r" % (n, msg)
-    return msg
-
 
 def assert_400(resp):
     st, body = resp

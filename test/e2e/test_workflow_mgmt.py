@@ -23,28 +23,15 @@ import pytest
 from dtmtest import (ERROR, F, ONGOING, P, RFC3339, S, b64, new_gid, parse_time,
                      saga, wait_until)
 
+from dtmtest import assert_409_resp as assert_409
+from dtmtest import ok
+
 OK = {"dtm_result": "SUCCESS"}
 WF_INPUT = b'{"amount":30,"user":"u 1&x"}'
 
 
 # --------------------------------------------------------------------------
 # helpers
-
-def ok(resp, what=""):
-    st, body = resp
-    assert (st, body) == (200, OK), "%s -> %s %r" % (what, st, body)
-
-
-def assert_409(resp, *needles):
-    st, body = resp
-    assert st == 409, "expected 409, got %s %r" % (st, body)
-    assert isinstance(body, dict) and body.get("dtm_result") == "FAILURE", body
-    msg = body.get("message")
-    assert isinstance(msg, str) and msg, body
-    for n in needles:
-        assert n in msg, "%r not in message %r" % (n, msg)
-    return msg
-
 
 def assert_404(resp):
     st, body = resp
