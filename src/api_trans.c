@@ -128,6 +128,7 @@ static void loaded_then_drive(void *arg, redisReply *reply, const char *err) {
     drive(c, t);
 }
 
+/* After a msg abort's CAS: the pass of a failed msg only reports it. */
 static void cas_then_drive(void *arg, redisReply *reply, const char *err) {
     api_call *c = arg;
     const char *tag, *status;
@@ -145,22 +146,88 @@ static void cas_then_drive(void *arg, redisReply *reply, const char *err) {
         api_reply_error(c, 404, "no such transaction");
     } else {
         char msg[256];
-        snprintf(msg, sizeof msg, "gid %s: current status '%s', cannot %s", c->t->gid, status,
+        snprintf(msg, sizeof msg, "gid %s: current status '%s', cannot abort", c->t->gid, status);
+        api_reply_failure(c, msg);
+    }
+}
+
+static void claimed(void *arg, redisReply *reply, const char *err) {
+    api_call *c = arg;
+    const char *gid = c->t->gid;
+    const char *tag, *status;
+    if (err) {
+        api_reply_store_error(c, gid, err);
+        return;
+    }
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 2) {
+        api_reply_error(c, 500, "unexpected reply from store");
+        return;
+    }
+    tag = reply->element[0]->str;
+    status = reply->element[1]->str;
+    if (strcmp(tag, "OK") == 0 && reply->elements == 3) {
+        trans *t = trans_from_hash(reply->element[2]);
+        if (!t) {
+            api_reply_error(c, 500, "stored transaction is malformed");
+            return;
+        }
+        drive(c, t);
+    } else if (strcmp(tag, "BUSY") == 0 && reply->elements == 3) {
+        if (engine_active(gid)) {
+            /* Held by this process: join its pass. */
+            load_trans(gid, loaded_then_drive, c);
+        } else if (c->op & F_WAIT) {
+            char msg[256];
+            long long due = strtoll(reply->element[2]->str, NULL, 10) - now_ms();
+            snprintf(msg, sizeof msg,
+                     "gid %s: being processed by another dtmd process or waiting for its "
+                     "next retry (due in %lld ms)",
+                     gid, due > 0 ? due : 0);
+            api_reply_ongoing(c, msg);
+        } else {
+            api_reply_ok(c); /* accepted: it is in progress */
+        }
+    } else if (strcmp(tag, "NOT_FOUND") == 0) {
+        api_reply_error(c, 404, "no such transaction");
+    } else {
+        char msg[256];
+        snprintf(msg, sizeof msg, "gid %s: current status '%s', cannot %s", gid, status,
                  (c->op & 0xff) == OP_ABORT ? "abort" : "submit");
         api_reply_failure(c, msg);
     }
 }
 
-/* Move a prepared transaction to submitted, then drive what is stored. */
-static void submit_prepared(api_call *c) {
+/* Take a stored transaction over and drive it (claim.lua): expected are the
+ * statuses the request may act on, busy those another process may be driving
+ * (kept by the request, so only a due time that has come lets it drive);
+ * fields are written with the claim and consumed. A request never drives a
+ * transaction while another process holds it: PROTOCOL.md 5.4's lease, which
+ * dtm's API path ignores (a repeated submit there re-runs the pass at once). */
+static void claim_and_drive(api_call *c, const char *expected, const char *busy, rargs *fields) {
     int64_t now = now_ms();
+    rargs a;
+    ra_init(&a);
+    add_keys(&a, c->t->gid, 0);
+    ra_adds(&a, c->t->gid);
+    ra_adds(&a, expected);
+    ra_adds(&a, busy);
+    ra_addi(&a, now);
+    ra_addi(&a, now + config_lease_ms(c->cfg));
+    for (int i = 0; i < fields->argc; i++) ra_add(&a, fields->argv[i], fields->lens[i]);
+    ra_free(fields);
+    store_script("claim", 2, &a, claimed, c);
+}
+
+/* A submit of a stored prepared or submitted transaction: prepared moves to
+ * submitted; a repeated submit re-drives what is stored unless it is held. */
+static void submit_stored(api_call *c) {
     rargs f;
     ra_init(&f);
     ra_adds(&f, "status");
     ra_adds(&f, "submitted");
     ra_adds(&f, "update_time");
-    ra_addi(&f, now);
-    cas(c->t->gid, "prepared", 0, 0, &f, cas_then_drive, c);
+    ra_addi(&f, now_ms());
+    claim_and_drive(c, "prepared,submitted", "submitted", &f);
 }
 
 static void saved(void *arg, redisReply *reply, const char *err) {
@@ -197,11 +264,8 @@ static void saved(void *arg, redisReply *reply, const char *err) {
         api_reply_failure(c, msg);
         return;
     }
-    if (cur == GS_PREPARED) {
-        submit_prepared(c);
-    } else if (cur == GS_SUBMITTED) {
-        /* Idempotent re-submit: drive what is stored (or join the running pass). */
-        load_trans(c->t->gid, loaded_then_drive, c);
+    if (cur == GS_PREPARED || cur == GS_SUBMITTED) {
+        submit_stored(c);
     } else {
         snprintf(msg, sizeof msg, "gid %s: current status '%s', cannot submit", c->t->gid, status);
         api_reply_failure(c, msg);
@@ -214,6 +278,9 @@ static void save_new(api_call *c) {
     t->create_ms = t->update_ms = now;
     t->next_cron_interval_ms = trans_base_interval_ms(t, c->cfg);
     t->next_cron_ms = now + t->next_cron_interval_ms;
+    /* A new submit is driven here at once: held until its first due time
+     * (lua/claim.lua), which is also when the scanner would look at it. */
+    if ((c->op & 0xff) == OP_SUBMIT) t->lease_until_ms = t->next_cron_ms;
     for (int i = 0; i < t->nbranches; i++)
         t->branches[i].create_ms = t->branches[i].update_ms = now;
     rargs a;
@@ -501,7 +568,7 @@ static void abort_loaded(void *arg, redisReply *reply, const char *err) {
             ra_adds(&f, "rollback_reason");
             ra_adds(&f, c->t->rollback_reason);
         }
-        cas(c->t->gid, "prepared,aborting", 0, 0, &f, cas_then_drive, c);
+        claim_and_drive(c, "prepared,aborting", "aborting", &f);
     } else if (type == TT_MSG && status == GS_PREPARED) {
         ra_adds(&f, "status");
         ra_adds(&f, "failed");

@@ -609,6 +609,12 @@ static int apply_env(dtmd_config *cfg, char *const *envp, char **err) {
 
 /* ---- public interface ---- */
 
+int64_t config_lease_ms(const dtmd_config *cfg) {
+    double secs = cfg->retry_interval < cfg->retry_max_interval ? cfg->retry_interval
+                                                                : cfg->retry_max_interval;
+    return (int64_t)(secs * 1000);
+}
+
 void config_defaults(dtmd_config *cfg) {
     memset(cfg, 0, sizeof *cfg);
     cfg->store_driver = dupstr("redis");

@@ -95,6 +95,11 @@ void config_env_name(const char *key, char *out, size_t n);
  * STORE_HOST"), passwords and tokens masked. For dtmd --check-config. */
 void config_print(const dtmd_config *cfg, FILE *out);
 
+/* How long a process that takes a transaction to drive holds it before any
+ * other may: RetryInterval, capped by RetryMaxInterval like every other wait
+ * (PROTOCOL.md 12.3). The cron scanner's lease and a request's claim. */
+int64_t config_lease_ms(const dtmd_config *cfg);
+
 void config_free(dtmd_config *cfg);
 
 #endif

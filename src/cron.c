@@ -27,10 +27,11 @@ static struct {
 typedef struct load_ctx {
     int shard;
     char *gid;
+    int64_t lease_end; /* the hold lease_load.lua takes */
 } load_ctx;
 
 static void scan_shard(int shard);
-static void release_one(int shard, const char *gid);
+static void release_one(const char *gid, int64_t ours);
 
 static void ignore_reply(void *arg, redisReply *r, const char *err) {
     (void)arg, (void)r;
@@ -55,21 +56,30 @@ static void loaded(void *arg, redisReply *reply, const char *err) {
     load_ctx *c = arg;
     cr.pending--;
     if (cr.stopping) {
-        if (!err) release_one(c->shard, c->gid); /* leased, never driven: give it back */
+        if (!err) release_one(c->gid, c->lease_end); /* leased, never driven: give it back */
         goto out;
     }
     if (err) {
         log_warn("cron: gid %s: cannot load: %s", c->gid, err);
         goto out;
     }
-    trans *t = trans_from_hash(reply);
+    const char *tag = reply->type == REDIS_REPLY_ARRAY && reply->elements >= 1 &&
+                              reply->element[0]->type == REDIS_REPLY_STRING
+                          ? reply->element[0]->str
+                          : "";
+    if (strcmp(tag, "NOT_FOUND") == 0) {
+        log_debug("cron: gid %s: record gone, dropping it from the due index", c->gid);
+        drop_due(c->shard, c->gid);
+        goto out;
+    }
+    if (strcmp(tag, "BUSY") == 0) {
+        log_debug("cron: gid %s: held by another process, left to it", c->gid);
+        goto out;
+    }
+    trans *t =
+        strcmp(tag, "OK") == 0 && reply->elements == 2 ? trans_from_hash(reply->element[1]) : NULL;
     if (!t) {
-        if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 0) {
-            log_debug("cron: gid %s: record gone, dropping it from the due index", c->gid);
-            drop_due(c->shard, c->gid);
-        } else {
-            log_error("cron: gid %s: stored record is malformed", c->gid);
-        }
+        log_error("cron: gid %s: stored record is malformed", c->gid);
         goto out;
     }
     if (global_status_final(t->status)) {
@@ -90,7 +100,7 @@ static void leased(void *arg, redisReply *reply, const char *err) {
     if (cr.stopping) {
         /* Leased while shutting down: give back what nobody here drives. */
         for (size_t i = 0; !err && reply->type == REDIS_REPLY_ARRAY && i < reply->elements; i++)
-            if (!engine_active(reply->element[i]->str)) release_one(shard, reply->element[i]->str);
+            if (!engine_active(reply->element[i]->str)) release_one(reply->element[i]->str, -1);
         return;
     }
     if (err) {
@@ -104,16 +114,19 @@ static void leased(void *arg, redisReply *reply, const char *err) {
         load_ctx *c = xcalloc(1, sizeof *c);
         c->shard = shard;
         c->gid = xstrdup(gid);
+        int64_t now = now_ms();
+        c->lease_end = now + config_lease_ms(cr.cfg);
         rargs a;
         ra_init(&a);
         sbuf k;
         sb_init(&k);
         key_trans(&k, cr.cfg->redis_prefix, shard, gid);
-        ra_adds(&a, "HGETALL");
         ra_add(&a, k.ptr, k.len);
         sb_free(&k);
+        ra_addi(&a, now);
+        ra_addi(&a, c->lease_end);
         cr.pending++;
-        store_command(&a, loaded, c);
+        store_script("lease_load", 1, &a, loaded, c);
     }
     if (reply->elements == BATCH && engine_active_count() < MAX_ACTIVE) scan_shard(shard);
 }
@@ -121,11 +134,7 @@ static void leased(void *arg, redisReply *reply, const char *err) {
 static void scan_shard(int shard) {
     if (cr.scanning[shard] || !store_is_up()) return;
     int64_t now = now_ms();
-    /* The lease is the longest a leased transaction waits for its next look,
-     * so RetryMaxInterval caps it like every other wait (PROTOCOL.md 12.3). */
-    double secs = cr.cfg->retry_interval < cr.cfg->retry_max_interval ? cr.cfg->retry_interval
-                                                                      : cr.cfg->retry_max_interval;
-    int64_t lease = (int64_t)(secs * 1000);
+    int64_t lease = config_lease_ms(cr.cfg);
     rargs a;
     ra_init(&a);
     sbuf k;
@@ -190,52 +199,26 @@ static void release_done(void *arg, redisReply *reply, const char *err) {
     if (err) log_warn("cron: handing leases back failed: %s", err);
 }
 
-/* Start "ZADD <shard due key> XX": re-score members still listed, add none. */
-static void zadd_xx(rargs *a, int shard) {
-    sbuf k;
-    sb_init(&k);
-    key_due(&k, cr.cfg->redis_prefix, shard);
-    ra_init(a);
-    ra_adds(a, "ZADD");
-    ra_add(a, k.ptr, k.len);
-    sb_free(&k);
-    ra_adds(a, "XX");
-}
-
 static void release_listed(void *arg, redisReply *reply, const char *err) {
-    int shard = (int)(intptr_t)arg;
+    (void)arg;
     rel.pending--;
     if (err || reply->type != REDIS_REPLY_ARRAY) return;
-    rargs a;
-    zadd_xx(&a, shard);
-    int n = 0;
-    int64_t now = now_ms();
     for (size_t i = 0; i < reply->elements; i++) {
         const redisReply *g = reply->element[i];
         if (g->type != REDIS_REPLY_STRING || !engine_active(g->str)) continue;
-        ra_addi(&a, now);
-        ra_add(&a, g->str, g->len);
-        n++;
+        release_one(g->str, engine_held_until(g->str));
     }
-    if (!n) {
-        ra_free(&a);
-        return;
-    }
-    rel.released += n;
-    rel.pending++;
-    store_command(&a, release_done, NULL);
 }
 
-/* A gid this process leased but will not drive: due now again. Only while
+/* A gid this process holds (ours: the hold it knows, -1 = none taken) but
+ * will not drive: due now again and the hold given back. Only while
  * release_leases runs the loop (later replies are failures). */
-static void release_one(int shard, const char *gid) {
-    rargs a;
-    zadd_xx(&a, shard);
-    ra_addi(&a, now_ms());
-    ra_adds(&a, gid);
+static void release_one(const char *gid, int64_t ours) {
+    char due[32];
+    snprintf(due, sizeof due, "XX:%lld", (long long)now_ms());
     rel.pending++;
     rel.released++;
-    store_command(&a, release_done, NULL);
+    engine_lease_move(gid, due, ours, 0, release_done, NULL);
 }
 
 static void release_timeout(evutil_socket_t fd, short what, void *arg) {

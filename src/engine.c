@@ -96,6 +96,7 @@ static const pass_ops *ops_for(int type) {
 }
 
 static void drive(trans *t, waiter *waiters);
+static void pass_stop(pass *p, const char *why);
 
 /* Free the pass and everything it owns except its trans and waiters. */
 static void pass_free(pass *p) {
@@ -145,6 +146,11 @@ static void rerun_loaded(void *arg, redisReply *reply, const char *err) {
     free(r);
 }
 
+static void lease_given_back(void *arg, redisReply *reply, const char *err) {
+    (void)arg, (void)reply;
+    if (err) log_debug("giving a lease back failed: %s", err);
+}
+
 static void pass_finish(pass *p) {
     pass **pp = &eng.buckets[bucket_of(p->t->gid)];
     while (*pp && *pp != p) pp = &(*pp)->hnext;
@@ -168,6 +174,10 @@ static void pass_finish(pass *p) {
         store_command(&a, rerun_loaded, r);
         return;
     }
+    if (!global_status_final(p->t->status) && !eng.stopping && p->t->lease_until_ms > now_ms())
+        /* Unfinished: give the hold back, so a repeated submit or abort may
+         * drive it at once (its due time stays the retry time). */
+        engine_lease_move(p->t->gid, "", p->t->lease_until_ms, 0, lease_given_back, NULL);
     metrics_trans(trans_type_name(p->t->type), !p->err && p->halted == BR_SUCCESS,
                   (double)(now_ms() - p->t->create_ms) / 1000.0);
     pass_end e = {p->err, p->halted, p->halt_msg};
@@ -295,35 +305,65 @@ static void call_done(void *arg, branch_outcome o, long status, const char *body
 
 #define LEASE_MARGIN_MS 1000
 
-static void lease_held(void *arg, redisReply *reply, const char *err) {
-    (void)arg;
-    (void)reply;
-    if (err) log_debug("holding a lease failed: %s", err);
-}
-
-/* A branch call may take up to the request timeout. While it runs, the due
- * index must not offer the transaction to another process's scanner, or that
- * process would call the same branch a second time at once. The stored due
- * time is the retry time, which can be shorter than a call. With the
- * defaults (RetryInterval 10 s > RequestTimeout 3 s) a write's due time
- * already covers the call, so this only sends something at the first call of
- * a pass whose stored due time is stale (the scanner's lease then usually
- * wins over it by GT). ZADD XX GT never re-adds a finished transaction nor
- * shortens a later due time; it is not waited for: the call's own timeout is
- * far longer than one Redis round trip. */
-static void hold_lease(pass *p) {
-    int64_t rt = trans_request_timeout_ms(p->t, p->cfg), now = now_ms();
-    if (p->due_ms >= now + rt + LEASE_MARGIN_MS) return;
-    p->due_ms = now + 2 * rt + LEASE_MARGIN_MS; /* room for the next calls too */
+/* Move this process's hold on a transaction (lua/lease_move.lua): due is
+ * "" (leave the due index), "GT:<ms>" or "XX:<ms>"; ours is the hold as this
+ * process knows it; the reply goes to cb with arg. */
+void engine_lease_move(const char *gid, const char *due, int64_t ours, int64_t until, store_cb *cb,
+                       void *arg) {
     rargs a;
     ra_init(&a);
-    ra_adds(&a, "ZADD");
-    ra_add(&a, p->due_key.ptr, p->due_key.len);
-    ra_adds(&a, "XX");
-    ra_adds(&a, "GT");
-    ra_addi(&a, p->due_ms);
-    ra_adds(&a, p->t->gid);
-    store_command(&a, lease_held, NULL);
+    sbuf k;
+    sb_init(&k);
+    engine_trans_key(&k, gid);
+    ra_add(&a, k.ptr, k.len);
+    engine_due_key(&k, gid);
+    ra_add(&a, k.ptr, k.len);
+    sb_free(&k);
+    ra_adds(&a, gid);
+    ra_adds(&a, due);
+    ra_addi(&a, ours);
+    ra_addi(&a, until);
+    store_script("lease_move", 2, &a, cb, arg);
+}
+
+int64_t engine_held_until(const char *gid) {
+    pass *p = find_pass(gid);
+    return p ? p->t->lease_until_ms : 0;
+}
+
+static void lease_held(void *arg, redisReply *reply, const char *err) {
+    char *gid = arg;
+    if (err) {
+        log_debug("gid %s: holding the lease failed: %s", gid, err);
+    } else if (reply->type == REDIS_REPLY_INTEGER && reply->integer == 0) {
+        /* Our hold ran out and another process holds it now (lua/claim.lua):
+         * call nothing more, that process drives it. */
+        pass *p = find_pass(gid);
+        if (p) pass_stop(p, "another process took the transaction over");
+    }
+    free(gid);
+}
+
+/* A branch call may take up to the request timeout. While it runs, the
+ * transaction must stay held (lease_until) and its due time ahead, or
+ * another process would call the same branch a second time at once. The
+ * stored due time is the retry time, which can be shorter than a call. With
+ * the defaults (RetryInterval 10 s > RequestTimeout 3 s) what the pass holds
+ * already covers the call, so this only sends something at the first call of
+ * a pass whose hold or due time is nearly over. ZADD XX GT never re-adds a
+ * finished transaction nor shortens a later due time. It is not waited for:
+ * the call's own timeout is far longer than one Redis round trip; a hold
+ * found lost stops the pass. */
+static void hold_lease(pass *p) {
+    int64_t rt = trans_request_timeout_ms(p->t, p->cfg), now = now_ms();
+    int64_t need = now + rt + LEASE_MARGIN_MS;
+    if (p->due_ms >= need && p->t->lease_until_ms >= need) return;
+    int64_t until = now + 2 * rt + LEASE_MARGIN_MS; /* room for the next calls too */
+    char due[32];
+    snprintf(due, sizeof due, "GT:%lld", (long long)until);
+    engine_lease_move(p->t->gid, due, p->t->lease_until_ms, until, lease_held, xstrdup(p->t->gid));
+    if (until > p->due_ms) p->due_ms = until;
+    p->t->lease_until_ms = until;
 }
 
 /* Start one HTTP call for the pass; on_result(bi) follows. */

@@ -14,6 +14,7 @@
 #define DTMD_ENGINE_H
 
 #include "config.h"
+#include "store.h"
 #include "trans.h"
 
 struct event_base;
@@ -42,6 +43,15 @@ void engine_drive(trans *t, pass_done_cb *done, void *arg);
 /* Is a pass for gid running in this process? */
 int engine_active(const char *gid);
 int engine_active_count(void);
+
+/* The end of this process's hold on a gid it drives (0 if it drives none). */
+int64_t engine_held_until(const char *gid);
+
+/* Extend or give back a hold (lua/lease_move.lua): due is "" (leave the due
+ * index), "GT:<ms>" (raise it) or "XX:<ms>" (set it); only while the stored
+ * hold is still ours; until 0 gives it back. cb may be NULL. */
+void engine_lease_move(const char *gid, const char *due, int64_t ours, int64_t until, store_cb *cb,
+                       void *arg);
 
 /* Store key names of a gid (prefix and shard from the configuration). */
 void engine_trans_key(sbuf *out, const char *gid);

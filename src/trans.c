@@ -566,6 +566,7 @@ void trans_hash_fields(const trans *t, rargs *a) {
     add_pair_i(a, "rollback_time", t->rollback_ms);
     add_pair_i(a, "next_cron_time", t->next_cron_ms);
     add_pair_i(a, "next_cron_interval", t->next_cron_interval_ms);
+    if (t->lease_until_ms) add_pair_i(a, "lease_until", t->lease_until_ms);
     add_pair_i(a, "wait_result", t->wait_result);
     add_pair_i(a, "concurrent", t->concurrent);
     add_pair_i(a, "timeout_to_fail", t->timeout_to_fail);
@@ -685,6 +686,8 @@ trans *trans_from_hash(const redisReply *r) {
             t->next_cron_ms = to_i64(v->str);
         else if (!strcmp(k, "next_cron_interval"))
             t->next_cron_interval_ms = to_i64(v->str);
+        else if (!strcmp(k, "lease_until"))
+            t->lease_until_ms = to_i64(v->str);
         else if (!strcmp(k, "wait_result"))
             t->wait_result = (int)to_i64(v->str);
         else if (!strcmp(k, "concurrent"))

@@ -61,6 +61,9 @@ typedef struct trans {
     char *req_extra;      /* JSON object text (workflow submit) or NULL; not stored */
     int64_t create_ms, update_ms, finish_ms, rollback_ms;
     int64_t next_cron_ms, next_cron_interval_ms;
+    /* The process driving it holds it until then (ms; 0 = nobody): see
+     * lua/claim.lua. Stored as "lease_until", never shown in the API. */
+    int64_t lease_until_ms;
     int wait_result, concurrent;
     int64_t timeout_to_fail, request_timeout, retry_interval, retry_limit, retry_count; /* s */
     branch *branches;

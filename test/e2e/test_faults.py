@@ -467,10 +467,6 @@ def test_two_dtmd_slow_branch_not_called_twice_at_once(start_dtmd, stub):
     check_no_overlap(stub.calls("Slow"))
 
 
-@pytest.mark.xfail(reason="dtmd bug: a repeated submit received by another process drives the "
-                          "transaction there too (no lease check on the API path), so a branch "
-                          "still running in the first process is called again at the same time",
-                   strict=True)
 def test_two_dtmd_resubmit_elsewhere_does_not_call_twice_at_once(start_dtmd, stub):
     d1 = start_dtmd(RETRY_INTERVAL=5, RETRY_MAX_INTERVAL=10)
     d2 = start_dtmd(RETRY_INTERVAL=5, RETRY_MAX_INTERVAL=10)
@@ -479,12 +475,59 @@ def test_two_dtmd_resubmit_elsewhere_does_not_call_twice_at_once(start_dtmd, stu
     stub.set_default("Slow", 200, SUCCESS_BODY, 0.8)
     submit_ok(d1, body)
     stub.wait_calls("Slow", 1)
-    # a client retrying its submit (e.g. after a timeout) reaches the other process
+    # a client retrying its submit (e.g. after a timeout) reaches the other
+    # process: d1 holds the transaction, so d2 answers from the stored state
     st, resp = d2.submit(dict(body, wait_result=True))
-    assert st in (200, 425), (st, resp)
+    assert st == 425, (st, resp)
+    assert "another dtmd process" in resp.get("message", str(resp)), resp
+    submit_ok(d2, body)  # without wait_result: accepted, it is in progress
     d1.wait_status(g, S, timeout=10)
     time.sleep(0.2)
     check_no_overlap(stub.calls("Slow"))
+    assert stub.count("Slow") == 1, stub.summary()
+
+
+def test_two_dtmd_reabort_elsewhere_does_not_cancel_twice_at_once(start_dtmd, stub):
+    """The same for a repeated abort of a TCC whose cancel runs in d1."""
+    d1 = start_dtmd(RETRY_INTERVAL=5, RETRY_MAX_INTERVAL=10)
+    d2 = start_dtmd(RETRY_INTERVAL=5, RETRY_MAX_INTERVAL=10)
+    g = new_gid("reabort")
+    assert d1.api("POST", "/prepare", body={"gid": g, "trans_type": "tcc"}) == (200, OK)
+    branch = {"gid": g, "trans_type": "tcc", "branch_id": "01", "data": "{}",
+              "confirm": stub.url("AConfirm"), "cancel": stub.url("ACancel")}
+    assert d1.api("POST", "/registerBranch", body=branch) == (200, OK)
+    stub.set_default("ACancel", 200, SUCCESS_BODY, 0.8)
+    abort = {"gid": g, "trans_type": "tcc"}
+    assert d1.api("POST", "/abort", body=abort) == (200, OK)
+    stub.wait_calls("ACancel", 1)
+    st, resp = d2.api("POST", "/abort", body=dict(abort, wait_result=True))
+    assert st == 425, (st, resp)
+    assert d2.api("POST", "/abort", body=abort) == (200, OK)
+    d1.wait_status(g, F, timeout=10)
+    time.sleep(0.2)
+    check_no_overlap(stub.calls("ACancel"))
+    assert stub.count("ACancel") == 1 and stub.count("AConfirm") == 0, stub.summary()
+
+
+def test_two_dtmd_resubmit_elsewhere_waiting_for_retry_drives_at_once(start_dtmd, stub):
+    """Nobody holds a transaction that waits for its next retry (the pass
+    that scheduled it gave its hold back): a repeated submit on any process
+    drives it at once, as dtm does, not after the back-off."""
+    d1 = start_dtmd(RETRY_INTERVAL=10, RETRY_MAX_INTERVAL=60)
+    d2 = start_dtmd(RETRY_INTERVAL=10, RETRY_MAX_INTERVAL=60)
+    g = new_gid("redrive")
+    body = saga(g, [(stub.url("Flaky"), "")])
+    stub.plan("Flaky", [(500, "not yet", 0)])
+    submit_ok(d1, body)
+    stub.wait_calls("Flaky", 1)
+    wait_until(lambda: d1.trans(g)["next_cron_interval"] >= 20, timeout=5,
+               msg="the failed call to schedule a retry")
+    t0 = time.monotonic()
+    st, resp = d2.submit(dict(body, wait_result=True))
+    assert (st, resp) == (200, OK), (st, resp)
+    assert time.monotonic() - t0 < 2
+    assert d2.query(g)["transaction"]["status"] == S
+    assert stub.count("Flaky") == 2, stub.summary()
 
 
 # --------------------------------------------------------------------------
