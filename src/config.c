@@ -111,6 +111,7 @@ static const key_def keys[] = {
     {"Store.FinishedDataExpire", K_I64, OFF(finished_data_expire), 1, INT64_MAX / 1000,
      "expected a positive integer number of seconds"},
     {"Store.Shards", K_INT, OFF(store_shards), 1, 1024, "expected an integer 1..1024"},
+    {"Store.MaxQueued", K_INT, OFF(store_max_queued), 1, INT_MAX, "expected a positive integer"},
     {"HttpHost", K_NONEMPTY, OFF(http_host), 0, 0, "expected a listen address"},
     {"HttpPort", K_INT, OFF(http_port), 1, 65535, PORT_EXPECT},
     {"TransCronInterval", K_DUR, OFF(trans_cron_interval), 0, 0, NULL},
@@ -626,6 +627,7 @@ void config_defaults(dtmd_config *cfg) {
     cfg->data_expire = 604800;
     cfg->finished_data_expire = 86400;
     cfg->store_shards = 16;
+    cfg->store_max_queued = 10000;
     cfg->http_host = dupstr("0.0.0.0");
     cfg->http_port = 36789;
     cfg->trans_cron_interval = 3;

@@ -26,8 +26,7 @@
 #define UNAVAILABLE "store unavailable"
 
 #define MAX_REDIRECTS 5    /* MOVED/ASK followed per command */
-#define PARK_MAX 10000     /* commands waiting for a connection, at most ... */
-#define PARK_GRACE_MS 2000 /* ... each for this long, then "store unavailable" */
+#define PARK_GRACE_MS 2000 /* commands wait this long for a connection, then "unavailable" */
 #define PARK_TICK 0.05     /* seconds between tries to send the waiting ones */
 #define MAX_TRYAGAIN 10    /* TRYAGAIN (slot mid-migration) retries per command ... */
 #define TRYAGAIN_DELAY 0.1 /* ... this many seconds apart */
@@ -52,7 +51,9 @@ static struct {
     store_req *delayed; /* waiting to be sent again after TRYAGAIN */
     struct event *delayed_ev;
     store_req *parked, *parked_tail; /* waiting for their node to (re)connect, FIFO */
-    int nparked;
+    int *parked_per_node;            /* [0]: no node known yet, [1 + node_index]: that node */
+    int parked_per_node_cap;
+    int park_max; /* Store.MaxQueued: parked commands per node, at most */
     struct event *park_ev;
     int stopping;
 } st;
@@ -155,25 +156,42 @@ static void fail_later(store_req *r) {
 
 static void reply_cb(redisAsyncContext *ac, void *replyp, void *privdata);
 
+/* The parked-command count of r's node (its slot's owner when r was last
+ * routed; one shared count while no owner is known). */
+static int *parked_count(const store_req *r) {
+    int i = r->node ? 1 + node_index(r->node) : 0;
+    if (i >= st.parked_per_node_cap) {
+        int cap = i + 8;
+        st.parked_per_node = xrealloc(st.parked_per_node, (size_t)cap * sizeof(int));
+        memset(st.parked_per_node + st.parked_per_node_cap, 0,
+               (size_t)(cap - st.parked_per_node_cap) * sizeof(int));
+        st.parked_per_node_cap = cap;
+    }
+    return &st.parked_per_node[i];
+}
+
 /* r cannot be sent now: its node is being (re)connected, or (cluster) its
  * slot's owner is not known yet. Rather than fail at once, it waits up to
  * PARK_GRACE_MS for a connection (so a Redis restart or a failover that
  * takes a second is not a burst of 503s), re-routed every PARK_TICK (the
- * slot may have moved to a promoted replica). Bounded by PARK_MAX. */
+ * slot may have moved to a promoted replica). Bounded per node (Store.MaxQueued),
+ * so the backlog of one dead master cannot turn away the commands that wait
+ * for another one that is only reconnecting. */
 static void park(store_req *r) {
     int64_t now = now_ms();
     if (!r->park_until) r->park_until = now + PARK_GRACE_MS;
-    if (st.stopping || st.nparked >= PARK_MAX || now >= r->park_until) {
+    int *count = parked_count(r);
+    if (st.stopping || *count >= st.park_max || now >= r->park_until) {
         fail_later(r);
         return;
     }
+    (*count)++;
     r->next = NULL;
     if (st.parked_tail)
         st.parked_tail->next = r;
     else
         st.parked = r;
     st.parked_tail = r;
-    st.nparked++;
     if (!evtimer_pending(st.park_ev, NULL)) {
         struct timeval tv = {0, (suseconds_t)(PARK_TICK * 1e6)};
         evtimer_add(st.park_ev, &tv);
@@ -201,7 +219,8 @@ static void park_cb(evutil_socket_t fd, short what, void *arg) {
     (void)fd, (void)what, (void)arg;
     store_req *list = st.parked;
     st.parked = st.parked_tail = NULL;
-    st.nparked = 0;
+    if (st.parked_per_node)
+        memset(st.parked_per_node, 0, (size_t)st.parked_per_node_cap * sizeof(int));
     while (list) {
         store_req *r = list;
         list = r->next;
@@ -357,6 +376,7 @@ int store_init(struct event_base *base, const dtmd_config *cfg) {
     st.base = base;
     st.delayed_ev = evtimer_new(base, delayed_cb, NULL);
     st.park_ev = evtimer_new(base, park_cb, NULL);
+    st.park_max = cfg->store_max_queued;
     return nodes_init(base, cfg);
 }
 
@@ -369,7 +389,9 @@ void store_shutdown(void) {
         req_fail(r, UNAVAILABLE);
     }
     st.parked_tail = NULL;
-    st.nparked = 0;
+    free(st.parked_per_node);
+    st.parked_per_node = NULL;
+    st.parked_per_node_cap = 0;
     if (st.park_ev) event_free(st.park_ev);
     st.park_ev = NULL;
     while (st.delayed) {

@@ -80,6 +80,10 @@ int node_port(const store_node *n) {
     return n->port;
 }
 
+int node_index(const store_node *n) {
+    return n->idx;
+}
+
 store_node *node_of(const redisAsyncContext *ac) {
     return ac ? ac->data : NULL;
 }

@@ -49,6 +49,7 @@ const char *nodes_script_sha(int idx);
 
 const char *node_host(const store_node *n);
 int node_port(const store_node *n);
+int node_index(const store_node *n);              /* 0.. in the order nodes became known; stable */
 store_node *node_of(const redisAsyncContext *ac); /* the node a reply came from */
 
 /* Send a command to n. With queue, also while the connection is still being

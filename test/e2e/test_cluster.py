@@ -548,6 +548,55 @@ def test_cluster_master_restart(start_cdtmd, stub, cluster):
     assert d.status(g) == S
 
 
+def test_cluster_queue_bound_is_per_node(start_cdtmd, stub, cluster):
+    """Commands for a node that is down wait (up to 2 s) for it to come back,
+    at most Store.MaxQueued of them per node: the backlog of one dead master
+    turns away its own overflow at once, not the commands that wait for
+    another one."""
+    d = start_cdtmd(STORE_MAX_QUEUED=5)
+    owner = {s: cluster.owner(key_slot(str(s))) for s in range(SHARDS)}
+    masters = sorted(set(owner.values()))
+    assert len(masters) == 3
+    a, b = masters[0], masters[1]
+    sa = [s for s in range(SHARDS) if owner[s] == a]
+    sb = [s for s in range(SHARDS) if owner[s] == b]
+    cluster.kill(a)
+    cluster.kill(b)
+    try:
+        probe = gid_in_shard(sa[0], "probe")
+        wait_until(lambda: d.api("GET", "/query?gid=" + probe)[0] == 503, 10, msg="503 while down")
+        results = {}
+
+        def send(key, gid):
+            t0 = time.monotonic()
+            st, _ = d.api("POST", "/submit", body=two_step_saga(stub, gid), timeout=10)
+            results[key] = (st, time.monotonic() - t0)
+        threads = [threading.Thread(target=send, args=(("a", i), gid_in_shard(sa[i % len(sa)], "qa")))
+                   for i in range(20)]
+        for t in threads:
+            t.start()
+        time.sleep(0.3)  # a's queue is full now
+        more = [threading.Thread(target=send, args=(("b", i), gid_in_shard(sb[i % len(sb)], "qb")))
+                for i in range(3)]
+        for t in more:
+            t.start()
+        for t in threads + more:
+            t.join(15)
+    finally:
+        cluster.restart(a)
+        cluster.restart(b)
+    cluster.wait_ok()
+    assert len(results) == 23, results
+    assert all(st == 503 for st, _ in results.values()), results
+    fast_a = [s for (k, _), (st, s) in results.items() if k == "a" and s < 1.0]
+    assert len(fast_a) >= 10, "a's overflow beyond 5 queued must be turned away at once: %r" % results
+    slow_b = [s for (k, _), (st, s) in results.items() if k == "b" and s >= 1.5]
+    assert len(slow_b) == 3, "b's commands must have waited for b, not been refused: %r" % results
+    g = gid_in_shard(sa[0], "back")
+    wait_until(lambda: d.api("GET", "/query?gid=" + g)[0] == 200, 10, msg="reconnected")
+    submit_ok(d, two_step_saga(stub, g, wait_result=True))
+
+
 # --------------------------------------------------------------------------
 # CRC16 slots against Redis' own answers
 
