@@ -60,6 +60,65 @@ def wrk_stats(path):
     return out
 
 
+def hist_load(path):
+    """A wrk run's latency percentiles written by run.sh's done(): (n, [(p, us)])."""
+    n, pts = 0, []
+    with open(path) as f:
+        for line in f:
+            k, v = line.split()
+            if k == "n":
+                n = int(v)
+            else:
+                pts.append((float(k), float(v)))
+    return n, sorted(pts)
+
+
+def merged_percentiles(paths, ps=(50, 99)):
+    """Percentiles (ms) of the union of several wrk runs' requests: each run's
+    percentile points weighted by its request count and the share of requests
+    each point stands for (accurate to the 0.5 % / 0.05 % spacing of the points)."""
+    pts, total = [], 0
+    for path in paths:
+        n, q = hist_load(path)
+        prev = 0.0
+        for p, us in q:
+            pts.append((us, n * (p - prev) / 100.0))
+            prev = p
+        total += n
+    pts.sort()
+    out = []
+    for want in ps:
+        acc, val = 0.0, pts[-1][0] if pts else None
+        for us, w in pts:
+            acc += w
+            if acc >= total * want / 100.0 - 1e-9:
+                val = us
+                break
+        out.append(None if val is None else round(val / 1000.0, 2))
+    return out
+
+
+def wrk_multi(paths, hists):
+    """wrk_stats of one run, or of several in parallel (summed; latency merged)."""
+    runs = [wrk_stats(p) for p in paths]
+    if len(runs) == 1:
+        out = dict(runs[0])
+        out["per_wrk"] = None
+        return out
+    out = {"requests": sum(r["requests"] for r in runs), "rps": round(sum(r["rps"] for r in runs), 2),
+           "non2xx": sum(r["non2xx"] for r in runs),
+           "sock_err": "; ".join(r["sock_err"] for r in runs if r["sock_err"]),
+           "per_wrk": [{k: r[k] for k in ("requests", "rps", "p50_ms", "p99_ms")} for r in runs]}
+    if hists and all(os.path.exists(h) for h in hists):
+        out["p50_ms"], out["p99_ms"] = merged_percentiles(hists)
+        out["latency_merge"] = "merged distribution of all %d wrk runs" % len(runs)
+    else:  # no percentile dumps: the worse of the runs
+        out["p50_ms"] = max(r["p50_ms"] or 0 for r in runs)
+        out["p99_ms"] = max(r["p99_ms"] or 0 for r in runs)
+        out["latency_merge"] = "max over the wrk runs"
+    return out
+
+
 def workloads(facts):
     names = []
     for k in facts:
@@ -79,13 +138,17 @@ def workloads(facts):
         span = tdone - t0
         c0, c1 = pairs(g("cmd0")), pairs(g("cmd1"))
         rt = sum(c1.get(c, 0) - c0.get(c, 0) for c in DTMD_COMMANDS)
-        w = wrk_stats(g("wrk"))
+        w = wrk_multi(g("wrk").split(), g("hist").split())
         calls = int(g("branch_calls") or 0)
         cpu = float(g("cpu_s"))
         fl = lambda key: float(g(key) or 0)
         others = fl("busy_cpu_s") - cpu - fl("redis_cpu_s") - fl("stub_cpu_s") - fl("wrk_cpu_s")
         r = {
             "workload": n,
+            "store": g("store") or "redis",
+            "dtmd_processes": int(g("dtmd_procs") or 1),
+            "duration": g("duration") or facts.get("duration"),
+            "wrk": g("wrk_shape") or "-t%s -c%s" % (facts.get("threads"), facts.get("conns")),
             "trans_type": kind,
             "empty_urls": empty == "1",
             "wait_result": wait == "1",
@@ -95,10 +158,12 @@ def workloads(facts):
             "p50_ms": w["p50_ms"],
             "p99_ms": w["p99_ms"],
             "non_2xx": w["non2xx"],
+            "per_wrk": w["per_wrk"],
             "socket_errors": w["sock_err"],
             "statuses": tally,
             "completed": ok,
             "unfinished_or_failed": sum(tally.values()) - ok,
+            "unfinished_at_end": int(g("unfinished_end")) if g("unfinished_end").isdigit() else None,
             "wrk_seconds": round(t1 - t0, 3),
             "drain_seconds": round(tdone - t1, 3),
             "completed_tps": round(ok / span, 1) if span > 0 else 0,
@@ -111,6 +176,7 @@ def workloads(facts):
                 "other_processes": round(max(0.0, others) / span, 2),
             },
             "peak_rss_kb": int(g("hwm_kb") or 0),
+            "peak_rss_kb_each": [int(v) for v in g("hwm_kb_each").split()] or None,
             "rss_kb": int(g("rss_kb") or 0),
             "branch_calls": calls,
             "branch_calls_per_tx": round(calls / ok, 3) if ok else None,
@@ -122,10 +188,14 @@ def workloads(facts):
         http_per_tx = 1 + (calls / ok if ok else 0)
         r["http_ceiling_tps"] = round(http_rps / http_per_tx, 1) if http_rps else None
         rpt = r["redis_round_trips_per_tx"]
-        r["redis_ceiling_tps"] = round(redis_ops / rpt, 1) if redis_ops and rpt else None
+        # (the Redis ceiling was measured on the single Redis, not the cluster)
+        r["redis_ceiling_tps"] = (round(redis_ops / rpt, 1) if redis_ops and rpt
+                                  and r["store"] == "redis" else None)
         for c in ("http", "redis"):
             cap = r["%s_ceiling_tps" % c]
             r["vs_%s_ceiling" % c] = round(r["completed_tps"] / cap, 3) if cap else None
+        if "latency_merge" in w:
+            r["latency"] = w["latency_merge"]
         if n in DTM:
             r["vs_dtm"] = round(r["completed_tps"] / DTM[n], 2)
         res.append(r)
@@ -143,6 +213,50 @@ def half_delay(facts, conns):
 
 def fmt(v, spec="{:,.0f}"):
     return "-" if v is None else spec.format(v)
+
+
+def cluster_table(ws, facts):
+    """The saga on the single Redis beside the cluster runs, one column each."""
+    cols = [r for r in ws if r["workload"] == "saga"] + [r for r in ws if r["store"] == "cluster"]
+    if not any(r["store"] == "cluster" for r in cols):
+        return []
+    head = {"redis": "single Redis, 1 dtmd", "cluster": "3-master cluster, %d dtmd"}
+
+    def title(r):
+        return head[r["store"]] % r["dtmd_processes"] if r["store"] == "cluster" else head["redis"]
+
+    def row(label, f):
+        return "| %s | %s |" % (label, " | ".join(f(r) for r in cols))
+
+    lines = [
+        "Saga (2 steps, real branches, `wait_result: false`) on the single Redis and on a "
+        "private 3-master Redis Cluster (%s):" % facts.get("cluster_nodes", "loopback"),
+        "",
+        "| | %s |" % " | ".join(title(r) for r in cols),
+        "|---|" + "---:|" * len(cols),
+        row("wrk", lambda r: "%s -d%s" % (r["wrk"], r["duration"])),
+        row("completed tx/s", lambda r: fmt(r["completed_tps"])),
+        row("submits/s", lambda r: fmt(r["submit_rps"])),
+        row("submit p50 / p99 ms", lambda r: "%s / %s" % (fmt(r["p50_ms"], "{:.2f}"), fmt(r["p99_ms"], "{:.2f}"))),
+        row("dtmd CPU s / 1000 tx (all dtmd)", lambda r: fmt(r["dtmd_cpu_s_per_1000_tx"], "{:.3f}")),
+        row("Redis calls / tx", lambda r: fmt(r["redis_round_trips_per_tx"], "{:.2f}")),
+        row("peak RSS MB per dtmd", lambda r: " / ".join(
+            "%.1f" % (v / 1024) for v in (r["peak_rss_kb_each"] or [r["peak_rss_kb"]]))),
+        row("statuses", lambda r: " ".join("%s %s" % kv for kv in sorted(r["statuses"].items())) or "-"),
+        row("not succeed / unfinished", lambda r: "%d / %s" % (r["unfinished_or_failed"], fmt(r["unfinished_at_end"]))),
+        row("cores dtmd/redis/stub/wrk/other", lambda r: "/".join("%.2f" % v for v in r["cores_used"].values())),
+        "",
+    ]
+    for r in cols:
+        if r.get("per_wrk"):
+            lines.append("%s: p50 / p99 are of all requests of the %d wrk runs together (their latency "
+                         "percentiles merged, weighted by requests); each run alone: %s." % (
+                             title(r), len(r["per_wrk"]), "; ".join(
+                                 "%s req, %s / %s ms" % (fmt(x["requests"]), fmt(x["p50_ms"], "{:.2f}"),
+                                                          fmt(x["p99_ms"], "{:.2f}")) for x in r["per_wrk"])))
+    lines.append("Cluster runs: dtmd CPU is the sum over the dtmd processes, redis the sum over the "
+                 "3 masters; the Redis ceiling above was measured on the single Redis only.")
+    return lines
 
 
 def report(facts, outdir):
@@ -169,6 +283,10 @@ def report(facts, outdir):
         "background_cores": [float(facts.get("background_cores_before") or 0),
                              float(facts.get("background_cores_after") or 0)],
         "dtm_reference": DTM,
+        "cluster": {"masters": 3, "replicas": 0, "nodes": facts.get("cluster_nodes"),
+                    "duration": facts.get("cluster_duration"),
+                    "workloads": [r["workload"] for r in ws if r["store"] == "cluster"]}
+        if "cluster_nodes" in facts else None,
         "workloads": ws,
     }
     with open(os.path.join(outdir, "results.json"), "w") as f:
@@ -191,6 +309,8 @@ def report(facts, outdir):
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in ws:
+        if r["store"] != "redis":
+            continue
         lines.append(
             "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d | %s |"
             % (r["workload"], fmt(r["completed_tps"]),
@@ -216,6 +336,9 @@ def report(facts, outdir):
         if r["workload"] == "saga_half":
             lines.append("saga_half: each connection pauses %.0f ms between requests -> %s submits/s."
                          % (r["pause_ms"], fmt(r["submit_rps"])))
+    ct = cluster_table(ws, facts)
+    if ct:
+        lines += [""] + ct
     text = "\n".join(lines) + "\n"
     with open(os.path.join(outdir, "results.md"), "w") as f:
         f.write(text)
@@ -224,7 +347,7 @@ def report(facts, outdir):
     if shutil.which("gnuplot"):
         with open(os.path.join(outdir, "results.dat"), "w") as f:
             for r in ws:
-                f.write("%s %s\n" % (r["workload"], r["completed_tps"]))
+                f.write("%s %s\n" % (r["workload"], r["completed_tps"]))  # cluster runs included
         with open(os.path.join(outdir, "results.gp"), "w") as f:
             f.write('set terminal png size 800,400\nset output "%s"\n'
                     'set style data histograms\nset style fill solid\nset ylabel "completed tx/s"\n'

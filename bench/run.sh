@@ -11,7 +11,10 @@
 #      that each one is stored as succeed;
 #   3. runs the 2-step saga again at half of its measured peak, for the
 #      latency at that load;
-#   4. prints the table and writes bench/results.json and bench/results.md
+#   4. starts a private 3-master Redis Cluster (no replicas, no persistence)
+#      and runs the 2-step saga against it with one dtmd, then with two dtmd
+#      processes sharing it (two wrk in parallel, CONNS/2 connections each);
+#   5. prints the tables and writes bench/results.json and bench/results.md
 #      (and bench/results.png when gnuplot is installed).
 # Everything started here is stopped on exit, also on Ctrl-C or an error.
 #
@@ -21,6 +24,11 @@
 #   CONNS=64       wrk connections;   THREADS=2   wrk threads
 #   WORKLOADS="saga saga_wait msg saga_empty_wait"   which, in this order
 #   HALF=1         also run the saga at half its peak rate (0 = skip)
+#   CLUSTER=1      also run the saga on a 3-master Redis Cluster, with one and
+#                  with two dtmd (0 = skip)
+#   CLUSTER_DURATION=8s   length of each cluster run
+#   CLUSTER_PORTS="p1 p2 p3"  cluster node ports (default: free ones near
+#                  27001 whose bus port, +10000, is free too)
 #   REDIS_PORT, DTMD_PORT, STUB_PORT   ports (default: a free one near 26379,
 #                  26789, 26790)
 #   DTMD_BIN=path  the dtmd binary to measure (default ./dtmd, built first)
@@ -37,6 +45,8 @@ CONNS=${CONNS:-64}
 THREADS=${THREADS:-2}
 WORKLOADS=${WORKLOADS:-saga saga_wait msg saga_empty_wait}
 HALF=${HALF:-1}
+CLUSTER=${CLUSTER:-1}
+CLUSTER_DURATION=${CLUSTER_DURATION:-8s}
 DRAIN_TIMEOUT=${DRAIN_TIMEOUT:-60}
 OUT=${OUT:-$here}
 PY=/usr/bin/python3
@@ -76,6 +86,7 @@ fi
 # ---- processes and cleanup ----------------------------------------------
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/dtmd-bench.XXXXXX")
 dtmd_pid="" stub_pid="" redis_pid="" wrk_pid=""
+wrk_pids="" cl_dtmd_pids="" cl_redis_pids="" # the cluster runs' processes
 
 stop_pid() { # pid: TERM, wait up to 5 s, then KILL
     [ -n "$1" ] || return 0
@@ -91,10 +102,13 @@ stop_pid() { # pid: TERM, wait up to 5 s, then KILL
 
 cleanup() {
     stop_pid "$wrk_pid"
+    for p in $wrk_pids; do stop_pid "$p"; done
     stop_pid "$dtmd_pid"
+    for p in $cl_dtmd_pids; do stop_pid "$p"; done
     stop_pid "$stub_pid"
     stop_pid "$redis_pid"
-    wrk_pid="" dtmd_pid="" stub_pid="" redis_pid=""
+    for p in $cl_redis_pids; do stop_pid "$p"; done
+    wrk_pid="" wrk_pids="" dtmd_pid="" cl_dtmd_pids="" stub_pid="" redis_pid="" cl_redis_pids=""
     if [ "${KEEP:-}" = 1 ]; then
         say "kept $tmp"
     else
@@ -122,6 +136,28 @@ print(free(int(sys.argv[1])) or free(0))
 PYEOF
 }
 
+# A free loopback port p, at or above $1, whose cluster bus port p + 10000 is
+# free too and which is none of $2... (ports already chosen).
+pick_cluster_port() {
+    "$PY" - "$@" <<'PYEOF'
+import socket, sys
+def free(p):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+taken = set(int(a) for a in sys.argv[2:])
+for p in range(int(sys.argv[1]), 55535):
+    if p not in taken and p + 10000 not in taken and free(p) and free(p + 10000):
+        print(p)
+        break
+PYEOF
+}
+
 # Wait until "$@" succeeds (up to 10 s) while pid $1 is alive.
 wait_for() {
     pid=$1
@@ -144,6 +180,10 @@ redis_pid=$!
 wait_for "$redis_pid" redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping ||
     die "redis-server did not start on port $REDIS_PORT (see $tmp/redis.log)"
 rcli() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" "$@"; }
+# The Redis servers being measured (the cluster's masters in the cluster runs)
+# and their pids: the helpers below run on each and add up.
+RPORTS=$REDIS_PORT RPIDS=$redis_pid
+rcli_each() { for rp in $RPORTS; do redis-cli -h 127.0.0.1 -p "$rp" "$@" || echo "error"; done; }
 
 STUB_PORT=${STUB_PORT:-$(pick_port 26790)}
 "$here/stub" "$STUB_PORT" >"$tmp/stub.log" 2>&1 &
@@ -163,19 +203,26 @@ wait_for "$dtmd_pid" curl -fsS "http://127.0.0.1:$DTMD_PORT/api/ping" ||
 busy_ticks() { awk '$1 == "cpu" {print $2 + $3 + $4 + $7 + $8 + $9; exit}' /proc/stat; }
 status_kb() { awk -v f="$2:" '$1 == f {print $2}' "/proc/$1/status"; }
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+ticks_sum() { # pids...
+    tsum=0
+    for tp in "$@"; do tsum=$((tsum + $(ticks "$tp"))); done
+    echo "$tsum"
+}
 HZ=$(getconf CLK_TCK)
 
-# Transactions not finished yet: the members of every shard's due index.
+# Transactions not finished yet: the members of every shard's due index
+# (on a cluster each master holds some shards: KEYS on each, summed; any
+# error prints a non-number, so the caller keeps waiting).
 unfinished() {
-    rcli --raw EVAL "local n = 0
+    rcli_each --raw EVAL "local n = 0
         for _, k in ipairs(redis.call('KEYS', 'dtmd{*}:due')) do n = n + redis.call('ZCARD', k) end
-        return n" 0
+        return n" 0 | awk '/^[0-9]+$/ {n += $1; next} {bad = 1} END {print bad ? "error" : n + 0}'
 }
 
 # Status tally of the transactions whose gid starts with $1 (shard indexes
-# are ordered by gid): "succeed 1234 submitted 2 ...".
+# are ordered by gid): "succeed 1234 submitted 2 ...", summed over the masters.
 tally() {
-    rcli --raw EVAL "local pre, n, out = ARGV[1], {}, {}
+    rcli_each --raw EVAL "local pre, n, out = ARGV[1], {}, {}
         for _, k in ipairs(redis.call('KEYS', 'dtmd{*}:idx')) do
           local shard = string.match(k, '{(.-)}')
           for _, g in ipairs(redis.call('ZRANGEBYLEX', k, '[' .. pre, '(' .. pre .. '\255')) do
@@ -184,22 +231,28 @@ tally() {
           end
         end
         for st, c in pairs(n) do out[#out + 1] = st; out[#out + 1] = c end
-        return out" 0 "$1" | paste -sd' ' -
+        return out" 0 "$1" |
+        awk 'NF == 0 {next} k == "" {k = $0; next} {n[k] += $0; k = ""}
+             END {for (s in n) {printf "%s%s %d", sep, s, n[s]; sep = " "}}'
 }
 
-# Redis commands served so far, per command ("evalsha 123 hgetall 4 ...").
+# Redis commands served so far, per command ("evalsha 123 hgetall 4 ..."),
+# summed over the servers.
 cmdstats() {
-    rcli INFO commandstats | tr -d '\r' |
-        sed -n 's/^cmdstat_\([a-z|]*\):calls=\([0-9]*\),.*/\1 \2/p' | paste -sd' ' -
+    rcli_each INFO commandstats | tr -d '\r' |
+        sed -n 's/^cmdstat_\([a-z|]*\):calls=\([0-9]*\),.*/\1 \2/p' |
+        awk '{n[$1] += $2} END {for (c in n) {printf "%s%s %d", sep, c, n[c]; sep = " "}}'
 }
 
 # ---- smoke test: a saga really completes through the stub ---------------
-QGID="smoke-$$"
-body=$(printf '{"gid":"%s","trans_type":"saga","steps":[{"action":"%s/TransOut","compensate":"%s/TransOutRevert"},{"action":"%s/TransIn","compensate":"%s/TransInRevert"}],"payloads":["{\\"amount\\":30}","{\\"amount\\":30}"],"wait_result":true}' \
-    "$QGID" "$STUB" "$STUB" "$STUB" "$STUB")
-ans=$(curl -sS -H 'Content-Type: application/json' -d "$body" "$API/submit") || die "submit failed"
-case $ans in *'"SUCCESS"'*) ;; *) die "unexpected submit answer: $ans" ;; esac
-curl -fsS "$API/query?gid=$QGID" | grep -q '"status":"succeed"' || die "smoke saga $QGID did not succeed"
+smoke() { # api gid
+    body=$(printf '{"gid":"%s","trans_type":"saga","steps":[{"action":"%s/TransOut","compensate":"%s/TransOutRevert"},{"action":"%s/TransIn","compensate":"%s/TransInRevert"}],"payloads":["{\\"amount\\":30}","{\\"amount\\":30}"],"wait_result":true}' \
+        "$2" "$STUB" "$STUB" "$STUB" "$STUB")
+    ans=$(curl -sS -H 'Content-Type: application/json' -d "$body" "$1/submit") || die "submit to $1 failed"
+    case $ans in *'"SUCCESS"'*) ;; *) die "unexpected submit answer from $1: $ans" ;; esac
+    curl -fsS "$1/query?gid=$2" | grep -q '"status":"succeed"' || die "smoke saga $2 did not succeed"
+}
+smoke "$API" "smoke-$$"
 idle_rss=$(status_kb "$dtmd_pid" VmRSS)
 say "dtmd pid $dtmd_pid on :$DTMD_PORT, redis :$REDIS_PORT, stub :$STUB_PORT; idle RSS ${idle_rss} kB"
 
@@ -220,17 +273,19 @@ facts="$tmp/facts" # one "key value..." line per measured fact; results.py reads
     echo "duration $DURATION"
     echo "conns $CONNS"
     echo "threads $THREADS"
+    echo "cluster_duration $CLUSTER_DURATION"
     echo "idle_rss_kb $idle_rss"
     echo "background_cores_before $(background 1)"
 } >"$facts"
 
+WDUR=$DURATION # length of the wrk runs (CLUSTER_DURATION in the cluster runs)
 run_wrk() { # out script_or_empty url [extra wrk args]
     out=$1 script=$2 url=$3
     shift 3
     if [ -n "$script" ]; then
-        wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s "$script" "$@" "$url" >"$out" 2>&1 &
+        wrk -t"$THREADS" -c"$CONNS" -d"$WDUR" --latency -s "$script" "$@" "$url" >"$out" 2>&1 &
     else
-        wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "$@" "$url" >"$out" 2>&1 &
+        wrk -t"$THREADS" -c"$CONNS" -d"$WDUR" --latency "$@" "$url" >"$out" 2>&1 &
     fi
     wrk_pid=$!
     # In the background, so a signal to this script is handled at once; its
@@ -246,6 +301,60 @@ run_wrk() { # out script_or_empty url [extra wrk args]
         die "wrk failed: $(cat "$out")"
     }
     wrk_pid=""
+}
+
+# Several dtmd (the APIs in $APIS): one wrk per dtmd, all in parallel, the
+# threads and connections split between them (wt_threads, wt_conns), each
+# with its own gid tag ($2-<i>). Each wrk also writes its latency percentiles
+# to $1-<i>.hist (submit.lua wrapped with a done()), so results.py can merge
+# the latency distributions. Sets wrk_files, hist_files and wrk_ticks.
+printf 'dofile("%s")\n' "$here/submit.lua" >"$tmp/submit-hist.lua"
+cat >>"$tmp/submit-hist.lua" <<'LUAEOF'
+-- bench/run.sh: latency percentiles (us) for merging several wrk runs
+function done(summary, latency, requests)
+   local path = os.getenv("BENCH_HIST")
+   if not path or path == "" then return end
+   local f = assert(io.open(path, "w"))
+   f:write(string.format("n %d\n", summary.requests))
+   for i = 1, 190 do f:write(string.format("%.2f %d\n", i * 0.5, latency:percentile(i * 0.5))) end
+   for i = 1, 99 do f:write(string.format("%.2f %d\n", 95 + i * 0.05, latency:percentile(95 + i * 0.05))) end
+   f:write(string.format("100 %d\n", latency.max))
+   f:close()
+end
+LUAEOF
+run_wrks() { # out_prefix tag
+    wrk_pids="" wrk_files="" hist_files="" k=0
+    for a in $APIS; do
+        BENCH_TAG="$2-$k" BENCH_HIST="$1-$k.hist" wrk -t"$wt_threads" -c"$wt_conns" -d"$WDUR" \
+            --latency -s "$tmp/submit-hist.lua" "$a/submit" >"$1-$k.txt" 2>&1 &
+        wrk_pids="$wrk_pids $!"
+        wrk_files="$wrk_files $1-$k.txt"
+        hist_files="$hist_files $1-$k.hist"
+        k=$((k + 1))
+    done
+    # CPU time of each, sampled until all have exited (as in run_wrk)
+    while :; do
+        alive=0 k=0
+        for p in $wrk_pids; do
+            if kill -0 "$p" 2>/dev/null; then
+                alive=1
+                if awk '{print $14 + $15}' "/proc/$p/stat" >"$1-$k.tmp" 2>/dev/null; then
+                    mv "$1-$k.tmp" "$1-$k.ticks"
+                fi
+            fi
+            k=$((k + 1))
+        done
+        [ $alive = 1 ] || break
+        sleep 0.1
+    done
+    k=0
+    for p in $wrk_pids; do
+        wait "$p" || die "wrk failed: $(cat "$1-$k.txt")"
+        k=$((k + 1))
+    done
+    wrk_pids=""
+    wrk_ticks=$(cat "$1"-*.ticks 2>/dev/null | awk '{n += $1} END {print n + 0}')
+    rm -f "$1"-*.tmp
 }
 
 # ---- ceilings -------------------------------------------------------------
@@ -272,12 +381,30 @@ workload() { # name type empty wait [delay_ms]
     name=$1
     tag="b$name-$$"
     export BENCH_TYPE="$2" BENCH_EMPTY="$3" BENCH_WAIT="$4" BENCH_DELAY="${5:-0}" BENCH_STUB="$STUB" BENCH_TAG="$tag"
-    say "workload $name: wrk -t$THREADS -c$CONNS -d$DURATION (type $2, empty URLs $3, wait_result $4${5:+, ${5} ms pause})"
+    # shellcheck disable=SC2086 # (word lists, split on purpose)
+    nw=$(echo $APIS | wc -w) np=$(echo $DPIDS | wc -w)
+    if [ "$nw" = 1 ]; then
+        shape="-t$THREADS -c$CONNS"
+    else
+        wt_threads=$((THREADS / nw))
+        [ "$wt_threads" -ge 1 ] || wt_threads=1
+        wt_conns=$((CONNS / nw))
+        [ "$wt_conns" -ge "$wt_threads" ] || wt_conns=$wt_threads
+        shape="${nw}x -t$wt_threads -c$wt_conns"
+    fi
+    say "workload $name: wrk $shape -d$WDUR (type $2, empty URLs $3, wait_result $4${5:+, ${5} ms pause}; $STORE_DESC)"
     calls0=$(curl -fsS "$STUB/__count")
     cmd0=$(cmdstats)
-    c0=$(ticks "$dtmd_pid") r0=$(ticks "$redis_pid") s0=$(ticks "$stub_pid") b0=$(busy_ticks)
+    # shellcheck disable=SC2086
+    c0=$(ticks_sum $DPIDS) r0=$(ticks_sum $RPIDS) s0=$(ticks "$stub_pid") b0=$(busy_ticks)
     t0=$(now)
-    run_wrk "$tmp/wrk-$name.txt" "$here/submit.lua" "$API/submit"
+    if [ "$nw" = 1 ]; then
+        run_wrk "$tmp/wrk-$name.txt" "$here/submit.lua" "$APIS/submit"
+        cp "$tmp/wrk-$name.txt" "$tmp/wrk-$name.keep"
+        wrk_files=" $tmp/wrk-$name.keep" hist_files="" wrk_ticks=$(cat "$tmp/wrk-$name.txt.ticks")
+    else
+        run_wrks "$tmp/wrk-$name" "$tag"
+    fi
     t1=$(now)
     i=0
     while [ "$(unfinished)" != 0 ]; do
@@ -289,29 +416,43 @@ workload() { # name type empty wait [delay_ms]
         sleep 0.02
     done
     t2=$(now)
-    c1=$(ticks "$dtmd_pid") r1=$(ticks "$redis_pid") s1=$(ticks "$stub_pid") b1=$(busy_ticks)
+    # shellcheck disable=SC2086
+    c1=$(ticks_sum $DPIDS) r1=$(ticks_sum $RPIDS) s1=$(ticks "$stub_pid") b1=$(busy_ticks)
     cmd1=$(cmdstats)
     calls1=$(curl -fsS "$STUB/__count")
+    hwm_each="" rss_each=""
+    for dp in $DPIDS; do
+        hwm_each="$hwm_each $(status_kb "$dp" VmHWM)"
+        rss_each="$rss_each $(status_kb "$dp" VmRSS)"
+    done
     {
         echo "w.$name.t_wrk $t0 $t1"
         echo "w.$name.t_done $t2"
         echo "w.$name.cpu_s $(awk -v a="$c0" -v b="$c1" -v hz="$HZ" 'BEGIN {print (b - a) / hz}')"
         echo "w.$name.redis_cpu_s $(awk -v a="$r0" -v b="$r1" -v hz="$HZ" 'BEGIN {print (b - a) / hz}')"
         echo "w.$name.stub_cpu_s $(awk -v a="$s0" -v b="$s1" -v hz="$HZ" 'BEGIN {print (b - a) / hz}')"
-        echo "w.$name.wrk_cpu_s $(awk -v hz="$HZ" '{print $1 / hz}' "$tmp/wrk-$name.txt.ticks")"
+        echo "w.$name.wrk_cpu_s $(awk -v t="$wrk_ticks" -v hz="$HZ" 'BEGIN {print t / hz}')"
         echo "w.$name.busy_cpu_s $(awk -v a="$b0" -v b="$b1" -v hz="$HZ" 'BEGIN {print (b - a) / hz}')"
-        echo "w.$name.hwm_kb $(status_kb "$dtmd_pid" VmHWM)"
-        echo "w.$name.rss_kb $(status_kb "$dtmd_pid" VmRSS)"
+        echo "w.$name.hwm_kb $(echo "$hwm_each" | tr ' ' '\n' | sort -n | tail -n 1)"
+        echo "w.$name.rss_kb $(echo "$rss_each" | tr ' ' '\n' | sort -n | tail -n 1)"
+        echo "w.$name.hwm_kb_each$hwm_each"
         echo "w.$name.branch_calls $((calls1 - calls0))"
         echo "w.$name.cmd0 $cmd0"
         echo "w.$name.cmd1 $cmd1"
         echo "w.$name.tally $(tally "$tag-")"
+        echo "w.$name.unfinished_end $(unfinished)"
         echo "w.$name.desc $2 $3 $4 ${5:-0}"
+        echo "w.$name.store $STORE_KIND"
+        echo "w.$name.dtmd_procs $np"
+        echo "w.$name.duration $WDUR"
+        echo "w.$name.wrk_shape $shape"
+        echo "w.$name.wrk$wrk_files"
+        echo "w.$name.hist$hist_files"
     } >>"$facts"
-    cp "$tmp/wrk-$name.txt" "$tmp/wrk-$name.keep"
-    echo "w.$name.wrk $tmp/wrk-$name.keep" >>"$facts"
 }
 
+# What the workloads run against (the cluster section changes these).
+STORE_KIND=redis STORE_DESC="single Redis :$REDIS_PORT" DPIDS=$dtmd_pid APIS=$API
 for w in $WORKLOADS; do
     case $w in
         saga) workload saga saga 0 0 ;;
@@ -330,11 +471,90 @@ if [ "$HALF" = 1 ] && grep -q '^w.saga.t_done' "$facts"; then
 fi
 
 {
-    echo "background_cores_after $(background 1)"
     echo "final_hwm_kb $(status_kb "$dtmd_pid" VmHWM)"
     echo "final_rss_kb $(status_kb "$dtmd_pid" VmRSS)"
 } >>"$facts"
 grep -ciE 'error|warn' "$tmp/dtmd.log" | sed 's/^/dtmd_log_warnings /' >>"$facts" || true
+
+# ---- Redis Cluster: the saga with one dtmd, then two ----------------------
+# A private 3-master cluster (no replicas, no persistence, nodes.conf in the
+# temporary directory). The single Redis and its dtmd are stopped first: they
+# would only add noise.
+cluster_ok() { # every node: state ok, all slots served, the 3 nodes known
+    for cp in $cl_ports; do
+        [ "$(redis-cli -h 127.0.0.1 -p "$cp" CLUSTER INFO | tr -d '\r' |
+            grep -cE '^(cluster_state:ok|cluster_slots_ok:16384|cluster_known_nodes:3)$')" = 3 ] || return 1
+    done
+}
+
+start_cluster_dtmd() { # n: sets cd_pid, cd_api
+    cd_port=$(pick_port $((26800 + $1)))
+    STORE_HOST=$cl_hosts STORE_PORT=${cl_hosts##*:} STORE_REDIS_PREFIX=dtmd HTTP_HOST=127.0.0.1 \
+        HTTP_PORT=$cd_port LOG_LEVEL=warn "$DTMD" >"$tmp/dtmd-cluster-$1.log" 2>&1 &
+    cd_pid=$!
+    cl_dtmd_pids="$cl_dtmd_pids $cd_pid"
+    cd_api="http://127.0.0.1:$cd_port/api/dtmsvr"
+    wait_for "$cd_pid" curl -fsS "http://127.0.0.1:$cd_port/api/ping" ||
+        die "dtmd on the cluster did not start (see $tmp/dtmd-cluster-$1.log)"
+    smoke "$cd_api" "smoke-cluster-$1-$$"
+}
+
+if [ "$CLUSTER" = 1 ]; then
+    stop_pid "$dtmd_pid"
+    dtmd_pid=""
+    stop_pid "$redis_pid"
+    redis_pid=""
+    cl_ports=${CLUSTER_PORTS:-}
+    if [ -z "$cl_ports" ]; then
+        cp=27000
+        for _ in 1 2 3; do
+            # shellcheck disable=SC2086
+            cp=$(pick_cluster_port $((cp + 1)) $cl_ports)
+            [ -n "$cp" ] || die "no free port pair (port, port + 10000) for a cluster node"
+            cl_ports="$cl_ports $cp"
+        done
+    fi
+    cl_hosts=""
+    for cp in $cl_ports; do
+        mkdir -p "$tmp/cluster-$cp"
+        redis-server --bind 127.0.0.1 --port "$cp" --cluster-enabled yes \
+            --cluster-config-file nodes.conf --save '' --appendonly no \
+            --dir "$tmp/cluster-$cp" --logfile "$tmp/cluster-$cp/redis.log" --daemonize no >/dev/null 2>&1 &
+        cl_pid=$!
+        cl_redis_pids="$cl_redis_pids $cl_pid"
+        wait_for "$cl_pid" redis-cli -h 127.0.0.1 -p "$cp" ping ||
+            die "cluster node did not start on port $cp (see $tmp/cluster-$cp/redis.log)"
+        cl_hosts="${cl_hosts:+$cl_hosts,}127.0.0.1:$cp"
+    done
+    # shellcheck disable=SC2046
+    redis-cli --cluster create $(echo "$cl_hosts" | tr ',' ' ') --cluster-replicas 0 --cluster-yes \
+        </dev/null >"$tmp/cluster-create.log" 2>&1 ||
+        die "redis-cli --cluster create failed: $(tail -n 5 "$tmp/cluster-create.log")"
+    wait_for "$cl_pid" cluster_ok || die "the cluster did not reach cluster_state:ok"
+    say "Redis Cluster: 3 masters on $cl_hosts"
+    echo "cluster_nodes $cl_hosts" >>"$facts"
+
+    RPORTS=$cl_ports RPIDS=$cl_redis_pids WDUR=$CLUSTER_DURATION STORE_KIND=cluster
+    STORE_DESC="3-master Redis Cluster"
+
+    start_cluster_dtmd 1
+    DPIDS=$cd_pid APIS=$cd_api
+    workload saga_cluster saga 0 0
+    stop_pid "$cd_pid"
+    cl_dtmd_pids=""
+
+    start_cluster_dtmd 2
+    d1=$cd_pid a1=$cd_api
+    start_cluster_dtmd 3
+    DPIDS="$d1 $cd_pid" APIS="$a1 $cd_api"
+    workload saga_cluster_2dtmd saga 0 0
+    cat "$tmp"/dtmd-cluster-*.log | grep -ciE 'error|warn' | sed 's/^/cluster_dtmd_log_warnings /' >>"$facts" || true
+    for p in $cl_dtmd_pids; do stop_pid "$p"; done
+    cl_dtmd_pids=""
+    for p in $cl_redis_pids; do stop_pid "$p"; done
+    cl_redis_pids=""
+fi
+echo "background_cores_after $(background 1)" >>"$facts"
 
 "$PY" "$here/results.py" report "$facts" "$OUT"
 if command -v gnuplot >/dev/null 2>&1; then
