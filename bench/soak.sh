@@ -1,0 +1,252 @@
+#!/bin/sh
+# bench/soak.sh - dtmd's memory: with 10,000 transactions in flight, and
+# over a long run at full load (see bench/README.md, "Memory").
+#
+# Two measurements, each with its own private redis-server and dtmd on
+# 127.0.0.1, everything stopped on exit:
+#   1. in flight: N (10,000) sagas are submitted whose first branch is a
+#      service that accepts the connection and never answers (RequestTimeout
+#      120 s), so every one of them stays in flight in dtmd - Limits.
+#      MaxInflightCalls of them as open calls, the rest queued. dtmd's RSS,
+#      its private part (RssAnon) and its peak are read once all N are
+#      active.
+#   2. soak: wrk runs the 2-step saga (bench/submit.lua) against bench/stub
+#      for SOAK seconds (60) while dtmd's RSS is sampled every 5 s; then every
+#      transaction must finish as succeed. Growth is the RSS at the end
+#      minus the RSS after the first 10 s (allocator and caches warmed up).
+# Writes bench/soak.json and bench/soak.md (OUT=dir to change).
+#
+# Environment: N=10000  SOAK=60  CONNS=64  THREADS=2  OUT=bench  KEEP=1
+set -eu
+
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/.." && pwd)
+N=${N:-10000}
+SOAK=${SOAK:-60}
+CONNS=${CONNS:-64}
+THREADS=${THREADS:-2}
+OUT=${OUT:-$here}
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=$(command -v python3)
+
+say() { printf '%s\n' "soak: $*" >&2; }
+die() {
+    say "error: $*"
+    exit 1
+}
+
+command -v wrk >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null 2>&1 ||
+    die "wrk not found (make bench installs it)"
+make -C "$top" --no-print-directory all bench/stub >/dev/null || die "make failed"
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/dtmd-soak.XXXXXX")
+pids=""
+cleanup() {
+    for p in $pids; do kill -TERM "$p" 2>/dev/null || true; done
+    for p in $pids; do
+        i=0
+        while kill -0 "$p" 2>/dev/null && [ $i -lt 50 ]; do
+            sleep 0.1
+            i=$((i + 1))
+        done
+        kill -KILL "$p" 2>/dev/null || true
+    done
+    if [ "${KEEP:-}" = 1 ]; then say "kept $tmp"; else rm -rf "$tmp"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+port() { "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+wait_for() { # pid cmd...: until cmd succeeds (10 s) while pid lives
+    p=$1
+    shift
+    i=0
+    until "$@" >/dev/null 2>&1; do
+        kill -0 "$p" 2>/dev/null || return 1
+        i=$((i + 1))
+        [ $i -le 100 ] || return 1
+        sleep 0.1
+    done
+}
+kb() { awk -v f="$2:" '$1 == f {print $2}' "/proc/$1/status"; }
+
+start_redis() { # name -> sets RPORT, adds the pid
+    RPORT=$(port)
+    redis-server --bind 127.0.0.1 --port "$RPORT" --save '' --appendonly no --dir "$tmp" \
+        --logfile "$tmp/redis-$1.log" >/dev/null 2>&1 &
+    pids="$pids $!"
+    wait_for $! redis-cli -p "$RPORT" ping || die "redis-server did not start"
+}
+
+start_dtmd() { # name [VAR=value...] -> sets DPID, DPORT
+    name=$1
+    shift
+    DPORT=$(port)
+    env STORE_HOST=127.0.0.1 STORE_PORT="$RPORT" STORE_REDIS_PREFIX=dtmd HTTP_HOST=127.0.0.1 HTTP_PORT="$DPORT" \
+        LOG_LEVEL=warn "$@" "$top/dtmd" >"$tmp/dtmd-$name.log" 2>&1 &
+    DPID=$!
+    pids="$pids $DPID"
+    wait_for "$DPID" curl -fsS "http://127.0.0.1:$DPORT/api/ping" || die "dtmd did not start"
+}
+
+gauge() { # dtmd port, metric name
+    curl -fsS "http://127.0.0.1:$1/api/metrics" | awk -v m="$2" '$1 == m {print $2}'
+}
+
+facts="$tmp/facts"
+: >"$facts"
+
+# ---- 1. N transactions in flight --------------------------------------------
+start_redis inflight
+HOLD_PORT=$(port)
+"$PY" - "$HOLD_PORT" >"$tmp/hold.log" 2>&1 <<'PYEOF' &
+# Accepts connections and reads them, never answers: a branch that hangs.
+import selectors, socket, sys
+sel = selectors.DefaultSelector()
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", int(sys.argv[1])))
+srv.listen(4096)
+srv.setblocking(False)
+sel.register(srv, selectors.EVENT_READ)
+while True:
+    for key, _ in sel.select():
+        if key.fileobj is srv:
+            c, _ = srv.accept()
+            c.setblocking(False)
+            sel.register(c, selectors.EVENT_READ)
+        else:
+            try:
+                data = key.fileobj.recv(65536)
+            except OSError:
+                data = b""
+            if not data:
+                sel.unregister(key.fileobj)
+                key.fileobj.close()
+PYEOF
+pids="$pids $!"
+wait_for $! "$PY" -c "import socket; socket.create_connection(('127.0.0.1', $HOLD_PORT)).close()" ||
+    die "hold server did not start"
+ulimit -n 8192 2>/dev/null || true
+start_dtmd inflight REQUEST_TIMEOUT=120 TIMEOUT_TO_FAIL=600 RETRY_INTERVAL=600
+idle_rss=$(kb "$DPID" VmRSS) idle_anon=$(kb "$DPID" RssAnon)
+say "submitting $N sagas whose first branch never answers"
+"$PY" - "$DPORT" "$HOLD_PORT" "$N" <<'PYEOF' || die "submitting failed"
+import http.client, json, sys, threading
+dport, hport, n = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+hold = "http://127.0.0.1:%d" % hport
+def work(lo, hi):
+    c = http.client.HTTPConnection("127.0.0.1", dport, timeout=30)
+    for i in range(lo, hi):
+        body = json.dumps({"gid": "inflight-%d" % i, "trans_type": "saga",
+                           "steps": [{"action": hold + "/TransOut", "compensate": hold + "/TransOutRevert"},
+                                     {"action": hold + "/TransIn", "compensate": hold + "/TransInRevert"}],
+                           "payloads": ['{"amount":30}', '{"amount":30}']})
+        c.request("POST", "/api/dtmsvr/submit", body, {"Content-Type": "application/json"})
+        r = c.getresponse()
+        r.read()
+        assert r.status == 200, (i, r.status)
+ths = [threading.Thread(target=work, args=(k * n // 8, (k + 1) * n // 8)) for k in range(8)]
+for t in ths: t.start()
+for t in ths: t.join()
+PYEOF
+i=0
+while [ "$(gauge "$DPORT" dtmd_active_passes)" -lt "$N" ]; do
+    i=$((i + 1))
+    [ $i -lt 300 ] || die "only $(gauge "$DPORT" dtmd_active_passes) of $N transactions active"
+    sleep 0.1
+done
+sleep 1
+{
+    echo "n $N"
+    echo "inflight_active $(gauge "$DPORT" dtmd_active_passes)"
+    echo "inflight_calls $(gauge "$DPORT" dtmd_branch_calls_in_flight)"
+    echo "inflight_idle_rss_kb $idle_rss"
+    echo "inflight_idle_anon_kb $idle_anon"
+    echo "inflight_rss_kb $(kb "$DPID" VmRSS)"
+    echo "inflight_anon_kb $(kb "$DPID" RssAnon)"
+    echo "inflight_file_kb $(kb "$DPID" RssFile)"
+    echo "inflight_hwm_kb $(kb "$DPID" VmHWM)"
+} >>"$facts"
+say "$(tr '\n' ' ' <"$facts")"
+for p in $pids; do kill -KILL "$p" 2>/dev/null || true; done
+pids=""
+
+# ---- 2. soak at full load -----------------------------------------------------
+start_redis soak
+SPORT=$(port)
+"$here/stub" "$SPORT" >"$tmp/stub.log" 2>&1 &
+pids="$pids $!"
+wait_for $! curl -fsS "http://127.0.0.1:$SPORT/__count" || die "stub did not start"
+start_dtmd soak
+say "wrk -t$THREADS -c$CONNS -d${SOAK}s, sampling dtmd's RSS every 5 s"
+BENCH_TYPE=saga BENCH_STUB="http://127.0.0.1:$SPORT" BENCH_TAG="soak-$$" \
+    wrk -t"$THREADS" -c"$CONNS" -d"${SOAK}s" --latency -s "$here/submit.lua" \
+    "http://127.0.0.1:$DPORT/api/dtmsvr/submit" >"$tmp/wrk.txt" 2>&1 &
+wrk=$!
+t=0
+while kill -0 "$wrk" 2>/dev/null; do
+    echo "sample $t $(kb "$DPID" VmRSS) $(kb "$DPID" RssAnon)" >>"$facts"
+    sleep 5
+    t=$((t + 5))
+done
+wait "$wrk" || die "wrk failed: $(cat "$tmp/wrk.txt")"
+i=0
+while :; do
+    left=$(redis-cli -p "$RPORT" --raw EVAL "local n = 0
+        for _, k in ipairs(redis.call('KEYS', 'dtmd{*}:due')) do n = n + redis.call('ZCARD', k) end
+        return n" 0)
+    [ "$left" = 0 ] && break
+    i=$((i + 1))
+    [ $i -lt 3000 ] || die "$left transactions unfinished 60 s after the run"
+    sleep 0.02
+done
+{
+    echo "soak_seconds $SOAK"
+    echo "soak_requests $(awk '/requests in/ {print $1}' "$tmp/wrk.txt")"
+    echo "soak_end_rss_kb $(kb "$DPID" VmRSS)"
+    echo "soak_end_anon_kb $(kb "$DPID" RssAnon)"
+    echo "soak_hwm_kb $(kb "$DPID" VmHWM)"
+    echo "soak_succeed $(redis-cli -p "$RPORT" --raw EVAL "local n = 0
+        for _, k in ipairs(redis.call('KEYS', 'dtmd{*}:t:soak-*')) do
+          if redis.call('HGET', k, 'status') == 'succeed' then n = n + 1 end end
+        return n" 0)"
+} >>"$facts"
+
+"$PY" - "$facts" "$OUT" <<'PYEOF'
+import json, sys
+facts, out = sys.argv[1], sys.argv[2]
+f, samples = {}, []
+for line in open(facts):
+    k, _, v = line.strip().partition(" ")
+    if k == "sample":
+        t, rss, anon = map(int, v.split())
+        samples.append({"t": t, "rss_kb": rss, "anon_kb": anon})
+    else:
+        f[k] = int(v) if v.lstrip("-").isdigit() else v
+after10 = next((s for s in samples if s["t"] >= 10), samples[0])
+f["samples"] = samples
+f["soak_growth_kb"] = f["soak_end_rss_kb"] - after10["rss_kb"]
+f["soak_growth_anon_kb"] = f["soak_end_anon_kb"] - after10["anon_kb"]
+json.dump(f, open(out + "/soak.json", "w"), indent=1)
+mb = lambda kb: "%.1f MB" % (kb / 1024.0)
+md = ["dtmd memory (bench/soak.sh)", "",
+      "| measurement | RSS | private (RssAnon) | peak RSS |", "|---|---:|---:|---:|",
+      "| idle | %s | %s | - |" % (mb(f["inflight_idle_rss_kb"]), mb(f["inflight_idle_anon_kb"])),
+      "| %d transactions in flight (%d calls open, the rest queued) | %s | %s | %s |" % (
+          f["inflight_active"], f["inflight_calls"], mb(f["inflight_rss_kb"]),
+          mb(f["inflight_anon_kb"]), mb(f["inflight_hwm_kb"])),
+      "| after %d s of 2-step sagas at full load (%d submitted, %d succeed) | %s | %s | %s |" % (
+          f["soak_seconds"], f["soak_requests"], f["soak_succeed"], mb(f["soak_end_rss_kb"]),
+          mb(f["soak_end_anon_kb"]), mb(f["soak_hwm_kb"])),
+      "", "RSS every 5 s during the soak (MB): " + ", ".join(
+          "%ds %.1f" % (s["t"], s["rss_kb"] / 1024.0) for s in samples),
+      "", "Growth from 10 s to the end: %+d kB RSS, %+d kB private." % (
+          f["soak_growth_kb"], f["soak_growth_anon_kb"]),
+      "The rest of RSS is shared libraries' pages (libcrypto, libc, gnutls, libcurl: "
+      "%s when idle), mapped by every process using them." % mb(
+          f["inflight_idle_rss_kb"] - f["inflight_idle_anon_kb"])]
+open(out + "/soak.md", "w").write("\n".join(md) + "\n")
+print("\n".join(md))
+PYEOF
