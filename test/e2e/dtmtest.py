@@ -19,6 +19,7 @@ import http.client
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -33,6 +34,16 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 # DTMD_BIN=/path/to/dtmd overrides the binary under test (e.g. an ASan build).
 DTMD_BIN = Path(os.environ.get("DTMD_BIN") or (REPO / "dtmd"))
+# DTMD_WRAPPER="valgrind --error-exitcode=99 ..." starts every dtmd under that
+# command (`make test-valgrind`). Under valgrind each start gets its own
+# --log-file (<name>.valgrind.<start#>.log beside the dtmd log), checked at
+# teardown: errors or definite leaks fail the test (see teardown_problems).
+DTMD_WRAPPER = shlex.split(os.environ.get("DTMD_WRAPPER", ""))
+UNDER_VALGRIND = bool(DTMD_WRAPPER) and os.path.basename(DTMD_WRAPPER[0]) == "valgrind"
+VALGRIND_EXIT = 99  # the --error-exitcode the Makefile passes
+# A wrapped dtmd is 20-50x slower: every harness wait (wait_until, wait_status,
+# wait_calls, start-up, stop) is multiplied by this (DTMD_TIMEOUT_SCALE).
+TIMEOUT_SCALE = float(os.environ.get("DTMD_TIMEOUT_SCALE") or (4 if DTMD_WRAPPER else 1))
 REDIS_BIN = "/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else (
     shutil.which("redis-server") or "redis-server")
 
@@ -79,6 +90,7 @@ def wait_until(fn, timeout=10.0, interval=0.05, msg=None):
 
     On timeout fail with msg and the last value fn returned (or the last
     exception it raised)."""
+    timeout *= TIMEOUT_SCALE
     deadline = time.monotonic() + timeout
     last, last_exc = None, None
     while True:
@@ -439,6 +451,7 @@ class Stub:
         return len(self.calls(name))
 
     def wait_calls(self, name, n, timeout=10.0):
+        timeout *= TIMEOUT_SCALE
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
@@ -548,6 +561,7 @@ class Dtmd:
         self.proc = None
         self.starts = 0
         self.unexpected_exits = []  # return codes of processes that died on their own
+        self.valgrind_logs = []     # one per start under DTMD_WRAPPER=valgrind
 
     def check_alive(self):
         """Record a process that exited without being told to."""
@@ -575,7 +589,13 @@ class Dtmd:
         with open(self.log, "ab") as logf:
             logf.write(b"\n===== dtmd start #%d =====\n" % self.starts)
             logf.flush()
-            self.proc = subprocess.Popen([str(DTMD_BIN)], env=env, cwd=str(self.dir),
+            cmd = list(DTMD_WRAPPER)
+            if UNDER_VALGRIND:
+                vlog = self.dir / ("%s.valgrind.%d.log" % (self.log.stem, self.starts))
+                self.valgrind_logs.append(vlog)
+                cmd.append("--log-file=%s" % vlog)
+            cmd.append(str(DTMD_BIN))
+            self.proc = subprocess.Popen(cmd, env=env, cwd=str(self.dir),
                                          stdin=subprocess.DEVNULL, stdout=logf,
                                          stderr=subprocess.STDOUT)
 
@@ -584,7 +604,7 @@ class Dtmd:
                 raise AssertionError("dtmd exited with %s during start-up; log tail:\n%s"
                                      % (self.proc.returncode, self.log_tail()))
             try:
-                st, body, _ = http_request("GET", self.host + "/api/ping", timeout=1)
+                st, body, _ = http_request("GET", self.host + "/api/ping", timeout=TIMEOUT_SCALE)
                 return st == 200 and body == {"msg": "pong"}
             except OSError:
                 return False
@@ -607,6 +627,7 @@ class Dtmd:
             return None
         self.proc._e2e_expected = True
         self.proc.send_signal(sig)
+        timeout *= TIMEOUT_SCALE
         try:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -679,10 +700,36 @@ class Dtmd:
         return self.wait_status(gid, (S, F), timeout)
 
 
+# The first line of each kind of valgrind (memcheck) error report.
+VALGRIND_ERROR = re.compile(
+    r"^==\d+== (Invalid (read|write|free)|Mismatched free|Conditional jump|"
+    r"Use of uninitialised|Syscall param|Source and destination overlap|"
+    r"Argument '.*' of function|.* definitely lost in|Process terminating with default action|"
+    r"Jump to the invalid address)", re.M)
+
+
+def valgrind_errors(vlog):
+    """"" if the valgrind log of one dtmd run is clean, else the report.
+
+    A run stopped by SIGTERM ends with "ERROR SUMMARY: N errors"; one killed
+    with SIGKILL has no summary, but errors found until then are in the log."""
+    try:
+        text = vlog.read_text(errors="replace")
+    except OSError:
+        return "(no valgrind log: %s)" % vlog
+    summary = re.search(r"ERROR SUMMARY: (\d+) errors", text)
+    first = VALGRIND_ERROR.search(text)
+    if (summary and int(summary.group(1)) > 0) or first:
+        start = first.start() if first else summary.start()
+        lines = text[start:].splitlines()
+        return "\n".join(lines[:120]) + ("\n..." if len(lines) > 120 else "")
+    return ""
+
+
 def teardown_problems(started):
     """Stop every Dtmd of a test and say what went wrong: a dtmd that exited on
     its own (crash), one that did not exit 0 on SIGTERM, sanitizer reports in
-    its log. The fixtures fail the test with these at teardown."""
+    its log, valgrind errors (exit status 99 or a report in its valgrind log). The fixtures fail the test with these at teardown."""
     problems = []
     for d in started:
         d.check_alive()
@@ -692,7 +739,10 @@ def teardown_problems(started):
         if d.running:
             try:
                 rc = d.stop(timeout=5)
-                if rc not in (0, None):
+                if UNDER_VALGRIND and rc == VALGRIND_EXIT:
+                    problems.append("%s: valgrind found errors (exit status %d)"
+                                    % (d.log.stem, rc))
+                elif rc not in (0, None):
                     problems.append("%s exited with status %s after SIGTERM" % (d.log.stem, rc))
             except AssertionError as e:
                 problems.append(str(e))
@@ -703,6 +753,10 @@ def teardown_problems(started):
         if reports:
             problems.append("%s: sanitizer reports in %s:\n%s"
                             % (d.log.stem, d.log, "\n".join(reports[:20])))
+        for vlog in d.valgrind_logs:
+            found = valgrind_errors(vlog)
+            if found:
+                problems.append("%s: valgrind errors in %s:\n%s" % (d.log.stem, vlog, found))
     return problems
 
 
