@@ -3,8 +3,7 @@
  * Routes: /api/dtmsvr/<name>, with /api/dtms/<name> and the bare
  * /api/<name> accepted as aliases (older guides use them), plus /api/ping.
  * The request body is read whole (evhttp already buffered it) and checked
- * against Limits.MaxBodyBytes before any parsing. Limits.MaxConnections is
- * enforced by pausing the listener (see "connection limit" below). */
+ * against Limits.MaxBodyBytes before any parsing. */
 #include "http_api.h"
 
 #include "admin.h"
@@ -17,126 +16,18 @@
 #include "version.h"
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
-#include <event2/listener.h>
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/time.h>
-#include <time.h>
 
 static struct {
     struct evhttp *http;
     const dtmd_config *cfg;
-    struct evconnlistener *listener; /* of the bound socket; NULL once shut down */
-    int max_conns;                   /* Limits.MaxConnections; 0 = unlimited */
-    int nconns;                      /* accepted client connections not yet freed */
-    int paused;                      /* listener disabled because nconns hit max_conns */
-    time_t last_warn;                /* rate limit of the "limit reached" warning */
 } api;
-
-/* ---- connection limit (Limits.MaxConnections) -------------------------- */
-
-/* libevent 2.1 has neither evhttp_set_max_connections nor a hook for "this
- * incoming connection is gone", so every accepted connection gets a
- * bufferevent made here (evhttp_set_bevcb): a filter over the socket
- * bufferevent evhttp would have made itself. evhttp sets the fd on it (a
- * filter forwards BEV_CTRL_SET_FD/GET_FD to the socket one), and the
- * filter's free_context runs when evhttp frees the connection, whatever the
- * reason (client close, error, IdleTimeout, shutdown). At the limit the
- * listener stops accepting: further clients wait in the kernel's listen
- * backlog (128) instead of being accepted and starved, like nginx's
- * worker_connections; accepting resumes as soon as one connection is freed.
- * Only installed when the limit is > 0.
- *
- * The output side cannot be a plain pass-through filter in 2.1.12: (1) a
- * filter calls its write callback as soon as the data is moved into the
- * socket bufferevent, not written, and evhttp then frees a "Connection:
- * close" connection (and shuts the fd down) with the reply still unsent;
- * (2) a filter only moves output when data is added while EV_WRITE is
- * enabled, but evhttp adds the reply first and enables EV_WRITE after, so a
- * keep-alive connection's second reply stalled until IdleTimeout. Hence
- * conn_out writes the reply to the socket itself (so "drained" means in the
- * kernel), and conn_out_added arms the socket's write event whenever reply
- * bytes wait, which brings libevent back to conn_out on the next loop pass
- * (when evhttp has enabled EV_WRITE). The input side is the built-in
- * pass-through. Measured cost, wrk -t2 -c64 -d5s /api/ping, 2 CPUs: 48-50k
- * requests/s with the limit, 51-52k with 0 (about 4%). A pass-through
- * filter for output as well stalled keep-alive replies (12 requests/s). */
-typedef struct {
-    struct bufferevent *sock; /* the socket bufferevent under the filter */
-} conn_ctx;
-
-static void conn_freed(void *arg) {
-    free(arg);
-    api.nconns--;
-    if (api.paused && api.nconns < api.max_conns) {
-        api.paused = 0;
-        if (api.listener) evconnlistener_enable(api.listener);
-    }
-}
-
-/* Output filter: write straight to the socket; what does not fit waits for
- * the socket's write event (BEV_NEED_MORE keeps evhttp's "written" callback
- * back until everything is in the kernel). A dead peer: drop the rest, the
- * read side reports the close to evhttp. */
-static enum bufferevent_filter_result conn_out(struct evbuffer *src, struct evbuffer *dst,
-                                               ev_ssize_t lim, enum bufferevent_flush_mode mode,
-                                               void *arg) {
-    (void)dst, (void)lim, (void)mode;
-    conn_ctx *cc = arg;
-    while (evbuffer_get_length(src) > 0) {
-        int n = evbuffer_write(src, bufferevent_getfd(cc->sock));
-        if (n > 0) continue;
-        if (n < 0 && errno == EINTR) continue;
-        if (n == 0 || errno == EAGAIN || errno == EWOULDBLOCK) {
-            bufferevent_enable(cc->sock, EV_WRITE);
-            return BEV_NEED_MORE;
-        }
-        evbuffer_drain(src, evbuffer_get_length(src));
-    }
-    return BEV_OK;
-}
-
-/* Reply bytes added (possibly while evhttp has EV_WRITE off): make sure the
- * socket's write event is armed, so conn_out runs on the next loop pass. */
-static void conn_out_added(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg) {
-    conn_ctx *cc = arg;
-    if (info->n_added && evbuffer_get_length(buf) > 0) bufferevent_enable(cc->sock, EV_WRITE);
-}
-
-static struct bufferevent *conn_bev_new(struct event_base *base, void *arg) {
-    (void)arg;
-    struct bufferevent *sock = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-    if (!sock) return NULL; /* evhttp makes its own (uncounted) one */
-    conn_ctx *cc = xcalloc(1, sizeof *cc);
-    cc->sock = sock;
-    struct bufferevent *f =
-        bufferevent_filter_new(sock, NULL, conn_out, BEV_OPT_CLOSE_ON_FREE, conn_freed, cc);
-    if (!f) {
-        free(cc);
-        bufferevent_free(sock);
-        return NULL;
-    }
-    evbuffer_add_cb(bufferevent_get_output(f), conn_out_added, cc);
-    if (++api.nconns >= api.max_conns && !api.paused && api.listener) {
-        /* evconnlistener's accept loop checks this after each callback */
-        evconnlistener_disable(api.listener);
-        api.paused = 1;
-        time_t now = time(NULL);
-        if (now - api.last_warn >= 60) {
-            api.last_warn = now;
-            log_warn("http: %d client connections open (Limits.MaxConnections); new ones "
-                     "wait until one closes",
-                     api.nconns);
-        }
-    }
-    return f;
-}
 
 /* ---- api_call and replies -------------------------------------------- */
 
@@ -431,27 +322,17 @@ int http_api_init(struct event_base *base, const dtmd_config *cfg) {
     evhttp_set_timeout_tv(api.http, &idle);
     branch_call_set_max_inflight(cfg->max_inflight_calls);
     evhttp_set_gencb(api.http, route_request, NULL);
-    struct evhttp_bound_socket *bound =
-        evhttp_bind_socket_with_handle(api.http, cfg->http_host, (ev_uint16_t)cfg->http_port);
-    if (!bound) {
+    if (!evhttp_bind_socket_with_handle(api.http, cfg->http_host, (ev_uint16_t)cfg->http_port)) {
         log_error("http: cannot listen on %s:%d", cfg->http_host, cfg->http_port);
         evhttp_free(api.http);
         api.http = NULL;
         return -1;
     }
-    api.max_conns = cfg->max_connections;
-    api.nconns = 0;
-    api.paused = 0;
-    api.listener = evhttp_bound_socket_get_listener(bound);
-    if (api.max_conns > 0) evhttp_set_bevcb(api.http, conn_bev_new, NULL);
     log_info("http: listening on %s:%d", cfg->http_host, cfg->http_port);
     return 0;
 }
 
-/* The listener goes with evhttp; connections freed afterwards (their
- * finalizers may run as late as event_base_free) must not touch it. */
 void http_api_shutdown(void) {
-    api.listener = NULL;
     if (api.http) evhttp_free(api.http);
     api.http = NULL;
 }
