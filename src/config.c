@@ -143,6 +143,8 @@ static const key_def keys[] = {
     {"Limits.MaxHeaderBytes", K_SIZE, OFF(max_header_bytes), 1024, INT_MAX,
      "expected an integer of at least 1024"},
     {"Limits.IdleTimeout", K_DUR, OFF(idle_timeout), 0, 0, NULL},
+    {"Limits.MaxConnections", K_INT, OFF(max_connections), 0, INT_MAX,
+     "expected a non-negative integer (0 = no limit)"},
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
@@ -649,6 +651,7 @@ void config_defaults(dtmd_config *cfg) {
     cfg->max_inflight_calls = 1024;
     cfg->max_header_bytes = 65536;
     cfg->idle_timeout = 120;
+    cfg->max_connections = 10000;
 }
 
 /* Shared tail of both loaders: parser already set up (or NULL = no YAML). */

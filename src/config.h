@@ -72,6 +72,8 @@ typedef struct dtmd_config {
     int max_inflight_calls;  /* Limits.MaxInflightCalls, default 1024 */
     size_t max_header_bytes; /* Limits.MaxHeaderBytes, default 65536 */
     double idle_timeout;     /* Limits.IdleTimeout, seconds, default 120 */
+    int max_connections;     /* Limits.MaxConnections: open client connections, 0 = no
+                                limit, default 10000 */
 } dtmd_config;
 
 /* Fill cfg with the defaults above (strings are heap copies). */

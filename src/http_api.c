@@ -3,7 +3,8 @@
  * Routes: /api/dtmsvr/<name>, with /api/dtms/<name> and the bare
  * /api/<name> accepted as aliases (older guides use them), plus /api/ping.
  * The request body is read whole (evhttp already buffered it) and checked
- * against Limits.MaxBodyBytes before any parsing. */
+ * against Limits.MaxBodyBytes before any parsing. Limits.MaxConnections is
+ * enforced by pausing the listener (see "connection limit" below). */
 #include "http_api.h"
 
 #include "admin.h"
@@ -16,18 +17,113 @@
 #include "version.h"
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
+#include <event2/thread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/time.h>
+#include <time.h>
 
 static struct {
     struct evhttp *http;
     const dtmd_config *cfg;
+    struct evconnlistener *listener; /* of the bound socket; NULL once shut down */
+    int max_conns;                   /* Limits.MaxConnections; 0 = unlimited */
+    int nconns;                      /* accepted client connections not yet freed */
+    int paused;                      /* listener disabled because nconns hit max_conns */
+    time_t last_warn;                /* rate limit of the "limit reached" warning */
 } api;
+
+/* ---- connection limit (Limits.MaxConnections) -------------------------- */
+
+/* libevent 2.1 has neither evhttp_set_max_connections nor a hook for "this
+ * incoming connection is gone", and a bufferevent filter per connection
+ * (the usual way in) is not safe: valgrind found libevent freeing a filter
+ * whose write timeout was still in the timer heap. What libevent does tell,
+ * reliably, is when a bufferevent's lock is freed: in the bufferevent's
+ * finalizer, after every callback of it has run, whatever freed it (client
+ * close, error, IdleTimeout, shutdown). So with a limit each accepted
+ * connection gets a plain socket bufferevent made here (evhttp_set_bevcb)
+ * with BEV_OPT_THREADSAFE, and dtmd's lock callbacks (single-threaded: they
+ * only count) tag the lock allocated for it and count the connection out
+ * when that lock is freed. At the limit the listener stops accepting:
+ * further clients wait in the kernel's listen backlog instead of being
+ * accepted and starved, like nginx's worker_connections; each close lets
+ * the next one in. The lock callbacks must be installed before the event
+ * base exists (http_api_prepare). */
+
+typedef struct conn_lock {
+    int is_conn; /* the lock of a connection's bufferevent */
+} conn_lock;
+
+static int tag_next_lock; /* set while conn_bev_new creates the bufferevent */
+
+static void *lock_alloc(unsigned locktype) {
+    (void)locktype;
+    conn_lock *l = xcalloc(1, sizeof *l);
+    l->is_conn = tag_next_lock;
+    tag_next_lock = 0;
+    return l;
+}
+
+static void conn_closed(void) {
+    api.nconns--;
+    if (api.paused && api.nconns < api.max_conns) {
+        api.paused = 0;
+        if (api.listener) evconnlistener_enable(api.listener);
+    }
+}
+
+static void lock_free(void *lock, unsigned locktype) {
+    (void)locktype;
+    conn_lock *l = lock;
+    if (l->is_conn) conn_closed();
+    free(l);
+}
+
+static int lock_nop(unsigned mode, void *lock) {
+    (void)mode, (void)lock;
+    return 0;
+}
+
+void http_api_prepare(const dtmd_config *cfg) {
+    static const struct evthread_lock_callbacks cbs = {EVTHREAD_LOCK_API_VERSION,
+                                                       EVTHREAD_LOCKTYPE_RECURSIVE,
+                                                       lock_alloc,
+                                                       lock_free,
+                                                       lock_nop,
+                                                       lock_nop};
+    if (cfg->max_connections > 0) evthread_set_lock_callbacks(&cbs);
+}
+
+static struct bufferevent *conn_bev_new(struct event_base *base, void *arg) {
+    (void)arg;
+    tag_next_lock = 1;
+    struct bufferevent *bev =
+        bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_THREADSAFE);
+    int counted = !tag_next_lock; /* its lock was allocated, and tagged */
+    tag_next_lock = 0;
+    if (!bev) return NULL; /* evhttp makes its own (uncounted) one */
+    if (!counted) return bev;
+    if (++api.nconns >= api.max_conns && !api.paused && api.listener) {
+        /* evconnlistener's accept loop checks this after each callback */
+        evconnlistener_disable(api.listener);
+        api.paused = 1;
+        time_t now = time(NULL);
+        if (now - api.last_warn >= 60) {
+            api.last_warn = now;
+            log_warn("http: %d client connections open (Limits.MaxConnections); new ones "
+                     "wait until one closes",
+                     api.nconns);
+        }
+    }
+    return bev;
+}
 
 /* ---- api_call and replies -------------------------------------------- */
 
@@ -322,17 +418,27 @@ int http_api_init(struct event_base *base, const dtmd_config *cfg) {
     evhttp_set_timeout_tv(api.http, &idle);
     branch_call_set_max_inflight(cfg->max_inflight_calls);
     evhttp_set_gencb(api.http, route_request, NULL);
-    if (!evhttp_bind_socket_with_handle(api.http, cfg->http_host, (ev_uint16_t)cfg->http_port)) {
+    struct evhttp_bound_socket *bound =
+        evhttp_bind_socket_with_handle(api.http, cfg->http_host, (ev_uint16_t)cfg->http_port);
+    if (!bound) {
         log_error("http: cannot listen on %s:%d", cfg->http_host, cfg->http_port);
         evhttp_free(api.http);
         api.http = NULL;
         return -1;
     }
+    api.max_conns = cfg->max_connections;
+    api.nconns = 0;
+    api.paused = 0;
+    api.listener = evhttp_bound_socket_get_listener(bound);
+    if (api.max_conns > 0) evhttp_set_bevcb(api.http, conn_bev_new, NULL);
     log_info("http: listening on %s:%d", cfg->http_host, cfg->http_port);
     return 0;
 }
 
+/* The listener goes with evhttp; connections freed afterwards (their
+ * finalizers may run as late as event_base_free) must not touch it. */
 void http_api_shutdown(void) {
+    api.listener = NULL;
     if (api.http) evhttp_free(api.http);
     api.http = NULL;
 }

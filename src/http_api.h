@@ -12,6 +12,9 @@
 
 struct event_base;
 
+/* Before the event base is created: with Limits.MaxConnections, installs the
+ * libevent lock callbacks that tell when a client connection is gone. */
+void http_api_prepare(const dtmd_config *cfg);
 int http_api_init(struct event_base *base, const dtmd_config *cfg);
 void http_api_shutdown(void);
 

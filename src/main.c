@@ -127,6 +127,7 @@ int main(int argc, char **argv) {
     srandom((unsigned)(time(NULL) ^ getpid()));
     signal(SIGPIPE, SIG_IGN);
 
+    http_api_prepare(&cfg);
     struct event_base *base = event_base_new();
     if (!base) {
         fprintf(stderr, "dtmd: cannot create the event loop\n");

@@ -253,6 +253,65 @@ def test_slowloris_connection_is_closed(start_dtmd):
     assert d.api("GET", "/api/ping") == (200, {"msg": "pong"})
 
 
+def ping_on(sock, timeout):
+    """Send GET /api/ping on an open keep-alive socket; the reply's status
+    line, or None when nothing arrives within timeout."""
+    sock.sendall(b"GET /api/ping HTTP/1.1\r\nHost: x\r\n\r\n")
+    sock.settimeout(timeout)
+    data = b""
+    try:
+        while b"pong" not in data:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    except socket.timeout:
+        return None
+    return data.split(b"\r\n", 1)[0] if data else None
+
+
+def test_max_connections_waits_in_backlog(start_dtmd):
+    """Limits.MaxConnections=5: with 5 client connections open (4 that did a
+    request and stay idle, 1 that never sent a byte) a 6th is not served;
+    closing one of the 5 lets the waiting one through."""
+    limit = 5
+    d = start_dtmd(LIMITS_MAX_CONNECTIONS=limit)
+    time.sleep(0.3)  # start()'s readiness probe connection is gone
+    socks = []
+    try:
+        for _ in range(limit - 1):
+            s = socket.create_connection(("127.0.0.1", d.port))
+            socks.append(s)
+            assert ping_on(s, 5) == b"HTTP/1.1 200 OK"  # accepted and counted
+        silent = socket.create_connection(("127.0.0.1", d.port))
+        socks.append(silent)
+        time.sleep(0.3)
+        waiting = socket.create_connection(("127.0.0.1", d.port))  # kernel backlog
+        socks.append(waiting)
+        assert ping_on(waiting, 1.0) is None, "connection over the limit was served"
+        socks[0].close()
+        t0 = time.monotonic()
+        assert ping_on(waiting, 5) == b"HTTP/1.1 200 OK"
+        assert time.monotonic() - t0 < 3
+        # the silent one counted too: close it, and a fresh client is served
+        silent.close()
+        assert d.api("GET", "/api/ping") == (200, {"msg": "pong"})
+    finally:
+        for s in socks:
+            s.close()
+
+
+def test_max_connections_zero_is_unlimited(start_dtmd):
+    d = start_dtmd(LIMITS_MAX_CONNECTIONS=0)
+    socks = [socket.create_connection(("127.0.0.1", d.port)) for _ in range(20)]
+    try:
+        for s in socks:
+            assert ping_on(s, 5) == b"HTTP/1.1 200 OK"
+    finally:
+        for s in socks:
+            s.close()
+
+
 # ---- hostile bodies ---------------------------------------------------------------
 
 def hostile_cases(gid):
