@@ -234,7 +234,7 @@ mb = lambda kb: "%.1f MB" % (kb / 1024.0)
 md = ["dtmd memory (bench/soak.sh)", "",
       "| measurement | RSS | private (RssAnon) | peak RSS |", "|---|---:|---:|---:|",
       "| idle | %s | %s | - |" % (mb(f["inflight_idle_rss_kb"]), mb(f["inflight_idle_anon_kb"])),
-      "| %d transactions in flight (%d calls open, the rest queued) | %s | %s | %s |" % (
+      "| %d transactions in flight (%d branch calls pending: Limits.MaxInflightCalls open, the rest queued) | %s | %s | %s |" % (
           f["inflight_active"], f["inflight_calls"], mb(f["inflight_rss_kb"]),
           mb(f["inflight_anon_kb"]), mb(f["inflight_hwm_kb"])),
       "| after %d s of 2-step sagas at full load (%d submitted, %d succeed) | %s | %s | %s |" % (
