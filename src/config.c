@@ -112,6 +112,7 @@ static const key_def keys[] = {
      "expected a positive integer number of seconds"},
     {"Store.Shards", K_INT, OFF(store_shards), 1, 1024, "expected an integer 1..1024"},
     {"Store.MaxQueued", K_INT, OFF(store_max_queued), 1, INT_MAX, "expected a positive integer"},
+    {"Store.Cluster", K_BOOL, OFF(store_cluster), 0, 0, NULL},
     {"HttpHost", K_NONEMPTY, OFF(http_host), 0, 0, "expected a listen address"},
     {"HttpPort", K_INT, OFF(http_port), 1, 65535, PORT_EXPECT},
     {"TransCronInterval", K_DUR, OFF(trans_cron_interval), 0, 0, NULL},
@@ -388,7 +389,9 @@ static int next_list_item(const char **p, const char **a, const char **b) {
  * skipped, which lets "host:7000," name a single seed. */
 static int resolve_store_seeds(dtmd_config *cfg, char **err) {
     const char *h = cfg->store_host;
-    if (!strchr(h, ',')) return 0;
+    /* A comma list (dtm's form) or Store.Cluster: true (one address of a
+     * cluster, e.g. a managed service's endpoint) selects cluster mode. */
+    if (!strchr(h, ',') && !cfg->store_cluster) return 0;
     size_t max = 1;
     for (const char *p = h; *p; p++) max += *p == ',';
     cfg->store_seeds = calloc(max, sizeof *cfg->store_seeds);

@@ -32,6 +32,7 @@ typedef struct dtmd_config {
     int64_t finished_data_expire; /* Store.FinishedDataExpire, default 86400 */
     int store_shards;             /* Store.Shards, due-index shards, default 16, 1..1024 */
     int store_max_queued;         /* Store.MaxQueued: commands waiting for one node, 10000 */
+    int store_cluster;            /* Store.Cluster: Redis Cluster even with one address */
     /* Derived from Store.Host once everything is loaded: a comma in it means
      * Redis Cluster, and each entry ("host:port", "[v6]:port", or a host that
      * takes Store.Port) is a seed node. 0 seeds = one Redis, store_host:port. */

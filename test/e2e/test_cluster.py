@@ -524,6 +524,18 @@ def test_cluster_auth_and_one_live_seed(start_cdtmd, stub, cluster):
         cluster.password = None
 
 
+def test_cluster_flag_with_one_address(start_cdtmd, stub, cluster):
+    """Store.Cluster: true with a single address (a managed cluster's one
+    endpoint): dtmd reads the slot map from it and reaches every master."""
+    d = start_cdtmd(STORE_HOST="127.0.0.1:%d" % cluster.ports[1], STORE_CLUSTER="true")
+    gids = [gid_in_shard(s, "flag") for s in range(SHARDS)]
+    for g in gids:
+        submit_ok(d, two_step_saga(stub, g, wait_result=True))
+    assert all(d.status(g) == S for g in gids)
+    assert all(cluster.keys(p, d.prefix) for p in cluster.ports)
+    assert "store: cluster slot map from 127.0.0.1:%d" % cluster.ports[1] in d.log.read_text(errors="replace")
+
+
 def test_cluster_master_restart(start_cdtmd, stub, cluster):
     """A master goes away and comes back (same identity and slots, data lost): dtmd
     answers 503 for its shards meanwhile, serves the other shards, reconnects."""

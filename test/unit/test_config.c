@@ -548,6 +548,22 @@ void test_config_store_cluster_seeds(void) {
         if (c.store_nseeds == 3) CHECK_INT(c.store_seeds[2].port, 7002);
         config_free(&c);
     }
+    /* Store.Cluster: true makes one address a cluster seed (its port from
+     * Store.Port when it has none). */
+    char *env3[] = {"STORE_CLUSTER=true", NULL};
+    if (load_ok(&c, "Store:\n  Host: seed\n  Port: 7010\n", env3) == 0) {
+        CHECK_INT(c.store_nseeds, 1);
+        if (c.store_nseeds == 1) {
+            CHECK_STR(c.store_seeds[0].host, "seed");
+            CHECK_INT(c.store_seeds[0].port, 7010);
+        }
+        config_free(&c);
+    }
+    if (load_ok(&c, "Store:\n  Host: 'seed:7011'\n  Cluster: yes\n", NULL) == 0) {
+        CHECK_INT(c.store_nseeds, 1);
+        if (c.store_nseeds == 1) CHECK_INT(c.store_seeds[0].port, 7011);
+        config_free(&c);
+    }
     /* A trailing comma makes a one-seed cluster. */
     if (load_ok(&c, "Store:\n  Host: 'seed:7000,'\n", NULL) == 0) {
         CHECK_INT(c.store_nseeds, 1);
