@@ -326,22 +326,38 @@ void engine_lease_move(const char *gid, const char *due, int64_t ours, int64_t u
     store_script("lease_move", 2, &a, cb, arg);
 }
 
+int64_t engine_new_hold(int64_t until) {
+    static int64_t last;
+    if (until <= last) until = last + 1;
+    last = until;
+    return until;
+}
+
 int64_t engine_held_until(const char *gid) {
     pass *p = find_pass(gid);
     return p ? p->t->lease_until_ms : 0;
 }
 
+/* What a hold_lease reply needs: the pass may have ended meanwhile, and
+ * another pass of the same gid may run by then, so it is found by gid and
+ * recognised by the hold it asked for. Owned by the reply callback. */
+typedef struct hold_ctx {
+    int64_t until;
+    char gid[];
+} hold_ctx;
+
 static void lease_held(void *arg, redisReply *reply, const char *err) {
-    char *gid = arg;
+    hold_ctx *h = arg;
     if (err) {
-        log_debug("gid %s: holding the lease failed: %s", gid, err);
+        log_debug("gid %s: holding the lease failed: %s", h->gid, err);
     } else if (reply->type == REDIS_REPLY_INTEGER && reply->integer == 0) {
         /* Our hold ran out and another process holds it now (lua/claim.lua):
          * call nothing more, that process drives it. */
-        pass *p = find_pass(gid);
-        if (p) pass_stop(p, "another process took the transaction over");
+        pass *p = find_pass(h->gid);
+        if (p && p->t->lease_until_ms == h->until)
+            pass_stop(p, "another process took the transaction over");
     }
-    free(gid);
+    free(h);
 }
 
 /* A branch call may take up to the request timeout. While it runs, the
@@ -358,10 +374,14 @@ static void hold_lease(pass *p) {
     int64_t rt = trans_request_timeout_ms(p->t, p->cfg), now = now_ms();
     int64_t need = now + rt + LEASE_MARGIN_MS;
     if (p->due_ms >= need && p->t->lease_until_ms >= need) return;
-    int64_t until = now + 2 * rt + LEASE_MARGIN_MS; /* room for the next calls too */
+    int64_t until = engine_new_hold(now + 2 * rt + LEASE_MARGIN_MS); /* room for next calls */
     char due[32];
     snprintf(due, sizeof due, "GT:%lld", (long long)until);
-    engine_lease_move(p->t->gid, due, p->t->lease_until_ms, until, lease_held, xstrdup(p->t->gid));
+    size_t n = strlen(p->t->gid) + 1;
+    hold_ctx *h = xmalloc(sizeof *h + n);
+    h->until = until;
+    memcpy(h->gid, p->t->gid, n);
+    engine_lease_move(p->t->gid, due, p->t->lease_until_ms, until, lease_held, h);
     if (until > p->due_ms) p->due_ms = until;
     p->t->lease_until_ms = until;
 }
