@@ -36,6 +36,11 @@
  * the body and an error message does not need more. */
 #define BRANCH_MAX_RESPONSE (1u << 20)
 #define BRANCH_MAX_CONNECTS 256
+/* curl's receive buffer per running call (its default is 16 kB). Branch
+ * answers are a few hundred bytes, so 4 kB reads them in one go; with
+ * Limits.MaxInflightCalls = 1024 hanging calls the default cost 16 MB
+ * (bench/soak.sh), this costs 4 MB. */
+#define BRANCH_RECV_BUFFER 4096L
 
 enum call_state { CALL_PENDING, CALL_COMPLETING };
 
@@ -51,7 +56,7 @@ struct branch_call {
     char *body; /* our copy of the POST payload (NULL for GET) */
     size_t body_len;
     sbuf resp;
-    char errbuf[CURL_ERROR_SIZE];
+    char *errbuf; /* CURL_ERROR_SIZE bytes, only while running (as easy) */
     branch_call_cb *cb;
     void *arg;
     int64_t start_ms;
@@ -319,6 +324,7 @@ static void call_unlink(struct branch_call *c) {
 
 static void call_free(struct branch_call *c) {
     if (c->easy) easy_put(c->easy);
+    free(c->errbuf);
     curl_slist_free_all(c->headers);
     free(c->url);
     free(c->body);
@@ -339,7 +345,7 @@ static void finish_call(struct branch_call *c, CURLcode res) {
         body = c->resp.ptr ? c->resp.ptr : "";
         body_len = c->resp.len;
     } else {
-        body = c->errbuf[0] ? c->errbuf : curl_easy_strerror(res);
+        body = c->errbuf && c->errbuf[0] ? c->errbuf : curl_easy_strerror(res);
         body_len = strlen(body);
     }
     branch_outcome o = branch_classify(status, body, body_len);
@@ -412,9 +418,11 @@ static struct curl_slist *build_headers(const branch_request *req) {
 static int easy_setup(struct branch_call *c) {
     CURL *e = c->easy = easy_get();
     if (!e) return -1;
+    c->errbuf = xcalloc(1, CURL_ERROR_SIZE);
     curl_easy_setopt(e, CURLOPT_URL, c->url);
     curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)c);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, c->errbuf);
+    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, BRANCH_RECV_BUFFER);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->headers);

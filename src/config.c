@@ -146,6 +146,8 @@ static const key_def keys[] = {
     {"Limits.IdleTimeout", K_DUR, OFF(idle_timeout), 0, 0, NULL},
     {"Limits.MaxConnections", K_INT, OFF(max_connections), 0, INT_MAX,
      "expected a non-negative integer (0 = no limit)"},
+    {"Limits.MaxActivePasses", K_INT, OFF(max_active_passes), 0, INT_MAX,
+     "expected a non-negative integer (0 = no limit)"},
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
@@ -655,6 +657,7 @@ void config_defaults(dtmd_config *cfg) {
     cfg->max_header_bytes = 65536;
     cfg->idle_timeout = 120;
     cfg->max_connections = 10000;
+    cfg->max_active_passes = 2048;
 }
 
 /* Shared tail of both loaders: parser already set up (or NULL = no YAML). */

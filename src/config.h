@@ -75,6 +75,8 @@ typedef struct dtmd_config {
     double idle_timeout;     /* Limits.IdleTimeout, seconds, default 120 */
     int max_connections;     /* Limits.MaxConnections: open client connections, 0 = no
                                 limit, default 10000 */
+    int max_active_passes;   /* Limits.MaxActivePasses: transactions driven in memory at
+                              * once (wait_result ones aside), 0 = no limit */
 } dtmd_config;
 
 /* Fill cfg with the defaults above (strings are heap copies). */

@@ -13,13 +13,19 @@
 #include <string.h>
 
 #define BATCH 100
-#define MAX_ACTIVE 20000 /* back-pressure: do not lease more than we can drive */
 
 static struct {
     struct event_base *base;
     const dtmd_config *cfg;
     struct event *timer;
+    struct event *kick;           /* scan now: room for parked work (engine.c) */
     unsigned char scanning[1024]; /* per shard (Store.Shards <= 1024): lease in flight */
+    int batch[1024];              /* per shard: the count its scan asked for */
+    int reserved;                 /* sum of batch[] over the scans in flight */
+    int first_shard;              /* where the next round starts (rotates) */
+    int round_left, round_next;   /* shards the round has yet to scan; the next */
+    long long round_parked;       /* engine_parked_total() when the round began */
+    int again;                    /* a shard had more due than room: scan it again */
     int pending;                  /* loads in flight */
     int stopping;
 } cr;
@@ -30,7 +36,8 @@ typedef struct load_ctx {
     int64_t lease_end; /* the hold lease_load.lua takes */
 } load_ctx;
 
-static void scan_shard(int shard);
+static int scan_shard(int shard);
+static void scan_more(void);
 static void release_one(const char *gid, int64_t ours);
 
 static void ignore_reply(void *arg, redisReply *r, const char *err) {
@@ -87,27 +94,34 @@ static void loaded(void *arg, redisReply *reply, const char *err) {
         trans_free(t);
         goto out;
     }
+    if (!engine_has_room() && !engine_active(t->gid)) {
+        /* Requests filled the room while this load was in flight. */
+        engine_park(t);
+        goto out;
+    }
     if (t->next_cron_ms > 0) metrics_cron_lag((double)(now_ms() - t->next_cron_ms) / 1000.0);
     engine_drive(t, NULL, NULL);
 out:
     free(c->gid);
     free(c);
+    scan_more(); /* this load's room is free again */
 }
 
 static void leased(void *arg, redisReply *reply, const char *err) {
     int shard = (int)(intptr_t)arg;
     cr.scanning[shard] = 0;
+    cr.reserved -= cr.batch[shard];
     if (cr.stopping) {
         /* Leased while shutting down: give back what nobody here drives. */
         for (size_t i = 0; !err && reply->type == REDIS_REPLY_ARRAY && i < reply->elements; i++)
             if (!engine_active(reply->element[i]->str)) release_one(reply->element[i]->str, -1);
         return;
     }
-    if (err) {
-        log_debug("cron: shard %d: lease failed: %s", shard, err);
+    if (err || reply->type != REDIS_REPLY_ARRAY) {
+        if (err) log_debug("cron: shard %d: lease failed: %s", shard, err);
+        scan_more();
         return;
     }
-    if (reply->type != REDIS_REPLY_ARRAY) return;
     for (size_t i = 0; i < reply->elements; i++) {
         const char *gid = reply->element[i]->str;
         if (engine_active(gid)) continue; /* already being driven here */
@@ -128,11 +142,32 @@ static void leased(void *arg, redisReply *reply, const char *err) {
         cr.pending++;
         store_script("lease_load", 1, &a, loaded, c);
     }
-    if (reply->elements == BATCH && engine_active_count() < MAX_ACTIVE) scan_shard(shard);
+    /* A full batch: more may be due. Scan again, or have the next round
+     * do it if there is no room now (this round may be past the shard). */
+    if (reply->elements == (size_t)cr.batch[shard] && !scan_shard(shard)) cr.again = 1;
+    scan_more(); /* the room this scan did not use may serve the next shard */
 }
 
-static void scan_shard(int shard) {
-    if (cr.scanning[shard] || !store_is_up()) return;
+/* Passes this process may still start from scans: its room under
+ * Limits.MaxActivePasses less what scans and loads in flight will take. */
+static int free_room(void) {
+    int room = engine_room() - cr.reserved - cr.pending;
+    return room > 0 ? room : 0;
+}
+
+/* Lease up to BATCH due gids of a shard, no more than there is room for.
+ * Returns 0 when there is no room: the due work is left to a later scan,
+ * which ending passes ask for (engine_note_backlog). */
+static int scan_shard(int shard) {
+    if (cr.scanning[shard] || !store_is_up()) return 1;
+    int batch = free_room();
+    if (batch > BATCH) batch = BATCH;
+    if (batch == 0) {
+        engine_note_backlog();
+        return 0;
+    }
+    cr.batch[shard] = batch;
+    cr.reserved += batch;
     int64_t now = now_ms();
     int64_t lease = config_lease_ms(cr.cfg);
     rargs a;
@@ -144,9 +179,10 @@ static void scan_shard(int shard) {
     sb_free(&k);
     ra_addi(&a, now);
     ra_addi(&a, now + lease);
-    ra_addi(&a, BATCH);
+    ra_addi(&a, batch);
     cr.scanning[shard] = 1;
     store_script("lease_due", 1, &a, leased, (void *)(intptr_t)shard);
+    return 1;
 }
 
 static void arm_timer(void) {
@@ -156,11 +192,64 @@ static void arm_timer(void) {
     evtimer_add(cr.timer, &tv);
 }
 
+/* A round scans every shard once: the timer starts one (retries coming
+ * due), and so does work left in the store for want of room
+ * (Limits.MaxActivePasses: transactions parked meanwhile, maybe in a shard
+ * already scanned, or a shard with more due than there was room for).
+ * Without the limit a round is one loop. With it, the room may run out part
+ * way (each scan reserves its batch until its reply, each load its pass),
+ * so the round goes on from replies, loads and passes ending (kick_cb). Each
+ * round starts at another shard, so none waits behind the others for ever. */
+static void round_begin(void) {
+    int n = cr.cfg->store_shards;
+    cr.round_left = n;
+    cr.round_next = cr.first_shard;
+    cr.first_shard = (cr.first_shard + 1) % n;
+    cr.round_parked = engine_parked_total();
+    cr.again = 0;
+}
+
+static void round_pump(void) {
+    int n = cr.cfg->store_shards;
+    while (cr.round_left > 0 && !cr.stopping) {
+        int s = cr.round_next;
+        if (!scan_shard(s)) return; /* no room: engine_note_backlog was called */
+        cr.round_next = (s + 1) % n;
+        cr.round_left--;
+    }
+}
+
+/* Room came back (a reply, a load, passes ending): go on with the round, or
+ * start another if work was left in the store. Ends: left work needs parking
+ * or a full batch, and both need a full room. */
+static void scan_more(void) {
+    if (cr.stopping) return;
+    if (cr.round_left == 0 && (cr.again || engine_parked_total() != cr.round_parked)) {
+        if (free_room() == 0) {
+            engine_note_backlog(); /* passes ending will call again */
+            return;
+        }
+        round_begin();
+    }
+    round_pump();
+}
+
 static void tick(evutil_socket_t fd, short what, void *arg) {
     (void)fd, (void)what, (void)arg;
-    if (engine_active_count() < MAX_ACTIVE)
-        for (int s = 0; s < cr.cfg->store_shards; s++) scan_shard(s);
+    if (cr.round_left == 0) round_begin();
+    round_pump();
     arm_timer();
+}
+
+/* Passes ended with room for waiting work (engine_set_room_cb): scan from
+ * the loop, not from inside the engine's pass_finish. */
+static void kick_cb(evutil_socket_t fd, short what, void *arg) {
+    (void)fd, (void)what, (void)arg;
+    scan_more();
+}
+
+static void room_again(void) {
+    if (cr.kick) event_active(cr.kick, 0, 0);
 }
 
 int cron_init(struct event_base *base, const dtmd_config *cfg) {
@@ -168,6 +257,8 @@ int cron_init(struct event_base *base, const dtmd_config *cfg) {
     cr.base = base;
     cr.cfg = cfg;
     cr.timer = evtimer_new(base, tick, NULL);
+    cr.kick = event_new(base, -1, 0, kick_cb, NULL);
+    engine_set_room_cb(room_again);
     arm_timer();
     return 0;
 }
@@ -269,5 +360,8 @@ void cron_shutdown(void) {
     cr.stopping = 1;
     if (cr.timer) event_free(cr.timer);
     cr.timer = NULL;
+    if (cr.kick) event_free(cr.kick);
+    cr.kick = NULL;
+    engine_set_room_cb(NULL);
     release_leases();
 }

@@ -18,6 +18,8 @@
 #include "store.h"
 
 #include <event2/event.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,6 +46,11 @@ static struct {
     int active;
     call_ctx *calls;
     int stopping;
+    /* Limits.MaxActivePasses: transactions parked in the store for want of
+     * room, and who to tell when room comes back (cron.c's scanner). */
+    int backlog;
+    long long parked;
+    void (*room_cb)(void);
 } eng;
 
 static unsigned bucket_of(const char *gid) {
@@ -146,6 +153,73 @@ static void rerun_loaded(void *arg, redisReply *reply, const char *err) {
     free(r);
 }
 
+/* ---- Limits.MaxActivePasses --------------------------------------------
+ *
+ * Every pass keeps its transaction in memory (steps, payloads, branch
+ * calls): about 2 kB, plus a curl handle while a call runs. Transactions
+ * whose branches hang (a service down, RequestTimeout long) would otherwise
+ * pile up without bound; past the limit, a transaction is left in the store
+ * instead, due at once and held by nobody ("parked"), and the retry scanner
+ * (of this or any process sharing the store) drives it when there is room.
+ * Its record is already complete there, so parking loses nothing and costs
+ * one Redis round trip to park plus the scanner's two to resume.
+ * wait_result requests are never parked: a client waits on them, and their
+ * number is bounded by the client connections. */
+
+static int limit_active(void) {
+    return eng.cfg ? eng.cfg->max_active_passes : 0;
+}
+
+static int room_for(int n) {
+    return limit_active() < 1 || eng.active + n <= limit_active();
+}
+
+/* Room that makes a scan worth it: an eighth of the limit. */
+static int room_chunk(void) {
+    int n = limit_active() / 8;
+    return n > 0 ? n : 1;
+}
+
+int engine_has_room(void) {
+    return room_for(1);
+}
+
+int engine_room(void) {
+    if (limit_active() < 1) return INT_MAX;
+    return eng.active < limit_active() ? limit_active() - eng.active : 0;
+}
+
+static void parked_back(void *arg, redisReply *reply, const char *err) {
+    char *gid = arg;
+    (void)reply;
+    /* Nothing is lost either way: if the hold was not given back, the
+     * transaction is due again when the hold runs out. */
+    if (err) log_warn("gid %s: parking failed (driven when its hold ends): %s", gid, err);
+    free(gid);
+}
+
+void engine_park(trans *t) {
+    char due[32];
+    snprintf(due, sizeof due, "XX:%lld", (long long)now_ms());
+    log_debug("gid %s: parked (Limits.MaxActivePasses %d reached)", t->gid, limit_active());
+    engine_lease_move(t->gid, due, t->lease_until_ms, 0, parked_back, xstrdup(t->gid));
+    eng.parked++;
+    eng.backlog = 1;
+    trans_free(t);
+}
+
+void engine_note_backlog(void) {
+    eng.backlog = 1;
+}
+
+void engine_set_room_cb(void (*cb)(void)) {
+    eng.room_cb = cb;
+}
+
+long long engine_parked_total(void) {
+    return eng.parked;
+}
+
 static void lease_given_back(void *arg, redisReply *reply, const char *err) {
     (void)arg, (void)reply;
     if (err) log_debug("giving a lease back failed: %s", err);
@@ -156,6 +230,13 @@ static void pass_finish(pass *p) {
     while (*pp && *pp != p) pp = &(*pp)->hnext;
     if (*pp) *pp = p->hnext;
     eng.active--;
+    if (eng.backlog && !eng.stopping && eng.room_cb && room_for(room_chunk())) {
+        /* Parked work waits in the store: let the scanner fetch it now, not
+         * at its next tick. Not on every freed slot, so that one scan takes
+         * a useful batch. */
+        eng.backlog = 0;
+        eng.room_cb();
+    }
     log_debug("gid %s: pass ends, status %s%s%s", p->t->gid, global_status_name(p->t->status),
               p->err ? ", stopped: " : "", p->err ? p->err : "");
     if (p->rerun && !eng.stopping) {

@@ -60,6 +60,24 @@ int64_t engine_held_until(const char *gid);
 void engine_lease_move(const char *gid, const char *due, int64_t ours, int64_t until, store_cb *cb,
                        void *arg);
 
+/* Limits.MaxActivePasses (engine.c explains). engine_has_room: may one
+ * more pass start; engine_room: how many may (INT_MAX without a limit). */
+int engine_has_room(void);
+int engine_room(void);
+
+/* Leave t in the store instead of driving it: due now, hold given back
+ * (one lease_move); frees t. The next scan with room drives it. */
+void engine_park(trans *t);
+
+/* The scanner left due work in the store for want of room. */
+void engine_note_backlog(void);
+
+/* cb runs when passes end and parked or left work may now fit (once per
+ * engine_park / engine_note_backlog, when there is room for a batch). */
+void engine_set_room_cb(void (*cb)(void));
+
+long long engine_parked_total(void); /* for /api/metrics */
+
 /* Store key names of a gid (prefix and shard from the configuration). */
 void engine_trans_key(sbuf *out, const char *gid);
 void engine_due_key(sbuf *out, const char *gid);

@@ -281,8 +281,12 @@ void metrics_render(sbuf *out) {
               "# HELP dtmd_branch_calls_in_flight Branch calls waiting for an answer.\n"
               "# TYPE dtmd_branch_calls_in_flight gauge\ndtmd_branch_calls_in_flight %d\n"
               "# HELP dtmd_store_up 1 when the Redis store is connected.\n"
-              "# TYPE dtmd_store_up gauge\ndtmd_store_up %d\n",
-              engine_active_count(), branch_call_pending(), store_is_up() ? 1 : 0);
+              "# TYPE dtmd_store_up gauge\ndtmd_store_up %d\n"
+              "# HELP dtmd_parked_total Transactions left in the store for the scanner "
+              "because Limits.MaxActivePasses was reached.\n"
+              "# TYPE dtmd_parked_total counter\ndtmd_parked_total %lld\n",
+              engine_active_count(), branch_call_pending(), store_is_up() ? 1 : 0,
+              engine_parked_total());
     sb_printf(out,
               "# HELP dtmd_event_loop_lag_last_seconds Delay of the latest event-loop probe.\n"
               "# TYPE dtmd_event_loop_lag_last_seconds gauge\n"

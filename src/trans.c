@@ -84,7 +84,7 @@ void trans_free(trans *t) {
 branch *trans_add_branch(trans *t, const char *branch_id, const char *op, const char *url,
                          const char *data, size_t data_len, int status) {
     if (t->nbranches == t->branches_cap) {
-        t->branches_cap = t->branches_cap ? t->branches_cap * 2 : 8;
+        t->branches_cap = t->branches_cap ? t->branches_cap * 2 : 4; /* a 2-step saga */
         t->branches = xrealloc(t->branches, sizeof(branch) * (size_t)t->branches_cap);
     }
     branch *b = &t->branches[t->nbranches++];

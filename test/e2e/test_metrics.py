@@ -37,6 +37,7 @@ def test_metrics_count_requests_passes_and_branches(dtmd, stub, gid):
     assert v['dtm_transaction_handled_duration_count{model="saga"}'] >= 2
     assert v["dtmd_store_up"] == 1
     assert v["dtmd_active_passes"] == 0
+    assert v["dtmd_parked_total"] == 0
     assert re.search(r'^dtm_server_info\{.*\} 1$', text, re.M)
     # the api label never carries a query string (bounded cardinality)
     assert "gid=" not in text

@@ -10,11 +10,12 @@ import json
 import os
 import socket
 import subprocess
+import threading
 import time
 
 import pytest
 
-from dtmtest import DTMD_BIN, free_port, http_request, new_gid
+from dtmtest import DTMD_BIN, free_port, http_request, new_gid, parse_metrics
 
 TOKEN = "s3cret-api-token"
 ADMIN = "adm1n-token"
@@ -182,6 +183,16 @@ def test_branch_allow_bad_entry_refused_at_start(tmp_path):
 
 # ---- limits -------------------------------------------------------------------
 
+def most_at_once(calls):
+    """The most stub calls that were in progress at the same time."""
+    events = sorted([(c.start, 1) for c in calls] + [(c.end, -1) for c in calls])
+    peak = cur = 0
+    for _, k in events:
+        cur += k
+        peak = max(peak, cur)
+    return peak
+
+
 def test_max_inflight_calls_queue_not_drop(start_dtmd, stub):
     """Limits.MaxInflightCalls=2: a 6-step concurrent saga never has more than
     2 calls at the stub at once, and every step still runs."""
@@ -196,12 +207,107 @@ def test_max_inflight_calls_queue_not_drop(start_dtmd, stub):
     d.wait_status(gid, "succeed", timeout=20)
     calls = stub.calls("Slow")
     assert len(calls) == n
-    events = sorted([(c.start, 1) for c in calls] + [(c.end, -1) for c in calls])
-    peak = cur = 0
-    for _, k in events:
-        cur += k
-        peak = max(peak, cur)
-    assert peak <= 2, calls
+    assert most_at_once(calls) <= 2, calls
+
+
+def gauges(d):
+    st, body, _ = http_request("GET", d.url("/api/metrics"))
+    assert st == 200
+    v = parse_metrics(body)
+    return int(v["dtmd_active_passes"]), int(v["dtmd_parked_total"])
+
+
+class Sampler(threading.Thread):
+    """Reads dtmd_active_passes every 20 ms until stopped; .peak is the most seen."""
+
+    def __init__(self, d):
+        super().__init__(daemon=True)
+        self.d, self.peak, self.stop_now = d, 0, False
+
+    def run(self):
+        while not self.stop_now:
+            self.peak = max(self.peak, gauges(self.d)[0])
+            time.sleep(0.02)
+
+    def stop(self):
+        self.stop_now = True
+        self.join()
+        return self.peak
+
+
+def slow_saga(stub, gid, steps=2):
+    return {"gid": gid, "trans_type": "saga",
+            "steps": [{"action": stub.url("Slow"), "compensate": stub.url("SlowR")}] * steps,
+            "payloads": ["{}"] * steps}
+
+
+def test_max_active_passes_parks_and_resumes(start_dtmd, stub):
+    """Limits.MaxActivePasses=2: submits beyond it are accepted and parked in
+    Redis, never more than 2 passes run, and every parked saga is driven as
+    soon as a pass ends - well before the scanner's next tick (60 s here)."""
+    d = start_dtmd(LIMITS_MAX_ACTIVE_PASSES=2, TRANS_CRON_INTERVAL=60, REQUEST_TIMEOUT=5,
+                   TIMEOUT_TO_FAIL=60)
+    stub.set_default("Slow", 200, '{"dtm_result":"SUCCESS"}', 0.2)
+    sampler = Sampler(d)
+    sampler.start()
+    gids = [new_gid("park%d" % i) for i in range(8)]
+    for g in gids:
+        assert d.submit(slow_saga(stub, g)) == (200, {"dtm_result": "SUCCESS"})
+    assert gauges(d)[1] >= 5  # at most 2 driven, the rest parked (one may have ended)
+    for g in gids:
+        d.wait_status(g, "succeed", timeout=20)
+    assert sampler.stop() <= 2
+    calls = stub.calls("Slow")
+    assert len(calls) == 2 * len(gids)
+    assert most_at_once(calls) <= 2, calls
+    assert gauges(d)[0] == 0
+
+
+def test_max_active_passes_wait_result_not_parked(start_dtmd, stub):
+    """A wait_result submit is driven at once even at the limit: its client waits."""
+    d = start_dtmd(LIMITS_MAX_ACTIVE_PASSES=1, TRANS_CRON_INTERVAL=60, REQUEST_TIMEOUT=5,
+                   TIMEOUT_TO_FAIL=60)
+    stub.set_default("Slow", 200, '{"dtm_result":"SUCCESS"}', 2.0)
+    busy = new_gid("busy")
+    assert d.submit(slow_saga(stub, busy, 1))[0] == 200
+    stub.wait_calls("Slow", 1)
+    g = new_gid("waiter")
+    t0 = time.monotonic()
+    st, body = d.submit({"gid": g, "trans_type": "saga", "wait_result": True,
+                         "steps": [{"action": stub.url("Quick"), "compensate": stub.url("QuickR")}],
+                         "payloads": ["{}"]})
+    assert (st, body) == (200, {"dtm_result": "SUCCESS"})
+    assert time.monotonic() - t0 < 1.5
+    assert d.status(g) == "succeed"
+    assert gauges(d)[1] == 0
+    d.wait_status(busy, "succeed", timeout=10)
+
+
+def test_max_active_passes_parked_work_goes_to_another_process(start_dtmd, stub):
+    """Parked transactions are due at once and held by nobody: another dtmd
+    sharing the store, with room, drives them at its next scan while the
+    parking one stays busy."""
+    d1 = start_dtmd(LIMITS_MAX_ACTIVE_PASSES=1, TRANS_CRON_INTERVAL=60, REQUEST_TIMEOUT=30,
+                    TIMEOUT_TO_FAIL=120)
+    stub.set_default("Hang", 200, '{"dtm_result":"SUCCESS"}', 8.0)
+    busy = new_gid("hang")
+    assert d1.submit({"gid": busy, "trans_type": "saga",
+                      "steps": [{"action": stub.url("Hang"), "compensate": stub.url("HangR")}],
+                      "payloads": ["{}"]})[0] == 200
+    stub.wait_calls("Hang", 1)
+    gids = [new_gid("moved%d" % i) for i in range(4)]
+    for g in gids:
+        body = {"gid": g, "trans_type": "saga",
+                "steps": [{"action": stub.url("Quick"), "compensate": stub.url("QuickR")}],
+                "payloads": ["{}"]}
+        assert d1.submit(body)[0] == 200
+    assert gauges(d1)[1] == 4
+    time.sleep(0.5)
+    assert stub.count("Quick") == 0  # d1 is full and its scanner sleeps
+    d2 = start_dtmd(TRANS_CRON_INTERVAL=0.2)
+    for g in gids:
+        d2.wait_status(g, "succeed", timeout=5)
+    assert stub.count("Hang") == 1
 
 
 def test_oversized_headers(start_dtmd):

@@ -177,12 +177,13 @@ void test_config_security_keys(void) {
     CHECK_INT(c.max_header_bytes, 65536);
     CHECK(c.idle_timeout == 120);
     CHECK_INT(c.max_connections, 10000);
+    CHECK_INT(c.max_active_passes, 2048);
     config_free(&c);
     int rc =
         config_load_from(&c,
                          "Auth:\n  Token: t1\n  AdminToken: a1\nBranchAllow: 'svc, http://x/y'\n"
                          "Limits:\n  MaxInflightCalls: 7\n  MaxHeaderBytes: 2048\n"
-                         "  IdleTimeout: 0.5\n  MaxConnections: 0\n",
+                         "  IdleTimeout: 0.5\n  MaxConnections: 0\n  MaxActivePasses: 0\n",
                          NULL, NULL, &err);
     CHECK_INT(rc, 0);
     if (rc == 0) {
@@ -197,14 +198,19 @@ void test_config_security_keys(void) {
         CHECK_INT(c.max_header_bytes, 2048);
         CHECK(c.idle_timeout == 0.5);
         CHECK_INT(c.max_connections, 0); /* 0 = no limit */
+        CHECK_INT(c.max_active_passes, 0);
         config_free(&c);
     }
     free(err);
     err = NULL;
     /* the environment wins, also for the list */
-    char *env[] = {"AUTH_TOKEN=envtok",         "AUTH_ADMIN_TOKEN=envadm",
-                   "BRANCH_ALLOW=a,,b:1, ",     "LIMITS_MAX_INFLIGHT_CALLS=3",
-                   "LIMITS_MAX_CONNECTIONS=64", NULL};
+    char *env[] = {"AUTH_TOKEN=envtok",
+                   "AUTH_ADMIN_TOKEN=envadm",
+                   "BRANCH_ALLOW=a,,b:1, ",
+                   "LIMITS_MAX_INFLIGHT_CALLS=3",
+                   "LIMITS_MAX_CONNECTIONS=64",
+                   "LIMITS_MAX_ACTIVE_PASSES=5",
+                   NULL};
     rc = config_load_from(&c, "Auth:\n  Token: t1\nBranchAllow: [x]\n", env, NULL, &err);
     CHECK_INT(rc, 0);
     if (rc == 0) {
@@ -213,6 +219,7 @@ void test_config_security_keys(void) {
         CHECK_INT(c.nbranch_allow, 2);
         CHECK_INT(c.max_inflight_calls, 3);
         CHECK_INT(c.max_connections, 64);
+        CHECK_INT(c.max_active_passes, 5);
         config_free(&c);
     }
     free(err);
@@ -227,6 +234,7 @@ void test_config_security_keys(void) {
         {"Limits:\n  IdleTimeout: 0\n", "Limits.IdleTimeout"},
         {"Limits:\n  MaxConnections: -1\n", "Limits.MaxConnections"},
         {"Limits:\n  MaxConnections: many\n", "Limits.MaxConnections"},
+        {"Limits:\n  MaxActivePasses: -2\n", "Limits.MaxActivePasses"},
         {"Auth: 1\n", "Auth"},
         {"Auth:\n  Token: [a]\n", "Auth.Token"},
     };
