@@ -116,8 +116,7 @@ void ra_adds(rargs *a, const char *s) {
 
 void ra_addi(rargs *a, int64_t v) {
     char tmp[24];
-    int n = snprintf(tmp, sizeof tmp, "%lld", (long long)v);
-    ra_add(a, tmp, (size_t)n);
+    ra_add(a, tmp, fmt_i64(tmp, v));
 }
 
 void ra_free(rargs *a) {

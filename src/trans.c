@@ -533,8 +533,11 @@ static void add_pair_i(rargs *a, const char *k, int64_t v) {
 
 void trans_branch_fields(const trans *t, int i, rargs *a) {
     const branch *b = &t->branches[i];
-    char k[32];
-#define BK(f) (snprintf(k, sizeof k, "b%d.%s", i, f), k)
+    /* "b<i>.<f>" without snprintf (fmt_i64 says why) */
+    char k[40] = "b";
+    size_t at = 1 + fmt_i64(k + 1, i);
+    k[at++] = '.';
+#define BK(f) (strcpy(k + at, f), k)
     add_pair(a, BK("id"), b->branch_id);
     add_pair(a, BK("op"), b->op);
     add_pair(a, BK("url"), b->url);

@@ -102,8 +102,7 @@ void sb_printf(sbuf *b, const char *fmt, ...) {
 
 void sb_put_i64(sbuf *b, int64_t v) {
     char tmp[24];
-    int n = snprintf(tmp, sizeof tmp, "%lld", (long long)v);
-    sb_append(b, tmp, (size_t)n);
+    sb_append(b, tmp, fmt_i64(tmp, v));
 }
 
 /* JSON escaping as Go's encoding/json does it for the characters that
@@ -249,4 +248,18 @@ int parse_i64(const char *s, int64_t *out) {
     if (errno || *end) return -1;
     *out = v;
     return 0;
+}
+
+size_t fmt_i64(char *out, int64_t v) {
+    char tmp[20];
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    size_t n = 0, len = 0;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0) out[len++] = '-';
+    while (n) out[len++] = tmp[--n];
+    out[len] = '\0';
+    return len;
 }
