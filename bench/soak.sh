@@ -6,10 +6,12 @@
 # 127.0.0.1, everything stopped on exit:
 #   1. in flight: N (10,000) sagas are submitted whose first branch is a
 #      service that accepts the connection and never answers (RequestTimeout
-#      120 s), so every one of them stays in flight in dtmd - Limits.
-#      MaxInflightCalls of them as open calls, the rest queued. dtmd's RSS,
-#      its private part (RssAnon) and its peak are read once all N are
-#      active.
+#      120 s), so every one of them stays in flight - dtmd drives up to
+#      Limits.MaxActivePasses of them (their calls: Limits.MaxInflightCalls
+#      open, the rest queued), the others wait in Redis (parked). dtmd's
+#      RSS, its private part (RssAnon) and its peak are read once all N are
+#      stored and the limit's worth are driven; twice: with the defaults
+#      (2048 driven, 1024 calls) and bounded (64 and 64).
 #   2. soak: wrk runs the 2-step saga (bench/submit.lua) against bench/stub
 #      for SOAK seconds (60) while dtmd's RSS is sampled every 5 s; then every
 #      transaction must finish as succeed. Growth is the RSS at the end
@@ -98,7 +100,6 @@ facts="$tmp/facts"
 : >"$facts"
 
 # ---- 1. N transactions in flight --------------------------------------------
-start_redis inflight
 HOLD_PORT=$(port)
 "$PY" - "$HOLD_PORT" >"$tmp/hold.log" 2>&1 <<'PYEOF' &
 # Accepts connections and reads them, never answers: a branch that hangs.
@@ -129,17 +130,24 @@ pids="$pids $!"
 wait_for $! "$PY" -c "import socket; socket.create_connection(('127.0.0.1', $HOLD_PORT)).close()" ||
     die "hold server did not start"
 ulimit -n 8192 2>/dev/null || true
-start_dtmd inflight REQUEST_TIMEOUT=120 TIMEOUT_TO_FAIL=600 RETRY_INTERVAL=600
-idle_rss=$(kb "$DPID" VmRSS) idle_anon=$(kb "$DPID" RssAnon)
-say "submitting $N sagas whose first branch never answers"
-"$PY" - "$DPORT" "$HOLD_PORT" "$N" <<'PYEOF' || die "submitting failed"
+
+# inflight LABEL ACTIVE_LIMIT [VAR=value...]: N sagas stuck on the hold
+# server, against a fresh Redis and dtmd; facts go in as inflight_LABEL_*.
+inflight() {
+    label=$1 limit=$2
+    shift 2
+    start_redis "inflight-$label"
+    start_dtmd "inflight-$label" REQUEST_TIMEOUT=120 TIMEOUT_TO_FAIL=600 RETRY_INTERVAL=600 "$@"
+    idle_rss=$(kb "$DPID" VmRSS) idle_anon=$(kb "$DPID" RssAnon)
+    say "$label: submitting $N sagas whose first branch never answers"
+    "$PY" - "$DPORT" "$HOLD_PORT" "$N" "$label" <<'PYEOF' || die "submitting failed"
 import http.client, json, sys, threading
-dport, hport, n = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+dport, hport, n, label = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 hold = "http://127.0.0.1:%d" % hport
 def work(lo, hi):
     c = http.client.HTTPConnection("127.0.0.1", dport, timeout=30)
     for i in range(lo, hi):
-        body = json.dumps({"gid": "inflight-%d" % i, "trans_type": "saga",
+        body = json.dumps({"gid": "inflight-%s-%d" % (label, i), "trans_type": "saga",
                            "steps": [{"action": hold + "/TransOut", "compensate": hold + "/TransOutRevert"},
                                      {"action": hold + "/TransIn", "compensate": hold + "/TransInRevert"}],
                            "payloads": ['{"amount":30}', '{"amount":30}']})
@@ -151,24 +159,40 @@ ths = [threading.Thread(target=work, args=(k * n // 8, (k + 1) * n // 8)) for k 
 for t in ths: t.start()
 for t in ths: t.join()
 PYEOF
-i=0
-while [ "$(gauge "$DPORT" dtmd_active_passes)" -lt "$N" ]; do
-    i=$((i + 1))
-    [ $i -lt 300 ] || die "only $(gauge "$DPORT" dtmd_active_passes) of $N transactions active"
-    sleep 0.1
-done
-sleep 1
-{
-    echo "n $N"
-    echo "inflight_active $(gauge "$DPORT" dtmd_active_passes)"
-    echo "inflight_calls $(gauge "$DPORT" dtmd_branch_calls_in_flight)"
-    echo "inflight_idle_rss_kb $idle_rss"
-    echo "inflight_idle_anon_kb $idle_anon"
-    echo "inflight_rss_kb $(kb "$DPID" VmRSS)"
-    echo "inflight_anon_kb $(kb "$DPID" RssAnon)"
-    echo "inflight_file_kb $(kb "$DPID" RssFile)"
-    echo "inflight_hwm_kb $(kb "$DPID" VmHWM)"
-} >>"$facts"
+    # In flight = stored and unfinished (every one is in the due index);
+    # dtmd drives min(N, its Limits.MaxActivePasses) of them, the rest wait
+    # in Redis (parked).
+    want=$N
+    [ "$limit" -gt 0 ] && [ "$limit" -lt "$N" ] && want=$limit
+    i=0
+    while [ "$(gauge "$DPORT" dtmd_active_passes)" -lt "$want" ] ||
+        [ "$(redis-cli -p "$RPORT" --raw EVAL "local n = 0
+            for _, k in ipairs(redis.call('KEYS', 'dtmd{*}:due')) do n = n + redis.call('ZCARD', k) end
+            return n" 0)" -lt "$N" ]; do
+        i=$((i + 1))
+        [ $i -lt 300 ] || die "$label: only $(gauge "$DPORT" dtmd_active_passes) of $want transactions active"
+        sleep 0.1
+    done
+    sleep 1
+    {
+        echo "inflight_${label}_limit $limit"
+        echo "inflight_${label}_active $(gauge "$DPORT" dtmd_active_passes)"
+        echo "inflight_${label}_parked $(gauge "$DPORT" dtmd_parked_total)"
+        echo "inflight_${label}_calls $(gauge "$DPORT" dtmd_branch_calls_in_flight)"
+        echo "inflight_${label}_idle_rss_kb $idle_rss"
+        echo "inflight_${label}_idle_anon_kb $idle_anon"
+        echo "inflight_${label}_rss_kb $(kb "$DPID" VmRSS)"
+        echo "inflight_${label}_anon_kb $(kb "$DPID" RssAnon)"
+        echo "inflight_${label}_file_kb $(kb "$DPID" RssFile)"
+        echo "inflight_${label}_hwm_kb $(kb "$DPID" VmHWM)"
+    } >>"$facts"
+    kill -KILL "$DPID" 2>/dev/null || true
+}
+echo "n $N" >>"$facts"
+# dtmd's defaults: Limits.MaxActivePasses 2048, Limits.MaxInflightCalls 1024
+inflight default 2048
+# bounded for memory: 64 transactions driven at once, 64 calls open
+inflight bounded 64 LIMITS_MAX_ACTIVE_PASSES=64 LIMITS_MAX_INFLIGHT_CALLS=64
 say "$(tr '\n' ' ' <"$facts")"
 for p in $pids; do kill -KILL "$p" 2>/dev/null || true; done
 pids=""
@@ -233,10 +257,17 @@ json.dump(f, open(out + "/soak.json", "w"), indent=1)
 mb = lambda kb: "%.1f MB" % (kb / 1024.0)
 md = ["dtmd memory (bench/soak.sh)", "",
       "| measurement | RSS | private (RssAnon) | peak RSS |", "|---|---:|---:|---:|",
-      "| idle | %s | %s | - |" % (mb(f["inflight_idle_rss_kb"]), mb(f["inflight_idle_anon_kb"])),
-      "| %d transactions in flight (%d branch calls pending: Limits.MaxInflightCalls open, the rest queued) | %s | %s | %s |" % (
-          f["inflight_active"], f["inflight_calls"], mb(f["inflight_rss_kb"]),
-          mb(f["inflight_anon_kb"]), mb(f["inflight_hwm_kb"])),
+      "| idle | %s | %s | - |" % (mb(f["inflight_default_idle_rss_kb"]),
+                                   mb(f["inflight_default_idle_anon_kb"])),
+      "| %d transactions in flight, defaults: %d driven (Limits.MaxActivePasses %d; %d branch calls pending, Limits.MaxInflightCalls 1024 open, the rest queued), %d parked in Redis | %s | %s | %s |" % (
+          f["n"], f["inflight_default_active"], f["inflight_default_limit"],
+          f["inflight_default_calls"], f["inflight_default_parked"],
+          mb(f["inflight_default_rss_kb"]), mb(f["inflight_default_anon_kb"]),
+          mb(f["inflight_default_hwm_kb"])),
+      "| %d transactions in flight, Limits.MaxActivePasses %d and Limits.MaxInflightCalls 64: %d driven, %d parked in Redis | %s | %s | %s |" % (
+          f["n"], f["inflight_bounded_limit"], f["inflight_bounded_active"],
+          f["inflight_bounded_parked"], mb(f["inflight_bounded_rss_kb"]),
+          mb(f["inflight_bounded_anon_kb"]), mb(f["inflight_bounded_hwm_kb"])),
       "| after %d s of 2-step sagas at full load (%d submitted, %d succeed) | %s | %s | %s |" % (
           f["soak_seconds"], f["soak_requests"], f["soak_succeed"], mb(f["soak_end_rss_kb"]),
           mb(f["soak_end_anon_kb"]), mb(f["soak_hwm_kb"])),
@@ -246,7 +277,7 @@ md = ["dtmd memory (bench/soak.sh)", "",
           f["soak_growth_kb"], f["soak_growth_anon_kb"]),
       "The rest of RSS is shared libraries' pages (libcrypto, libc, gnutls, libcurl: "
       "%s when idle), mapped by every process using them." % mb(
-          f["inflight_idle_rss_kb"] - f["inflight_idle_anon_kb"])]
+          f["inflight_default_idle_rss_kb"] - f["inflight_default_idle_anon_kb"])]
 open(out + "/soak.md", "w").write("\n".join(md) + "\n")
 print("\n".join(md))
 PYEOF
