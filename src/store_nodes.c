@@ -92,8 +92,11 @@ const char *nodes_script_sha(int idx) {
     return nd.shas[idx];
 }
 
-/* The RESP array of argv into out (cap bytes); returns its length, or the
- * length it needs when that is more than cap. */
+/* The RESP array of argv into out (cap bytes), NUL-terminated; returns its
+ * length (without the NUL), or more than cap - 1 when it does not fit.
+ * The NUL matters: hiredis peeks one byte past a command's first argument
+ * to see whether another follows ("ASKING" has none), as the sds string of
+ * its own formatting allows. */
 static size_t digits(size_t v) {
     size_t n = 1;
     while (v >= 10) v /= 10, n++;
@@ -103,7 +106,7 @@ static size_t digits(size_t v) {
 static size_t resp_format(char *out, size_t cap, int argc, const char **argv, const size_t *lens) {
     size_t need = 1 + digits((size_t)argc) + 2;
     for (int i = 0; i < argc; i++) need += 1 + digits(lens[i]) + 2 + lens[i] + 2;
-    if (need > cap) return need;
+    if (need >= cap) return need;
     char *p = out;
     *p++ = '*';
     p += fmt_i64(p, argc);
@@ -116,6 +119,7 @@ static size_t resp_format(char *out, size_t cap, int argc, const char **argv, co
         p += lens[i];
         *p++ = '\r', *p++ = '\n';
     }
+    *p = '\0';
     return need;
 }
 
@@ -128,9 +132,9 @@ int node_send(store_node *n, int queue, redisCallbackFn *fn, void *privdata, int
     if (nd.stopping || !n->ac || (!n->up && !queue)) return REDIS_ERR;
     char stack[2048];
     size_t len = resp_format(stack, sizeof stack, argc, argv, lens);
-    if (len <= sizeof stack) return redisAsyncFormattedCommand(n->ac, fn, privdata, stack, len);
-    char *heap = xmalloc(len);
-    resp_format(heap, len, argc, argv, lens);
+    if (len < sizeof stack) return redisAsyncFormattedCommand(n->ac, fn, privdata, stack, len);
+    char *heap = xmalloc(len + 1);
+    resp_format(heap, len + 1, argc, argv, lens);
     int rc = redisAsyncFormattedCommand(n->ac, fn, privdata, heap, len);
     free(heap);
     return rc;
