@@ -217,7 +217,7 @@ static void claim_and_drive(api_call *c, const char *expected, const char *busy,
     ra_adds(&a, expected);
     ra_adds(&a, busy);
     ra_addi(&a, now);
-    ra_addi(&a, engine_new_hold(now + config_lease_ms(c->cfg)));
+    ra_addi(&a, engine_new_hold(c->t->gid, now + config_lease_ms(c->cfg)));
     for (int i = 0; i < fields->argc; i++) ra_add(&a, fields->argv[i], fields->lens[i]);
     ra_free(fields);
     store_script("claim", 2, &a, claimed, c);
@@ -285,7 +285,7 @@ static void save_new(api_call *c) {
     t->next_cron_ms = now + t->next_cron_interval_ms;
     /* A new submit is driven here at once: held until its first due time
      * (lua/claim.lua), which is also when the scanner would look at it. */
-    if ((c->op & 0xff) == OP_SUBMIT) t->lease_until_ms = engine_new_hold(t->next_cron_ms);
+    if ((c->op & 0xff) == OP_SUBMIT) t->lease_until_ms = engine_new_hold(t->gid, t->next_cron_ms);
     for (int i = 0; i < t->nbranches; i++)
         t->branches[i].create_ms = t->branches[i].update_ms = now;
     rargs a;

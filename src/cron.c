@@ -129,7 +129,7 @@ static void leased(void *arg, redisReply *reply, const char *err) {
         c->shard = shard;
         c->gid = xstrdup(gid);
         int64_t now = now_ms();
-        c->lease_end = engine_new_hold(now + config_lease_ms(cr.cfg));
+        c->lease_end = engine_new_hold(gid, now + config_lease_ms(cr.cfg));
         rargs a;
         ra_init(&a);
         sbuf k;

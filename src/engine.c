@@ -407,10 +407,16 @@ void engine_lease_move(const char *gid, const char *due, int64_t ours, int64_t u
     store_script("lease_move", 2, &a, cb, arg);
 }
 
-int64_t engine_new_hold(int64_t until) {
-    static int64_t last;
-    if (until <= last) until = last + 1;
-    last = until;
+/* Distinct per gid bucket, not per process: one process-wide "last + 1"
+ * needed a value per hold, and at thousands of holds a second (three per
+ * saga) the values ran ahead of the clock by seconds for every second of
+ * load - a process killed after an hour at full load would have held its
+ * transactions for hours. Per bucket the holds are ~1,000 times rarer. */
+int64_t engine_new_hold(const char *gid, int64_t until) {
+    static int64_t last[NBUCKETS];
+    int64_t *l = &last[bucket_of(gid)];
+    if (until <= *l) until = *l + 1;
+    *l = until;
     return until;
 }
 
@@ -455,7 +461,8 @@ static void hold_lease(pass *p) {
     int64_t rt = trans_request_timeout_ms(p->t, p->cfg), now = now_ms();
     int64_t need = now + rt + LEASE_MARGIN_MS;
     if (p->due_ms >= need && p->t->lease_until_ms >= need) return;
-    int64_t until = engine_new_hold(now + 2 * rt + LEASE_MARGIN_MS); /* room for next calls */
+    int64_t until =
+        engine_new_hold(p->t->gid, now + 2 * rt + LEASE_MARGIN_MS); /* room for next calls */
     char due[32];
     snprintf(due, sizeof due, "GT:%lld", (long long)until);
     size_t n = strlen(p->t->gid) + 1;

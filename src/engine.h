@@ -44,12 +44,12 @@ void engine_drive(trans *t, pass_done_cb *done, void *arg);
 int engine_active(const char *gid);
 int engine_active_count(void);
 
-/* A hold's end as stored in lease_until: until, or just after, so that no
- * two holds this process takes share a value. A hold is given back or
- * extended only while the stored value is still the caller's, so two takers
- * (say the scanner and a submit) ending on the same millisecond must not
- * look alike. */
-int64_t engine_new_hold(int64_t until);
+/* A hold's end on gid as stored in lease_until: until, or just after, so
+ * that no two holds this process takes on one gid share a value. A hold is
+ * given back or extended only while the stored value is still the caller's,
+ * so two takers (say the scanner and a submit) ending on the same
+ * millisecond must not look alike. */
+int64_t engine_new_hold(const char *gid, int64_t until);
 
 /* The end of this process's hold on a gid it drives (0 if it drives none). */
 int64_t engine_held_until(const char *gid);
