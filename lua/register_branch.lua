@@ -6,7 +6,7 @@
 -- ARGV[2] identity field ('k:<length of branch_id>:<branch_id>:<op>', unambiguous
 -- whatever the id holds), ARGV[3] content signature
 -- ARGV[4] now (ms), ARGV[5] number of branches n, ARGV[6] fields per branch m
--- ARGV[7..] n*m (suffix, value) pairs, written as 'b<index>.<suffix>'
+-- ARGV[7..] n*m (suffix, value) pairs, written as 'b<index><suffix>'
 -- Returns {'OK', ''}, {'SAME', ''} (identical re-registration),
 -- {'DUPLICATE', ''}, {'CONFLICT', <status>} or {'NOT_FOUND', ''}.
 local cur = redis.call('HGET', KEYS[1], 'status')
@@ -28,7 +28,7 @@ local n, m = tonumber(ARGV[5]), tonumber(ARGV[6])
 local pos = 7
 for j = 0, n - 1 do
   for _ = 1, m do
-    redis.call('HSET', KEYS[1], 'b' .. (nb + j) .. '.' .. ARGV[pos], ARGV[pos + 1])
+    redis.call('HSET', KEYS[1], 'b' .. (nb + j) .. ARGV[pos], ARGV[pos + 1])
     pos = pos + 2
   end
 end

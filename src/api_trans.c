@@ -713,26 +713,25 @@ static void registered(void *arg, redisReply *reply, const char *err) {
 }
 
 /* Fields add_branch_fields writes per branch (register_branch.lua's m). */
-#define BRANCH_FIELDS 8
+#define BRANCH_FIELDS 2
 
+/* A registered branch as (suffix, value) pairs: register_branch.lua stores
+ * them as "b<index><suffix>", the layout of trans_branch_fields. */
 static void add_branch_fields(rargs *a, const char *id, const char *op, const char *url,
                               const char *data, const char *status, int64_t now) {
-    ra_adds(a, "id");
-    ra_adds(a, id);
-    ra_adds(a, "op");
-    ra_adds(a, op);
-    ra_adds(a, "url");
-    ra_adds(a, url);
-    ra_adds(a, "data");
-    ra_adds(a, data);
-    ra_adds(a, "st");
-    ra_adds(a, status);
-    ra_adds(a, "ft");
-    ra_addi(a, strcmp(status, "prepared") == 0 ? 0 : now);
-    ra_adds(a, "ct");
-    ra_addi(a, now);
-    ra_adds(a, "ut");
-    ra_addi(a, now);
+    branch b = {.branch_id = (char *)id,
+                .op = (char *)op,
+                .url = (char *)url,
+                .data = (char *)data,
+                .data_len = strlen(data),
+                .status = branch_status_parse(status),
+                .create_ms = now,
+                .update_ms = now,
+                .finish_ms = strcmp(status, "prepared") == 0 ? 0 : now};
+    ra_adds(a, "");
+    branch_def_value(&b, a);
+    ra_adds(a, ".s");
+    branch_state_value(&b, a);
 }
 
 void api_register_branch(api_call *c, struct evkeyvalq *q, const char *body, size_t len) {

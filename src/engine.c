@@ -625,20 +625,11 @@ static void result_fields(pass *p, int bi, int new_status, branch_outcome o, rar
     }
     t->next_cron_ms = now + t->next_cron_interval_ms;
     t->update_ms = now;
-    char k[32];
     if (b && new_status >= 0 && new_status != b->status) {
         b->status = new_status;
         b->finish_ms = now;
         b->update_ms = now;
-        snprintf(k, sizeof k, "b%d.st", bi);
-        ra_adds(f, k);
-        ra_adds(f, branch_status_name(new_status));
-        snprintf(k, sizeof k, "b%d.ft", bi);
-        ra_adds(f, k);
-        ra_addi(f, now);
-        snprintf(k, sizeof k, "b%d.ut", bi);
-        ra_adds(f, k);
-        ra_addi(f, now);
+        trans_branch_state_field(t, bi, f);
     }
     ra_adds(f, "update_time");
     ra_addi(f, now);

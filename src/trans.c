@@ -526,29 +526,65 @@ static void add_pair(rargs *a, const char *k, const char *v) {
     ra_adds(a, v ? v : "");
 }
 
-static void add_pair_i(rargs *a, const char *k, int64_t v) {
+/* A number only when it is not 0: trans_from_hash starts from zeros, so a
+ * missing field reads as 0. Only for a hash written afresh (save_new): an
+ * update that sets a value back to 0 must write it. */
+static void add_pair_nonzero(rargs *a, const char *k, int64_t v) {
+    if (!v) return;
     ra_adds(a, k);
     ra_addi(a, v);
 }
 
-void trans_branch_fields(const trans *t, int i, rargs *a) {
-    const branch *b = &t->branches[i];
-    /* "b<i>.<f>" without snprintf (fmt_i64 says why) */
+/* "<len>:<bytes>", the length in decimal: unambiguous whatever s holds. */
+static void put_counted(sbuf *o, const char *s) {
+    size_t n = s ? strlen(s) : 0;
+    sb_put_i64(o, (int64_t)n);
+    sb_putc(o, ':');
+    sb_append(o, s ? s : "", n);
+}
+
+void branch_def_value(const branch *b, rargs *a) {
+    sbuf v;
+    sb_init(&v);
+    put_counted(&v, b->branch_id);
+    put_counted(&v, b->op);
+    put_counted(&v, b->url);
+    sb_append(&v, b->data ? b->data : "", b->data ? b->data_len : 0);
+    ra_add(a, v.ptr, v.len);
+    sb_free(&v);
+}
+
+void branch_state_value(const branch *b, rargs *a) {
+    /* "<status> <ct> <ut> <ft> <rt>": at most 9 + 4 * 21 bytes */
+    char v[128];
+    size_t n = strlen(branch_status_name(b->status));
+    memcpy(v, branch_status_name(b->status), n);
+    const int64_t times[4] = {b->create_ms, b->update_ms, b->finish_ms, b->rollback_ms};
+    for (int i = 0; i < 4; i++) {
+        v[n++] = ' ';
+        n += fmt_i64(v + n, times[i]);
+    }
+    ra_add(a, v, n);
+}
+
+/* "b<i>" plus suffix, without snprintf (fmt_i64 says why). */
+static void add_branch_key(rargs *a, int i, const char *suffix) {
     char k[40] = "b";
     size_t at = 1 + fmt_i64(k + 1, i);
-    k[at++] = '.';
-#define BK(f) (strcpy(k + at, f), k)
-    add_pair(a, BK("id"), b->branch_id);
-    add_pair(a, BK("op"), b->op);
-    add_pair(a, BK("url"), b->url);
-    ra_adds(a, BK("data"));
-    ra_add(a, b->data, b->data_len);
-    add_pair(a, BK("st"), branch_status_name(b->status));
-    add_pair_i(a, BK("ct"), b->create_ms);
-    add_pair_i(a, BK("ut"), b->update_ms);
-    add_pair_i(a, BK("ft"), b->finish_ms);
-    add_pair_i(a, BK("rt"), b->rollback_ms);
-#undef BK
+    size_t sl = strlen(suffix);
+    memcpy(k + at, suffix, sl);
+    ra_add(a, k, at + sl);
+}
+
+void trans_branch_fields(const trans *t, int i, rargs *a) {
+    add_branch_key(a, i, "");
+    branch_def_value(&t->branches[i], a);
+    trans_branch_state_field(t, i, a);
+}
+
+void trans_branch_state_field(const trans *t, int i, rargs *a) {
+    add_branch_key(a, i, ".s");
+    branch_state_value(&t->branches[i], a);
 }
 
 void trans_hash_fields(const trans *t, rargs *a) {
@@ -563,21 +599,21 @@ void trans_hash_fields(const trans *t, rargs *a) {
     if (t->rollback_reason) add_pair(a, "rollback_reason", t->rollback_reason);
     if (t->result) add_pair(a, "result", t->result);
     if (t->branch_headers) add_pair(a, "branch_headers", t->branch_headers);
-    add_pair_i(a, "create_time", t->create_ms);
-    add_pair_i(a, "update_time", t->update_ms);
-    add_pair_i(a, "finish_time", t->finish_ms);
-    add_pair_i(a, "rollback_time", t->rollback_ms);
-    add_pair_i(a, "next_cron_time", t->next_cron_ms);
-    add_pair_i(a, "next_cron_interval", t->next_cron_interval_ms);
-    if (t->lease_until_ms) add_pair_i(a, "lease_until", t->lease_until_ms);
-    add_pair_i(a, "wait_result", t->wait_result);
-    add_pair_i(a, "concurrent", t->concurrent);
-    add_pair_i(a, "timeout_to_fail", t->timeout_to_fail);
-    add_pair_i(a, "request_timeout", t->request_timeout);
-    add_pair_i(a, "retry_interval", t->retry_interval);
-    add_pair_i(a, "retry_limit", t->retry_limit);
-    add_pair_i(a, "retry_count", t->retry_count);
-    add_pair_i(a, "nb", t->nbranches);
+    add_pair_nonzero(a, "create_time", t->create_ms);
+    add_pair_nonzero(a, "update_time", t->update_ms);
+    add_pair_nonzero(a, "finish_time", t->finish_ms);
+    add_pair_nonzero(a, "rollback_time", t->rollback_ms);
+    add_pair_nonzero(a, "next_cron_time", t->next_cron_ms);
+    add_pair_nonzero(a, "next_cron_interval", t->next_cron_interval_ms);
+    add_pair_nonzero(a, "lease_until", t->lease_until_ms);
+    add_pair_nonzero(a, "wait_result", t->wait_result);
+    add_pair_nonzero(a, "concurrent", t->concurrent);
+    add_pair_nonzero(a, "timeout_to_fail", t->timeout_to_fail);
+    add_pair_nonzero(a, "request_timeout", t->request_timeout);
+    add_pair_nonzero(a, "retry_interval", t->retry_interval);
+    add_pair_nonzero(a, "retry_limit", t->retry_limit);
+    add_pair_nonzero(a, "retry_count", t->retry_count);
+    add_pair_nonzero(a, "nb", t->nbranches);
     for (int i = 0; i < t->nbranches; i++) trans_branch_fields(t, i, a);
 }
 
@@ -611,6 +647,83 @@ static void derive_headers(trans *t) {
     if (h) yajl_tree_free(h);
 }
 
+/* Read "<len>:" at *p (within end); the counted bytes follow. -1 if malformed. */
+static int take_counted(const char **p, const char *end, char **out) {
+    size_t n = 0;
+    const char *q = *p;
+    if (q >= end || *q < '0' || *q > '9') return -1;
+    while (q < end && *q >= '0' && *q <= '9') {
+        if (n > (size_t)(end - q)) return -1;
+        n = n * 10 + (size_t)(*q++ - '0');
+    }
+    if (q >= end || *q != ':' || n > (size_t)(end - q - 1)) return -1;
+    q++;
+    free(*out);
+    *out = xstrndup(q, n);
+    *p = q + n;
+    return 0;
+}
+
+/* The inverse of branch_def_value. */
+static int branch_def_parse(branch *b, const char *v, size_t len) {
+    const char *p = v, *end = v + len;
+    if (take_counted(&p, end, &b->branch_id) || take_counted(&p, end, &b->op) ||
+        take_counted(&p, end, &b->url))
+        return -1;
+    free(b->data);
+    b->data_len = (size_t)(end - p);
+    b->data = xstrndup(p, b->data_len);
+    return 0;
+}
+
+/* The inverse of branch_state_value. */
+static int branch_state_parse(branch *b, const char *v) {
+    char st[16];
+    size_t n = strcspn(v, " ");
+    if (n >= sizeof st) return -1;
+    memcpy(st, v, n);
+    st[n] = 0;
+    b->status = branch_status_parse(st);
+    int64_t *times[4] = {&b->create_ms, &b->update_ms, &b->finish_ms, &b->rollback_ms};
+    const char *p = v + n;
+    for (int i = 0; i < 4; i++) {
+        if (*p != ' ') return -1;
+        char *end;
+        long long x = strtoll(p + 1, &end, 10);
+        if (end == p + 1) return -1;
+        *times[i] = x;
+        p = end;
+    }
+    return *p || b->status < 0 ? -1 : 0;
+}
+
+/* A branch field of the layout before "b<i>" / "b<i>.s" (one field per
+ * member, "b<i>.<f>"), so transactions stored by an older dtmd still load;
+ * its state fields give way to a "b<i>.s" written since. */
+static void legacy_branch_field(branch *b, const char *f, const redisReply *v, int has_state) {
+    if (!strcmp(f, "id"))
+        set_str(&b->branch_id, v);
+    else if (!strcmp(f, "op"))
+        set_str(&b->op, v);
+    else if (!strcmp(f, "url"))
+        set_str(&b->url, v);
+    else if (!strcmp(f, "data")) {
+        set_str(&b->data, v);
+        b->data_len = v->len;
+    } else if (has_state)
+        return;
+    else if (!strcmp(f, "st"))
+        b->status = branch_status_parse(v->str);
+    else if (!strcmp(f, "ct"))
+        b->create_ms = to_i64(v->str);
+    else if (!strcmp(f, "ut"))
+        b->update_ms = to_i64(v->str);
+    else if (!strcmp(f, "ft"))
+        b->finish_ms = to_i64(v->str);
+    else if (!strcmp(f, "rt"))
+        b->rollback_ms = to_i64(v->str);
+}
+
 trans *trans_from_hash(const redisReply *r) {
     if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 2) return NULL;
     trans *t = trans_new();
@@ -625,34 +738,25 @@ trans *trans_from_hash(const redisReply *r) {
     }
     t->type = -1;
     t->status = -1;
+    /* packed_state[i]: "b<i>.s" seen, which wins over the legacy state fields */
+    char *packed_state = xcalloc((size_t)(nb ? nb : 1), 1);
+    int bad = 0;
     for (size_t i = 0; i + 1 < r->elements; i += 2) {
         const char *k = r->element[i]->str;
         const redisReply *v = r->element[i + 1];
         if (k[0] == 'b' && k[1] >= '0' && k[1] <= '9') {
-            char *dot;
-            long idx = strtol(k + 1, &dot, 10);
-            if (*dot != '.' || idx < 0 || idx >= nb) continue;
+            char *end;
+            long idx = strtol(k + 1, &end, 10);
+            if (idx < 0 || idx >= nb) continue;
             branch *b = &t->branches[idx];
-            const char *f = dot + 1;
-            if (!strcmp(f, "id"))
-                set_str(&b->branch_id, v);
-            else if (!strcmp(f, "op"))
-                set_str(&b->op, v);
-            else if (!strcmp(f, "url"))
-                set_str(&b->url, v);
-            else if (!strcmp(f, "data")) {
-                set_str(&b->data, v);
-                b->data_len = v->len;
-            } else if (!strcmp(f, "st"))
-                b->status = branch_status_parse(v->str);
-            else if (!strcmp(f, "ct"))
-                b->create_ms = to_i64(v->str);
-            else if (!strcmp(f, "ut"))
-                b->update_ms = to_i64(v->str);
-            else if (!strcmp(f, "ft"))
-                b->finish_ms = to_i64(v->str);
-            else if (!strcmp(f, "rt"))
-                b->rollback_ms = to_i64(v->str);
+            if (!*end) {
+                if (branch_def_parse(b, v->str, v->len)) bad = 1;
+            } else if (!strcmp(end, ".s")) {
+                if (branch_state_parse(b, v->str)) bad = 1;
+                packed_state[idx] = 1;
+            } else if (*end == '.') {
+                legacy_branch_field(b, end + 1, v, packed_state[idx]);
+            }
             continue;
         }
         if (!strcmp(k, "gid"))
@@ -706,7 +810,8 @@ trans *trans_from_hash(const redisReply *r) {
         else if (!strcmp(k, "retry_count"))
             t->retry_count = to_i64(v->str);
     }
-    int ok = t->gid && t->type >= 0 && t->status >= 0;
+    free(packed_state);
+    int ok = !bad && t->gid && t->type >= 0 && t->status >= 0;
     for (int i = 0; ok && i < nb; i++) {
         branch *b = &t->branches[i];
         if (!b->branch_id || !b->op || b->status < 0) ok = 0;

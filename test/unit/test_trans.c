@@ -1014,8 +1014,8 @@ void test_trans_hash_fields(void) {
     ra_init(&a);
     trans_hash_fields(t, &a);
     CHECK_INT(a.argc % 2, 0);
-    /* 25 global fields (all optional ones present) + 9 per branch */
-    CHECK_INT(a.argc, 2 * (25 + 2 * 9));
+    /* 25 global fields (all optional ones present) + 2 per branch */
+    CHECK_INT(a.argc, 2 * (25 + 2 * 2));
     CHECK_STR(a.argv[0], "gid");
     CHECK_STR(a.argv[1], "gid-42");
     CHECK_STR(field_of(&a, "trans_type", NULL), "saga");
@@ -1026,16 +1026,15 @@ void test_trans_hash_fields(void) {
     CHECK_STR(field_of(&a, "timeout_to_fail", NULL), "30");
     CHECK_STR(field_of(&a, "nb", NULL), "2");
     CHECK_STR(field_of(&a, "branch_headers", NULL), "{\"X-A\":\"1\",\"X-B\":\"two\"}");
-    CHECK_STR(field_of(&a, "b0.id", NULL), "01");
-    CHECK_STR(field_of(&a, "b0.op", NULL), "compensate");
-    CHECK_STR(field_of(&a, "b1.op", NULL), "action");
-    CHECK_STR(field_of(&a, "b1.url", NULL), "http://s/a");
-    CHECK_STR(field_of(&a, "b1.st", NULL), "succeed");
-    CHECK_STR(field_of(&a, "b1.ft", NULL), "1700000001456");
-    CHECK_STR(field_of(&a, "b0.ft", NULL), "0");
+    /* a branch: its definition with counted strings, then its state */
+    CHECK_STR(field_of(&a, "b0", NULL), "2:0110:compensate10:http://s/c{\"amount\":30}");
+    CHECK_STR(field_of(&a, "b0.s", NULL), "prepared 1700000000123 1700000000123 0 0");
+    CHECK_STR(field_of(&a, "b1.s", NULL),
+              "succeed 1700000000123 1700000001456 1700000001456 1700000009999");
     size_t dl = 0;
-    const char *d = field_of(&a, "b1.data", &dl);
-    CHECK(d && dl == 8 && memcmp(d, "bin\0ary\xff", 8) == 0); /* binary-safe */
+    const char *d = field_of(&a, "b1", &dl);
+    CHECK(d && dl == 25 + 8 &&
+          memcmp(d, "2:016:action10:http://s/abin\0ary\xff", dl) == 0); /* binary-safe */
     ra_free(&a);
 
     /* optional text fields are left out when unset */
@@ -1045,12 +1044,13 @@ void test_trans_hash_fields(void) {
     m->status = GS_PREPARED;
     ra_init(&a);
     trans_hash_fields(m, &a);
-    CHECK_INT(a.argc, 2 * 17);
+    CHECK_INT(a.argc, 2 * 3); /* gid, trans_type, status: numbers that are 0 are left out */
     CHECK(field_of(&a, "steps", NULL) == NULL);
     CHECK(field_of(&a, "custom_data", NULL) == NULL);
     CHECK(field_of(&a, "branch_headers", NULL) == NULL);
     CHECK_STR(field_of(&a, "status", NULL), "prepared");
-    CHECK_STR(field_of(&a, "nb", NULL), "0");
+    CHECK(field_of(&a, "nb", NULL) == NULL);
+    CHECK(field_of(&a, "create_time", NULL) == NULL);
     ra_free(&a);
     trans_free(m);
     trans_free(t);
@@ -1229,7 +1229,7 @@ void test_trans_from_hash_invalid(void) {
     /* branch fields beyond nb, malformed names and unknown fields are ignored */
     const char *extra[] = {"gid",   "g",     "trans_type", "saga",  "status", "succeed", "nb",
                            "1",     "b0.id", "01",         "b0.op", "action", "b1.id",   "02",
-                           "b7.op", "x",     "bx.id",      "y",     "b0",     "z",       "b-1.id",
+                           "b7.op", "x",     "bx.id",      "y",     "b0x",    "z",       "b-1.id",
                            "w",     "zzz",   "1",          "b0.zz", "q",      NULL};
     t = from_pairs(extra);
     CHECK(t != NULL);
@@ -1237,6 +1237,43 @@ void test_trans_from_hash_invalid(void) {
         CHECK_INT(t->nbranches, 1);
         CHECK_STR(t->branches[0].branch_id, "01");
         CHECK_INT(t->status, GS_SUCCEED);
+        trans_free(t);
+    }
+    /* a malformed branch definition or state is a corrupt record */
+    const char *bad_defs[] = {"", "x", "2:01", "2:016:action", "2:016:action99:u", "-1:", NULL};
+    for (int i = 0; bad_defs[i]; i++) {
+        const char *kv[] = {"gid", "g", "trans_type", "saga",      "status", "submitted",
+                            "nb",  "1", "b0",         bad_defs[i], NULL};
+        t = from_pairs(kv);
+        if (t) fprintf(stderr, "  definition \"%s\" accepted\n", bad_defs[i]);
+        CHECK(t == NULL);
+        trans_free(t);
+    }
+    const char *bad_states[] = {
+        "",  "succeed", "succeed 1 2 3", "succeed 1 2 3 4 5", "bogus 1 2 3 4", "succeed 1 2 x 4",
+        NULL};
+    for (int i = 0; bad_states[i]; i++) {
+        const char *kv[] = {"gid", "g",  "trans_type",     "saga", "status",      "submitted", "nb",
+                            "1",   "b0", "2:016:action0:", "b0.s", bad_states[i], NULL};
+        t = from_pairs(kv);
+        if (t) fprintf(stderr, "  state \"%s\" accepted\n", bad_states[i]);
+        CHECK(t == NULL);
+        trans_free(t);
+    }
+    /* a definition with an empty URL and no payload */
+    const char *empty_url[] = {
+        "gid", "g",  "trans_type",     "saga", "status",          "submitted", "nb",
+        "1",   "b0", "2:016:action0:", "b0.s", "succeed 5 6 7 0", NULL};
+    t = from_pairs(empty_url);
+    CHECK(t != NULL);
+    if (t) {
+        CHECK_STR(t->branches[0].branch_id, "01");
+        CHECK_STR(t->branches[0].op, "action");
+        CHECK_STR(t->branches[0].url, "");
+        CHECK_INT(t->branches[0].data_len, 0);
+        CHECK_INT(t->branches[0].status, BS_SUCCEED);
+        CHECK_INT(t->branches[0].create_ms, 5);
+        CHECK_INT(t->branches[0].finish_ms, 7);
         trans_free(t);
     }
     /* a nonsensical branch count is treated as none */
@@ -1256,6 +1293,51 @@ void test_trans_from_hash_invalid(void) {
         CHECK_INT(t->create_ms, 0);
         CHECK_INT(t->retry_count, 0);
         trans_free(t);
+    }
+}
+
+/* A transaction stored by a dtmd before the two-fields-per-branch layout
+ * ("b<i>.id", "b<i>.st", ...) still loads; once a result has been written
+ * since ("b<i>.s"), that state wins over the old fields, in either order. */
+void test_trans_from_hash_legacy_layout(void) {
+    const char *old[] = {"gid",    "g",          "trans_type", "saga", "status", "submitted",
+                         "nb",     "1",          "b0.id",      "01",   "b0.op",  "action",
+                         "b0.url", "http://s/a", "b0.data",    "{}",   "b0.st",  "prepared",
+                         "b0.ct",  "100",        "b0.ut",      "100",  "b0.ft",  "0",
+                         "b0.rt",  "0",          NULL};
+    trans *t = from_pairs(old);
+    CHECK(t != NULL);
+    if (t) {
+        CHECK_STR(t->branches[0].url, "http://s/a");
+        CHECK_STR(t->branches[0].data, "{}");
+        CHECK_INT(t->branches[0].status, BS_PREPARED);
+        CHECK_INT(t->branches[0].create_ms, 100);
+        trans_free(t);
+    }
+    for (int order = 0; order < 2; order++) {
+        const char *kv[40];
+        int n = 0;
+        for (int i = 0; old[i]; i++) kv[n++] = old[i];
+        const char *upd[] = {"b0.s", "succeed 100 200 200 0"};
+        if (order == 0) { /* after the old fields */
+            kv[n++] = upd[0];
+            kv[n++] = upd[1];
+        } else { /* before them */
+            memmove(kv + 2, kv, (size_t)n * sizeof kv[0]);
+            kv[0] = upd[0];
+            kv[1] = upd[1];
+            n += 2;
+        }
+        kv[n] = NULL;
+        t = from_pairs(kv);
+        CHECK(t != NULL);
+        if (t) {
+            CHECK_INT(t->branches[0].status, BS_SUCCEED);
+            CHECK_INT(t->branches[0].finish_ms, 200);
+            CHECK_INT(t->branches[0].update_ms, 200);
+            CHECK_STR(t->branches[0].url, "http://s/a");
+            trans_free(t);
+        }
     }
 }
 
