@@ -21,6 +21,7 @@ time) against the success times dtmd stored (branch finish_time, ms).
 """
 
 import json
+import os
 import random
 import signal
 import socket
@@ -278,7 +279,9 @@ def test_redis_brief_restart_is_not_an_error(dtmd, stub, redis_server):
 class BadServer:
     """A TCP server whose behaviour is chosen by the request path:
     /hang (read the request, never answer), /reset (close at once, RST),
-    /garbage (non-HTTP bytes, then close), /slow (a proper 200 after 0.5 s).
+    /garbage (non-HTTP bytes, then close), /slow (a proper 200 after 0.5 s),
+    /idle_close (200 with keep-alive; the connection is closed by the server
+    once idle for 0.3 s, as services' idle timeouts do).
     Records (path, gid, monotonic time) of every request."""
 
     def __init__(self):
@@ -291,6 +294,8 @@ class BadServer:
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         self.held = []
+        self.accepted = 0
+        self.idle_closed = 0
         threading.Thread(target=self._accept, daemon=True).start()
 
     def url(self, what):
@@ -306,6 +311,8 @@ class BadServer:
                 conn, _ = self.sock.accept()
             except OSError:
                 return
+            with self.lock:
+                self.accepted += 1
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn):
@@ -331,6 +338,8 @@ class BadServer:
                 self.stopping.wait(60)
             elif what == "garbage":
                 conn.sendall(b"\x00\xff\xfegarbage garbage\r\n\r\n\x01\x02")
+            elif what == "idle_close":
+                self._serve_keep_alive(conn, data)
             elif what == "slow":
                 time.sleep(0.5)
                 body = SUCCESS_BODY.encode()
@@ -343,6 +352,37 @@ class BadServer:
                 conn.close()
             except OSError:
                 pass
+
+    def _serve_keep_alive(self, conn, data):
+        body = SUCCESS_BODY.encode()
+        while True:
+            head, _, rest = data.partition(b"\r\n\r\n")
+            n = 0
+            for h in head.split(b"\r\n")[1:]:
+                k, _, v = h.partition(b":")
+                if k.strip().lower() == b"content-length":
+                    n = int(v)
+            while len(rest) < n:  # the request's body
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                rest += chunk
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+            data = rest[n:]
+            conn.settimeout(0.3)
+            try:
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    data += chunk
+            except socket.timeout:
+                with self.lock:
+                    self.idle_closed += 1
+                return  # idle: closed by the caller
+            with self.lock:
+                self.log.append(("idle_close", "", time.monotonic()))
 
     def _path_only(self, conn):
         """Peek at the request line; for /reset, log it and close with an RST."""
@@ -396,6 +436,34 @@ def test_bad_branch_is_retried_with_growing_backoff(start_dtmd, stub, bad_server
     q = d.query(g)
     assert q["transaction"]["next_cron_interval"] >= 1, q["transaction"]
     assert d.running
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_service_closing_an_idle_connection(start_dtmd, bad_server):
+    """dtmd keeps watching a keep-alive connection between calls
+    (branch_call.c); when the service closes it while idle, dtmd stops
+    watching it instead of waking up for it again and again, and the next
+    call opens a new connection."""
+    d = start_dtmd()
+    g1 = new_gid("idle1")
+    submit_ok(d, saga(g1, [(bad_server.url("idle_close"), "")]))
+    d.wait_status(g1, S)
+    wait_until(lambda: bad_server.idle_closed == 1, 5, msg="the service closed the idle connection")
+    time.sleep(0.1)
+    c0 = cpu_seconds(d.proc.pid)
+    time.sleep(1.0)
+    busy = cpu_seconds(d.proc.pid) - c0
+    assert busy < 0.3, "dtmd used %.2f s of CPU in 1 s after a peer closed an idle connection" % busy
+    g2 = new_gid("idle2")
+    submit_ok(d, saga(g2, [(bad_server.url("idle_close"), "")]))
+    d.wait_status(g2, S)
+    assert bad_server.accepted == 2
+    assert len(bad_server.hits("idle_close")) == 2
 
 
 def test_slow_branch_within_timeout_succeeds_once(dtmd, bad_server):
