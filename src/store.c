@@ -105,6 +105,27 @@ void ra_add(rargs *a, const char *s, size_t n) {
     a->argc++;
 }
 
+/* Put n arguments in front of a's, copied into a's arena, without copying
+ * a's own: how store_script puts "EVALSHA <sha> <nkeys>" before a script's
+ * keys and arguments. It copied all of them (about 30 per call) into a new
+ * rargs: 3.6 % of dtmd's instructions in the saga bench (callgrind). */
+static void ra_prepend(rargs *a, int n, const char *const *s, const size_t *lens) {
+    if (a->argc + n > a->cap) {
+        int cap = a->cap ? a->cap : RA_FIRST_ARGS;
+        while (cap < a->argc + n) cap *= 2;
+        a->argv = xrealloc(a->argv, sizeof(char *) * (size_t)cap);
+        a->lens = xrealloc(a->lens, sizeof(size_t) * (size_t)cap);
+        a->cap = cap;
+    }
+    memmove(a->argv + n, a->argv, sizeof(char *) * (size_t)a->argc);
+    memmove(a->lens + n, a->lens, sizeof(size_t) * (size_t)a->argc);
+    for (int i = 0; i < n; i++) {
+        a->argv[i] = ra_copy(a, s[i], lens[i]);
+        a->lens[i] = lens[i];
+    }
+    a->argc += n;
+}
+
 void ra_set(rargs *a, int i, const char *s, size_t n) {
     a->argv[i] = ra_copy(a, s, n);
     a->lens[i] = n;
@@ -361,19 +382,20 @@ void store_script(const char *name, int nkeys, rargs *args, store_cb *cb, void *
     /* Every key of a script shares one slot (keys.h): KEYS[1] routes it. */
     if (nodes_cluster() && nkeys >= 1 && args->argc >= 1)
         r->slot = cluster_key_slot(args->argv[0], args->lens[0]);
-    ra_init(&r->args);
+    r->args = *args; /* taken over as they are; the command head goes in front */
+    ra_init(args);
     const char *sha = nodes_script_sha(idx);
-    if (sha[0]) {
-        ra_adds(&r->args, "EVALSHA");
-        ra_adds(&r->args, sha);
-    } else {
-        ra_adds(&r->args, "EVAL");
-        ra_add(&r->args, lua_scripts[idx].text, lua_scripts[idx].len);
+    char nk[24];
+    const char *head[3] = {"EVALSHA", sha, nk};
+    size_t head_len[3] = {7, strlen(sha), fmt_i64(nk, nkeys)};
+    if (!sha[0]) {
+        head[0] = "EVAL";
+        head_len[0] = 4;
+        head[1] = lua_scripts[idx].text;
+        head_len[1] = lua_scripts[idx].len;
         r->retried = 1;
     }
-    ra_addi(&r->args, nkeys);
-    for (int i = 0; i < args->argc; i++) ra_add(&r->args, args->argv[i], args->lens[i]);
-    ra_free(args);
+    ra_prepend(&r->args, 3, head, head_len);
     send_to(r, nodes_for_slot(r->slot), 0, 0);
 }
 
