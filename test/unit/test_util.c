@@ -121,6 +121,37 @@ void test_util_sb_put_i64(void) {
     sb_free(&b);
 }
 
+/* fmt_i64 against snprintf: every digit count, both signs, the limits, and
+ * the values around each power of ten (where the two-digit steps change). */
+void test_util_fmt_i64(void) {
+    int64_t vals[200];
+    int n = 0;
+    vals[n++] = 0;
+    vals[n++] = INT64_MAX;
+    vals[n++] = INT64_MIN;
+    vals[n++] = INT64_MIN + 1;
+    for (int d = 0; d < 19; d++) {
+        int64_t p = 1;
+        for (int k = 0; k < d; k++) p *= 10;
+        int64_t around[] = {p - 1, p, p + 1, p * 5 + 3};
+        for (int k = 0; k < 4; k++) {
+            vals[n++] = around[k];
+            vals[n++] = -around[k];
+        }
+    }
+    int bad = 0;
+    for (int i = 0; i < n; i++) {
+        char got[24], want[24];
+        size_t len = fmt_i64(got, vals[i]);
+        snprintf(want, sizeof want, "%lld", (long long)vals[i]);
+        if (strcmp(got, want) != 0 || len != strlen(want)) {
+            fprintf(stderr, "  fmt_i64(%s) gave \"%s\" (%zu)\n", want, got, len);
+            bad++;
+        }
+    }
+    CHECK_INT(bad, 0);
+}
+
 static void check_json_str(const char *in, size_t n, const char *want) {
     sbuf b;
     sb_init(&b);
