@@ -58,8 +58,9 @@ struct branch_call {
     char *body; /* our copy of the POST payload (NULL for GET) */
     size_t body_len;
     sbuf resp;
-    char *errbuf; /* CURL_ERROR_SIZE bytes, only while running (as easy) */
-    CURLU *cu;    /* url parsed for curl, only while running (easy_setup says why) */
+    char *errbuf;       /* CURL_ERROR_SIZE bytes, only while running (as easy) */
+    CURLU *cu;          /* url parsed for curl, only while running (easy_setup says why) */
+    int shared_headers; /* headers is g_default_headers, not ours to free */
     branch_call_cb *cb;
     void *arg;
     int64_t start_ms;
@@ -381,7 +382,7 @@ static void call_free(struct branch_call *c) {
     if (c->easy) easy_put(c->easy);
     if (c->cu) curl_url_cleanup(c->cu);
     free(c->errbuf);
-    curl_slist_free_all(c->headers);
+    if (!c->shared_headers) curl_slist_free_all(c->headers);
     free(c->url);
     free(c->body);
     sb_free(&c->resp);
@@ -434,6 +435,10 @@ static int header_same_name(const char *a, const char *b) {
 /* Defaults first, then the caller's lines; a later line with the same name
  * replaces an earlier one (curl itself would send both). Lines containing
  * CR/LF are dropped: they would let a stored header inject raw HTTP. */
+/* The headers of a call without branch_headers (nearly all of them): built
+ * once and shared, instead of a list of 2 copied strings per call. */
+static struct curl_slist *g_default_headers;
+
 static struct curl_slist *build_headers(const branch_request *req) {
     const char *defaults[2] = {"Content-Type: application/json", "Expect:"};
     int n = 2 + (req->nheaders > 0 ? req->nheaders : 0);
@@ -578,6 +583,8 @@ int branch_call_init(struct event_base *base) {
     curl_multi_setopt(g_multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
     curl_multi_setopt(g_multi, CURLMOPT_TIMERFUNCTION, timer_cb);
     curl_multi_setopt(g_multi, CURLMOPT_MAXCONNECTS, (long)BRANCH_MAX_CONNECTS);
+    const branch_request plain = {.nheaders = 0};
+    g_default_headers = build_headers(&plain); /* NULL: each call builds its own */
     return 0;
 }
 
@@ -588,6 +595,9 @@ void branch_call_shutdown(void) {
     while (g_calls) branch_call_cancel(g_calls);
     while (g_easy_pooled > 0) curl_easy_cleanup(g_easy_pool[--g_easy_pooled]);
     curl_multi_cleanup(g_multi);
+    /* a call whose callback is running keeps it but does not free it */
+    curl_slist_free_all(g_default_headers);
+    g_default_headers = NULL;
     g_multi = NULL;
     /* curl closed its connections (closesocket_cb); free what is left */
     for (int fd = 0; fd < g_nfds; fd++)
@@ -617,7 +627,12 @@ branch_call *branch_call_start(const branch_request *req, branch_call_cb *cb, vo
     c->cb = cb;
     c->arg = arg;
     c->url = branch_build_url(req->url, req->gid, req->trans_type, req->branch_id, req->op);
-    c->headers = build_headers(req);
+    if (req->nheaders <= 0 && g_default_headers) {
+        c->headers = g_default_headers;
+        c->shared_headers = 1;
+    } else {
+        c->headers = build_headers(req);
+    }
     if (!c->headers) goto fail;
     size_t body_len = req->body ? req->body_len : 0;
     if (body_len > 0 || req->force_post) {
