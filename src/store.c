@@ -93,12 +93,18 @@ static char *ra_copy(rargs *a, const char *s, size_t n) {
     return p;
 }
 
+/* Room for n more arguments (slots double, starting at RA_FIRST_ARGS). */
+static void ra_reserve(rargs *a, int n) {
+    if (a->argc + n <= a->cap) return;
+    int cap = a->cap ? a->cap : RA_FIRST_ARGS;
+    while (cap < a->argc + n) cap *= 2;
+    a->argv = xrealloc(a->argv, sizeof(char *) * (size_t)cap);
+    a->lens = xrealloc(a->lens, sizeof(size_t) * (size_t)cap);
+    a->cap = cap;
+}
+
 void ra_add(rargs *a, const char *s, size_t n) {
-    if (a->argc == a->cap) {
-        a->cap = a->cap ? a->cap * 2 : RA_FIRST_ARGS;
-        a->argv = xrealloc(a->argv, sizeof(char *) * (size_t)a->cap);
-        a->lens = xrealloc(a->lens, sizeof(size_t) * (size_t)a->cap);
-    }
+    ra_reserve(a, 1);
     if (!s) n = 0;
     a->argv[a->argc] = ra_copy(a, s, n);
     a->lens[a->argc] = n;
@@ -110,13 +116,7 @@ void ra_add(rargs *a, const char *s, size_t n) {
  * keys and arguments. It copied all of them (about 30 per call) into a new
  * rargs: 3.6 % of dtmd's instructions in the saga bench (callgrind). */
 static void ra_prepend(rargs *a, int n, const char *const *s, const size_t *lens) {
-    if (a->argc + n > a->cap) {
-        int cap = a->cap ? a->cap : RA_FIRST_ARGS;
-        while (cap < a->argc + n) cap *= 2;
-        a->argv = xrealloc(a->argv, sizeof(char *) * (size_t)cap);
-        a->lens = xrealloc(a->lens, sizeof(size_t) * (size_t)cap);
-        a->cap = cap;
-    }
+    ra_reserve(a, n);
     memmove(a->argv + n, a->argv, sizeof(char *) * (size_t)a->argc);
     memmove(a->lens + n, a->lens, sizeof(size_t) * (size_t)a->argc);
     for (int i = 0; i < n; i++) {
