@@ -280,6 +280,7 @@ static void saved(void *arg, redisReply *reply, const char *err) {
 static void save_new(api_call *c) {
     trans *t = c->t;
     int64_t now = now_ms();
+    trans_drop_request(t); /* saga/msg branches are made: it served */
     t->create_ms = t->update_ms = now;
     t->next_cron_interval_ms = trans_base_interval_ms(t, c->cfg);
     t->next_cron_ms = now + t->next_cron_interval_ms;

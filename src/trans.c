@@ -78,7 +78,15 @@ void trans_free(trans *t) {
     free(t->branches);
     for (int i = 0; i < t->nheaders; i++) free(t->header_lines[i]);
     free(t->header_lines);
+    trans_drop_request(t);
     free(t);
+}
+
+void trans_drop_request(trans *t) {
+    if (t && t->request) {
+        yajl_tree_free(t->request);
+        t->request = NULL;
+    }
 }
 
 branch *trans_add_branch(trans *t, const char *branch_id, const char *op, const char *url,
@@ -302,7 +310,12 @@ int trans_from_body(const char *body, size_t len, const dtmd_config *cfg, trans 
     }
     yajl_val root = json_parse(body, len, err, errlen);
     int rc = root ? trans_from_request(root, cfg, out, err, errlen) : -1;
-    if (root) yajl_tree_free(root);
+    /* Kept for trans_make_branches, unless its strings were cut at a NUL:
+     * then the branches come from the exact text. */
+    if (rc == 0 && !have_ps)
+        (*out)->request = root;
+    else if (root)
+        yajl_tree_free(root);
     if (rc == 0 && have_ps && (*out)->payloads) {
         sbuf b;
         sb_init(&b);
@@ -418,7 +431,8 @@ size_t trans_step_topics(const trans *t, char ***names) {
     *names = NULL;
     if (t->type != TT_MSG || !t->steps) return 0;
     char perr[64];
-    yajl_val steps = json_parse(t->steps, strlen(t->steps), perr, sizeof perr);
+    yajl_val parsed = t->request ? NULL : json_parse(t->steps, strlen(t->steps), perr, sizeof perr);
+    yajl_val steps = t->request ? json_field(t->request, "steps") : parsed;
     size_t n = 0;
     for (size_t i = 0; steps && YAJL_IS_ARRAY(steps) && i < steps->u.array.len; i++) {
         const char *a = step_str(steps->u.array.values[i], "action");
@@ -430,7 +444,7 @@ size_t trans_step_topics(const trans *t, char ***names) {
         *names = xrealloc(*names, (n + 1) * sizeof(char *));
         (*names)[n++] = xstrdup(a);
     }
-    if (steps) yajl_tree_free(steps);
+    if (parsed) yajl_tree_free(parsed);
     return n;
 }
 
@@ -450,19 +464,62 @@ void topic_set_free(topic_set *ts) {
     memset(ts, 0, sizeof *ts);
 }
 
+/* A branch id: "%02d" of the step, or "%02d-%02d" of step and subscriber
+ * (sub 0: none). Written by hand: it runs for every branch of every submit. */
+static void branch_id_of(char *id, size_t i, size_t sub) {
+    char *p = id;
+    size_t v[2] = {i, sub};
+    for (int k = 0; k < (sub ? 2 : 1); k++) {
+        if (k) *p++ = '-';
+        if (v[k] < 10) *p++ = '0';
+        p += fmt_i64(p, (int64_t)v[k]);
+    }
+    *p = '\0';
+}
+
+/* branch_url_check for steps[i].<field>: its message is only built when
+ * BranchAllow is set. */
+static int step_url_check(const dtmd_config *cfg, const char *url, size_t i, const char *field,
+                          char *err, size_t errlen) {
+    if (!cfg || cfg->nbranch_allow == 0) return 0;
+    char what[64];
+    snprintf(what, sizeof what, "steps[%zu].%s", i, field);
+    return branch_url_check(cfg, url, what, err, errlen);
+}
+
 int trans_make_branches(trans *t, const dtmd_config *cfg, const topic_set *topics, char *err,
                         size_t errlen) {
-    (void)cfg;
-    yajl_val steps = NULL;
+    yajl_val parsed = NULL, steps = NULL;
     json_strs payloads = {0};
-    char perr[128];
+    const char *const *pl = NULL; /* payload i: pl[i], pll[i] bytes */
+    const size_t *pll = NULL;
+    size_t np = 0;
     int rc = -1;
     if (!t->steps) FAIL("steps must not be empty");
-    steps = json_parse(t->steps, strlen(t->steps), perr, sizeof perr);
-    if (t->payloads) json_strings(t->payloads, strlen(t->payloads), NULL, &payloads);
-    size_t n = steps ? steps->u.array.len : 0;
+    if (t->request) {
+        /* The request's own tree: its strings are exact (trans_from_body
+         * keeps it only when none holds a NUL). */
+        steps = json_field(t->request, "steps");
+        yajl_val pv = json_field(t->request, "payloads");
+        np = pv && YAJL_IS_ARRAY(pv) ? pv->u.array.len : 0;
+        if (np) {
+            payloads.s = xcalloc(np, sizeof(char *));
+            payloads.len = xcalloc(np, sizeof(size_t));
+            for (size_t i = 0; i < np; i++) {
+                payloads.s[i] = pv->u.array.values[i]->u.string;
+                payloads.len[i] = strlen(payloads.s[i]);
+            }
+        }
+    } else {
+        char perr[128];
+        steps = parsed = json_parse(t->steps, strlen(t->steps), perr, sizeof perr);
+        if (t->payloads) json_strings(t->payloads, strlen(t->payloads), NULL, &payloads);
+        np = payloads.n;
+    }
+    pl = (const char *const *)payloads.s;
+    pll = payloads.len;
+    size_t n = steps && YAJL_IS_ARRAY(steps) ? steps->u.array.len : 0;
     if (n == 0) FAIL("steps must not be empty");
-    size_t np = payloads.n;
     if (np > 0 && np != n)
         FAIL("payloads has %zu items but steps has %zu: give one payload per step", np, n);
     /* Without payloads, the legacy steps[i].data must give every step its payload. */
@@ -476,9 +533,9 @@ int trans_make_branches(trans *t, const dtmd_config *cfg, const topic_set *topic
         yajl_val s = steps->u.array.values[i];
         const char *action = step_str(s, "action");
         const char *comp = step_str(s, "compensate");
-        const char *data = np ? payloads.s[i] : step_str(s, "data");
-        size_t dl = np ? payloads.len[i] : data ? strlen(data) : 0;
-        char id[32];
+        const char *data = np ? pl[i] : step_str(s, "data");
+        size_t dl = np ? pll[i] : data ? strlen(data) : 0;
+        char id[48];
         if (!action) FAIL("steps[%zu].action is required", i);
         if (t->type == TT_MSG && strncmp(action, TOPIC_PREFIX, strlen(TOPIC_PREFIX)) == 0) {
             /* Fan out to every subscriber: ids "%02d-%02d" unless there is just one. */
@@ -492,10 +549,7 @@ int trans_make_branches(trans *t, const dtmd_config *cfg, const topic_set *topic
                 char what[96];
                 snprintf(what, sizeof what, "steps[%zu]: topic '%.40s' subscriber", i, name);
                 if (branch_url_check(cfg, urls->s[j], what, err, errlen)) goto fail;
-                if (urls->n == 1)
-                    snprintf(id, sizeof id, "%02d", (int)(i + 1));
-                else
-                    snprintf(id, sizeof id, "%02d-%02d", (int)(i + 1), (int)(j + 1));
+                branch_id_of(id, i + 1, urls->n == 1 ? 0 : j + 1);
                 trans_add_branch(t, id, "action", urls->s[j], data, dl, BS_PREPARED);
             }
             continue;
@@ -503,19 +557,23 @@ int trans_make_branches(trans *t, const dtmd_config *cfg, const topic_set *topic
         if (!url_is_http(action)) FAIL("steps[%zu].action '%s' is not an http(s) URL", i, action);
         if (comp && !url_is_http(comp))
             FAIL("steps[%zu].compensate '%s' is not an http(s) URL", i, comp);
-        char what[64];
-        snprintf(what, sizeof what, "steps[%zu].action", i);
-        if (branch_url_check(cfg, action, what, err, errlen)) goto fail;
-        snprintf(what, sizeof what, "steps[%zu].compensate", i);
-        if (comp && branch_url_check(cfg, comp, what, err, errlen)) goto fail;
-        snprintf(id, sizeof id, "%02d", (int)(i + 1));
+        if (step_url_check(cfg, action, i, "action", err, errlen)) goto fail;
+        if (comp && step_url_check(cfg, comp, i, "compensate", err, errlen)) goto fail;
+        branch_id_of(id, i + 1, 0);
         if (t->type == TT_SAGA) trans_add_branch(t, id, "compensate", comp, data, dl, BS_PREPARED);
         trans_add_branch(t, id, "action", action, data, dl, BS_PREPARED);
     }
     rc = 0;
 fail:
-    if (steps) yajl_tree_free(steps);
-    json_strs_free(&payloads);
+    if (parsed) yajl_tree_free(parsed);
+    if (t->request) {
+        /* The tree owns the payload strings: only the arrays are ours. */
+        free(payloads.s);
+        free(payloads.len);
+        trans_drop_request(t);
+    } else {
+        json_strs_free(&payloads);
+    }
     return rc;
 }
 

@@ -76,6 +76,10 @@ typedef struct trans {
     /* derived, for branch calls */
     char **header_lines;
     int nheaders;
+    /* The parsed request body, kept from trans_from_body until
+     * trans_make_branches reads the steps and payloads from it (else they
+     * are parsed again from the stored text). Owned; NULL otherwise. */
+    yajl_val request;
 } trans;
 
 trans *trans_new(void);
@@ -98,6 +102,10 @@ int trans_from_request(yajl_val root, const dtmd_config *cfg, trans **out, char 
  * exactly (also strings holding NUL bytes). */
 int trans_from_body(const char *body, size_t len, const dtmd_config *cfg, trans **out, char *err,
                     size_t errlen);
+
+/* Free t->request now (it is otherwise freed by trans_make_branches or
+ * trans_free): a transaction that lives on does not keep its request. */
+void trans_drop_request(trans *t);
 
 /* Subscriber URLs of msg topics, read from the store before a msg's
  * branches are made: urls[i] belongs to names[i]. */

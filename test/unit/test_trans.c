@@ -35,6 +35,14 @@ static int from_text(const char *body, trans **out, char *err, size_t errlen) {
     return rc;
 }
 
+/* trans_from_body on a JSON text: keeps the request tree for
+ * trans_make_branches (unless a string holds a NUL). */
+static int from_body(const char *body, trans **out, char *err, size_t errlen) {
+    err[0] = '\0';
+    *out = NULL;
+    return trans_from_body(body, strlen(body), &tcfg, out, err, errlen);
+}
+
 /* The body must be refused by trans_from_request with exactly want. */
 #define BAD_REQ(body, want)                                                                        \
     do {                                                                                           \
@@ -47,28 +55,36 @@ static int from_text(const char *body, trans **out, char *err, size_t errlen) {
         if (rc_ == -1) CHECK_STR(err_, want);                                                      \
     } while (0)
 
-/* Accepted by trans_from_request; trans_make_branches must fail with want. */
+/* Accepted by trans_from_request; trans_make_branches must fail with want,
+ * reading the steps from the stored text (from_text) and from the request
+ * tree that trans_from_body keeps (from_body). */
 #define BAD_BRANCHES_T(body, topics, want)                                                         \
     do {                                                                                           \
-        char err_[512];                                                                            \
-        trans *t_ = NULL;                                                                          \
-        int rc_ = from_text(body, &t_, err_, sizeof err_);                                         \
-        CHECK_INT(rc_, 0);                                                                         \
-        if (rc_ == 0) {                                                                            \
-            err_[0] = '\0';                                                                        \
-            CHECK_INT(trans_make_branches(t_, &tcfg, topics, err_, sizeof err_), -1);              \
-            CHECK_STR(err_, want);                                                                 \
-            trans_free(t_);                                                                        \
-        } else {                                                                                   \
-            fprintf(stderr, "  (request refused: %s)\n", err_);                                    \
+        for (int via_ = 0; via_ < 2; via_++) {                                                     \
+            char err_[512];                                                                        \
+            trans *t_ = NULL;                                                                      \
+            int rc_ = via_ ? from_body(body, &t_, err_, sizeof err_)                               \
+                           : from_text(body, &t_, err_, sizeof err_);                              \
+            CHECK_INT(rc_, 0);                                                                     \
+            if (rc_ == 0) {                                                                        \
+                err_[0] = '\0';                                                                    \
+                CHECK_INT(trans_make_branches(t_, &tcfg, topics, err_, sizeof err_), -1);          \
+                CHECK_STR(err_, want);                                                             \
+                CHECK(t_->request == NULL);                                                        \
+                trans_free(t_);                                                                    \
+            } else {                                                                               \
+                fprintf(stderr, "  (request refused: %s)\n", err_);                                \
+            }                                                                                      \
         }                                                                                          \
     } while (0)
 #define BAD_BRANCHES(body, want) BAD_BRANCHES_T(body, NULL, want)
 
-/* Build a trans with branches from a body; NULL (and a failure) if refused. */
+/* Build a trans with branches from a body; NULL (and a failure) if refused.
+ * The branches are made twice, from the stored steps text and from the
+ * request tree trans_from_body keeps, and must be the same. */
 static trans *make_ok(const char *body) {
     char err[512];
-    trans *t = NULL;
+    trans *t = NULL, *tb = NULL;
     if (from_text(body, &t, err, sizeof err) != 0) {
         fprintf(stderr, "  request refused: %s\n  body: %s\n", err, body);
         unit_failures++;
@@ -79,6 +95,22 @@ static trans *make_ok(const char *body) {
         unit_failures++;
         trans_free(t);
         return NULL;
+    }
+    CHECK_INT(from_body(body, &tb, err, sizeof err), 0);
+    if (tb) {
+        CHECK(tb->request != NULL || memmem(body, strlen(body), "\\u0000", 6));
+        CHECK_INT(trans_make_branches(tb, &tcfg, NULL, err, sizeof err), 0);
+        CHECK(tb->request == NULL);
+        CHECK_INT(tb->nbranches, t->nbranches);
+        for (int i = 0; i < t->nbranches && i < tb->nbranches; i++) {
+            const branch *x = &t->branches[i], *y = &tb->branches[i];
+            CHECK_STR(y->branch_id, x->branch_id);
+            CHECK_STR(y->op, x->op);
+            CHECK_STR(y->url, x->url);
+            CHECK_INT(y->data_len, x->data_len);
+            CHECK(y->data_len == x->data_len && memcmp(y->data, x->data, x->data_len) == 0);
+        }
+        trans_free(tb);
     }
     return t;
 }
