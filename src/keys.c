@@ -12,20 +12,29 @@ int key_shard(const char *gid, size_t len, int nshards) {
     return nshards > 0 ? (int)(h % (uint32_t)nshards) : 0;
 }
 
-void key_trans(sbuf *out, const char *prefix, int shard, const char *gid) {
+/* "<prefix>{<shard>}<what>": written piece by piece, not with sb_printf,
+ * since every transaction's store call names two or three of these keys
+ * (vsnprintf was 1.5 % of dtmd's instructions per saga, callgrind). */
+static void key_shard_part(sbuf *out, const char *prefix, int shard, const char *what) {
     sb_reset(out);
-    sb_printf(out, "%s{%d}:t:", prefix, shard);
+    sb_puts(out, prefix);
+    sb_putc(out, '{');
+    sb_put_i64(out, shard);
+    sb_putc(out, '}');
+    sb_puts(out, what);
+}
+
+void key_trans(sbuf *out, const char *prefix, int shard, const char *gid) {
+    key_shard_part(out, prefix, shard, ":t:");
     sb_puts(out, gid);
 }
 
 void key_due(sbuf *out, const char *prefix, int shard) {
-    sb_reset(out);
-    sb_printf(out, "%s{%d}:due", prefix, shard);
+    key_shard_part(out, prefix, shard, ":due");
 }
 
 void key_index(sbuf *out, const char *prefix, int shard) {
-    sb_reset(out);
-    sb_printf(out, "%s{%d}:idx", prefix, shard);
+    key_shard_part(out, prefix, shard, ":idx");
 }
 
 void key_kv(sbuf *out, const char *prefix, const char *cat) {
