@@ -121,6 +121,15 @@ static int count_header(struct evkeyvalq *h, const char *name) {
     return n;
 }
 
+/* /slow answers 0.4 s after the request came. */
+static void slow_reply(evutil_socket_t fd, short what, void *arg) {
+    (void)fd, (void)what;
+    struct evbuffer *out = evbuffer_new();
+    evbuffer_add_printf(out, "{\"dtm_result\":\"SUCCESS\"}");
+    evhttp_send_reply(arg, 200, "OK", out);
+    evbuffer_free(out);
+}
+
 /* Routes by path; /echo reports what arrived so the client side can check
  * method, query, headers and body. /hang never answers. */
 static void srv_handler(struct evhttp_request *req, void *arg) {
@@ -155,6 +164,11 @@ static void srv_handler(struct evhttp_request *req, void *arg) {
         memset(chunk, 'a', 65536);
         for (int i = 0; i < 32; i++) evbuffer_add(out, chunk, 65536); /* 2 MiB */
         free(chunk);
+    } else if (strcmp(path, "/slow") == 0) {
+        evbuffer_free(out);
+        struct timeval tv = {0, 400 * 1000};
+        event_base_once(t_base, -1, EV_TIMEOUT, slow_reply, req, &tv);
+        return;
     } else if (strcmp(path, "/peer") == 0) {
         char *addr = NULL;
         ev_uint16_t port = 0;
@@ -603,6 +617,124 @@ void test_branch_call_reuse(void) {
     CHECK_INT(t_peer_same, 9); /* every later call came over the first connection */
     free(t_first_peer);
     t_first_peer = NULL;
+    env_teardown();
+}
+
+/* ---- one pooled curl handle, call after call ---------------------------
+ * A finished call's handle is pooled without curl_easy_reset: nothing of
+ * one call (method, body, headers, timeout) may carry over to the next.
+ * Each call starts from a timer after the previous callback, when its
+ * handle is back in the pool, so all of them run on the same handle. */
+
+struct seq_step {
+    const char *path;
+    const char *body;
+    const char *header;
+    double timeout_s;
+    branch_outcome want;
+    const char *want_body;
+};
+static const struct seq_step *t_seq;
+static int t_seq_n, t_seq_at;
+static struct result t_seq_res[8];
+
+static void seq_start(evutil_socket_t fd, short what, void *arg);
+
+static void seq_cb(void *arg, branch_outcome o, long status, const char *body, size_t len) {
+    record_cb(arg, o, status, body, len);
+    if (++t_seq_at < t_seq_n) {
+        struct timeval now = {0, 0};
+        event_base_once(t_base, -1, EV_TIMEOUT, seq_start, NULL, &now);
+    } else {
+        event_base_loopbreak(t_base);
+    }
+}
+
+static void seq_start(evutil_socket_t fd, short what, void *arg) {
+    (void)fd, (void)what, (void)arg;
+    const struct seq_step *st = &t_seq[t_seq_at];
+    char *url = url_for(st->path);
+    branch_request req = {.url = url,
+                          .gid = "g1",
+                          .trans_type = "saga",
+                          .branch_id = "01",
+                          .op = "action",
+                          .body = st->body,
+                          .body_len = st->body ? strlen(st->body) : 0,
+                          .headers = st->header ? &st->header : NULL,
+                          .nheaders = st->header ? 1 : 0,
+                          .timeout_s = st->timeout_s};
+    t_seq_res[t_seq_at].start_ms = now_ms();
+    CHECK(branch_call_start(&req, seq_cb, &t_seq_res[t_seq_at]) != NULL);
+    free(url);
+}
+
+void test_branch_call_handle_reuse(void) {
+    if (env_setup() != 0) return;
+    static const struct seq_step steps[] = {
+        /* POST, a header, a 0.3 s limit */
+        {"/echo", "{\"a\":1}", "X-Test: one", 0.3, BR_SUCCESS,
+         "POST " ECHO_Q "|ct=application/json*1|x=one*1|expect=-|evil=0|cl=7|{\"a\":1}"},
+        /* no limit: answered after 0.4 s, not cut at the previous 0.3 */
+        {"/slow", NULL, NULL, 0, BR_SUCCESS, "{\"dtm_result\":\"SUCCESS\"}"},
+        /* GET: neither the body nor the header of the first call */
+        {"/echo", NULL, NULL, 3, BR_SUCCESS,
+         "GET " ECHO_Q "|ct=application/json*1|x=-*0|expect=-|evil=0|cl=-|"},
+        /* a limit again after none */
+        {"/hang", NULL, NULL, 0.2, BR_ERROR, NULL},
+        {"/echo", "{}", NULL, 3, BR_SUCCESS,
+         "POST " ECHO_Q "|ct=application/json*1|x=-*0|expect=-|evil=0|cl=2|{}"},
+    };
+    t_seq = steps;
+    t_seq_n = (int)(sizeof steps / sizeof steps[0]);
+    t_seq_at = 0;
+    memset(t_seq_res, 0, sizeof t_seq_res);
+    struct timeval now = {0, 0};
+    event_base_once(t_base, -1, EV_TIMEOUT, seq_start, NULL, &now);
+    event_base_dispatch(t_base);
+    CHECK_INT(t_seq_at, t_seq_n);
+    for (int i = 0; i < t_seq_n; i++) {
+        struct result *r = &t_seq_res[i];
+        CHECK_INT(r->called, 1);
+        CHECK_INT(r->outcome, steps[i].want);
+        if (steps[i].want_body) CHECK_STR(r->body ? r->body : "", steps[i].want_body);
+        free(r->body);
+    }
+    CHECK(t_seq_res[1].elapsed_ms >= 380);
+    CHECK(t_seq_res[3].elapsed_ms >= 150 && t_seq_res[3].elapsed_ms < 3000);
+    env_teardown();
+}
+
+/* ---- proxy variables ------------------------------------------------------
+ * Without any, each handle tells curl "no proxy" (it then skips looking);
+ * with http_proxy set when the module starts, calls go through the proxy as
+ * with curl's defaults. The test server plays the proxy: it is sent the
+ * absolute URL of a host that does not exist. */
+void test_branch_call_proxy_env(void) {
+    if (env_setup() != 0) return;
+    branch_call_shutdown();
+    char proxy[64];
+    snprintf(proxy, sizeof proxy, "http://127.0.0.1:%d", t_port);
+    setenv("http_proxy", proxy, 1);
+    CHECK_INT(branch_call_init(t_base), 0);
+    struct result r = {0};
+    branch_request req = {.url = "http://dtmd-proxy-test.invalid/echo",
+                          .gid = "g1",
+                          .trans_type = "saga",
+                          .branch_id = "01",
+                          .op = "action",
+                          .timeout_s = 3};
+    t_expected = 1;
+    CHECK(branch_call_start(&req, record_cb, &r) != NULL);
+    event_base_dispatch(t_base);
+    CHECK_INT(r.called, 1);
+    CHECK_INT(r.outcome, BR_SUCCESS);
+    CHECK_STR(
+        r.body ? r.body : "",
+        "GET http://dtmd-proxy-test.invalid/echo?branch_id=01&gid=g1&op=action&trans_type=saga|"
+        "ct=application/json*1|x=-*0|expect=-|evil=0|cl=-|");
+    free(r.body);
+    unsetenv("http_proxy");
     env_teardown();
 }
 
