@@ -93,13 +93,23 @@ static char *ra_copy(rargs *a, const char *s, size_t n) {
     return p;
 }
 
-/* Room for n more arguments (slots double, starting at RA_FIRST_ARGS). */
+/* Room for n more arguments (slots double, starting at RA_FIRST_ARGS).
+ * argv and lens share one block, lens after the cap pointers: one
+ * allocation per growth instead of two reallocs (ra_reserve made 28 of
+ * dtmd's allocations per saga, callgrind). */
 static void ra_reserve(rargs *a, int n) {
     if (a->argc + n <= a->cap) return;
     int cap = a->cap ? a->cap : RA_FIRST_ARGS;
     while (cap < a->argc + n) cap *= 2;
-    a->argv = xrealloc(a->argv, sizeof(char *) * (size_t)cap);
-    a->lens = xrealloc(a->lens, sizeof(size_t) * (size_t)cap);
+    char **argv = xmalloc((sizeof(char *) + sizeof(size_t)) * (size_t)cap);
+    size_t *lens = (size_t *)(argv + cap);
+    if (a->argc) {
+        memcpy(argv, a->argv, sizeof(char *) * (size_t)a->argc);
+        memcpy(lens, a->lens, sizeof(size_t) * (size_t)a->argc);
+    }
+    free(a->argv);
+    a->argv = argv;
+    a->lens = lens;
     a->cap = cap;
 }
 
@@ -146,8 +156,7 @@ void ra_free(rargs *a) {
         free(a->chunks);
         a->chunks = next;
     }
-    free(a->argv);
-    free(a->lens);
+    free(a->argv); /* lens too: the same block */
     ra_init(a);
 }
 

@@ -32,7 +32,7 @@ struct ra_chunk;
 typedef struct rargs {
     int argc, cap;
     char **argv;
-    size_t *lens;
+    size_t *lens; /* in the block argv points to (ra_reserve) */
     struct ra_chunk *chunks;
 } rargs;
 
