@@ -84,7 +84,7 @@ void trans_free(trans *t) {
 
 void trans_drop_request(trans *t) {
     if (t && t->request) {
-        yajl_tree_free(t->request);
+        json_free(t->request);
         t->request = NULL;
     }
 }
@@ -315,7 +315,7 @@ int trans_from_body(const char *body, size_t len, const dtmd_config *cfg, trans 
     if (rc == 0 && !have_ps)
         (*out)->request = root;
     else if (root)
-        yajl_tree_free(root);
+        json_free(root);
     if (rc == 0 && have_ps && (*out)->payloads) {
         sbuf b;
         sb_init(&b);
@@ -392,10 +392,10 @@ static int check_saga_custom(const trans *t, int nsteps, char *err, size_t errle
         if (orders_cyclic(o, nsteps))
             FAIL("custom_data.orders has a cycle: no step could ever start");
     }
-    yajl_tree_free(root);
+    json_free(root);
     return 0;
 fail:
-    if (root) yajl_tree_free(root);
+    if (root) json_free(root);
     return -1;
 }
 
@@ -418,10 +418,10 @@ static int check_msg_custom(const trans *t, const dtmd_config *cfg, char *err, s
     if (d && YAJL_GET_INTEGER(d) >= cfg->data_expire)
         FAIL("custom_data.delay %lld must be below Store.DataExpire (%lld s)",
              (long long)YAJL_GET_INTEGER(d), (long long)cfg->data_expire);
-    yajl_tree_free(root);
+    json_free(root);
     return 0;
 fail:
-    if (root) yajl_tree_free(root);
+    if (root) json_free(root);
     return -1;
 }
 
@@ -444,7 +444,7 @@ size_t trans_step_topics(const trans *t, char ***names) {
         *names = xrealloc(*names, (n + 1) * sizeof(char *));
         (*names)[n++] = xstrdup(a);
     }
-    if (parsed) yajl_tree_free(parsed);
+    if (parsed) json_free(parsed);
     return n;
 }
 
@@ -490,9 +490,8 @@ static int step_url_check(const dtmd_config *cfg, const char *url, size_t i, con
 int trans_make_branches(trans *t, const dtmd_config *cfg, const topic_set *topics, char *err,
                         size_t errlen) {
     yajl_val parsed = NULL, steps = NULL;
-    json_strs payloads = {0};
-    const char *const *pl = NULL; /* payload i: pl[i], pll[i] bytes */
-    const size_t *pll = NULL;
+    yajl_val tree_payloads = NULL; /* payloads from the request tree, or */
+    json_strs payloads = {0};      /* parsed from the stored text */
     size_t np = 0;
     int rc = -1;
     if (!t->steps) FAIL("steps must not be empty");
@@ -500,24 +499,14 @@ int trans_make_branches(trans *t, const dtmd_config *cfg, const topic_set *topic
         /* The request's own tree: its strings are exact (trans_from_body
          * keeps it only when none holds a NUL). */
         steps = json_field(t->request, "steps");
-        yajl_val pv = json_field(t->request, "payloads");
-        np = pv && YAJL_IS_ARRAY(pv) ? pv->u.array.len : 0;
-        if (np) {
-            payloads.s = xcalloc(np, sizeof(char *));
-            payloads.len = xcalloc(np, sizeof(size_t));
-            for (size_t i = 0; i < np; i++) {
-                payloads.s[i] = pv->u.array.values[i]->u.string;
-                payloads.len[i] = strlen(payloads.s[i]);
-            }
-        }
+        tree_payloads = json_field(t->request, "payloads");
+        np = tree_payloads && YAJL_IS_ARRAY(tree_payloads) ? tree_payloads->u.array.len : 0;
     } else {
         char perr[128];
         steps = parsed = json_parse(t->steps, strlen(t->steps), perr, sizeof perr);
         if (t->payloads) json_strings(t->payloads, strlen(t->payloads), NULL, &payloads);
         np = payloads.n;
     }
-    pl = (const char *const *)payloads.s;
-    pll = payloads.len;
     size_t n = steps && YAJL_IS_ARRAY(steps) ? steps->u.array.len : 0;
     if (n == 0) FAIL("steps must not be empty");
     if (np > 0 && np != n)
@@ -533,8 +522,18 @@ int trans_make_branches(trans *t, const dtmd_config *cfg, const topic_set *topic
         yajl_val s = steps->u.array.values[i];
         const char *action = step_str(s, "action");
         const char *comp = step_str(s, "compensate");
-        const char *data = np ? pl[i] : step_str(s, "data");
-        size_t dl = np ? pll[i] : data ? strlen(data) : 0;
+        const char *data;
+        size_t dl;
+        if (np && tree_payloads) {
+            data = tree_payloads->u.array.values[i]->u.string;
+            dl = strlen(data);
+        } else if (np) {
+            data = payloads.s[i];
+            dl = payloads.len[i];
+        } else {
+            data = step_str(s, "data");
+            dl = data ? strlen(data) : 0;
+        }
         char id[48];
         if (!action) FAIL("steps[%zu].action is required", i);
         if (t->type == TT_MSG && strncmp(action, TOPIC_PREFIX, strlen(TOPIC_PREFIX)) == 0) {
@@ -565,15 +564,9 @@ int trans_make_branches(trans *t, const dtmd_config *cfg, const topic_set *topic
     }
     rc = 0;
 fail:
-    if (parsed) yajl_tree_free(parsed);
-    if (t->request) {
-        /* The tree owns the payload strings: only the arrays are ours. */
-        free(payloads.s);
-        free(payloads.len);
-        trans_drop_request(t);
-    } else {
-        json_strs_free(&payloads);
-    }
+    if (parsed) json_free(parsed);
+    json_strs_free(&payloads);
+    trans_drop_request(t);
     return rc;
 }
 
@@ -702,7 +695,7 @@ static void derive_headers(trans *t) {
             t->header_lines[t->nheaders++] = sb_detach(&line);
         }
     }
-    if (h) yajl_tree_free(h);
+    if (h) json_free(h);
 }
 
 /* Read "<len>:" at *p (within end); the counted bytes follow. -1 if malformed. */
