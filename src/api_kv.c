@@ -88,7 +88,7 @@ static void topic_change(api_call *c, struct evkeyvalq *q, const char *body, siz
         ra_adds(&a, ts);
         store_script(subscribe ? "kv_subscribe" : "kv_unsubscribe", 1, &a, sub_done, c);
     }
-    if (root) yajl_tree_free(root);
+    if (root) json_free(root);
 }
 
 void api_subscribe(api_call *c, struct evkeyvalq *q, const char *body, size_t len) {

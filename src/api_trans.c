@@ -341,8 +341,8 @@ static void topic_record_urls(const char *rec, size_t len, json_strs *out) {
         out->s[out->n] = xstrdup(u->u.string);
         out->len[out->n++] = strlen(u->u.string);
     }
-    if (subs) yajl_tree_free(subs);
-    if (root) yajl_tree_free(root);
+    if (subs) json_free(subs);
+    if (root) json_free(root);
 }
 
 /* HMGET of the topics a msg names, in the order of c->extra's names. */
@@ -521,7 +521,7 @@ static void workflow_submit(api_call *c) {
     if ((v = json_field(extra, "rollback_reason"))) reason = v->u.string;
     if ((v = json_field(extra, "result"))) result = v->u.string;
     if (!status || (strcmp(status, "succeed") != 0 && strcmp(status, "failed") != 0)) {
-        if (extra) yajl_tree_free(extra);
+        if (extra) json_free(extra);
         api_reply_error(c, 400, "workflow submit needs req_extra.status 'succeed' or 'failed'");
         return;
     }
@@ -542,7 +542,7 @@ static void workflow_submit(api_call *c) {
         ra_adds(&f, "result");
         ra_adds(&f, result);
     }
-    if (extra) yajl_tree_free(extra);
+    if (extra) json_free(extra);
     cas(t->gid, "prepared", -1, c->cfg->finished_data_expire, &f, workflow_submitted, c);
 }
 
@@ -617,7 +617,7 @@ static char *parse_gid_body(api_call *c, const char *body, size_t len) {
         api_reply_error(c, 400, "gid is required (a non-empty string)");
     else if (!(gid = trans_clean_gid(g->u.string, c->cfg, err, sizeof err)))
         api_reply_error(c, 400, err);
-    yajl_tree_free(root);
+    json_free(root);
     return gid;
 }
 
@@ -869,6 +869,6 @@ void api_register_branch(api_call *c, struct evkeyvalq *q, const char *body, siz
     store_script("register_branch", 1, &a, registered, c);
 out:
     free(gid);
-    yajl_tree_free(root);
+    json_free(root);
 #undef BAD
 }

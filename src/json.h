@@ -1,7 +1,9 @@
-/* json.h - request JSON access on top of yajl's tree parser.
+/* json.h - request JSON as a tree of yajl's public node type.
  *
- * Requests are small and read once, so yajl_tree is the right tool: parse,
- * look fields up by name, free. JSON null is treated as absent everywhere
+ * Requests are small and read once, so a tree is the right tool: parse,
+ * look fields up by name, free. json_parse builds it with yajl's event
+ * parser in an arena (json.c says why); the nodes are yajl_tree's, read with
+ * its YAJL_* accessors, but freed with json_free, never yajl_tree_free. JSON null is treated as absent everywhere
  * (the Python SDK sends nulls for unset fields). Output JSON is written with
  * sbuf + sb_json_str (util.h), which lets stored JSON text be embedded as is. */
 #ifndef DTMD_JSON_H
@@ -11,8 +13,11 @@
 #include <yajl/yajl_tree.h>
 
 /* Parse text (len bytes, need not be NUL-terminated). NULL on error with a
- * message in err. */
+ * message in err. The caller frees the result with json_free. */
 yajl_val json_parse(const char *text, size_t len, char *err, size_t errlen);
+
+/* Free a document json_parse returned (NULL is fine); not a part of one. */
+void json_free(yajl_val root);
 
 /* Field of an object; NULL if obj is not an object, the key is absent, or the
  * value is null. */

@@ -38,7 +38,7 @@ static int64_t delay_ms(const trans *t) {
     yajl_val d = json_field(root, "delay");
     int64_t ms =
         d && YAJL_IS_INTEGER(d) && YAJL_GET_INTEGER(d) > 0 ? YAJL_GET_INTEGER(d) * 1000 : 0;
-    if (root) yajl_tree_free(root);
+    if (root) json_free(root);
     return ms;
 }
 

@@ -72,7 +72,7 @@ static saga_state *state_of(pass *p) {
         }
     }
     free(count);
-    if (root) yajl_tree_free(root);
+    if (root) json_free(root);
     p->mode = s;
     return s;
 }

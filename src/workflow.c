@@ -36,7 +36,7 @@ static void workflow_advance(pass *p) {
     }
     pass_call_special(p, t->query_prepared, name, input, len);
     free(input);
-    if (root) yajl_tree_free(root);
+    if (root) json_free(root);
 }
 
 static void workflow_on_result(pass *p, int bi, branch_outcome o, long status, const char *body,

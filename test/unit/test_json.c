@@ -17,7 +17,7 @@ static char *roundtrip_n(const char *text, size_t n, char *err, size_t errlen) {
     sbuf b;
     sb_init(&b);
     json_write(&b, v);
-    yajl_tree_free(v);
+    json_free(v);
     return sb_detach(&b);
 }
 
@@ -36,7 +36,7 @@ static void check_invalid_n(const char *in, size_t n, const char *want) {
     yajl_val v = json_parse(in, n, err, sizeof err);
     CHECK(v == NULL);
     if (v) {
-        yajl_tree_free(v);
+        json_free(v);
         return;
     }
     CHECK(strncmp(err, "invalid JSON: ", 14) == 0);
@@ -81,18 +81,18 @@ void test_json_parse_valid(void) {
     }
     yajl_val obj = json_field(v, "obj");
     CHECK(obj && YAJL_IS_OBJECT(obj) && obj->u.object.len == 0);
-    yajl_tree_free(v);
+    json_free(v);
 
     /* Scalars are valid top-level documents; surrounding whitespace is fine. */
     v = json_parse(" \n\t42 \r\n", 8, err, sizeof err);
     CHECK(v && YAJL_IS_INTEGER(v) && YAJL_GET_INTEGER(v) == 42);
-    if (v) yajl_tree_free(v);
+    if (v) json_free(v);
     v = json_parse("\"s\"", 3, err, sizeof err);
     CHECK(v && YAJL_IS_STRING(v) && strcmp(v->u.string, "s") == 0);
-    if (v) yajl_tree_free(v);
+    if (v) json_free(v);
     v = json_parse("null", 4, err, sizeof err);
     CHECK(v && YAJL_IS_NULL(v));
-    if (v) yajl_tree_free(v);
+    if (v) json_free(v);
 }
 
 void test_json_parse_invalid(void) {
@@ -135,7 +135,7 @@ void test_json_parse_len_bounded(void) {
     if (v) {
         yajl_val a = json_field(v, "a");
         CHECK(a && YAJL_GET_INTEGER(a) == 1);
-        yajl_tree_free(v);
+        json_free(v);
     }
     /* The same bytes with the garbage included fail. */
     check_invalid_n(buf, sizeof buf - 1, "trailing garbage");
@@ -147,7 +147,7 @@ void test_json_parse_len_bounded(void) {
     memcpy(heap, "[7] ", 4);
     v = json_parse(heap, 3, err, sizeof err);
     CHECK(v && YAJL_IS_ARRAY(v) && v->u.array.len == 1);
-    if (v) yajl_tree_free(v);
+    if (v) json_free(v);
     free(heap);
     /* Zero length is an empty document. */
     check_invalid_n("{}", 0, "premature EOF");
@@ -179,13 +179,13 @@ void test_json_field(void) {
     CHECK(json_field(arr, "a") == NULL);
     CHECK(json_field(json_field(v, "a"), "a") == NULL);
     CHECK(json_field(s, "a") == NULL);
-    yajl_tree_free(v);
+    json_free(v);
 
     /* An array whose elements look like keys is still not an object. */
     v = json_parse("[\"a\",1]", 7, err, sizeof err);
     CHECK(v != NULL);
     CHECK(json_field(v, "a") == NULL);
-    if (v) yajl_tree_free(v);
+    if (v) json_free(v);
 }
 
 void test_json_write_roundtrip(void) {
@@ -246,7 +246,7 @@ void test_json_write_appends(void) {
     json_write(&b, v);
     CHECK_STR(b.ptr, "x=null;[1]");
     CHECK_INT(b.len, strlen("x=null;[1]"));
-    if (v) yajl_tree_free(v);
+    if (v) json_free(v);
     sb_free(&b);
 }
 
@@ -351,4 +351,148 @@ void test_json_strings_scalar_document(void) {
     check_strs("true", NULL, -1, 0);
     check_strs("\"payloads\"", "payloads", -1, 0);
     check_strs("7", "payloads", -1, 0);
+}
+
+/* ---- json_parse against yajl_tree_parse ----------------------------------
+ * json_parse builds yajl_tree's node layout itself (json.c): for every
+ * document here both must give the same tree (types, key order, strings
+ * as read by strlen, a number's text, integer, double and flags), or both
+ * refuse it with the same first line of yajl's message. */
+
+static int same_tree(yajl_val a, yajl_val b, const char *doc) {
+    if (!a || !b || a->type != b->type) {
+        fprintf(stderr, "  %s: node types differ\n", doc);
+        return 0;
+    }
+    switch (a->type) {
+        case yajl_t_string:
+            if (strcmp(a->u.string, b->u.string) != 0) {
+                fprintf(stderr, "  %s: string \"%s\" != \"%s\"\n", doc, a->u.string, b->u.string);
+                return 0;
+            }
+            return 1;
+        case yajl_t_number:
+            if (strcmp(a->u.number.r, b->u.number.r) != 0 ||
+                a->u.number.flags != b->u.number.flags ||
+                ((a->u.number.flags & YAJL_NUMBER_INT_VALID) && a->u.number.i != b->u.number.i) ||
+                ((a->u.number.flags & YAJL_NUMBER_DOUBLE_VALID) &&
+                 a->u.number.d != b->u.number.d)) {
+                fprintf(stderr, "  %s: number %s (flags %u) != %s (flags %u)\n", doc, a->u.number.r,
+                        a->u.number.flags, b->u.number.r, b->u.number.flags);
+                return 0;
+            }
+            return 1;
+        case yajl_t_object:
+            if (a->u.object.len != b->u.object.len) {
+                fprintf(stderr, "  %s: object sizes %zu != %zu\n", doc, a->u.object.len,
+                        b->u.object.len);
+                return 0;
+            }
+            for (size_t i = 0; i < a->u.object.len; i++) {
+                if (strcmp(a->u.object.keys[i], b->u.object.keys[i]) != 0) {
+                    fprintf(stderr, "  %s: key \"%s\" != \"%s\"\n", doc, a->u.object.keys[i],
+                            b->u.object.keys[i]);
+                    return 0;
+                }
+                if (!same_tree(a->u.object.values[i], b->u.object.values[i], doc)) return 0;
+            }
+            return 1;
+        case yajl_t_array:
+            if (a->u.array.len != b->u.array.len) {
+                fprintf(stderr, "  %s: array sizes %zu != %zu\n", doc, a->u.array.len,
+                        b->u.array.len);
+                return 0;
+            }
+            for (size_t i = 0; i < a->u.array.len; i++)
+                if (!same_tree(a->u.array.values[i], b->u.array.values[i], doc)) return 0;
+            return 1;
+        default:
+            return 1; /* true, false, null */
+    }
+}
+
+static void check_like_yajl_tree(const char *doc) {
+    char err[512] = "", yerr[512] = "";
+    yajl_val mine = json_parse(doc, strlen(doc), err, sizeof err);
+    yajl_val theirs = yajl_tree_parse(doc, yerr, sizeof yerr);
+    const char *shown = strlen(doc) > 60 ? "(long document)" : doc;
+    CHECK((mine != NULL) == (theirs != NULL));
+    if (mine && theirs) {
+        CHECK(same_tree(mine, theirs, shown));
+    } else if (!mine && !theirs) {
+        yerr[strcspn(yerr, "\n")] = '\0';
+        char want[600];
+        snprintf(want, sizeof want, "invalid JSON: %s", yerr);
+        CHECK_STR(err, want);
+    } else {
+        fprintf(stderr, "  %s: json_parse %s, yajl_tree_parse %s\n", shown, mine ? "ok" : err,
+                theirs ? "ok" : yerr);
+    }
+    json_free(mine);
+    if (theirs) yajl_tree_free(theirs);
+}
+
+void test_json_parse_like_yajl_tree(void) {
+    static const char *const docs[] = {
+        "{\"gid\":\"g1\",\"trans_type\":\"saga\",\"steps\":[{\"action\":\"http://s/a\","
+        "\"compensate\":\"http://s/c\"}],\"payloads\":[\"{\\\"amount\\\":30}\"],"
+        "\"wait_result\":true,\"retry_interval\":null}",
+        "{}",
+        "[]",
+        "[[],{},[{}]]",
+        "{\"a\":{\"b\":{\"c\":[1,[2,[3]]]}}}",
+        "{\"k\":1,\"k\":2,\"k\":\"three\"}", /* duplicate keys, kept in order */
+        "5",
+        "\"s\"",
+        "true",
+        "false",
+        "null",
+        "  [1]  ",
+        "[0,-0,12,-12,1.5,-1.5e3,1e3,1E-2,0.0]",
+        "[9223372036854775807,9223372036854775808,-9223372036854775807]",
+        "[-9223372036854775808,-9223372036854775809,123456789012345678901234567890]",
+        "[1e400,-1e400,1e-400]",
+        "[\"\\u00e9\\u4e2d\",\"a\\\"b\\\\c\\/d\\b\\f\\n\\r\\t\",\"x\\u0000y\",\"\"]",
+        "{\"\":\"empty key\",\"\\u00e9\":1}",
+        "/* comment */ {\"a\": 1 // line comment\n}",
+        /* refused: the same message */
+        "",
+        "   ",
+        "{",
+        "[1,]",
+        "{\"a\" 1}",
+        "{\"a\":}",
+        "[1] 2",
+        "nul",
+        "tru",
+        "[01]",
+        "+1",
+        "[1.]",
+        "[\"\\x\"]",
+        "{\"a\":1,}",
+        "[\"unterminated]",
+        "{1:2}",
+        "/* open comment",
+        "[\"\x01\"]",
+        "\"\xff\"",
+    };
+    for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++) check_like_yajl_tree(docs[i]);
+
+    /* members past json_parse's first 32 on its stack, strings past its
+     * first chunk, nesting near the limit */
+    sbuf b;
+    sb_init(&b);
+    sb_putc(&b, '{');
+    for (int i = 0; i < 300; i++)
+        sb_printf(&b, "%s\"k%d\":[%d,\"v%d\",{\"n\":%d.5}]", i ? "," : "", i, i, i, i);
+    sb_puts(&b, ",\"big\":\"");
+    for (int i = 0; i < 20000; i++) sb_putc(&b, (char)('a' + i % 26));
+    sb_puts(&b, "\"}");
+    check_like_yajl_tree(b.ptr);
+    sb_reset(&b);
+    for (int i = 0; i < 250; i++) sb_puts(&b, i % 2 ? "{\"a\":" : "[");
+    sb_puts(&b, "7");
+    for (int i = 249; i >= 0; i--) sb_puts(&b, i % 2 ? "}" : "]");
+    check_like_yajl_tree(b.ptr);
+    sb_free(&b);
 }

@@ -24,7 +24,7 @@ void test_json_depth_limit(void) {
     char *ok = nested(256, "1");
     yajl_val v = json_parse(ok, strlen(ok), err, sizeof err);
     CHECK(v != NULL);
-    if (v) yajl_tree_free(v);
+    if (v) json_free(v);
     free(ok);
     char *deep = nested(257, "1");
     CHECK(json_parse(deep, strlen(deep), err, sizeof err) == NULL);
@@ -40,7 +40,7 @@ void test_json_depth_limit(void) {
     strcat(str, "\"]");
     v = json_parse(str, strlen(str), err, sizeof err);
     CHECK(v != NULL);
-    if (v) yajl_tree_free(v);
+    if (v) json_free(v);
 }
 
 static int from_text(const char *json, const dtmd_config *cfg, char *err, size_t n) {

@@ -31,7 +31,7 @@ static int from_text(const char *body, trans **out, char *err, size_t errlen) {
     }
     err[0] = '\0';
     int rc = trans_from_request(root, &tcfg, out, err, errlen);
-    yajl_tree_free(root);
+    json_free(root);
     return rc;
 }
 
@@ -1408,9 +1408,9 @@ static void json_answers_utc(void) {
         if (opts) {
             yajl_val ov = json_parse(opts->u.string, strlen(opts->u.string), err, sizeof err);
             CHECK(ov && YAJL_IS_TRUE(json_field(ov, "concurrent")));
-            if (ov) yajl_tree_free(ov);
+            if (ov) json_free(ov);
         }
-        yajl_tree_free(v);
+        json_free(v);
     }
 
     /* branches: binary data is base64; unset times are null or omitted */
