@@ -2,10 +2,11 @@
  *
  * Requests are small and read once, so a tree is the right tool: parse,
  * look fields up by name, free. json_parse builds it with yajl's event
- * parser in an arena (json.c says why); the nodes are yajl_tree's, read with
- * its YAJL_* accessors, but freed with json_free, never yajl_tree_free. JSON null is treated as absent everywhere
- * (the Python SDK sends nulls for unset fields). Output JSON is written with
- * sbuf + sb_json_str (util.h), which lets stored JSON text be embedded as is. */
+ * parser in an arena (json.c says why); the nodes are yajl_tree's, read
+ * with its YAJL_* accessors, but freed with json_free, never
+ * yajl_tree_free. JSON null is treated as absent everywhere (the Python
+ * SDK sends nulls for unset fields). Output JSON is written with sbuf +
+ * sb_json_str (util.h), which lets stored JSON text be embedded as is. */
 #ifndef DTMD_JSON_H
 #define DTMD_JSON_H
 
