@@ -251,31 +251,52 @@ int parse_i64(const char *s, int64_t *out) {
 }
 
 size_t fmt_i64(char *out, int64_t v) {
-    /* two digits per division: it formats every length and time of every
-     * Redis command (about 160 calls per saga; 3.6 % of dtmd's instructions
-     * one digit at a time, callgrind) */
+    /* two digits per division, written in place once the digits are
+     * counted: it formats every length and time of every Redis command
+     * (about 160 calls per saga; 3.6 % of dtmd's instructions one digit at a
+     * time through a buffer, 3.2 % two at a time, callgrind) */
     static const char pairs[] = "00010203040506070809101112131415161718192021222324"
                                 "25262728293031323334353637383940414243444546474849"
                                 "50515253545556575859606162636465666768697071727374"
                                 "75767778798081828384858687888990919293949596979899";
-    char tmp[20];
     uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-    size_t n = sizeof tmp, len = 0;
+    size_t len = v < 0;
+    if (v < 0) out[0] = '-';
+    static const uint64_t pow10[] = {10ull,
+                                     100ull,
+                                     1000ull,
+                                     10000ull,
+                                     100000ull,
+                                     1000000ull,
+                                     10000000ull,
+                                     100000000ull,
+                                     1000000000ull,
+                                     10000000000ull,
+                                     100000000000ull,
+                                     1000000000000ull,
+                                     10000000000000ull,
+                                     100000000000000ull,
+                                     1000000000000000ull,
+                                     10000000000000000ull,
+                                     100000000000000000ull,
+                                     1000000000000000000ull,
+                                     10000000000000000000ull};
+    size_t nd = 1;
+    while (nd < 20 && u >= pow10[nd - 1]) nd++;
+    len += nd;
+    char *p = out + len;
+    *p = '\0';
     while (u >= 100) {
-        const char *p = pairs + 2 * (u % 100);
+        const char *d = pairs + 2 * (u % 100);
         u /= 100;
-        tmp[--n] = p[1];
-        tmp[--n] = p[0];
+        *--p = d[1];
+        *--p = d[0];
     }
     if (u >= 10) {
-        tmp[--n] = pairs[2 * u + 1];
-        tmp[--n] = pairs[2 * u];
+        *--p = pairs[2 * u + 1];
+        *--p = pairs[2 * u];
     } else {
-        tmp[--n] = (char)('0' + u);
+        *--p = (char)('0' + u);
     }
-    if (v < 0) out[len++] = '-';
-    memcpy(out + len, tmp + n, sizeof tmp - n);
-    len += sizeof tmp - n;
-    out[len] = '\0';
     return len;
 }
