@@ -141,7 +141,7 @@ int node_send(store_node *n, int queue, redisCallbackFn *fn, void *privdata, int
 }
 
 int nodes_all_up(void) {
-    if (nd.stopping) return 0;
+    if (nd.stopping || nd.nnodes == 0) return 0; /* not started (or stopped) */
     if (!nd.cluster) return nd.nodes[0]->up;
     if (nd.mapped < CLUSTER_SLOTS) return 0;
     for (int i = 0; i < nd.nnodes; i++)
