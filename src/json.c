@@ -2,6 +2,7 @@
  * back; and length-preserving string arrays (see json.h). */
 #include "json.h"
 
+#include "arena.h"
 #include "util.h"
 
 #include <yajl/yajl_parse.h>
@@ -24,25 +25,18 @@
  * reallocs an object's key and value arrays at every member: parsing a
  * submit was 68 allocations and 7 % of dtmd's instructions per saga
  * (callgrind). Here yajl's event parser fills nodes of the same public
- * layout (struct yajl_val_s: callers keep the YAJL_* accessors) into a few
- * large chunks, each container's members gathered on a stack and copied
- * out at its end, and json_free releases the chunks at once. What
+ * layout (struct yajl_val_s: callers keep the YAJL_* accessors) in an
+ * arena (arena.h), each container's members gathered on a stack and copied
+ * out at its end, and json_free frees the arena at once. What
  * yajl_tree_parse would give is kept: comments allowed, number flags set
  * the same way, duplicate keys kept in order. */
 
-struct json_chunk {
-    struct json_chunk *next;
-    size_t used, cap;
-    _Alignas(16) char data[];
-};
-
-/* The root node sits in the first chunk's header, so json_free finds the
- * chunks from the pointer json_parse returned. */
+/* The document header comes first in its own arena and holds it, with the
+ * root node, so json_free finds the arena from the pointer json_parse
+ * returned. */
 typedef struct json_doc {
-    struct json_chunk *chunks; /* later chunks */
+    arena mem;
     struct yajl_val_s root;
-    size_t used, cap;
-    _Alignas(16) char data[];
 } json_doc;
 
 typedef struct json_item {
@@ -65,36 +59,14 @@ typedef struct build_ctx {
     int too_deep; /* parsing stopped at JSON_MAX_DEPTH */
 } build_ctx;
 
-/* n bytes from the document's chunks, 16-aligned; a full chunk is
- * followed by one twice its size. */
-static void *arena_alloc(build_ctx *x, size_t n) {
-    n = (n + 15) & ~(size_t)15;
-    json_doc *d = x->doc;
-    if (d->cap - d->used >= n) {
-        void *p = d->data + d->used;
-        d->used += n;
-        return p;
-    }
-    struct json_chunk *c = d->chunks;
-    if (!c || c->cap - c->used < n) {
-        size_t cap = c ? c->cap * 2 : d->cap * 2;
-        if (cap < n) cap = n;
-        c = xmalloc(sizeof *c + cap);
-        c->used = 0;
-        c->cap = cap;
-        c->next = d->chunks;
-        d->chunks = c;
-    }
-    void *p = c->data + c->used;
-    c->used += n;
-    return p;
+#define NODE_ALIGN _Alignof(struct yajl_val_s)
+
+static void *arena_node(build_ctx *x, size_t n) {
+    return arena_alloc(&x->doc->mem, n, NODE_ALIGN);
 }
 
 static char *arena_str(build_ctx *x, const unsigned char *s, size_t n) {
-    char *p = arena_alloc(x, n + 1);
-    if (n) memcpy(p, s, n);
-    p[n] = '\0';
-    return p;
+    return arena_strndup(&x->doc->mem, (const char *)s, n);
 }
 
 /* A new node; the document's first is the root in the header. */
@@ -104,7 +76,7 @@ static yajl_val node_new(build_ctx *x, yajl_type type) {
         v = &x->doc->root;
         x->root_taken = 1;
     } else {
-        v = arena_alloc(x, sizeof *v);
+        v = arena_node(x, sizeof *v);
     }
     memset(v, 0, sizeof *v);
     v->type = type;
@@ -213,10 +185,10 @@ static int on_close(void *ctx) {
     x->depth--;
     yajl_val v = x->open[x->depth].node;
     size_t first = x->open[x->depth].first, n = x->nitems - first;
-    yajl_val *vals = n ? arena_alloc(x, n * sizeof *vals) : NULL;
+    yajl_val *vals = n ? arena_node(x, n * sizeof *vals) : NULL;
     for (size_t i = 0; i < n; i++) vals[i] = x->items[first + i].val;
     if (v->type == yajl_t_object) {
-        const char **keys = n ? arena_alloc(x, n * sizeof *keys) : NULL;
+        const char **keys = n ? arena_node(x, n * sizeof *keys) : NULL;
         for (size_t i = 0; i < n; i++) keys[i] = x->items[first + i].key;
         v->u.object.keys = keys;
         v->u.object.values = vals;
@@ -241,13 +213,12 @@ yajl_val json_parse(const char *text, size_t len, char *err, size_t errlen) {
     }
     /* Nodes, strings and arrays of a typical request fit the first chunk.
      * x is not zeroed as a whole: its open[] is 6 kB. */
-    size_t cap = 2 * len + 1024;
     build_ctx x;
+    arena mem;
+    arena_init(&mem, sizeof(json_doc) + 2 * len + 1024);
+    x.doc = arena_alloc(&mem, sizeof *x.doc, _Alignof(json_doc));
+    x.doc->mem = mem; /* from here on the arena is the document's */
     json_item items[32];
-    x.doc = xmalloc(sizeof *x.doc + cap);
-    x.doc->chunks = NULL;
-    x.doc->used = 0;
-    x.doc->cap = cap;
     x.root_taken = 0;
     x.items = x.items_local = items;
     x.nitems = 0;
@@ -282,12 +253,8 @@ yajl_val json_parse(const char *text, size_t len, char *err, size_t errlen) {
 void json_free(yajl_val root) {
     if (!root) return;
     json_doc *d = (json_doc *)((char *)root - offsetof(json_doc, root));
-    while (d->chunks) {
-        struct json_chunk *next = d->chunks->next;
-        free(d->chunks);
-        d->chunks = next;
-    }
-    free(d);
+    arena mem = d->mem; /* d itself lives in it */
+    arena_free(&mem);
 }
 
 yajl_val json_field(yajl_val obj, const char *key) {

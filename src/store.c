@@ -58,39 +58,21 @@ static struct {
     int stopping;
 } st;
 
-struct ra_chunk {
-    struct ra_chunk *next;
-    size_t used, cap;
-    char data[];
-};
+/* Arguments' bytes: the arena starts small and doubles: most commands are
+ * a few short arguments, and every command waiting for Redis keeps its
+ * arena (Store.MaxQueued of them per node while one reconnects; 10,000
+ * SIGTERM hand-backs at once), so a fixed 4 kB chunk plus 64 argument
+ * slots cost 5 kB per command where 300 bytes do. */
+#define RA_FIRST_CHUNK 240
+#define RA_FIRST_ARGS 8
 
 void ra_init(rargs *a) {
     memset(a, 0, sizeof *a);
+    arena_init(&a->bytes, RA_FIRST_CHUNK);
 }
 
-/* Copy n bytes (plus a NUL) into the arena. Chunks start small and double:
- * most commands are a few short arguments, and every command waiting for
- * Redis keeps its arena (Store.MaxQueued of them per node while one
- * reconnects; 10,000 SIGTERM hand-backs at once), so a fixed 4 kB chunk
- * plus 64 argument slots cost 5 kB per command where 300 bytes do. */
-#define RA_FIRST_CHUNK 240
-#define RA_FIRST_ARGS 8
 static char *ra_copy(rargs *a, const char *s, size_t n) {
-    struct ra_chunk *c = a->chunks;
-    if (!c || c->cap - c->used < n + 1) {
-        size_t cap = c ? c->cap * 2 : RA_FIRST_CHUNK;
-        if (cap < n + 1) cap = n + 1;
-        c = xmalloc(sizeof *c + cap);
-        c->used = 0;
-        c->cap = cap;
-        c->next = a->chunks;
-        a->chunks = c;
-    }
-    char *p = c->data + c->used;
-    if (n) memcpy(p, s, n);
-    p[n] = '\0';
-    c->used += n + 1;
-    return p;
+    return arena_strndup(&a->bytes, s, n);
 }
 
 /* Room for n more arguments (slots double, starting at RA_FIRST_ARGS).
@@ -151,11 +133,7 @@ void ra_addi(rargs *a, int64_t v) {
 }
 
 void ra_free(rargs *a) {
-    while (a->chunks) {
-        struct ra_chunk *next = a->chunks->next;
-        free(a->chunks);
-        a->chunks = next;
-    }
+    arena_free(&a->bytes);
     free(a->argv); /* lens too: the same block */
     ra_init(a);
 }

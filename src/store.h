@@ -17,6 +17,8 @@
 
 #include "config.h"
 
+#include "arena.h"
+
 #include <hiredis/hiredis.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -24,16 +26,15 @@
 struct event_base;
 
 /* A Redis command line under construction; owns copies of its arguments.
- * The bytes live in a small arena of chunks (each argument NUL-terminated),
- * so building a command of fifty fields costs a few allocations, not a
- * hundred; argv[i] stays valid until ra_free. Moving the struct (plain
- * assignment) moves the ownership. */
-struct ra_chunk;
+ * The bytes live in an arena (each argument NUL-terminated), so building a
+ * command of fifty fields costs a few allocations, not a hundred; argv[i]
+ * stays valid until ra_free. Moving the struct (plain assignment) moves the
+ * ownership. */
 typedef struct rargs {
     int argc, cap;
     char **argv;
     size_t *lens; /* in the block argv points to (ra_reserve) */
-    struct ra_chunk *chunks;
+    arena bytes;
 } rargs;
 
 void ra_init(rargs *a);
