@@ -191,4 +191,10 @@ bench: deps all bench/stub
 bench-soak: deps all bench/stub
 	sh bench/soak.sh
 
+# Instructions per transaction under callgrind: comparable across runs and
+# builds where tx/s and CPU time drift with the machine (bench/callgrind.sh).
+.PHONY: bench-callgrind
+bench-callgrind: deps all bench/stub
+	sh bench/callgrind.sh
+
 -include $(wildcard $(BUILD)/*.d)
