@@ -45,36 +45,10 @@ saga_empty_wait) wl="BENCH_TYPE=saga BENCH_EMPTY=1 BENCH_WAIT=1" ;;
 *) die "unknown WORKLOAD $WORKLOAD (saga, saga_wait, msg, saga_empty_wait)" ;;
 esac
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/dtmd-callgrind.XXXXXX")
-pids=""
-cleanup() {
-    for p in $pids; do kill -TERM "$p" 2>/dev/null || true; done
-    for p in $pids; do
-        i=0
-        while kill -0 "$p" 2>/dev/null && [ $i -lt 100 ]; do
-            sleep 0.1
-            i=$((i + 1))
-        done
-        kill -KILL "$p" 2>/dev/null || true
-    done
-    if [ "${KEEP:-}" = 1 ]; then say "kept $tmp"; else rm -rf "$tmp"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-port() { "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-wait_for() { # pid cmd...: until cmd succeeds (30 s) while pid lives
-    p=$1
-    shift
-    i=0
-    until "$@" >/dev/null 2>&1; do
-        kill -0 "$p" 2>/dev/null || return 1
-        i=$((i + 1))
-        [ $i -le 300 ] || return 1
-        sleep 0.1
-    done
-}
+. "$here/lib.sh"
+bench_tmp callgrind
+STOP_WAIT=100 # dtmd writes its callgrind file when it stops
+WAIT_S=30     # and starts slowly under valgrind
 
 RPORT=$(port)
 redis-server --bind 127.0.0.1 --port "$RPORT" --save '' --appendonly no --dir "$tmp" \

@@ -158,18 +158,8 @@ for p in range(int(sys.argv[1]), 55535):
 PYEOF
 }
 
-# Wait until "$@" succeeds (up to 10 s) while pid $1 is alive.
-wait_for() {
-    pid=$1
-    shift
-    i=0
-    until "$@" >/dev/null 2>&1; do
-        kill -0 "$pid" 2>/dev/null || return 1
-        i=$((i + 1))
-        [ $i -le 100 ] || return 1
-        sleep 0.1
-    done
-}
+# wait_for PID CMD: until CMD succeeds (up to 10 s) while PID lives.
+. "$here/lib.sh"
 
 now() { date +%s.%N; }
 

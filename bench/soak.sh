@@ -41,36 +41,9 @@ command -v wrk >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install
     die "wrk not found (make bench installs it)"
 make -C "$top" --no-print-directory all bench/stub >/dev/null || die "make failed"
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/dtmd-soak.XXXXXX")
-pids=""
-cleanup() {
-    for p in $pids; do kill -TERM "$p" 2>/dev/null || true; done
-    for p in $pids; do
-        i=0
-        while kill -0 "$p" 2>/dev/null && [ $i -lt 50 ]; do
-            sleep 0.1
-            i=$((i + 1))
-        done
-        kill -KILL "$p" 2>/dev/null || true
-    done
-    if [ "${KEEP:-}" = 1 ]; then say "kept $tmp"; else rm -rf "$tmp"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+. "$here/lib.sh"
+bench_tmp soak
 
-port() { "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-wait_for() { # pid cmd...: until cmd succeeds (10 s) while pid lives
-    p=$1
-    shift
-    i=0
-    until "$@" >/dev/null 2>&1; do
-        kill -0 "$p" 2>/dev/null || return 1
-        i=$((i + 1))
-        [ $i -le 100 ] || return 1
-        sleep 0.1
-    done
-}
 kb() { awk -v f="$2:" '$1 == f {print $2}' "/proc/$1/status"; }
 
 start_redis() { # name -> sets RPORT, adds the pid
