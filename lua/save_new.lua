@@ -1,7 +1,9 @@
 -- save_new.lua: store a new transaction atomically, unless its gid exists.
 --
 -- KEYS[1] transaction hash, KEYS[2] shard due zset, KEYS[3] shard index zset
--- ARGV[1] gid, ARGV[2] due time (ms), ARGV[3] TTL (s), ARGV[4..] field/value pairs
+-- ARGV[1] gid, ARGV[2] due time (ms), or '-' for a transaction stored already
+-- finished (it settled at creation: engine_settle_new), ARGV[3] TTL (s),
+-- ARGV[4..] field/value pairs
 -- Returns {'OK', ''} or {'EXISTS', <current status>}; an existing
 -- transaction is never modified (dtmd never overwrites stored fields).
 local cur = redis.call('HGET', KEYS[1], 'status')
@@ -10,6 +12,8 @@ if cur then
 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 4))
 redis.call('EXPIRE', KEYS[1], ARGV[3])
-redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+if ARGV[2] ~= '-' then
+  redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+end
 redis.call('ZADD', KEYS[3], 0, ARGV[1])
 return {'OK', ''}

@@ -252,6 +252,11 @@ static void saved(void *arg, redisReply *reply, const char *err) {
             api_reply_ok(c);
             return;
         }
+        if (global_status_final(c->t->status)) { /* settled at creation: done */
+            engine_settled(c->t);
+            api_reply_ok(c);
+            return;
+        }
         trans *t = c->t;
         c->t = NULL;
         drive(c, t);
@@ -284,17 +289,22 @@ static void save_new(api_call *c) {
     t->create_ms = t->update_ms = now;
     t->next_cron_interval_ms = trans_base_interval_ms(t, c->cfg);
     t->next_cron_ms = now + t->next_cron_interval_ms;
-    /* A new submit is driven here at once: held until its first due time
-     * (lua/claim.lua), which is also when the scanner would look at it. */
-    if ((c->op & 0xff) == OP_SUBMIT) t->lease_until_ms = engine_new_hold(t->gid, t->next_cron_ms);
     for (int i = 0; i < t->nbranches; i++)
         t->branches[i].create_ms = t->branches[i].update_ms = now;
+    int settled = (c->op & 0xff) == OP_SUBMIT && engine_settle_new(t, now);
+    /* A new submit is driven here at once: held until its first due time
+     * (lua/claim.lua), which is also when the scanner would look at it. */
+    if ((c->op & 0xff) == OP_SUBMIT && !settled)
+        t->lease_until_ms = engine_new_hold(t->gid, t->next_cron_ms);
     rargs a;
     ra_init(&a);
     add_keys(&a, t->gid, 1);
     ra_adds(&a, t->gid);
-    ra_addi(&a, t->next_cron_ms);
-    ra_addi(&a, c->cfg->data_expire);
+    if (settled)
+        ra_adds(&a, "-"); /* finished: not due */
+    else
+        ra_addi(&a, t->next_cron_ms);
+    ra_addi(&a, settled ? c->cfg->finished_data_expire : c->cfg->data_expire);
     trans_hash_fields(t, &a);
     store_script("save_new", 3, &a, saved, c);
 }

@@ -715,6 +715,36 @@ void pass_record_final(pass *p, int bi, int new_status, branch_outcome o, int st
     pass_write(p, from, &f, due, finished);
 }
 
+/* ---- transactions that settle at creation ----------------------------- */
+
+int pass_settle_actions(trans *t, int64_t now) {
+    for (int i = 0; i < t->nbranches; i++)
+        if (strcmp(t->branches[i].op, "action") == 0 && t->branches[i].url[0]) return 0;
+    for (int i = 0; i < t->nbranches; i++) {
+        branch *b = &t->branches[i];
+        if (strcmp(b->op, "action") != 0) continue;
+        b->status = BS_SUCCEED;
+        b->finish_ms = b->update_ms = now;
+    }
+    return 1;
+}
+
+int engine_settle_new(trans *t, int64_t now) {
+    const pass_ops *ops = ops_for(t->type);
+    if (!ops->settle_new || !ops->settle_new(t, eng.cfg, now)) return 0;
+    t->status = GS_SUCCEED;
+    t->update_ms = t->finish_ms = now;
+    t->lease_until_ms = 0; /* no pass will hold it */
+    return 1;
+}
+
+void engine_settled(const trans *t) {
+    log_info("gid %s: stored as %s at once: every branch to call has an empty URL", t->gid,
+             global_status_name(t->status));
+    metrics_trans(trans_type_name(t->type), t->status == GS_SUCCEED,
+                  (double)(now_ms() - t->create_ms) / 1000.0);
+}
+
 int engine_init(struct event_base *base, const dtmd_config *cfg) {
     memset(&eng, 0, sizeof eng);
     eng.base = base;

@@ -40,6 +40,16 @@ void engine_shutdown(void); /* ends every pass; callbacks get err "shutting down
  * same gid is running, t is dropped and done is attached to that pass. */
 void engine_drive(trans *t, pass_done_cb *done, void *arg);
 
+/* A new transaction about to be stored (save_new): if its first pass would
+ * end at once without calling anything - a saga or msg whose every action
+ * has an empty URL, dtm's own benchmark shape - apply that outcome to t
+ * (branches and status, times = now) and return 1. The caller then stores
+ * it finished (no due time, the finished TTL), answers without a pass, and
+ * reports it with engine_settled: one Redis round trip for the whole
+ * transaction instead of two, and no pass to run. Else t is unchanged. */
+int engine_settle_new(trans *t, int64_t now);
+void engine_settled(const trans *t); /* log and metrics of a settled one */
+
 /* Is a pass for gid running in this process? */
 int engine_active(const char *gid);
 int engine_active_count(void);

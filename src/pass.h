@@ -21,6 +21,12 @@ typedef struct pass_ops {
     void (*on_result)(pass *p, int bi, branch_outcome o, long status, const char *body, size_t len);
     /* Free p->mode (mode-private state); NULL if the mode keeps none. */
     void (*free_mode)(void *mode);
+    /* A new transaction about to be stored: would its first pass end at once
+     * without calling anything (every branch it would call has an empty URL,
+     * which succeeds without a call)? Then apply that pass's outcome to t in
+     * memory and return 1: it is stored finished, in one write and without a
+     * pass (engine_settle_new). NULL: the mode never settles at creation. */
+    int (*settle_new)(trans *t, const dtmd_config *cfg, int64_t now);
 } pass_ops;
 
 struct pass {
@@ -97,6 +103,10 @@ void pass_set_status(pass *p, int status, const char *reason);
 static inline int pass_can_launch(const pass *p) {
     return !p->stopped && p->writes == 0;
 }
+
+/* For settle_new: if every action branch of t has an empty URL, mark them
+ * all succeeded at now and return 1; else change nothing and return 0. */
+int pass_settle_actions(trans *t, int64_t now);
 
 /* now, as the pass sees it */
 int64_t pass_now(void);

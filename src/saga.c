@@ -227,4 +227,11 @@ static void saga_on_result(pass *p, int bi, branch_outcome o, long status, const
     }
 }
 
-const pass_ops saga_ops = {saga_advance, saga_on_result, saga_free_state};
+/* A new saga whose actions all have empty URLs: forward() would "call"
+ * each (an instant success), find them all succeeded and set succeed. */
+static int saga_settle_new(trans *t, const dtmd_config *cfg, int64_t now) {
+    return t->status == GS_SUBMITTED && !trans_timed_out(t, cfg, now) &&
+           pass_settle_actions(t, now);
+}
+
+const pass_ops saga_ops = {saga_advance, saga_on_result, saga_free_state, saga_settle_new};

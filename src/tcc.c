@@ -79,5 +79,5 @@ static void phase2_on_result(pass *p, int bi, branch_outcome o, long status, con
     pass_record_result(p, bi, -1, o);
 }
 
-const pass_ops tcc_ops = {phase2_advance, phase2_on_result, NULL};
-const pass_ops xa_ops = {phase2_advance, phase2_on_result, NULL};
+const pass_ops tcc_ops = {phase2_advance, phase2_on_result, NULL, NULL};
+const pass_ops xa_ops = {phase2_advance, phase2_on_result, NULL, NULL};

@@ -47,4 +47,4 @@ static void workflow_on_result(pass *p, int bi, branch_outcome o, long status, c
     pass_record_result(p, -1, -1, o);
 }
 
-const pass_ops workflow_ops = {workflow_advance, workflow_on_result, NULL};
+const pass_ops workflow_ops = {workflow_advance, workflow_on_result, NULL, NULL};

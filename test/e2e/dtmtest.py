@@ -15,7 +15,10 @@ The fixtures that wire these together live in conftest.py.
 
 import base64
 import collections
+import contextlib
+import hashlib
 import http.client
+import itertools
 import json
 import os
 import re
@@ -257,6 +260,24 @@ class Resp:
 # --------------------------------------------------------------------------
 # redis-server
 
+_markers = itertools.count()
+# lua/<name>.lua by the SHA1 dtmd runs it under (EVALSHA), to name the scripts
+# MONITOR shows
+SCRIPT_NAMES = {hashlib.sha1(p.read_bytes()).hexdigest(): p.stem
+                for p in (REPO / "lua").glob("*.lua")}
+
+
+def scripts_run(seen, gid):
+    """The names of the Lua scripts run on gid, in order, in lines that
+    RedisServer.monitor() recorded."""
+    out = []
+    for line in seen:
+        m = re.search(r'"evalsha" "([0-9a-f]{40})"', line, re.I)
+        if m and gid in line:
+            out.append(SCRIPT_NAMES.get(m.group(1), m.group(1)))
+    return out
+
+
 class RedisServer:
     def __init__(self, workdir):
         self.dir = Path(workdir)
@@ -345,6 +366,28 @@ class RedisServer:
                 elif kind == "hash" and r("HEXISTS", k, g):
                     found.append("hash %s field" % k)
         return found
+
+    @contextlib.contextmanager
+    def monitor(self):
+        """Record the commands every client sends while the block runs (Redis
+        MONITOR): yields a list, filled with one line per command (quoted
+        arguments, as MONITOR prints them) when the block ends."""
+        seen = []
+        r = Resp("127.0.0.1", self.port)
+        try:
+            assert r("MONITOR") == "OK"
+            yield seen
+            time.sleep(0.3)  # what dtmd sends after answering arrives too
+            marker = "monitor-end-%d" % next(_markers)
+            self.cmd("ECHO", marker)  # printed after everything sent before it
+            r.sock.settimeout(5.0)
+            while True:
+                line = r.f.readline().decode("utf-8", "replace").rstrip("\r\n")
+                if not line or marker in line:
+                    break
+                seen.append(line[1:])
+        finally:
+            r.close()
 
     def log_tail(self, n=40):
         try:

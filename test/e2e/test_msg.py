@@ -16,7 +16,7 @@ import urllib.parse
 import pytest
 
 from dtmtest import (ERROR, ONGOING, P, S, F, SUCCESS_BODY, Stub, b64, free_port, new_gid,
-                     parse_time, wait_until)
+                     parse_time, scripts_run, wait_until)
 
 OK = (200, SUCCESS_BODY, 0)
 FAIL_409 = (409, '{"error":"reason:Insufficient balance. FAILURE"}', 0)
@@ -458,6 +458,28 @@ def test_msg_empty_url_and_empty_payload(dtmd, stub, gid):
     assert names(calls) == ["TransIn"], stub.summary()
     assert calls[0].method == "GET" and calls[0].body == b""
     assert calls[0].raw_query == "branch_id=02&gid=%s&op=action&trans_type=msg" % gid
+
+
+def test_msg_empty_urls_settle_in_one_write(dtmd, stub, redis_server, gid):
+    """Every action URL empty, no delay: delivering would succeed at once without a
+    call, so the submit stores the msg succeed in its one script."""
+    with redis_server.monitor() as seen:
+        post_ok(dtmd, "/submit", msg(gid, ["", ""], wait_result=True))
+        q = dtmd.query(gid)
+    assert q["transaction"]["status"] == S, q
+    assert statuses(q) == [S, S]
+    assert scripts_run(seen, gid) == ["save_new"]
+    assert stub.calls() == [], stub.summary()
+
+
+def test_msg_empty_urls_with_delay_wait_for_it(dtmd, stub, gid):
+    """A delay still holds an empty-URL msg back: it is not settled at submit."""
+    t0 = time.monotonic()
+    post_ok(dtmd, "/submit", msg(gid, ["", ""], custom_data={"delay": 1}))
+    assert dtmd.status(gid) == "submitted"
+    dtmd.wait_status(gid, S, timeout=10)
+    assert time.monotonic() - t0 >= 0.95
+    assert statuses(dtmd.query(gid)) == [S, S]
 
 
 # --------------------------------------------------------------------------

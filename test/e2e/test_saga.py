@@ -15,7 +15,7 @@ import urllib.parse
 import pytest
 
 from dtmtest import (ERROR, F, ONGOING, P, RFC3339, S, SUCCESS_BODY, Stub, b64, free_port,
-                     http_request, new_gid, parse_time, saga, wait_until)
+                     http_request, new_gid, parse_time, saga, scripts_run, wait_until)
 
 FAIL_409 = (409, '{"error":"reason:Insufficient balance. FAILURE"}', 0)
 FAIL_200 = (200, '{"dtm_result":"FAILURE","message":"Insufficient balance"}', 0)
@@ -451,6 +451,46 @@ def test_empty_url_branches(dtmd, stub, gid):
     q = dtmd.wait_status(gid, S)
     assert [b["status"] for b in q["branches"]] == [P, S, P, S]
     assert names(stub.calls()) == ["TransOut"]
+
+
+@pytest.mark.parametrize("wait", [False, True], ids=["no-wait", "wait_result"])
+def test_empty_action_urls_settle_in_one_write(dtmd, stub, redis_server, gid, wait):
+    """Every action URL empty (dtm's benchmark shape): the first pass would succeed at
+    once without a call, so the submit stores the saga finished in its one script -
+    no second write, never due, finished TTL - and answers 200 either way."""
+    body = saga(gid, [("", stub.url("TransOutRevert")), ("", "")], wait_result=wait)
+    with redis_server.monitor() as seen:
+        submit_ok(dtmd, body)
+        q = dtmd.query(gid)  # at once: no pass has to run first
+    assert q["transaction"]["status"] == S, q
+    assert q["transaction"].get("finish_time"), q
+    assert [b["status"] for b in q["branches"]] == [P, S, P, S]
+    assert all(b.get("finish_time") for b in q["branches"][1::2]), q["branches"]
+    assert scripts_run(seen, gid) == ["save_new"]
+    assert not [m for m in redis_server.mentions(gid) if m.startswith("zset") and "due" in m], \
+        redis_server.mentions(gid)
+    for k in redis_server.keys_containing(gid):  # finished: FinishedDataExpire (1 day)
+        assert 0 < redis_server.cmd("TTL", k) <= 86400, (k, redis_server.cmd("TTL", k))
+    time.sleep(0.3)
+    assert stub.calls() == [], stub.summary()
+    # the same gid again: it is finished, so the submit is refused and nothing changes
+    st, resp = dtmd.submit(body)
+    assert_409(st, resp)
+    assert dtmd.status(gid) == S
+
+
+def test_one_real_action_url_is_called_not_settled(dtmd, stub, redis_server, gid):
+    """The settle-at-submit shortcut needs every action empty: one real URL and the
+    saga is stored submitted and driven as usual: saved, then the call's result with
+    the empty step's and succeed in one write (lease_move, the hold for the call, may
+    come between them)."""
+    with redis_server.monitor() as seen:
+        submit_ok(dtmd, saga(gid, [("", ""), (stub.url("TransIn"), "")]))
+        dtmd.wait_status(gid, S)
+    writes = [s for s in scripts_run(seen, gid) if s != "lease_move"]
+    assert writes == ["save_new", "cas_update"], scripts_run(seen, gid)
+    assert names(stub.calls()) == ["TransIn"]
+    assert [b["status"] for b in dtmd.query(gid)["branches"]] == [P, S, P, S]
 
 
 def test_legacy_steps_data(dtmd, stub, gid):
