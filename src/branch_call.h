@@ -64,6 +64,13 @@ int branch_call_queued(void);
  * http_status 0 means transport error -> ERROR. */
 branch_outcome branch_classify(long http_status, const char *body, size_t body_len);
 
+/* Split an absolute http(s) URL into its origin (scheme://authority,
+ * url[0..*at)) and its request target: the path and query, url[*at..*at +
+ * *len), without a fragment. Returns 0 if the URL has no path starting with
+ * '/' or its target holds a byte that must not go on a request line as it is
+ * (space, control, DEL). */
+int branch_url_target(const char *url, size_t *at, size_t *len);
+
 /* url + "?" or "&" + branch_id=..&gid=..&op=..&trans_type=.. (sorted keys,
  * percent-encoded values, NULL values omitted). Returns a malloc'd string. */
 char *branch_build_url(const char *url, const char *gid, const char *trans_type,

@@ -104,6 +104,42 @@ void test_branch_build_url(void) {
     check_url("http://svc/x#f?g", "g1", NULL, NULL, NULL, "http://svc/x?gid=g1#f?g");
 }
 
+static void check_target(const char *url, const char *origin, const char *target) {
+    size_t at = 99, len = 99;
+    int ok = branch_url_target(url, &at, &len);
+    if (!origin) {
+        CHECK_INT(ok, 0);
+        return;
+    }
+    CHECK_INT(ok, 1);
+    char *o = xstrndup(url, at), *t = xstrndup(url + at, len);
+    CHECK_STR(o, origin);
+    CHECK_STR(t, target);
+    free(o);
+    free(t);
+}
+
+void test_branch_url_target(void) {
+    check_target("http://svc/api/x?branch_id=01&gid=g", "http://svc", "/api/x?branch_id=01&gid=g");
+    check_target("https://u:p@svc:8443/a/../b?q=1#frag?x", "https://u:p@svc:8443", "/a/../b?q=1");
+    check_target("http://[::1]:8080/p", "http://[::1]:8080", "/p");
+    check_target("HTTP://svc/", "HTTP://svc", "/");
+    check_target("http://svc/p%20q?a=%0D", "http://svc", "/p%20q?a=%0D");
+    /* no path: curl adds the "/" itself */
+    check_target("http://svc?gid=g", NULL, NULL);
+    check_target("http://svc#/x", NULL, NULL);
+    check_target("http://svc", NULL, NULL);
+    /* bytes that must not reach a request line as they are */
+    check_target("http://svc/p q", NULL, NULL);
+    check_target("http://svc/p?a=\r\nX: y", NULL, NULL);
+    check_target("http://svc/p\x7f", NULL, NULL);
+    check_target("http://svc/p#f g", "http://svc", "/p"); /* the fragment is never sent */
+    /* not an absolute URL */
+    check_target("/just/a/path", NULL, NULL);
+    check_target("", NULL, NULL);
+    check_target("thisisnotascheme://svc/p", NULL, NULL);
+}
+
 /* ---- test HTTP server ------------------------------------------------- */
 
 static struct event_base *t_base;
@@ -174,6 +210,10 @@ static void srv_handler(struct evhttp_request *req, void *arg) {
         ev_uint16_t port = 0;
         evhttp_connection_get_peer(evhttp_request_get_connection(req), &addr, &port);
         evbuffer_add_printf(out, "%u", (unsigned)port);
+    } else if (strlen(path) >= 9 && strcmp(path + strlen(path) - 9, "/echo-raw") == 0) {
+        /* the request target exactly as it arrived, and the Host header */
+        const char *host = evhttp_find_header(evhttp_request_get_input_headers(req), "Host");
+        evbuffer_add_printf(out, "%s|host=%s", evhttp_request_get_uri(req), host ? host : "-");
     } else if (strcmp(path, "/echo") == 0) {
         struct evkeyvalq *h = evhttp_request_get_input_headers(req);
         struct evbuffer *in = evhttp_request_get_input_buffer(req);
@@ -490,6 +530,22 @@ void test_branch_call_http(void) {
          200,
          NULL,
          "|ct=application/json*1|x=-*0|expect=-|evil=0|cl=1572864|bbbb"},
+        /* the path goes out as written (dot segments too, as dtm's Go client
+         * sends it), the fragment never */
+        {"/a/./b/../echo-raw#frag?x",
+         "g1",
+         "saga",
+         "01",
+         "action",
+         NULL,
+         0,
+         0,
+         {0},
+         3,
+         BR_SUCCESS,
+         200,
+         NULL,
+         "/a/./b/../echo-raw?branch_id=01&gid=g1&op=action&trans_type=saga|host=127.0.0.1:"},
         /* a 2 MiB response is truncated to 1 MiB */
         {"/big", "g1", "saga", "01", "action", NULL, 0, 0, {0}, 3, BR_SUCCESS, 200, NULL, NULL},
         /* transport errors and refused schemes */
