@@ -160,6 +160,22 @@ static void record_metrics(const api_call *c, int code) {
 }
 
 /* Send the answer (if the client is still there), record it, free c. */
+/* The Date header of the current second. evhttp formats one for every
+ * answer that has none (gmtime_r and a printf: about 3,400 instructions of
+ * dtmd's 276,000 per saga, callgrind); the text only changes once a second. */
+static const char *date_header(void) {
+    static time_t last = -1;
+    static char text[64];
+    time_t now = time(NULL);
+    if (now != last) {
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(text, sizeof text, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        last = now;
+    }
+    return text;
+}
+
 static void reply_raw(api_call *c, int code, const char *content_type, const char *data,
                       size_t len) {
     if (c->api) record_metrics(c, code);
@@ -168,6 +184,7 @@ static void reply_raw(api_call *c, int code, const char *content_type, const cha
         if (c->conn) evhttp_connection_set_closecb(c->conn, NULL, NULL);
         struct evkeyvalq *h = evhttp_request_get_output_headers(c->req);
         evhttp_add_header(h, "Content-Type", content_type);
+        evhttp_add_header(h, "Date", date_header());
         struct evbuffer *out = evbuffer_new();
         evbuffer_add(out, data, len);
         const char *reason = code == 200   ? "OK"

@@ -5,6 +5,8 @@ Branch arrays are in storage order [compensate1, action1, compensate2,
 action2, ...] with statuses P/S/F = prepared/succeed/failed.
 """
 
+import email.utils
+import http.client
 import json
 import re
 import signal
@@ -73,6 +75,29 @@ def test_saga_success(dtmd, stub, redis_server, gid):
     assert inn[0].start >= out[0].end
     # the transaction really lives in Redis (makes the "nothing stored" checks meaningful)
     assert redis_server.mentions(gid), redis_server.keys()
+
+
+def test_answer_has_one_current_date_header(dtmd, stub, gid):
+    """Answers carry one Date header in HTTP's format (dtmd supplies it, cached per
+    second, instead of evhttp formatting one per answer)."""
+    conn = http.client.HTTPConnection("127.0.0.1", dtmd.port, timeout=10)
+    try:
+        for _ in range(3):
+            conn.request("POST", "/api/dtmsvr/submit",
+                         body=json.dumps(saga(new_gid("date"), [("", "")])),
+                         headers={"Content-Type": "application/json"})
+            resp = conn.getresponse()
+            resp.read()
+            assert resp.status == 200
+            dates = [v for k, v in resp.getheaders() if k.lower() == "date"]
+            assert len(dates) == 1, resp.getheaders()
+            assert re.fullmatch(r"[A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d GMT",
+                                dates[0]), dates
+            age = time.time() - email.utils.parsedate_to_datetime(dates[0]).timestamp()
+            assert -2 < age < 3, (dates[0], age)
+            time.sleep(0.6)
+    finally:
+        conn.close()
 
 
 @pytest.mark.parametrize("reply", [FAIL_409, FAIL_200], ids=["409", "200-body-FAILURE"])
