@@ -235,6 +235,8 @@ char *branch_build_url(const char *url, const char *gid, const char *trans_type,
     size_t base_len = frag ? (size_t)(frag - url) : strlen(url);
     sbuf b;
     sb_init(&b);
+    /* the usual size at once: a typical URL outgrew 64 and 128 bytes */
+    sb_reserve(&b, base_len + 64 + (gid ? 3 * strlen(gid) : 0) + (frag ? strlen(frag) : 0));
     sb_append(&b, url, base_len);
     int has_query = memchr(url, '?', base_len) != NULL;
     int need_sep = !(base_len > 0 && (url[base_len - 1] == '?' || url[base_len - 1] == '&'));

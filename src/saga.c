@@ -44,10 +44,15 @@ static saga_state *state_of(pass *p) {
         orders = json_field(root, "orders");
         if (orders && !YAJL_IS_OBJECT(orders)) orders = NULL;
     }
+    if (!orders) { /* the usual saga: no dependencies to lay out */
+        if (root) json_free(root);
+        p->mode = s;
+        return s;
+    }
     /* Count then fill (CSR layout). */
     int total = 0;
     int *count = xcalloc((size_t)s->nsteps + 1, sizeof(int));
-    for (size_t k = 0; orders && k < orders->u.object.len; k++) {
+    for (size_t k = 0; k < orders->u.object.len; k++) {
         int64_t step;
         yajl_val d = orders->u.object.values[k];
         if (parse_i64(orders->u.object.keys[k], &step) || step < 0 || step >= s->nsteps ||
@@ -59,7 +64,7 @@ static saga_state *state_of(pass *p) {
     for (int i = 0; i < s->nsteps; i++) s->dep_off[i + 1] = s->dep_off[i] + count[i];
     s->deps = xcalloc((size_t)total + 1, sizeof(int));
     memset(count, 0, sizeof(int) * ((size_t)s->nsteps + 1));
-    for (size_t k = 0; orders && k < orders->u.object.len; k++) {
+    for (size_t k = 0; k < orders->u.object.len; k++) {
         int64_t step;
         yajl_val d = orders->u.object.values[k];
         if (parse_i64(orders->u.object.keys[k], &step) || step < 0 || step >= s->nsteps ||

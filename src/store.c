@@ -103,6 +103,16 @@ void ra_add(rargs *a, const char *s, size_t n) {
     a->argc++;
 }
 
+char *ra_alloc(rargs *a, size_t n) {
+    ra_reserve(a, 1);
+    char *p = arena_alloc(&a->bytes, n + 1, 1);
+    p[n] = '\0';
+    a->argv[a->argc] = p;
+    a->lens[a->argc] = n;
+    a->argc++;
+    return p;
+}
+
 /* Put n arguments in front of a's, copied into a's arena, without copying
  * a's own: how store_script puts "EVALSHA <sha> <nkeys>" before a script's
  * keys and arguments. It copied all of them (about 30 per call) into a new

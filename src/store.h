@@ -39,6 +39,10 @@ typedef struct rargs {
 
 void ra_init(rargs *a);
 void ra_add(rargs *a, const char *s, size_t n);
+/* Add an argument of n bytes for the caller to fill in (returned; it is
+ * NUL-terminated after them): for values built from parts, without a
+ * buffer to copy from. */
+char *ra_alloc(rargs *a, size_t n);
 /* Replace argument i with a copy of s (n bytes). */
 void ra_set(rargs *a, int i, const char *s, size_t n);
 void ra_adds(rargs *a, const char *s); /* NULL is added as "" */

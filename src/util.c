@@ -67,6 +67,10 @@ static void sb_grow(sbuf *b, size_t n) {
     b->cap = cap;
 }
 
+void sb_reserve(sbuf *b, size_t n) {
+    sb_grow(b, n);
+}
+
 void sb_append(sbuf *b, const char *s, size_t n) {
     sb_grow(b, n);
     if (n) memcpy(b->ptr + b->len, s, n);

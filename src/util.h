@@ -21,6 +21,9 @@ void sb_init(sbuf *b);
 void sb_free(sbuf *b);
 void sb_reset(sbuf *b);
 void sb_append(sbuf *b, const char *s, size_t n);
+/* Make room for n more bytes now: one allocation instead of several when
+ * the final size is known or bounded. */
+void sb_reserve(sbuf *b, size_t n);
 void sb_puts(sbuf *b, const char *s);
 void sb_putc(sbuf *b, char c);
 void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

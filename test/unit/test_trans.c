@@ -1069,6 +1069,19 @@ void test_trans_hash_fields(void) {
           memcmp(d, "2:016:action10:http://s/abin\0ary\xff", dl) == 0); /* binary-safe */
     ra_free(&a);
 
+    /* counted lengths of one, two and three digits, an empty payload */
+    branch lb = {.branch_id = "7", .op = "", .url = NULL};
+    char url[130];
+    memset(url, 'u', sizeof url - 1);
+    url[sizeof url - 1] = '\0';
+    lb.url = url;
+    ra_init(&a);
+    branch_def_value(&lb, &a);
+    CHECK_INT(a.argc, 1);
+    CHECK_INT(a.lens[0], 3 + 2 + 4 + 129);
+    CHECK(a.lens[0] == 138 && memcmp(a.argv[0], "1:70:129:uuu", 12) == 0 && a.argv[0][138] == 0);
+    ra_free(&a);
+
     /* optional text fields are left out when unset */
     trans *m = trans_new();
     m->gid = xstrdup("m");
