@@ -509,13 +509,17 @@ static int header_same_name(const char *a, const char *b) {
 static struct curl_slist *g_default_headers;
 
 static struct curl_slist *build_headers(const branch_request *req) {
-    const char *defaults[2] = {"Content-Type: application/json", "Expect:"};
-    int n = 2 + (req->nheaders > 0 ? req->nheaders : 0);
+    /* "Name:" removes a header curl would add: Expect (100-continue waits
+     * for large bodies) and Accept, which dtm's Go client does not send
+     * either (curl prints each request header byte by byte: its Accept
+     * line cost 3,500 instructions per saga, callgrind). */
+    enum { NDEF = 3 };
+    const char *defaults[NDEF] = {"Content-Type: application/json", "Expect:", "Accept:"};
+    int n = NDEF + (req->nheaders > 0 ? req->nheaders : 0);
     const char **all = xcalloc((size_t)n, sizeof *all);
-    all[0] = defaults[0];
-    all[1] = defaults[1];
-    for (int i = 2; i < n; i++) {
-        const char *h = req->headers[i - 2];
+    for (int i = 0; i < NDEF; i++) all[i] = defaults[i];
+    for (int i = NDEF; i < n; i++) {
+        const char *h = req->headers[i - NDEF];
         if (!h || !*h || strpbrk(h, "\r\n")) {
             if (h && *h) log_warn("branch call: dropping header with CR/LF");
             continue;

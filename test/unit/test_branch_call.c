@@ -212,8 +212,10 @@ static void srv_handler(struct evhttp_request *req, void *arg) {
         evbuffer_add_printf(out, "%u", (unsigned)port);
     } else if (strlen(path) >= 9 && strcmp(path + strlen(path) - 9, "/echo-raw") == 0) {
         /* the request target exactly as it arrived, and the Host header */
-        const char *host = evhttp_find_header(evhttp_request_get_input_headers(req), "Host");
-        evbuffer_add_printf(out, "%s|host=%s", evhttp_request_get_uri(req), host ? host : "-");
+        struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+        const char *host = evhttp_find_header(h, "Host"), *acc = evhttp_find_header(h, "Accept");
+        evbuffer_add_printf(out, "%s|accept=%s|host=%s", evhttp_request_get_uri(req),
+                            acc ? acc : "-", host ? host : "-");
     } else if (strcmp(path, "/echo") == 0) {
         struct evkeyvalq *h = evhttp_request_get_input_headers(req);
         struct evbuffer *in = evhttp_request_get_input_buffer(req);
@@ -531,7 +533,8 @@ void test_branch_call_http(void) {
          NULL,
          "|ct=application/json*1|x=-*0|expect=-|evil=0|cl=1572864|bbbb"},
         /* the path goes out as written (dot segments too, as dtm's Go client
-         * sends it), the fragment never */
+         * sends it), the fragment never; no Accept header (nor does dtm send
+         * one) */
         {"/a/./b/../echo-raw#frag?x",
          "g1",
          "saga",
@@ -545,7 +548,23 @@ void test_branch_call_http(void) {
          BR_SUCCESS,
          200,
          NULL,
-         "/a/./b/../echo-raw?branch_id=01&gid=g1&op=action&trans_type=saga|host=127.0.0.1:"},
+         "/a/./b/../"
+         "echo-raw?branch_id=01&gid=g1&op=action&trans_type=saga|accept=-|host=127.0.0.1:"},
+        /* a branch header replaces a default one */
+        {"/echo-raw",
+         "g1",
+         "saga",
+         "01",
+         "action",
+         NULL,
+         0,
+         0,
+         {"Accept: text/plain"},
+         3,
+         BR_SUCCESS,
+         200,
+         NULL,
+         "|accept=text/plain|host="},
         /* a 2 MiB response is truncated to 1 MiB */
         {"/big", "g1", "saga", "01", "action", NULL, 0, 0, {0}, 3, BR_SUCCESS, 200, NULL, NULL},
         /* transport errors and refused schemes */
