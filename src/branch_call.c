@@ -545,10 +545,6 @@ static struct curl_slist *build_headers(const branch_request *req) {
     return list;
 }
 
-/* Give c a curl handle set up for its request. Only when it starts running:
- * a curl handle is several kilobytes, and with Limits.MaxInflightCalls
- * thousands of calls may wait (bench/soak.sh: 10,000 transactions in flight
- * took 96 MB of private memory with a handle per waiting call). */
 /* The parsed URL for curl (CURLOPT_CURLU), from url[0..len); NULL if curl
  * cannot parse it. */
 static CURLU *parse_url(char *url, size_t len) {
@@ -563,6 +559,10 @@ static CURLU *parse_url(char *url, size_t len) {
     return cu;
 }
 
+/* Give c a curl handle set up for its request. Only when it starts running:
+ * a curl handle is several kilobytes, and with Limits.MaxInflightCalls
+ * thousands of calls may wait (bench/soak.sh: 10,000 transactions in flight
+ * took 96 MB of private memory with a handle per waiting call). */
 static int easy_setup(struct branch_call *c) {
     CURL *e = c->easy = easy_get();
     if (!e) return -1;
@@ -580,9 +580,10 @@ static int easy_setup(struct branch_call *c) {
      * its own printf, a function call per byte, twice (the request line, and
      * a copy for authentication it builds whether or not there is any), and
      * parses the query first. dtmd's instructions per saga 315,000 ->
-     * 276,000 (make bench-callgrind). The path goes out as written, as dtm's Go client sends it;
-     * curl would have removed "." and ".." segments. Through a proxy the
-     * target must be the whole URL, so curl builds it as before. */
+     * 276,000 (make bench-callgrind). The path goes out as written, as
+     * dtm's Go client sends it; curl would have removed "." and ".."
+     * segments. Through a proxy the target must be the whole URL, so curl
+     * builds it as before. */
     size_t at, len;
     int split = g_no_proxy_env && branch_url_target(c->url, &at, &len);
     c->cu = parse_url(c->url, split ? at : strlen(c->url));
