@@ -600,7 +600,7 @@ void branch_def_value(const branch *b, rargs *a) {
      * growing and copied (4 allocations per saga fewer, callgrind). */
     const char *part[3] = {b->branch_id ? b->branch_id : "", b->op ? b->op : "",
                            b->url ? b->url : ""};
-    size_t len[3], total = b->data ? b->data_len : 0;
+    size_t data_len = b->data ? b->data_len : 0, len[3], total = data_len;
     for (int i = 0; i < 3; i++) {
         len[i] = strlen(part[i]);
         size_t digits = 1;
@@ -609,7 +609,7 @@ void branch_def_value(const branch *b, rargs *a) {
     }
     char *p = ra_alloc(a, total);
     for (int i = 0; i < 3; i++) p += put_counted(p, part[i], len[i]);
-    if (b->data_len) memcpy(p, b->data, b->data_len);
+    if (data_len) memcpy(p, b->data, data_len);
 }
 
 void branch_state_value(const branch *b, rargs *a) {

@@ -1081,6 +1081,12 @@ void test_trans_hash_fields(void) {
     CHECK_INT(a.lens[0], 3 + 2 + 4 + 129);
     CHECK(a.lens[0] == 138 && memcmp(a.argv[0], "1:70:129:uuu", 12) == 0 && a.argv[0][138] == 0);
     ra_free(&a);
+    /* a length without bytes is an empty payload, not a read past them */
+    branch nb = {.branch_id = "1", .op = "a", .url = "u", .data = NULL, .data_len = 5};
+    ra_init(&a);
+    branch_def_value(&nb, &a);
+    CHECK(a.argc == 1 && a.lens[0] == 9 && memcmp(a.argv[0], "1:11:a1:u", 9) == 0);
+    ra_free(&a);
 
     /* optional text fields are left out when unset */
     trans *m = trans_new();
