@@ -25,7 +25,7 @@ ALLOC_LIBS ?= -lmimalloc
 
 # Debian packages needed to build, run and test.
 DEB_PKGS  := build-essential pkg-config libevent-dev libhiredis-dev libcurl4-openssl-dev libmimalloc-dev \
-             libyajl-dev libyaml-dev redis-server python3-pytest curl valgrind
+             libyajl-dev libyaml-dev redis-server python3-pytest curl valgrind wrk
 PYTHON    := /usr/bin/python3
 
 # BUILD and BIN let the sanitizer build live beside the normal one.
