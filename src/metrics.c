@@ -112,32 +112,46 @@ double metrics_now(void) {
 
 /* Label text is built on the stack: looking a series up allocates nothing;
  * only a series seen for the first time is copied to the heap. Values past
- * the buffer are cut (label values here are short: names, ids, ops). */
+ * the buffer are cut (label values here are short: names, ids, ops). Only
+ * len needs setting up (LABELS_INIT): the text is kept terminated as it
+ * grows, so the buffer is never cleared first (three lookups per branch
+ * call). */
 typedef struct labels {
     char buf[384];
     size_t len;
 } labels;
 
+#define LABELS_INIT(l) ((l)->len = 0, (l)->buf[0] = '\0')
+
 static void lput(labels *l, char c) {
     if (l->len + 1 < sizeof l->buf) l->buf[l->len++] = c;
-    l->buf[l->len] = '\0';
 }
 
-/* Append name="value" with the value escaped as the exposition format wants. */
+/* n bytes that need no escaping, cut at the buffer's end */
+static void lputs(labels *l, const char *s, size_t n) {
+    size_t room = sizeof l->buf - 1 - l->len;
+    if (n > room) n = room;
+    memcpy(l->buf + l->len, s, n);
+    l->len += n;
+}
+
+/* Append name="value" with the value escaped as the exposition format
+ * wants. Whole runs are copied: a saga looks up about 16 labels. */
 static void put_label(labels *l, const char *name, const char *value) {
     if (l->len) lput(l, ',');
-    for (const char *p = name; *p; p++) lput(l, *p);
-    lput(l, '=');
-    lput(l, '"');
-    for (const char *p = value ? value : ""; *p; p++) {
-        if (*p == '\\' || *p == '"')
-            lput(l, '\\'), lput(l, *p);
-        else if (*p == '\n')
-            lput(l, '\\'), lput(l, 'n');
-        else
-            lput(l, *p);
+    lputs(l, name, strlen(name));
+    lputs(l, "=\"", 2);
+    for (const char *p = value ? value : ""; *p;) {
+        size_t run = strcspn(p, "\\\"\n");
+        lputs(l, p, run);
+        p += run;
+        if (!*p) break;
+        lput(l, '\\');
+        lput(l, *p == '\n' ? 'n' : *p);
+        p++;
     }
     lput(l, '"');
+    l->buf[l->len] = '\0';
 }
 
 /* The series of f with these labels, created on first use. */
@@ -169,7 +183,8 @@ static void observe(family *f, const labels *l, double v) {
 }
 
 void metrics_http(const char *api, int code, double seconds) {
-    labels l = {.len = 0};
+    labels l;
+    LABELS_INIT(&l);
     put_label(&l, "type", "http");
     put_label(&l, "api", api);
     observe(&f_response, &l, seconds);
@@ -178,7 +193,8 @@ void metrics_http(const char *api, int code, double seconds) {
 }
 
 void metrics_trans(const char *model, int ok, double age_seconds) {
-    labels l = {.len = 0};
+    labels l;
+    LABELS_INIT(&l);
     put_label(&l, "model", model);
     observe(&f_handled, &l, age_seconds);
     put_label(&l, "status", ok ? "ok" : "fail");
@@ -188,13 +204,15 @@ void metrics_trans(const char *model, int ok, double age_seconds) {
 void metrics_branch(const char *model, const char *branch_id, const char *op, int outcome,
                     double seconds) {
     static const char *const outcomes[] = {"success", "failure", "ongoing", "error"};
-    labels l = {.len = 0};
+    labels l;
+    LABELS_INIT(&l);
     put_label(&l, "model", model);
     put_label(&l, "branchid", branch_id);
     put_label(&l, "branchtype", op);
     put_label(&l, "status", outcome == 0 ? "ok" : "fail");
     series_of(&f_branch, &l)->count++;
-    labels d = {.len = 0};
+    labels d;
+    LABELS_INIT(&d);
     put_label(&d, "op", op);
     put_label(&d, "outcome", outcome >= 0 && outcome < 4 ? outcomes[outcome] : "error");
     observe(&f_branch_dur, &d, seconds < 0 ? 0 : seconds);
