@@ -695,6 +695,66 @@ void test_branch_call_reuse(void) {
     env_teardown();
 }
 
+/* ---- parsed origins, cached and shared (branch_call.c origin_get) -------
+ * More origins than the cache holds (64), first all at once (every entry in
+ * use: the calls past it parse their own), then again (cached ones shared
+ * by calls running together), then one by one (the least recently used
+ * entry replaced). Each origin is a listener of its own on the test server,
+ * and each call must reach its own: its Host header says which. */
+
+#define N_ORIGINS 70
+static int t_origin_port[N_ORIGINS];
+static struct result t_origin_res[N_ORIGINS];
+
+static void origin_call(int i) {
+    char url[96];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/o%d/echo-raw", t_origin_port[i], i);
+    branch_request req = {.url = url, .gid = "g", .op = "action", .timeout_s = 5};
+    t_origin_res[i].start_ms = now_ms();
+    CHECK(branch_call_start(&req, record_cb, &t_origin_res[i]) != NULL);
+}
+
+static void origin_check(int i) {
+    char want[96];
+    snprintf(want, sizeof want, "/o%d/echo-raw?gid=g&op=action|accept=-|host=127.0.0.1:%d", i,
+             t_origin_port[i]);
+    CHECK_INT(t_origin_res[i].called, 1);
+    CHECK_INT(t_origin_res[i].outcome, BR_SUCCESS);
+    CHECK_STR(t_origin_res[i].body ? t_origin_res[i].body : "", want);
+    free(t_origin_res[i].body);
+    memset(&t_origin_res[i], 0, sizeof t_origin_res[i]);
+}
+
+void test_branch_call_origins(void) {
+    if (env_setup() != 0) return;
+    for (int i = 0; i < N_ORIGINS; i++) {
+        struct evhttp_bound_socket *bs = evhttp_bind_socket_with_handle(t_http, "127.0.0.1", 0);
+        CHECK(bs != NULL);
+        if (!bs) return;
+        struct sockaddr_in sin;
+        socklen_t slen = sizeof sin;
+        CHECK(getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&sin, &slen) == 0);
+        t_origin_port[i] = ntohs(sin.sin_port);
+    }
+    memset(t_origin_res, 0, sizeof t_origin_res);
+    for (int round = 0; round < 2; round++) { /* all at once, twice */
+        t_calls = 0;
+        t_expected = N_ORIGINS;
+        for (int i = 0; i < N_ORIGINS; i++) origin_call(i);
+        event_base_dispatch(t_base);
+        for (int i = 0; i < N_ORIGINS; i++) origin_check(i);
+    }
+    for (int k = 0; k < 2 * N_ORIGINS; k++) { /* one at a time, from the end */
+        int i = N_ORIGINS - 1 - k % N_ORIGINS;
+        t_calls = 0;
+        t_expected = 1;
+        origin_call(i);
+        event_base_dispatch(t_base);
+        origin_check(i);
+    }
+    env_teardown();
+}
+
 /* ---- one pooled curl handle, call after call ---------------------------
  * A finished call's handle is pooled without curl_easy_reset: nothing of
  * one call (method, body, headers, timeout) may carry over to the next.
