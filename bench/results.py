@@ -179,6 +179,7 @@ def workloads(facts):
             "peak_rss_kb_each": [int(v) for v in g("hwm_kb_each").split()] or None,
             "rss_kb": int(g("rss_kb") or 0),
             "branch_calls": calls,
+            "redis_keys_at_start": int(g("keys0") or 0),
             "branch_calls_per_tx": round(calls / ok, 3) if ok else None,
             "redis_round_trips": rt,
             "redis_round_trips_per_tx": round(rt / ok, 3) if ok else None,
@@ -333,9 +334,11 @@ def report(facts, outdir):
         "cores: average CPU over the span, 'other' = processes outside this benchmark.",
     ]
     for r in ws:
-        if r["workload"] == "saga_half":
-            lines.append("saga_half: each connection pauses %.0f ms between requests -> %s submits/s."
-                         % (r["pause_ms"], fmt(r["submit_rps"])))
+        if r["workload"] in ("saga_half", "saga_half_fresh"):
+            lines.append("%s: each connection pauses %.0f ms between requests -> %s submits/s; "
+                         "%s keys in Redis at its start."
+                         % (r["workload"], r["pause_ms"], fmt(r["submit_rps"]),
+                            fmt(r["redis_keys_at_start"])))
     ct = cluster_table(ws, facts)
     if ct:
         lines += [""] + ct

@@ -10,7 +10,7 @@
 #      until every transaction it submitted has finished, and checks in Redis
 #      that each one is stored as succeed;
 #   3. runs the 2-step saga again at half of its measured peak, for the
-#      latency at that load;
+#      latency at that load, then once more on an emptied Redis;
 #   4. starts a private 3-master Redis Cluster (no replicas, no persistence)
 #      and runs the 2-step saga against it with one dtmd, then with two dtmd
 #      processes sharing it (two wrk in parallel, CONNS/2 connections each);
@@ -23,7 +23,8 @@
 #                  3 minutes on 2 cores with the default)
 #   CONNS=64       wrk connections;   THREADS=2   wrk threads
 #   WORKLOADS="saga saga_wait msg saga_empty_wait"   which, in this order
-#   HALF=1         also run the saga at half its peak rate (0 = skip)
+#   HALF=1         also run the saga at half its peak rate, on the Redis as
+#                  the runs left it and on an emptied one (0 = skip)
 #   CLUSTER=1      also run the saga on a 3-master Redis Cluster, with one and
 #                  with two dtmd (0 = skip)
 #   CLUSTER_DURATION=8s   length of each cluster run
@@ -384,6 +385,7 @@ workload() { # name type empty wait [delay_ms]
     fi
     say "workload $name: wrk $shape -d$WDUR (type $2, empty URLs $3, wait_result $4${5:+, ${5} ms pause}; $STORE_DESC)"
     calls0=$(curl -fsS "$STUB/__count")
+    keys0=$(rcli_each DBSIZE | awk '/^[0-9]+$/ {n += $1} END {print n + 0}')
     cmd0=$(cmdstats)
     # shellcheck disable=SC2086
     c0=$(ticks_sum $DPIDS) r0=$(ticks_sum $RPIDS) s0=$(ticks "$stub_pid") b0=$(busy_ticks)
@@ -427,6 +429,7 @@ workload() { # name type empty wait [delay_ms]
         echo "w.$name.rss_kb $(echo "$rss_each" | tr ' ' '\n' | sort -n | tail -n 1)"
         echo "w.$name.hwm_kb_each$hwm_each"
         echo "w.$name.branch_calls $((calls1 - calls0))"
+        echo "w.$name.keys0 $keys0"
         echo "w.$name.cmd0 $cmd0"
         echo "w.$name.cmd1 $cmd1"
         echo "w.$name.tally $(tally "$tag-")"
@@ -458,6 +461,12 @@ done
 if [ "$HALF" = 1 ] && grep -q '^w.saga.t_done' "$facts"; then
     pause=$("$PY" "$here/results.py" half-delay "$facts" "$CONNS")
     workload saga_half saga 0 0 "$pause"
+    # Again on an empty Redis: the runs before leave some 400,000 finished
+    # transactions stored (FinishedDataExpire: a day), and Redis itself then
+    # stalls for 10 - 35 ms now and then (LATENCY LATEST), which decides
+    # the p99; this run shows dtmd's latency without that.
+    rcli FLUSHALL >/dev/null
+    workload saga_half_fresh saga 0 0 "$pause"
 fi
 
 {

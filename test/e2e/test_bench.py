@@ -175,10 +175,12 @@ def test_runner_completes_every_transaction_and_stops_everything(tmp_path, stub_
     assert res["ceilings"]["http_stub_rps"] > 0 and res["ceilings"]["redis_evalsha_cas_update_ops"] > 0
     assert res["dtmd"]["peak_rss_kb"] >= res["dtmd"]["idle_rss_kb"] > 0
     runs = {w["workload"]: w for w in res["workloads"]}
-    assert set(runs) == {"saga", "msg", "saga_empty_wait", "saga_half"}, list(runs)
+    assert set(runs) == {"saga", "msg", "saga_empty_wait", "saga_half", "saga_half_fresh"}, \
+        list(runs)
     # Redis round trips and branch calls per transaction (the scanner's few
     # commands ride on top, hence the tolerance)
-    expect = {"saga": (3, 2), "msg": (3, 2), "saga_empty_wait": (1, 0), "saga_half": (3, 2)}
+    expect = {"saga": (3, 2), "msg": (3, 2), "saga_empty_wait": (1, 0), "saga_half": (3, 2),
+              "saga_half_fresh": (3, 2)}
     for name, w in runs.items():
         assert w["completed"] > 0 and w["completed"] >= w["submits"] - w["non_2xx"], w
         assert set(w["statuses"]) == {"succeed"}, w["statuses"]
@@ -189,6 +191,10 @@ def test_runner_completes_every_transaction_and_stops_everything(tmp_path, stub_
         assert w["branch_calls_per_tx"] == calls, (name, w)
         assert w["completed_tps"] > 0 and w["dtmd_cpu_s_per_1000_tx"] > 0, w
     assert runs["saga_half"]["pause_ms"] > 0
+    assert runs["saga_half_fresh"]["pause_ms"] == runs["saga_half"]["pause_ms"]
+    # the runs before leave their transactions stored; the fresh run starts empty
+    assert runs["saga_half"]["redis_keys_at_start"] >= runs["saga"]["completed"]
+    assert runs["saga_half_fresh"]["redis_keys_at_start"] == 0
 
     md = (tmp_path / "results.md").read_text()
     assert "| workload | completed tx/s |" in md
