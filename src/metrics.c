@@ -111,26 +111,24 @@ double metrics_now(void) {
 }
 
 /* Label text is built on the stack: looking a series up allocates nothing;
- * only a series seen for the first time is copied to the heap. Values past
- * the buffer are cut (label values here are short: names, ids, ops). Only
- * len needs setting up (LABELS_INIT): the text is kept terminated as it
- * grows, so the buffer is never cleared first (three lookups per branch
- * call). */
+ * only a series seen for the first time is copied to the heap. A value is
+ * cut after LABEL_VALUE_MAX bytes (label values here are short: names, ids,
+ * ops; a branch id comes from the client, though), so the at most four
+ * labels of a series always fit, closing quotes included: a cut inside an
+ * escape or before a quote would break the whole exposition. Only len needs
+ * setting up (LABELS_INIT): the buffer is never cleared first (three
+ * lookups per branch call). */
+#define LABEL_VALUE_MAX 64
+#define LABELS_MAX 4 /* per series */
 typedef struct labels {
-    char buf[384];
+    /* per label: ',' name (< 16) '="' value (escaped: 2 bytes a byte) '"' */
+    char buf[LABELS_MAX * (1 + 16 + 2 + 2 * LABEL_VALUE_MAX + 1) + 1];
     size_t len;
 } labels;
 
 #define LABELS_INIT(l) ((l)->len = 0, (l)->buf[0] = '\0')
 
-static void lput(labels *l, char c) {
-    if (l->len + 1 < sizeof l->buf) l->buf[l->len++] = c;
-}
-
-/* n bytes that need no escaping, cut at the buffer's end */
 static void lputs(labels *l, const char *s, size_t n) {
-    size_t room = sizeof l->buf - 1 - l->len;
-    if (n > room) n = room;
     memcpy(l->buf + l->len, s, n);
     l->len += n;
 }
@@ -138,19 +136,24 @@ static void lputs(labels *l, const char *s, size_t n) {
 /* Append name="value" with the value escaped as the exposition format
  * wants. Whole runs are copied: a saga looks up about 16 labels. */
 static void put_label(labels *l, const char *name, const char *value) {
-    if (l->len) lput(l, ',');
-    lputs(l, name, strlen(name));
+    size_t nl = strlen(name);
+    if (nl >= 16 || sizeof l->buf - l->len < 1 + nl + 2 + 2 * LABEL_VALUE_MAX + 2) return;
+    if (l->len) lputs(l, ",", 1);
+    lputs(l, name, nl);
     lputs(l, "=\"", 2);
-    for (const char *p = value ? value : ""; *p;) {
+    const char *p = value ? value : "";
+    size_t left = strnlen(p, LABEL_VALUE_MAX);
+    while (left) {
         size_t run = strcspn(p, "\\\"\n");
+        if (run > left) run = left;
         lputs(l, p, run);
-        p += run;
-        if (!*p) break;
-        lput(l, '\\');
-        lput(l, *p == '\n' ? 'n' : *p);
-        p++;
+        p += run, left -= run;
+        if (!left) break;
+        lputs(l, "\\", 1);
+        lputs(l, *p == '\n' ? "n" : p, 1);
+        p++, left--;
     }
-    lput(l, '"');
+    lputs(l, "\"", 1);
     l->buf[l->len] = '\0';
 }
 
