@@ -38,6 +38,7 @@ struct pass {
     int calls;              /* branch calls in flight */
     int writes;             /* store writes in flight */
     int stopped;            /* a write failed: finish as soon as nothing is in flight */
+    int unknown;            /* a write failed without an answer: what is stored is unknown */
     char *err;              /* why it stopped */
     unsigned char *started; /* per branch: called during this pass */
     branch_outcome *last;   /* per branch: outcome of the last call in this pass */
