@@ -2,6 +2,8 @@
 #
 #   make          build ./dtmd
 #   make run      install missing packages, build, start a private redis-server and dtmd
+#   make install  install under PREFIX (/usr/local) and DESTDIR: binary, unit, config, docs
+#   make deb      build/dtmd_<version>_<arch>.deb (dpkg-deb)
 #   make test     install missing packages, build, run every test (unit + end-to-end)
 #   make asan     build ./dtmd-asan with AddressSanitizer + UBSan
 #   make test-asan  unit + end-to-end tests against the ASan+UBSan build (slow, not in `make test`)
@@ -23,9 +25,12 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
 # malloc instead; the sanitizer build always does (ASan brings its own).
 ALLOC_LIBS ?= -lmimalloc
 
-# Debian packages needed to build, run and test.
-DEB_PKGS  := build-essential pkg-config libevent-dev libhiredis-dev libcurl4-openssl-dev libmimalloc-dev \
-             libyajl-dev libyaml-dev redis-server python3-pytest curl valgrind wrk
+# Debian packages needed to build and run (`make run`), and the ones only the
+# tests, benchmarks and packaging add (`make test`): dpkg-dev, fakeroot and
+# lintian build and check the .deb, systemd brings systemd-analyze.
+RUN_PKGS  := build-essential pkg-config libevent-dev libhiredis-dev libcurl4-openssl-dev libmimalloc-dev \
+             libyajl-dev libyaml-dev redis-server
+DEB_PKGS  := $(RUN_PKGS) python3-pytest curl valgrind wrk dpkg-dev fakeroot lintian systemd
 PYTHON    := /usr/bin/python3
 
 # BUILD and BIN let the sanitizer build live beside the normal one.
@@ -97,13 +102,57 @@ deps-ui:
 	@[ -f test/e2e/.node/node_modules/playwright-core/package.json ] || \
 	  npm install --prefix test/e2e/.node --no-audit --no-fund --silent $(PLAYWRIGHT_CORE)
 
-# A private redis-server (loopback only, data and pid under ./var) plus dtmd
-# in the foreground on :36789. Ctrl-C stops dtmd; the redis-server keeps its
-# data in var/ and is stopped with it.
-run: deps
+# A private redis-server (loopback only, data and pid under ./var; 6379, or
+# a free port when 6379 is taken) plus dtmd in the foreground on :36789, on
+# the built-in defaults. `make run REDIS=host:port` uses that Redis instead.
+# Ctrl-C stops dtmd and the redis-server it started (its data stays in var/).
+run:
+	@$(MAKE) --no-print-directory deps DEB_PKGS="$(RUN_PKGS)"
 	@$(MAKE) --no-print-directory all
 	@mkdir -p var
-	@sh conf/run.sh
+	@REDIS="$(REDIS)" sh conf/run.sh
+
+# ---- install and package (README "Running in production") ----
+# `make install` copies the binary, the unit (its paths rewritten for
+# PREFIX), the sample configuration, the logrotate rules, the sysusers.d
+# entry and the docs under $(DESTDIR). Installing into the live system
+# (no DESTDIR, as root) also creates the dtmd user and hands the
+# configuration to root:dtmd; an existing conf.yml is never overwritten.
+.PHONY: install deb
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+SYSCONFDIR ?= /etc
+DOCDIR     ?= $(PREFIX)/share/doc/dtmd
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+DOCS       := README.md conf/conf.sample.yml conf/grafana-dashboard.json
+
+install: $(BIN)
+	install -d -m 755 $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) \
+	  $(DESTDIR)$(DOCDIR) $(DESTDIR)$(SYSCONFDIR)/logrotate.d
+	install -d -m 750 $(DESTDIR)$(SYSCONFDIR)/dtmd
+	install -m 755 $(BIN) $(DESTDIR)$(BINDIR)/dtmd
+	sed -e 's|/usr/local/bin/dtmd|$(BINDIR)/dtmd|g' \
+	    -e 's|/usr/local/share/doc/dtmd|$(DOCDIR)|g' \
+	    -e 's|/etc/dtmd|$(SYSCONFDIR)/dtmd|g' conf/dtmd.service > $(DESTDIR)$(UNITDIR)/dtmd.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/dtmd.service
+	install -m 644 conf/dtmd.sysusers $(DESTDIR)$(SYSUSERSDIR)/dtmd.conf
+	install -m 644 conf/dtmd.logrotate $(DESTDIR)$(SYSCONFDIR)/logrotate.d/dtmd
+	install -m 644 $(DOCS) $(DESTDIR)$(DOCDIR)/
+	[ -e $(DESTDIR)$(SYSCONFDIR)/dtmd/conf.yml ] || \
+	  install -m 640 conf/conf.sample.yml $(DESTDIR)$(SYSCONFDIR)/dtmd/conf.yml
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" -eq 0 ]; then \
+	  getent passwd dtmd >/dev/null || \
+	    useradd --system --user-group --no-create-home --home-dir /nonexistent \
+	      --shell /usr/sbin/nologin dtmd; \
+	  chown root:dtmd $(SYSCONFDIR)/dtmd $(SYSCONFDIR)/dtmd/conf.yml; \
+	  echo "installed; now: systemctl daemon-reload && systemctl enable --now dtmd"; \
+	fi
+
+# A Debian package built with dpkg-deb from `make install` into a staging
+# root (conf/debian/mkdeb.sh): build/dtmd_<version>_<arch>.deb.
+deb: $(BIN)
+	sh conf/debian/mkdeb.sh $(BIN)
 
 unit: build/unit_tests
 	./build/unit_tests
