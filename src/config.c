@@ -120,7 +120,6 @@ static const key_def keys[] = {
     {"RetryInterval", K_DUR, OFF(retry_interval), 0, 0, NULL},
     {"RequestTimeout", K_DUR, OFF(request_timeout), 0, 0, NULL},
     {"RetryMaxInterval", K_DUR, OFF(retry_max_interval), 0, 0, NULL},
-    {"ConfigUpdateInterval", K_DUR, OFF(config_update_interval), 0, 0, NULL},
     {"LogLevel", K_LEVEL, OFF(log_level), 0, 0, NULL},
     /* ---- logging (README "Operations"); Log.Level is LogLevel's dtm spelling ---- */
     {"Log.Level", K_LEVEL, OFF(log_level), 0, 0, NULL},
@@ -178,6 +177,8 @@ static const char *const unused_keys[] = {
     "Store.MaxOpenConns",
     "Store.MaxIdleConns",
     "Store.ConnMaxLifeTime",
+    /* dtm's topic cache period: dtmd reads a topic from Redis on every delivery. */
+    "ConfigUpdateInterval",
 };
 
 /* Top-level keys whose value is a mapping of dtmd keys. */
@@ -642,7 +643,6 @@ void config_defaults(dtmd_config *cfg) {
     cfg->retry_interval = 10;
     cfg->request_timeout = 3;
     cfg->retry_max_interval = 3600;
-    cfg->config_update_interval = 3;
     cfg->log_level = LOG_INFO;
     cfg->log_outputs = dupstr("stderr");
     cfg->alert_retry_limit = 3;

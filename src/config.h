@@ -48,7 +48,6 @@ typedef struct dtmd_config {
     double retry_interval;         /* RetryInterval, default 10 */
     double request_timeout;        /* RequestTimeout, default 3 */
     double retry_max_interval;     /* RetryMaxInterval, default 3600 */
-    double config_update_interval; /* ConfigUpdateInterval, default 3 */
 
     log_level_t log_level; /* LogLevel: debug|info|warn|error, default info */
     /* Log.* (Log.Level = LogLevel) */

@@ -79,7 +79,6 @@ static void check_defaults(const dtmd_config *c) {
     CHECK(c->retry_interval == 10);
     CHECK(c->request_timeout == 3);
     CHECK(c->retry_max_interval == 3600);
-    CHECK(c->config_update_interval == 3);
     CHECK_INT(c->log_level, LOG_INFO);
     CHECK_INT(c->alert_retry_limit, 3);
     CHECK_STR(c->alert_web_hook, "");
@@ -125,7 +124,6 @@ void test_config_yaml_all_keys(void) {
                        "RetryInterval: 5\n"
                        "RequestTimeout: 2\n"
                        "RetryMaxInterval: 60\n"
-                       "ConfigUpdateInterval: 7\n"
                        "LogLevel: debug\n"
                        "AlertRetryLimit: 0\n"
                        "AlertWebHook: http://hook.example/a?b=1\n"
@@ -152,7 +150,6 @@ void test_config_yaml_all_keys(void) {
     CHECK(c.retry_interval == 5);
     CHECK(c.request_timeout == 2);
     CHECK(c.retry_max_interval == 60);
-    CHECK(c.config_update_interval == 7);
     CHECK_INT(c.log_level, LOG_DEBUG);
     CHECK_INT(c.alert_retry_limit, 0);
     CHECK_STR(c.alert_web_hook, "http://hook.example/a?b=1");
@@ -188,14 +185,13 @@ void test_config_yaml_all_keys(void) {
 void test_config_fractional_seconds(void) {
     dtmd_config c;
     const char *yaml = "TransCronInterval: 0.2\nRetryInterval: 0.5\nRequestTimeout: .25\n"
-                       "TimeoutToFail: 1.5\nRetryMaxInterval: 2.75\nConfigUpdateInterval: 1e-1\n";
+                       "TimeoutToFail: 1.5\nRetryMaxInterval: 2.75\n";
     if (load_ok(&c, yaml, NULL) != 0) return;
     CHECK(c.trans_cron_interval == 0.2);
     CHECK(c.retry_interval == 0.5);
     CHECK(c.request_timeout == 0.25);
     CHECK(c.timeout_to_fail == 1.5);
     CHECK(c.retry_max_interval == 2.75);
-    CHECK(c.config_update_interval == 0.1);
     config_free(&c);
 
     char *env[] = {"RETRY_INTERVAL=0.3", NULL};
@@ -226,7 +222,6 @@ void test_config_env_override(void) {
                    "RETRY_INTERVAL=8",
                    "REQUEST_TIMEOUT=7",
                    "RETRY_MAX_INTERVAL=6",
-                   "CONFIG_UPDATE_INTERVAL=5",
                    "LOG_LEVEL=debug",
                    "ALERT_RETRY_LIMIT=4",
                    "ALERT_WEB_HOOK=http://h",
@@ -254,7 +249,6 @@ void test_config_env_override(void) {
     CHECK(c.retry_interval == 8);
     CHECK(c.request_timeout == 7);
     CHECK(c.retry_max_interval == 6);
-    CHECK(c.config_update_interval == 5);
     CHECK_INT(c.log_level, LOG_DEBUG);
     CHECK_INT(c.alert_retry_limit, 4);
     CHECK_STR(c.alert_web_hook, "http://h");
@@ -407,6 +401,14 @@ void test_config_unknown_keys_warn(void) {
     reset_warn();
     if (load_ok(&c, "Store:\n  Db: x\n", NULL) == 0) config_free(&c);
     CHECK_STR(warn_last, "Store.Db is not used by dtmd");
+    /* dtm's topic cache period: dtmd has no cache, an old config still loads. */
+    reset_warn();
+    if (load_ok(&c, "ConfigUpdateInterval: 3\n", NULL) == 0) config_free(&c);
+    CHECK_INT(warn_count, 1);
+    CHECK_STR(warn_last, "ConfigUpdateInterval is not used by dtmd");
+    reset_warn();
+    if (load_ok(&c, "ConfigUpdateInterval: nan\n", NULL) == 0) config_free(&c);
+    CHECK_INT(warn_count, 1);
     reset_warn();
     if (load_ok(&c, "Foo: 1\n", NULL) == 0) config_free(&c);
     CHECK_STR(warn_last, "unknown key Foo ignored");
@@ -427,7 +429,6 @@ void test_config_bad_values(void) {
     load_bad("TransCronInterval: 0.0\n", NULL, "TransCronInterval", "positive");
     load_bad("RequestTimeout: 0x10\n", NULL, "RequestTimeout", "'0x10'");
     load_bad("RetryMaxInterval: inf\n", NULL, "RetryMaxInterval", "positive");
-    load_bad("ConfigUpdateInterval: nan\n", NULL, "ConfigUpdateInterval", "positive");
     load_bad("RetryInterval: 1e12\n", NULL, "RetryInterval", "up to");
     load_bad("RetryInterval: 3s\n", NULL, "RetryInterval", "'3s'");
     /* ports */
