@@ -10,6 +10,7 @@
 #include <string.h>
 
 int admin_path(const char *path) {
+    if (strcmp(path, "/") == 0) return 1; /* a browser pointed at dtmd lands on the UI */
     return strncmp(path, "/admin", 6) == 0 && (path[6] == '\0' || path[6] == '/');
 }
 
@@ -54,6 +55,10 @@ void admin_serve(struct evhttp_request *req, const char *path) {
         struct evkeyvalq *h = evhttp_request_get_output_headers(req);
         evhttp_add_header(h, "Location", "/admin/");
         send_text(req, code = 301, "Moved Permanently", "see /admin/\n");
+    } else if (strcmp(path, "/") == 0) {
+        /* Temporary: "/" may serve something else one day. */
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Location", "/admin/");
+        send_text(req, code = 302, "Found", "see /admin/\n");
     } else {
         const admin_file *f = admin_find(path);
         if (!f) {

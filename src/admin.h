@@ -23,7 +23,8 @@ typedef struct admin_file {
 
 extern const admin_file admin_files[]; /* generated: build/admin_files.c */
 
-/* 1 if path is the admin UI's ("/admin" or under "/admin/"). */
+/* 1 if path is the admin UI's ("/admin" or under "/admin/"), or "/" (which
+ * redirects to it). */
 int admin_path(const char *path);
 
 /* The embedded file for a request path ("/admin/" is index.html), or NULL. */

@@ -120,6 +120,10 @@ def test_admin_static_files(dtmd):
     assert st == 200
     st, _, h = http_request("GET", dtmd.host + "/admin")
     assert st == 301 and h["location"] == "/admin/"
+    # a browser pointed at dtmd itself lands on the UI
+    for method in ("GET", "HEAD"):
+        st, _, h = http_request(method, dtmd.host + "/")
+        assert st == 302 and h["location"] == "/admin/", (method, st)
     for path in ("/admin/nope.js", "/admin/../README.md", "/admin/app.js/x", "/adminx"):
         st, _, _ = http_request("GET", dtmd.host + path)
         assert st == 404, path
@@ -174,6 +178,8 @@ def test_admin_ui_asks_for_token(start_dtmd, stub, gid):
     # the page itself carries no data and loads without a token; the API does not
     st, _, _ = http_request("GET", dtmd.host + "/admin/")
     assert st == 200
+    st, _, h = http_request("GET", dtmd.host + "/")
+    assert st == 302 and h["location"] == "/admin/"
     st, _, _ = http_request("GET", dtmd.url("/all"))
     assert st == 401
     done, running, stuck = seed(dtmd, stub, gid, headers={"Authorization": "Bearer admin-secret"})
