@@ -74,15 +74,26 @@
 
   /* ---- list ---- */
   function filters() {
-    var from = $("f-from").value, to = $("f-to").value;
+    var from = $("f-from").value, to = $("f-to").value, stuck = $("f-stuck").checked;
+    var retries = parseInt($("f-stuck-retries").value, 10), age = parseFloat($("f-stuck-age").value);
     return {
       status: $("f-status").value,
       transType: $("f-type").value,
       createTimeStart: from ? String(new Date(from).getTime()) : "",
       createTimeEnd: to ? String(new Date(to).getTime()) : "",
       gid: $("f-gid").value.trim(),
-      limit: $("f-limit").value
+      limit: $("f-limit").value,
+      /* stuck: unfinished and (retried >= N times or created more than M minutes ago) */
+      stuckRetries: stuck && retries > 0 ? String(retries) : "",
+      stuckAge: stuck && age > 0 ? String(Math.round(age * 60)) : ""
     };
+  }
+
+  /* "01 action: HTTP 500 body..." or "01 action: connection refused" */
+  function errText(e) {
+    if (!e) return "";
+    var what = e.http_status ? "HTTP " + e.http_status + (e.body ? " " + e.body : "") : (e.transport_error || e.outcome);
+    return (e.branch_id || "") + " " + (e.op || "") + ": " + (e.outcome === "ERROR" ? "" : e.outcome + ", ") + what;
   }
 
   function loadList() {
@@ -90,7 +101,9 @@
     p.position = state.positions[state.page];
     $("trans-table").setAttribute("aria-busy", "true");
     return api("GET", "all", p).then(function (data) {
-      var rows = (data && data.transactions) || [];
+      var rows = ((data && data.transactions) || []).slice();
+      /* newest first within the page (the API pages by shard and gid) */
+      rows.sort(function (a, b) { return ms(b.create_time) - ms(a.create_time); });
       var tb = $("trans-table").tBodies[0];
       tb.innerHTML = rows.map(function (t) {
         var retry = FINAL[t.status] ? "" : fmt(t.next_cron_time);
@@ -98,7 +111,8 @@
           '<td class="gid"><a href="#/trans/' + encodeURIComponent(t.gid) + '">' + esc(t.gid) + "</a></td>" +
           "<td>" + esc(t.trans_type) + "</td><td>" + badge(t.status) + "</td>" +
           "<td>" + esc(fmt(t.create_time)) + "</td><td>" + esc(fmt(t.update_time)) + "</td>" +
-          "<td>" + esc(retry) + "</td></tr>";
+          "<td>" + esc(retry) + '</td><td class="retries">' + esc(t.retry_count || 0) + "</td>" +
+          '<td class="err" title="' + esc(errText(t.last_error)) + '">' + esc(FINAL[t.status] ? "" : errText(t.last_error)) + "</td></tr>";
       }).join("");
       $("list-empty").hidden = rows.length > 0;
       state.next = (data && data.next_position) || "";
@@ -143,9 +157,31 @@
           var v = /_time$/.test(k) ? fmt(t[k]) : (typeof t[k] === "object" ? JSON.stringify(t[k]) : t[k]);
           return "<dt>" + esc(k) + "</dt><dd>" + esc(v) + "</dd>";
         }).join("");
+      renderWhy(t, fin);
       renderTimeline(t, (data && data.branches) || []);
       $("d-raw").textContent = JSON.stringify(data, null, 2);
     }).catch(function (e) { showMsg("Cannot load " + gid + ": " + e.message, true); });
+  }
+
+  /* The last call that did not succeed, the retry count and the next try. */
+  function renderWhy(t, fin) {
+    var e = t.last_error, n = t.retry_count || 0;
+    $("d-why").hidden = fin || (!e && !n);
+    if ($("d-why").hidden) return;
+    var rows = [["retries", String(n)], ["next retry", fmt(t.next_cron_time)]];
+    if (e) {
+      rows.push(["last error", (e.branch_id || "") + " " + (e.op || "") + " \u2192 " + (e.outcome || "")]);
+      rows.push(["answer", e.http_status ? "HTTP " + e.http_status : "no HTTP answer: " + (e.transport_error || "")]);
+      rows.push(["url", e.url || ""]);
+      rows.push(["at", fmt(e.time)]);
+    } else {
+      rows.push(["last error", "none recorded"]);
+    }
+    $("d-why-fields").innerHTML = rows.map(function (r) {
+      return '<dt>' + esc(r[0]) + '</dt><dd data-k="' + esc(r[0]) + '">' + esc(r[1]) + "</dd>";
+    }).join("");
+    $("d-why-body").hidden = !(e && e.http_status && e.body);
+    $("d-why-body").textContent = e && e.body ? e.body : "";
   }
 
   function renderTimeline(t, branches) {

@@ -81,6 +81,9 @@ typedef struct all_ctx {
     int store_failed;
     char *status, *type;
     int64_t ct_start, ct_end; /* ms, 0 = unset */
+    /* "stuck" filter (admin UI): unfinished and retried at least this many
+     * times, or created at least this long ago (ms); 0 = unset. */
+    int64_t stuck_retries, stuck_age_ms, now_ms;
     char *only_gid;
     sbuf out;
 } all_ctx;
@@ -137,6 +140,12 @@ static int all_match(all_ctx *x, const trans *t) {
     /* dtm compares whole seconds, strictly after / before. */
     if (x->ct_start && !(t->create_ms / 1000 > x->ct_start / 1000)) return 0;
     if (x->ct_end && !(t->create_ms / 1000 < x->ct_end / 1000)) return 0;
+    if (x->stuck_retries || x->stuck_age_ms) {
+        if (global_status_final(t->status)) return 0;
+        int retried = x->stuck_retries && t->retry_count >= x->stuck_retries;
+        int old = x->stuck_age_ms && x->now_ms - t->create_ms >= x->stuck_age_ms;
+        if (!retried && !old) return 0;
+    }
     return 1;
 }
 
@@ -288,9 +297,19 @@ void api_all(api_call *c, struct evkeyvalq *q, const char *body, size_t len) {
         api_reply_error(c, 400, "createTimeStart/createTimeEnd must be epoch milliseconds");
         return;
     }
+    int64_t sr, sa;
+    if (param_int(q, "stuckRetries", 0, &sr) || param_int(q, "stuckAge", 0, &sa) || sr < 0 ||
+        sa < 0 || sa > INT64_MAX / 1000) {
+        free(x);
+        api_reply_error(c, 400, "stuckRetries/stuckAge must be non-negative integers");
+        return;
+    }
     x->limit = (int)limit;
     x->ct_start = cts;
     x->ct_end = cte;
+    x->stuck_retries = sr;
+    x->stuck_age_ms = sa * 1000;
+    x->now_ms = now_ms();
     const char *v;
     if ((v = evhttp_find_header(q, "status")) && *v) x->status = xstrdup(v);
     if ((v = evhttp_find_header(q, "transType")) && *v) x->type = xstrdup(v);

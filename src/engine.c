@@ -11,6 +11,7 @@
 #include "alert.h"
 #include "backoff.h"
 #include "keys.h"
+#include "last_error.h"
 #include "log.h"
 #include "metrics.h"
 #include "modes.h"
@@ -32,6 +33,7 @@ typedef struct waiter {
 typedef struct call_ctx {
     pass *p;
     int bi;
+    const char *op, *url; /* of the request: the branch's, or the special call's */
     branch_call *call;
     double start;                 /* metrics_now() when asked for: the latency includes queueing */
     struct call_ctx *next, *prev; /* for cancellation at shutdown */
@@ -115,6 +117,7 @@ static void pass_free(pass *p) {
     free(p->last);
     free(p->fail_msg);
     free(p->halt_msg);
+    free(p->last_err);
     free(p->err);
     free(p);
 }
@@ -373,11 +376,22 @@ static void drive(trans *t, waiter *waiters) {
 
 /* ---- branch calls ---------------------------------------------------- */
 
+/* Keep what a call that did not succeed answered: the next result write
+ * stores it (result_fields). */
+static void note_error(pass *p, int bi, const char *op, const char *url, branch_outcome o,
+                       long status, const char *body, size_t len) {
+    if (o == BR_SUCCESS) return;
+    free(p->last_err);
+    p->last_err = last_error_json(bi >= 0 ? p->t->branches[bi].branch_id : "00", op, url, o,
+                                  status, body, len, now_ms());
+}
+
 static void call_done(void *arg, branch_outcome o, long status, const char *body, size_t len) {
     call_ctx *c = arg;
     pass *p = c->p;
     int bi = c->bi;
     double seconds = metrics_now() - c->start;
+    note_error(p, bi, c->op, c->url, o, status, body, len);
     call_forget(c);
     metrics_branch(trans_type_name(p->t->type), bi >= 0 ? p->t->branches[bi].branch_id : "00",
                    bi >= 0 ? p->t->branches[bi].op : "special", (int)o, seconds);
@@ -387,13 +401,13 @@ static void call_done(void *arg, branch_outcome o, long status, const char *body
         log_debug("gid %s: branch %s %s -> %s (HTTP %ld)", p->t->gid, b->branch_id, b->op,
                   branch_outcome_name(o), status);
         if (o == BR_ERROR)
-            log_info("gid %s: branch %s %s %s failed: HTTP %ld %.*s", p->t->gid, b->branch_id,
+            log_warn("gid %s: branch %s %s %s failed: HTTP %ld %.*s", p->t->gid, b->branch_id,
                      b->op, b->url, status, (int)(len > 200 ? 200 : len), body);
     } else {
         log_debug("gid %s: %s -> %s (HTTP %ld)", p->t->gid, p->t->query_prepared,
                   branch_outcome_name(o), status);
         if (o == BR_ERROR)
-            log_info("gid %s: call of %s failed: HTTP %ld %.*s", p->t->gid,
+            log_warn("gid %s: call of %s failed: HTTP %ld %.*s", p->t->gid,
                      p->t->query_prepared ? p->t->query_prepared : "", status,
                      (int)(len > 200 ? 200 : len), body);
     }
@@ -504,11 +518,14 @@ static void start_call(pass *p, int bi, const branch_request *req) {
     call_ctx *c = xcalloc(1, sizeof *c);
     c->p = p;
     c->bi = bi;
+    c->op = req->op;
+    c->url = req->url;
     c->start = metrics_now();
     c->call = branch_call_start(req, call_done, c);
     if (!c->call) {
         free(c);
         if (bi >= 0) p->last[bi] = BR_ERROR;
+        note_error(p, bi, req->op, req->url, BR_ERROR, 0, "cannot start call", 17);
         p->ops->on_result(p, bi, BR_ERROR, 0, "cannot start call", 17);
         return;
     }
@@ -649,6 +666,16 @@ static void result_fields(pass *p, int bi, int new_status, branch_outcome o, rar
         case BR_ERROR:
             t->next_cron_interval_ms = backoff_next(t->next_cron_interval_ms, max);
             break;
+    }
+    /* Every call to be made again counts (saga's retry_limit reads it). */
+    if (o == BR_ERROR || o == BR_ONGOING || (o == BR_FAILURE && new_status != BS_FAILED))
+        t->retry_count++;
+    if (p->last_err) { /* why it is not done yet rides along with this write */
+        ra_adds(f, "last_error");
+        ra_adds(f, p->last_err);
+        free(t->last_error);
+        t->last_error = p->last_err;
+        p->last_err = NULL;
     }
     t->next_cron_ms = now + t->next_cron_interval_ms;
     t->update_ms = now;

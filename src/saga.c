@@ -221,8 +221,8 @@ static void saga_on_result(pass *p, int bi, branch_outcome o, long status, const
         pass_record_result(p, bi, BS_FAILED, o);
     } else {
         if (t->retry_limit > 0) {
+            /* pass_record_result below counts this attempt in retry_count. */
             if (t->retry_count < t->retry_limit) {
-                t->retry_count++;
                 p->started[bi] = 0; /* call it again in this pass */
             } else {
                 s->retry_exhausted = 1;

@@ -71,6 +71,7 @@ void trans_free(trans *t) {
     free(t->query_prepared);
     free(t->protocol);
     free(t->rollback_reason);
+    free(t->last_error);
     free(t->result);
     free(t->branch_headers);
     free(t->req_extra);
@@ -846,6 +847,8 @@ trans *trans_from_hash(const redisReply *r) {
             set_str(&t->protocol, v);
         else if (!strcmp(k, "rollback_reason"))
             set_str(&t->rollback_reason, v);
+        else if (!strcmp(k, "last_error"))
+            set_str(&t->last_error, v);
         else if (!strcmp(k, "result"))
             set_str(&t->result, v);
         else if (!strcmp(k, "branch_headers"))
@@ -976,7 +979,9 @@ void trans_to_json(const trans *t, sbuf *o) {
     j_raw(o, "branch_headers", t->branch_headers);
     sb_printf(o, ",\"concurrent\":%s", t->concurrent ? "true" : "false");
     j_int(o, "retry_limit", t->retry_limit);
-    j_int(o, "retry_count", t->retry_count);
+    /* Always present (dtm's SDKs ignore unknown fields): why it is not done. */
+    sb_printf(o, ",\"retry_count\":%lld,\"last_error\":%s", (long long)t->retry_count,
+              t->last_error ? t->last_error : "null");
     sb_putc(o, '}');
 }
 

@@ -61,6 +61,7 @@ typedef struct trans {
     char *query_prepared;
     char *protocol;
     char *rollback_reason;
+    char *last_error; /* JSON object (last_error.h) or NULL */
     char *result;
     char *branch_headers; /* JSON object text or NULL */
     char *req_extra;      /* JSON object text (workflow submit) or NULL; not stored */

@@ -1,6 +1,8 @@
 // admin_ui.js - drive the admin UI in headless Chromium (playwright-core).
 // Usage: node admin_ui.js '<json config>'; prints one JSON result line.
 // Config: {base, chromium, shots (dir or ""), token, stuck, done, running}
+// running: a saga whose action keeps answering 500 (the stuck filter and the
+// "why" panel are checked on it).
 "use strict";
 const { chromium } = require("playwright-core");
 
@@ -72,11 +74,38 @@ async function waitList(page) {
       await waitList(page);
     }
     out.first_again = await rows(page);
+    out.created_order = await page.$$eval("#trans-table tbody tr td:nth-child(4)", (tds) => tds.map((td) => td.textContent));
+
+    if (cfg.running) {
+      // the "stuck" filter: unfinished and retried at least once (no age)
+      await page.check("#f-stuck");
+      await page.fill("#f-stuck-retries", "1");
+      await page.fill("#f-stuck-age", "0");
+      await page.click("#f-apply");
+      await page.waitForFunction(() => {
+        const trs = document.querySelectorAll("#trans-table tbody tr");
+        return trs.length > 0 && Array.from(trs).every((tr) => tr.dataset.status !== "succeed");
+      });
+      await waitList(page);
+      out.stuck_rows = await page.$$eval("#trans-table tbody tr", (trs) => trs.map((tr) => ({
+        gid: tr.dataset.gid, status: tr.dataset.status,
+        retries: tr.querySelector(".retries").textContent, err: tr.querySelector(".err").textContent })));
+      await page.uncheck("#f-stuck");
+
+      // why the failing saga is not finished: its last branch error and retries
+      await page.goto(cfg.base + "/admin/#/trans/" + encodeURIComponent(cfg.running));
+      await page.waitForSelector("#d-why:not([hidden])");
+      out.why = await page.$$eval("#d-why-fields dd", (dds) =>
+        Object.fromEntries(dds.map((d) => [d.dataset.k, d.textContent])));
+      out.why_body = await page.textContent("#d-why-body");
+      if (cfg.shots) await page.screenshot({ path: cfg.shots + "/admin-stuck.png", fullPage: true });
+    }
 
     // detail of the stuck transaction
     await page.goto(cfg.base + "/admin/#/trans/" + encodeURIComponent(cfg.stuck));
     await page.waitForSelector("#timeline li.branch");
     out.detail_status = await page.textContent("#d-status");
+    out.stuck_why_hidden = await page.isHidden("#d-why");
     out.branches = await page.$$eval("#timeline li.branch", (lis) =>
       lis.map((li) => ({ branch_id: li.dataset.branch, op: li.dataset.op,
         status: li.querySelector(".badge").textContent, url: li.querySelector(".b-url").textContent })));

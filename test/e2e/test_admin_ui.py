@@ -140,7 +140,9 @@ def test_admin_ui_in_browser(start_dtmd, stub, gid):
     for g in more:
         st, body = dtmd.submit(saga(g, [("", "")]))
         assert st == 200, body
-    res = run_ui(dtmd, stuck=stuck)
+    # the failing saga has been retried at least once before the browser looks
+    wait_until(lambda: dtmd.trans(running).get("retry_count", 0) >= 1, msg="a retry of " + running)
+    res = run_ui(dtmd, stuck=stuck, running=running)
     listed = {r["gid"]: r["status"] for r in res["all"]}
     assert listed.get(done) == "succeed", res["all"]
     assert listed.get(running) == "submitted", res["all"]
@@ -155,6 +157,23 @@ def test_admin_ui_in_browser(start_dtmd, stub, gid):
     seen = [g for p in pages for g in p]
     assert len(seen) == len(set(seen)) and set(more + [done, running, stuck]) <= set(seen)
     assert [r["gid"] for r in res["first_again"]] == pages[0]
+    # a page lists the newest first
+    created = res["created_order"]
+    assert created == sorted(created, reverse=True), created
+    # the stuck filter: only the unfinished saga that keeps failing, with
+    # its retry count and last error in the row
+    assert [r["gid"] for r in res["stuck_rows"]] == [running], res["stuck_rows"]
+    row = res["stuck_rows"][0]
+    assert int(row["retries"]) >= 1 and "01 action: HTTP 500 down for maintenance" in row["err"], row
+    # the "why" panel of the failing saga
+    why = res["why"]
+    assert int(why["retries"]) >= 1, why
+    assert why["last error"] == "01 action \u2192 ERROR", why
+    assert why["answer"] == "HTTP 500" and why["url"] == stub.url("Broken"), why
+    assert why["at"] and why["next retry"], why
+    assert res["why_body"] == "down for maintenance"
+    # nothing failed for the prepared TCC: no panel
+    assert res["stuck_why_hidden"]
     # detail: every branch, with op, status and URL
     assert res["detail_status"] == "prepared"
     got = sorted((b["branch_id"], b["op"], b["status"]) for b in res["branches"])

@@ -1430,6 +1430,7 @@ void test_trans_from_hash_legacy_layout(void) {
 
 static void json_answers_utc(void) {
     trans *t = sample_trans();
+    t->last_error = xstrdup("{\"branch_id\":\"01\",\"op\":\"action\"}");
     sbuf o;
     sb_init(&o);
     trans_to_json(t, &o);
@@ -1450,7 +1451,8 @@ static void json_answers_utc(void) {
                      "\"next_cron_time\":\"2023-11-14T22:13:30.123Z\",\"wait_result\":true,"
                      "\"timeout_to_fail\":30,\"request_timeout\":5,\"retry_interval\":2,"
                      "\"branch_headers\":{\"X-A\":\"1\",\"X-B\":\"two\"},\"concurrent\":true,"
-                     "\"retry_limit\":3,\"retry_count\":1}");
+                     "\"retry_limit\":3,\"retry_count\":1,"
+                     "\"last_error\":{\"branch_id\":\"01\",\"op\":\"action\"}}");
     /* it is valid JSON, and "options" is itself a JSON text */
     char err[256];
     yajl_val v = json_parse(o.ptr, o.len, err, sizeof err);
@@ -1493,7 +1495,7 @@ static void json_answers_utc(void) {
     trans_to_json(t, &o);
     CHECK_STR(o.ptr, "{\"id\":0,\"gid\":\"g\\\"1\",\"trans_type\":\"msg\",\"status\":\"prepared\","
                      "\"protocol\":\"http\",\"options\":\"{\\\"concurrent\\\":false}\","
-                     "\"concurrent\":false}");
+                     "\"concurrent\":false,\"retry_count\":0,\"last_error\":null}");
     sb_reset(&o);
     branch_to_json(t, 0, &o);
     CHECK_STR(o.ptr, "{\"id\":0,\"create_time\":null,\"update_time\":null,\"gid\":\"g\\\"1\","
