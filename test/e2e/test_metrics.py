@@ -46,3 +46,43 @@ def test_metrics_count_requests_passes_and_branches(dtmd, stub, gid):
 def test_metrics_only_get(dtmd):
     st, body = dtmd.api("POST", "/metrics", {})
     assert st == 404
+
+
+def test_grafana_dashboard_queries_existing_metrics(dtmd, stub, gid):
+    """conf/grafana-dashboard.json: every metric (and every label it groups
+    by) that its queries use is in GET /api/metrics once dtmd has run a
+    transaction with a retried branch."""
+    import json
+    from dtmtest import REPO, wait_until
+    dash = json.loads((REPO / "conf" / "grafana-dashboard.json").read_text())
+    exprs = [t["expr"] for p in dash["panels"] for t in p.get("targets", [])]
+    exprs += [v["definition"] for v in dash["templating"]["list"] if v.get("definition")]
+    assert len(exprs) >= 10
+    stub.plan("TransIn", [ERROR])
+    st, body = dtmd.api("POST", "/submit", saga(gid, [(stub.url("TransOut"), ""), (stub.url("TransIn"), "")]))
+    assert st == 200, body
+    dtmd.wait_status(gid, S, timeout=15)
+    wait_until(lambda: "dtmd_retry_scanner_lag_seconds_count" in metrics(dtmd)[0]
+               and "dtmd_event_loop_lag_seconds_count" in metrics(dtmd)[0], msg="lag samples")
+    text, _ = metrics(dtmd)
+    labels = {}  # sample name -> label names seen
+    for ln in text.splitlines():
+        m = re.match(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([^}]*)\})? ", ln)
+        if m:
+            labels.setdefault(m.group(1), set()).update(re.findall(r'(\w+)="', m.group(3) or ""))
+    used = set()
+    for e in exprs:
+        bare = re.sub(r"by \([^)]*\)", "", e)  # label names are not metrics
+        for name in re.findall(r"\b(dtmd?_[a-z0-9_]+)\b", bare):
+            used.add(name)
+            assert name in labels, "%s (in %r) is not in /api/metrics" % (name, e)
+        # every label a query groups by is on the metric it aggregates
+        # (instance comes from Prometheus's scrape, le is a histogram's)
+        for by, name in re.findall(r"by \(([^)]*)\) \((?:rate\()?(dtmd?_[a-z0-9_]+)", e):
+            for label in (x.strip() for x in by.split(",")):
+                if label not in ("le", "instance"):
+                    assert label in labels[name], "%s has no label %s (%r)" % (name, label, e)
+    # it covers every family dtmd exports
+    families = {re.sub(r"_(bucket|sum|count)$", "", n) for n in labels}
+    covered = {re.sub(r"_(bucket|sum|count)$", "", n) for n in used}
+    assert families <= covered, "not on the dashboard: %s" % sorted(families - covered)
