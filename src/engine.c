@@ -539,7 +539,7 @@ static void hold_lease(pass *p) {
     p->t->lease_until_ms = until;
 }
 
-/* Start one HTTP call for the pass; on_result(bi) follows. */
+/* Start one HTTP call for the pass; its answer goes to take_result. */
 static void start_call(pass *p, int bi, const branch_request *req) {
     hold_lease(p);
     call_ctx *c = xcalloc(1, sizeof *c);
