@@ -574,7 +574,15 @@ static const frow final_rows[] = {
     {TT_SAGA, GS_SUBMITTED, "pp", "pp", NULL, "action0", BR_SUCCESS, .want = -1},
     {TT_SAGA, GS_SUBMITTED, "sp", "pp", NULL, "action1", BR_ERROR, .want = -1},
     {TT_SAGA, GS_SUBMITTED, "sp", "pp", NULL, "action1", BR_FAILURE, .want = -1}, /* aborting */
-    {TT_SAGA, GS_SUBMITTED, "sp", "pp", CONC, "action1", BR_SUCCESS, {.started = "action0", .calls = 1}, -1},
+    {TT_SAGA,
+     GS_SUBMITTED,
+     "sp",
+     "pp",
+     CONC,
+     "action1",
+     BR_SUCCESS,
+     {.started = "action0", .calls = 1},
+     -1},
     {TT_SAGA, GS_SUBMITTED, "sp", "pp", NULL, "action1", BR_SUCCESS, {.age = 10}, -1},
     {TT_SAGA, GS_SUBMITTED, "sp", "pp", NULL, "action1", BR_SUCCESS, {.flags = EXHAUSTED}, -1},
     {TT_SAGA, GS_SUBMITTED, "fp", "pp", CONC, "action1", BR_SUCCESS, .want = -1},
@@ -586,7 +594,15 @@ static const frow final_rows[] = {
     /* msg: the last delivery */
     {TT_MSG, GS_SUBMITTED, "sp", "", NULL, "action1", BR_SUCCESS, .want = GS_SUCCEED},
     {TT_MSG, GS_SUBMITTED, "pp", "", NULL, "action0", BR_SUCCESS, .want = -1},
-    {TT_MSG, GS_SUBMITTED, "pp", "", NULL, "action0", BR_SUCCESS, {.started = "action1", .calls = 1}, -1},
+    {TT_MSG,
+     GS_SUBMITTED,
+     "pp",
+     "",
+     NULL,
+     "action0",
+     BR_SUCCESS,
+     {.started = "action1", .calls = 1},
+     -1},
     {TT_MSG, GS_SUBMITTED, "sp", "", NULL, "action1", BR_ONGOING, .want = -1},
     {TT_MSG, GS_PREPARED, "p", "", NULL, NULL, BR_ONGOING, {.age = 10}, -1},
     /* TCC / XA: the last confirm / cancel / commit / rollback */
@@ -719,4 +735,195 @@ void test_modes_settle_large(void) {
     CHECK_INT(t->status, GS_SUBMITTED);
     CHECK_INT(t->branches[0].status, BS_PREPARED);
     trans_free(t);
+}
+
+/* ---- whole passes in memory --------------------------------------------
+ *
+ * decide and result together, as the engine drives them: the calls a
+ * decision makes are all started, then answered one by one in that order,
+ * the mode deciding again after each answer; a pass ends when the decision
+ * is "wait" with nothing in flight. The answers come from a script per
+ * branch ("action0=SE": SUCCESS, then ERROR in the next call; "special=O"
+ * for the special call); a branch with no answer left answers SUCCESS. The
+ * trace lists "name:answer" per answer, "->status" per status change and
+ * "postpone" per delay, with "|" between passes. */
+
+typedef struct sim_row {
+    int type, status;
+    const char *b1, *b2, *custom;
+    int concurrent;
+    int64_t retry_limit;
+    const char *answers; /* "action0=SE special=O" */
+    int ages[3];         /* each pass's age in seconds; the count is npasses */
+    int npasses;
+    const char *want;
+} sim_row;
+
+static branch_outcome next_answer(const char *answers, const char *name, int *used) {
+    char key[64];
+    snprintf(key, sizeof key, "%s=", name);
+    const char *at = answers ? strstr(answers, key) : NULL;
+    /* a match must start a word */
+    while (at && at != answers && at[-1] != ' ') at = strstr(at + 1, key);
+    if (!at) return BR_SUCCESS;
+    const char *s = at + strlen(key);
+    size_t n = strcspn(s, " ");
+    if ((size_t)*used >= n) return BR_SUCCESS;
+    switch (s[(*used)++]) {
+        case 'F':
+            return BR_FAILURE;
+        case 'O':
+            return BR_ONGOING;
+        case 'E':
+            return BR_ERROR;
+        default:
+            return BR_SUCCESS;
+    }
+}
+
+static void trace(char *out, size_t n, const char *fmt, const char *a, const char *b) {
+    size_t at = strlen(out);
+    if (at < n) snprintf(out + at, n - at, fmt, a, b);
+}
+
+static void run_sim(const sim_row *r, char *out, size_t n) {
+    trans *t = build(r->type, r->status, r->b1, r->b2, r->custom, r->concurrent);
+    t->retry_limit = r->retry_limit;
+    const mode_ops *m = mode_for(t->type);
+    int used[MAXB + 1] = {0}; /* answers used per branch; [MAXB]: the special call */
+    out[0] = '\0';
+    for (int pass = 0; pass < r->npasses; pass++) {
+        if (pass) trace(out, n, "%s%s", "| ", "");
+        mode_plan pl;
+        memset(&pl, 0, sizeof pl);
+        if (m->plan) m->plan(&pl, t);
+        unsigned char started[MAXB] = {0};
+        int calls[MAXB], queue[MAXB + 1], nq = 0;
+        char *fail_msg = NULL;
+        mode_pass v = {.cfg = &mcfg,
+                       .plan = &pl,
+                       .now = T0 + (int64_t)r->ages[pass] * 1000,
+                       .started = started,
+                       .halted = BR_SUCCESS};
+        for (int steps = 0; steps < 100; steps++) {
+            mode_decision d;
+            mode_decision_init(&d, calls);
+            v.calls = nq;
+            v.fail_msg = fail_msg;
+            m->decide(t, &v, &d);
+            if (d.status >= 0) {
+                t->status = d.status;
+                trace(out, n, "->%s%s ", global_status_name(d.status), "");
+                continue;
+            }
+            if (d.postpone_until > 0) {
+                v.postponed = 1;
+                trace(out, n, "%s%s ", "postpone", "");
+                continue;
+            }
+            if (d.special) {
+                v.special_called = 1;
+                queue[nq++] = -1;
+            }
+            for (int k = 0; k < d.ncalls; k++) {
+                started[d.calls[k]] = 1;
+                queue[nq++] = d.calls[k];
+            }
+            if (nq == 0) break; /* the pass ends */
+            int bi = queue[0];
+            memmove(queue, queue + 1, sizeof(int) * (size_t)--nq);
+            char name[64] = "special";
+            if (bi >= 0) branch_name(t, bi, name, sizeof name);
+            branch_outcome o = next_answer(r->answers, name, &used[bi >= 0 ? bi : MAXB]);
+            static const char letter[][2] = {"S", "F", "O", "E"};
+            trace(out, n, "%s:%s ", name, letter[o]);
+            v.calls = nq;
+            mode_effect e;
+            mode_effect_init(&e);
+            sbuf text;
+            sb_init(&text);
+            m->result(t, &v, bi, o, "", 0, &e, &text);
+            if (bi >= 0 && e.branch_status >= 0) t->branches[bi].status = e.branch_status;
+            if (e.retry) {
+                t->retry_count++;
+                started[bi] = 0;
+            }
+            if (e.retry_exhausted) v.retry_exhausted = 1;
+            if (e.halt && v.halted == BR_SUCCESS) v.halted = o;
+            if (e.fail && !fail_msg) fail_msg = xstrdup(text.ptr ? text.ptr : "");
+            if (e.status >= 0) {
+                t->status = e.status;
+                trace(out, n, "->%s%s ", global_status_name(e.status), "");
+            }
+            sb_free(&text);
+        }
+        free(fail_msg);
+        mode_plan_free(&pl);
+    }
+    size_t len = strlen(out);
+    while (len > 0 && out[len - 1] == ' ') out[--len] = '\0';
+    trans_free(t);
+}
+
+static const sim_row sim_rows[] = {
+    /* saga */
+    {TT_SAGA, GS_SUBMITTED, "pp", "pp", .ages = {0}, .npasses = 1,
+     .want = "action0:S action1:S ->succeed"},
+    {TT_SAGA, GS_SUBMITTED, "ppp", "ppp", .answers = "action1=F", .ages = {0}, .npasses = 1,
+     .want = "action0:S action1:F ->aborting compensate1:S compensate0:S ->failed"},
+    {TT_SAGA, GS_SUBMITTED, "pp", "pp", .answers = "action1=E", .ages = {0, 1}, .npasses = 2,
+     .want = "action0:S action1:E | action1:S ->succeed"},
+    {TT_SAGA, GS_SUBMITTED, "pp", "pp", .answers = "action1=EEE", .retry_limit = 2, .ages = {0},
+     .npasses = 1,
+     .want = "action0:S action1:E action1:E action1:E ->aborting compensate1:S compensate0:S "
+             "->failed"},
+    {TT_SAGA, GS_SUBMITTED, "pp", "pp", .answers = "action1=E", .ages = {0, 10}, .npasses = 2,
+     .want = "action0:S action1:E | ->aborting compensate1:S compensate0:S ->failed"},
+    {TT_SAGA, GS_SUBMITTED, "ppp", "ppp", ORDERS, .ages = {0}, .npasses = 1,
+     .want = "action0:S action1:S action2:S ->succeed"},
+    {TT_SAGA, GS_SUBMITTED, "ppp", "ppp", ORDERS, .answers = "action1=F", .ages = {0}, .npasses = 1,
+     .want = "action0:S action1:F ->aborting compensate1:S compensate0:S ->failed"},
+    {TT_SAGA, GS_SUBMITTED, "pp", "pp", .answers = "action1=F compensate0=E", .ages = {0, 1},
+     .npasses = 2,
+     .want = "action0:S action1:F ->aborting compensate1:S compensate0:E | compensate0:S ->failed"},
+    /* msg */
+    {TT_MSG, GS_SUBMITTED, "pp", .ages = {0}, .npasses = 1,
+     .want = "action0:S action1:S ->succeed"},
+    {TT_MSG, GS_SUBMITTED, "pp", .answers = "action0=FE", .ages = {0, 1, 2}, .npasses = 3,
+     .want = "action0:F | action0:E | action0:S action1:S ->succeed"},
+    {TT_MSG, GS_SUBMITTED, "pp", .concurrent = 1, .answers = "action0=O", .ages = {0, 1},
+     .npasses = 2, .want = "action0:O action1:S | action0:S ->succeed"},
+    {TT_MSG, GS_PREPARED, "p", .ages = {5, 10}, .npasses = 2,
+     .want = "| special:S ->submitted action0:S ->succeed"},
+    {TT_MSG, GS_PREPARED, "p", .answers = "special=OF", .ages = {10, 11}, .npasses = 2,
+     .want = "special:O | special:F ->failed"},
+    {TT_MSG, GS_SUBMITTED, "p", "", "{\"delay\":5}", .ages = {1, 5}, .npasses = 2,
+     .want = "postpone | action0:S ->succeed"},
+    /* TCC / XA */
+    {TT_TCC, GS_SUBMITTED, "ppp", "ppp", .ages = {0}, .npasses = 1,
+     .want = "confirm2:S confirm1:S confirm0:S ->succeed"},
+    {TT_TCC, GS_SUBMITTED, "ppp", "ppp", .answers = "confirm1=O", .ages = {0, 1}, .npasses = 2,
+     .want = "confirm2:S confirm1:O | confirm1:S confirm0:S ->succeed"},
+    {TT_TCC, GS_PREPARED, "pp", "pp", .ages = {9, 10}, .npasses = 2,
+     .want = "| ->aborting cancel1:S cancel0:S ->failed"},
+    {TT_XA, GS_SUBMITTED, "ppp", "ppp", .answers = "commit1=F", .ages = {0, 1}, .npasses = 2,
+     .want = "commit0:S commit1:F | commit1:S commit2:S ->succeed"},
+    {TT_XA, GS_ABORTING, "pp", "pp", .ages = {0}, .npasses = 1,
+     .want = "rollback0:S rollback1:S ->failed"},
+    /* workflow */
+    {TT_WORKFLOW, GS_PREPARED, "", "", WF, .answers = "special=E", .ages = {0, 1}, .npasses = 2,
+     .want = "special:E | special:S"},
+};
+
+void test_modes_passes(void) {
+    config_defaults(&mcfg);
+    for (size_t i = 0; i < sizeof sim_rows / sizeof sim_rows[0]; i++) {
+        char got[512];
+        run_sim(&sim_rows[i], got, sizeof got);
+        if (strcmp(got, sim_rows[i].want) != 0) {
+            fprintf(stderr, "  pass row %zu (%s): got \"%s\", want \"%s\"\n", i + 1,
+                    trans_type_name(sim_rows[i].type), got, sim_rows[i].want);
+            unit_failures++;
+        }
+    }
 }
