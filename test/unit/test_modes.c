@@ -29,6 +29,12 @@ enum { EXHAUSTED = 1, SPECIAL = 2, POSTPONED = 4 };
 
 static dtmd_config mcfg;
 
+static void cfg_once(void) {
+    static int done;
+    if (!done) config_defaults(&mcfg);
+    done = 1;
+}
+
 static int bstatus(char c) {
     switch (tolower((unsigned char)c)) {
         case 's':
@@ -387,22 +393,22 @@ static const drow workflow_decide_rows[] = {
 };
 
 void test_modes_saga_decide(void) {
-    config_defaults(&mcfg);
+    cfg_once();
     run_decide("saga", ROWS(saga_decide_rows));
 }
 
 void test_modes_msg_decide(void) {
-    config_defaults(&mcfg);
+    cfg_once();
     run_decide("msg", ROWS(msg_decide_rows));
 }
 
 void test_modes_tcc_xa_decide(void) {
-    config_defaults(&mcfg);
+    cfg_once();
     run_decide("tcc/xa", ROWS(phase2_decide_rows));
 }
 
 void test_modes_workflow_decide(void) {
-    config_defaults(&mcfg);
+    cfg_once();
     run_decide("workflow", ROWS(workflow_decide_rows));
     /* The resume call's body is custom_data's data, decoded. */
     trans *t = build(TT_WORKFLOW, GS_PREPARED, "", "", WF, 0);
@@ -550,7 +556,7 @@ static const rrow workflow_result_rows[] = {
 };
 
 void test_modes_results(void) {
-    config_defaults(&mcfg);
+    cfg_once();
     run_result("saga", ROWS(saga_result_rows));
     run_result("msg", ROWS(msg_result_rows));
     run_result("tcc/xa", ROWS(phase2_result_rows));
@@ -619,7 +625,7 @@ static const frow final_rows[] = {
 };
 
 void test_modes_final_now(void) {
-    config_defaults(&mcfg);
+    cfg_once();
     for (size_t i = 0; i < sizeof final_rows / sizeof final_rows[0]; i++) {
         const frow *r = &final_rows[i];
         world w;
@@ -688,7 +694,7 @@ static const srow settle_rows[] = {
 };
 
 void test_modes_settle(void) {
-    config_defaults(&mcfg);
+    cfg_once();
     for (size_t i = 0; i < sizeof settle_rows / sizeof settle_rows[0]; i++) {
         const srow *r = &settle_rows[i];
         trans *t = build(r->type, r->status, r->b1, r->b2, r->custom, r->concurrent);
@@ -720,7 +726,7 @@ void test_modes_settle(void) {
 
 /* More branches than mode_settle keeps on its stack. */
 void test_modes_settle_large(void) {
-    config_defaults(&mcfg);
+    cfg_once();
     char acts[201];
     memset(acts, 'P', 200);
     acts[200] = '\0';
@@ -916,7 +922,7 @@ static const sim_row sim_rows[] = {
 };
 
 void test_modes_passes(void) {
-    config_defaults(&mcfg);
+    cfg_once();
     for (size_t i = 0; i < sizeof sim_rows / sizeof sim_rows[0]; i++) {
         char got[512];
         run_sim(&sim_rows[i], got, sizeof got);
