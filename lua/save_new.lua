@@ -4,13 +4,16 @@
 -- ARGV[1] gid, ARGV[2] due time (ms), or '-' for a transaction stored already
 -- finished (it settled at creation: engine_settle_new), ARGV[3] TTL (s),
 -- ARGV[4..] field/value pairs
--- Returns {'OK', ''} or {'EXISTS', <current status>}; an existing
--- transaction is never modified (dtmd never overwrites stored fields).
-local cur = redis.call('HGET', KEYS[1], 'status')
-if cur then
-  return {'EXISTS', cur}
+-- Returns {'OK', ''} or {'EXISTS', <current status>, <current type>}; an
+-- existing transaction is never modified (dtmd never overwrites stored fields).
+local cur = redis.call('HMGET', KEYS[1], 'status', 'trans_type')
+if cur[1] then
+  return {'EXISTS', cur[1], cur[2] or ''}
 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+-- Lua's unpack takes at most about 8,000 values: write in bounded chunks.
+for i = 4, #ARGV, 1000 do
+  redis.call('HSET', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV)))
+end
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 if ARGV[2] ~= '-' then
   redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])

@@ -648,7 +648,7 @@ void config_defaults(dtmd_config *cfg) {
     cfg->alert_retry_limit = 3;
     cfg->alert_web_hook = dupstr("");
     cfg->max_body_bytes = 1048576;
-    cfg->max_branches = 1000;
+    cfg->max_branches = 2000;
     cfg->max_gid_length = 128;
     cfg->auth_token = dupstr("");
     cfg->auth_admin_token = dupstr("");

@@ -61,7 +61,7 @@ typedef struct dtmd_config {
 
     /* Limits.* (dtmd only) */
     size_t max_body_bytes; /* Limits.MaxBodyBytes, default 1048576 */
-    int max_branches;      /* Limits.MaxBranches, default 1000 */
+    int max_branches;      /* Limits.MaxBranches, default 2000 */
     int max_gid_length;    /* Limits.MaxGidLength, default 128 */
 
     /* Security and limits (dtmd only; see README "Security and limits") */

@@ -47,6 +47,7 @@ typedef struct pass {
     int calls;              /* calls in flight */
     int writes;             /* store writes in flight */
     int stopped;            /* a write failed: finish as soon as nothing is in flight */
+    int unknown;            /* a write failed without an answer: what is stored is unknown */
     char *err;              /* why it stopped */
     unsigned char *started; /* per branch: called during this pass */
     int *decided;           /* room for the calls of two decisions (mode_decision) */
@@ -168,7 +169,7 @@ static void rerun_loaded(void *arg, redisReply *reply, const char *err) {
         pass_end e = {err            ? err
                       : eng.stopping ? "shutting down"
                                      : "transaction vanished",
-                      BR_SUCCESS, NULL};
+                      BR_SUCCESS, NULL, 1};
         notify(r->waiters, r->old, &e);
         trans_free(r->old);
     }
@@ -283,7 +284,7 @@ static void pass_finish(pass *p) {
         engine_lease_move(p->t->gid, "", p->t->lease_until_ms, 0, lease_given_back, NULL);
     metrics_trans(trans_type_name(p->t->type), !p->err && p->halted == BR_SUCCESS,
                   (double)(now_ms() - p->t->create_ms) / 1000.0);
-    pass_end e = {p->err, p->halted, p->halt_msg};
+    pass_end e = {p->err, p->halted, p->halt_msg, p->unknown};
     notify(p->waiters, p->t, &e);
     trans_free(p->t);
     pass_free(p);
@@ -295,6 +296,36 @@ static void pass_stop(pass *p, const char *why) {
         p->err = xstrdup(why);
         log_warn("gid %s: pass stopped: %s", p->t->gid, why);
     }
+}
+
+/* Unlink a call from the pass's bookkeeping and free its context. */
+static void call_forget(call_ctx *c) {
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        eng.calls = c->next;
+    if (c->next) c->next->prev = c->prev;
+    c->p->calls--;
+    free(c);
+}
+
+void engine_cancel(const char *gid, int status, const char *why) {
+    pass *p = find_pass(gid);
+    if (!p) return;
+    for (call_ctx *c = eng.calls, *next; c; c = next) {
+        next = c->next;
+        if (c->p != p) continue;
+        branch_call_cancel(c->call);
+        call_forget(c);
+    }
+    pass_stop(p, why);
+    /* What the request stored; writes of the pass still in flight fail
+     * their compare-and-set on it. */
+    p->t->status = status;
+    free(p->t->rollback_reason);
+    p->t->rollback_reason = xstrdup(why);
+    p->rerun = 0;
+    if (p->calls == 0 && p->writes == 0) pass_finish(p);
 }
 
 static mode_pass view_of(const pass *p) {
@@ -414,13 +445,7 @@ static void call_done(void *arg, branch_outcome o, long status, const char *body
     pass *p = c->p;
     int bi = c->bi;
     double seconds = metrics_now() - c->start;
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        eng.calls = c->next;
-    if (c->next) c->next->prev = c->prev;
-    free(c);
-    p->calls--;
+    call_forget(c);
     metrics_branch(trans_type_name(p->t->type), bi >= 0 ? p->t->branches[bi].branch_id : "00",
                    bi >= 0 ? p->t->branches[bi].op : "special", (int)o, seconds);
     if (bi >= 0) {
@@ -615,8 +640,10 @@ static void write_done(void *arg, redisReply *reply, const char *err) {
     pass *p = arg;
     p->writes--;
     if (err) {
+        p->unknown = 1;
         pass_stop(p, err);
-    } else if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
+    } else if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2) {
+        p->unknown = 1;
         pass_stop(p, "unexpected reply from cas_update");
     } else if (strcmp(reply->element[0]->str, "OK") != 0) {
         char why[160];
@@ -641,6 +668,7 @@ static void pass_write(pass *p, int expected_status, rargs *fields, int64_t due_
     ra_add(&a, p->key.ptr, p->key.len);
     ra_add(&a, p->due_key.ptr, p->due_key.len);
     ra_adds(&a, p->t->gid);
+    ra_adds(&a, trans_type_name(p->t->type));
     ra_adds(&a, global_status_name(expected_status));
     if (due_ms < 0)
         ra_adds(&a, "-");

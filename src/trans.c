@@ -542,8 +542,7 @@ int trans_make_branches(trans *t, const dtmd_config *cfg, const topic_set *topic
             const json_strs *urls = topic_set_find(topics, name);
             if (!urls || urls->n == 0)
                 FAIL("steps[%zu]: topic not found: '%s' has no subscribers", i, name);
-            if ((int)(t->nbranches + urls->n) > cfg->max_branches)
-                FAIL("topic '%s' expands to more than %d branches", name, cfg->max_branches);
+            if (trans_branch_limit(cfg, t->nbranches, urls->n, err, errlen)) goto fail;
             for (size_t j = 0; j < urls->n; j++) {
                 char what[96];
                 snprintf(what, sizeof what, "steps[%zu]: topic '%.40s' subscriber", i, name);
@@ -559,7 +558,9 @@ int trans_make_branches(trans *t, const dtmd_config *cfg, const topic_set *topic
         if (step_url_check(cfg, action, i, "action", err, errlen)) goto fail;
         if (comp && step_url_check(cfg, comp, i, "compensate", err, errlen)) goto fail;
         branch_id_of(id, i + 1, 0);
+        if (t->type == TT_SAGA && trans_branch_limit(cfg, t->nbranches, 2, err, errlen)) goto fail;
         if (t->type == TT_SAGA) trans_add_branch(t, id, "compensate", comp, data, dl, BS_PREPARED);
+        if (t->type != TT_SAGA && trans_branch_limit(cfg, t->nbranches, 1, err, errlen)) goto fail;
         trans_add_branch(t, id, "action", action, data, dl, BS_PREPARED);
     }
     rc = 0;
@@ -568,6 +569,16 @@ fail:
     json_strs_free(&payloads);
     trans_drop_request(t);
     return rc;
+}
+
+int trans_branch_limit(const dtmd_config *cfg, long have, size_t adding, char *err,
+                       size_t errlen) {
+    if (have >= 0 && adding <= (size_t)cfg->max_branches &&
+        (size_t)have + adding <= (size_t)cfg->max_branches)
+        return 0;
+    snprintf(err, errlen, "the transaction would have %lld branches; Limits.MaxBranches is %d",
+             (long long)have + (long long)adding, cfg->max_branches);
+    return -1;
 }
 
 /* ---- hash mapping ---------------------------------------------------- */

@@ -84,7 +84,7 @@ static void check_defaults(const dtmd_config *c) {
     CHECK_INT(c->alert_retry_limit, 3);
     CHECK_STR(c->alert_web_hook, "");
     CHECK_INT(c->max_body_bytes, 1048576);
-    CHECK_INT(c->max_branches, 1000);
+    CHECK_INT(c->max_branches, 2000);
     CHECK_INT(c->max_gid_length, 128);
 }
 
