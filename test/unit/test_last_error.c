@@ -11,8 +11,8 @@
 #define T0 1700000000123LL
 
 void test_last_error_json(void) {
-    char *j = last_error_json("01", "action", "http://svc/a", BR_ERROR, 500, "down \"now\"\n", 11,
-                              T0);
+    char *j =
+        last_error_json("01", "action", "http://svc/a", BR_ERROR, 500, "down \"now\"\n", 11, T0);
     CHECK_STR(j, "{\"branch_id\":\"01\",\"op\":\"action\",\"url\":\"http://svc/a\","
                  "\"outcome\":\"ERROR\",\"http_status\":500,\"body\":\"down \\\"now\\\"\\n\","
                  "\"time\":\"2023-11-14T22:13:20.123Z\"}");
