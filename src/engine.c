@@ -59,7 +59,7 @@ typedef struct pass {
     char *fail_msg;         /* first FAILURE message of this pass (rollback reason) */
     branch_outcome halted;  /* a walk stopped on this outcome */
     char *halt_msg;
-    char *last_err;         /* last_error.h record of a failed call, not stored yet */
+    char *last_err; /* last_error.h record of a failed call, not stored yet */
     int64_t started_ms;
     struct waiter *waiters;
     int rerun;          /* the stored status changed under the pass: run again when it ends */
