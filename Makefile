@@ -152,7 +152,8 @@ install: $(BIN)
 # A Debian package built with dpkg-deb from `make install` into a staging
 # root (conf/debian/mkdeb.sh): build/dtmd_<version>_<arch>.deb.
 deb: $(BIN)
-	sh conf/debian/mkdeb.sh $(BIN)
+	@$(MAKE) --no-print-directory deps DEB_PKGS="dpkg-dev fakeroot"
+	@sh conf/debian/mkdeb.sh $(BIN)
 
 unit: build/unit_tests
 	./build/unit_tests

@@ -337,3 +337,29 @@ def _http_ok(port):
         return http_request("GET", "http://127.0.0.1:%d/api/ping" % port, timeout=1)[0] == 200
     except OSError:
         return False
+
+
+def test_run_sh_uses_the_redis_it_is_given(redis_server, tmp_path):
+    """`make run REDIS=host:port`: that Redis, no redis-server of its own, and
+    it is left running when dtmd stops."""
+    port = free_port()
+    env = dict(os.environ, HTTP_PORT=str(port), HTTP_HOST="127.0.0.1", RUN_DIR=str(tmp_path / "var"),
+               REDIS="127.0.0.1:%d" % redis_server.port)
+    out = tmp_path / "run.out"
+    with open(out, "wb") as f:
+        p = subprocess.Popen(["sh", str(REPO / "conf" / "run.sh")], env=env, stdout=f,
+                             stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_until(lambda: _http_ok(port), 15, msg="dtmd started by run.sh")
+        first = out.read_text().splitlines()[0]
+        assert first.startswith("run.sh: using the Redis at 127.0.0.1:%d" % redis_server.port), first
+        gid = new_gid("run")
+        st, body, _ = http_request("POST", "http://127.0.0.1:%d/api/dtmsvr/submit" % port,
+                                   body=saga(gid, [("", "")], wait_result=True))
+        assert st == 200, body
+        assert redis_server.keys_containing(gid)
+        assert not (tmp_path / "var" / "redis.log").exists()
+    finally:
+        os.killpg(p.pid, signal.SIGINT)
+        p.wait(15)
+    assert _ping(redis_server.port)
