@@ -4,7 +4,8 @@
 -- due index in step, all in one atomic script, so that a crash between any two
 -- Redis calls can never leave a transaction half-changed or unscheduled.
 --
--- KEYS[1] transaction hash, KEYS[2] shard due zset
+-- KEYS[1] transaction hash, KEYS[2] shard due zset, KEYS[3] shard expiry zset
+-- (needed with a TTL: it gets the time the hash expires, index_trim.lua)
 -- ARGV[1] gid
 -- ARGV[2] expected statuses: '' = any, else a comma list ('submitted,aborting')
 -- ARGV[3] due index: '' = leave, '-' = remove (finished), else the new due time (ms)
@@ -28,5 +29,8 @@ elseif ARGV[3] ~= '' then
 end
 if ARGV[4] ~= '0' then
   redis.call('EXPIRE', KEYS[1], ARGV[4])
+  -- the hash's expiry by Redis' clock, as EXPIRE counts it (index_trim.lua)
+  local now = redis.call('TIME')
+  redis.call('ZADD', KEYS[3], string.format('%.0f', now[1] * 1000 + math.floor(now[2] / 1000) + ARGV[4] * 1000), ARGV[1])
 end
 return {'OK', cur}

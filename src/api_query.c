@@ -4,7 +4,9 @@
  * the keyspace: the cursor "<shard>:<last gid>" is stable while transactions
  * are added, works the same on Redis Cluster, and each page costs one
  * ZRANGEBYLEX plus one HGETALL per listed transaction (pipelined). Index
- * members whose record has expired are removed on the way. */
+ * members whose record has expired are skipped; the retry scanner removes
+ * them (retention.h), in one script with the check, so a gid stored again
+ * meanwhile is never dropped. */
 #include "api_handlers.h"
 
 #include "engine.h"
@@ -140,24 +142,6 @@ static int all_match(all_ctx *x, const trans *t) {
     return 1;
 }
 
-static void ignore_reply(void *arg, redisReply *r, const char *err) {
-    (void)arg, (void)r, (void)err;
-}
-
-/* The record expired (TTL): forget it in the index too. */
-static void all_drop_index(api_call *c, int shard, const char *gid) {
-    rargs a;
-    ra_init(&a);
-    sbuf k;
-    sb_init(&k);
-    key_index(&k, c->cfg->redis_prefix, shard);
-    ra_adds(&a, "ZREM");
-    ra_add(&a, k.ptr, k.len);
-    ra_adds(&a, gid);
-    sb_free(&k);
-    store_command(&a, ignore_reply, NULL);
-}
-
 static void all_batch_done(api_call *c) {
     all_ctx *x = c->extra;
     if (x->store_failed) {
@@ -191,8 +175,6 @@ static void all_item_loaded(void *arg, redisReply *reply, const char *err) {
         if (t && all_match(x, t)) {
             if (x->found++) sb_putc(&x->out, ',');
             trans_to_json(t, &x->out);
-        } else if (!t && !x->only_gid && reply->type == REDIS_REPLY_ARRAY && reply->elements == 0) {
-            all_drop_index(c, x->shard, it->gid);
         }
         trans_free(t);
     }

@@ -87,6 +87,10 @@ void engine_index_key(sbuf *out, const char *gid) {
     key_index(out, eng.cfg->redis_prefix, key_shard(gid, strlen(gid), eng.cfg->store_shards));
 }
 
+void engine_expiry_key(sbuf *out, const char *gid) {
+    key_expiry(out, eng.cfg->redis_prefix, key_shard(gid, strlen(gid), eng.cfg->store_shards));
+}
+
 static const pass_ops *ops_for(int type) {
     switch (type) {
         case TT_MSG:
@@ -580,6 +584,13 @@ void pass_write(pass *p, int expected_status, rargs *fields, int64_t due_ms, int
     ra_init(&a);
     ra_add(&a, p->key.ptr, p->key.len);
     ra_add(&a, p->due_key.ptr, p->due_key.len);
+    if (finished) { /* the TTL changes: lua/cas_update.lua records it */
+        sbuf k;
+        sb_init(&k);
+        engine_expiry_key(&k, p->t->gid);
+        ra_add(&a, k.ptr, k.len);
+        sb_free(&k);
+    }
     ra_adds(&a, p->t->gid);
     ra_adds(&a, global_status_name(expected_status));
     if (due_ms < 0)
@@ -596,7 +607,7 @@ void pass_write(pass *p, int expected_status, rargs *fields, int64_t due_ms, int
     for (int i = 0; i < fields->argc; i++) ra_add(&a, fields->argv[i], fields->lens[i]);
     ra_free(fields);
     p->writes++;
-    store_script("cas_update", 2, &a, write_done, p);
+    store_script("cas_update", finished ? 3 : 2, &a, write_done, p);
 }
 
 /* The fields of a branch result (PROTOCOL.md 5.1); updates memory. */
