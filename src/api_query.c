@@ -87,11 +87,6 @@ typedef struct all_ctx {
     sbuf out;
 } all_ctx;
 
-typedef struct all_item {
-    api_call *c;
-    char *gid;
-} all_item;
-
 static void all_fetch(api_call *c);
 
 /* c->extra (the all_ctx itself) is freed with the api_call; its members here. */
@@ -165,8 +160,7 @@ static void all_batch_done(api_call *c) {
 /* Replies arrive in the order the HGETALLs were sent (one connection), so
  * records are listed in index order. */
 static void all_item_loaded(void *arg, redisReply *reply, const char *err) {
-    all_item *it = arg;
-    api_call *c = it->c;
+    api_call *c = arg;
     all_ctx *x = c->extra;
     if (err) {
         x->store_failed = 1;
@@ -178,16 +172,11 @@ static void all_item_loaded(void *arg, redisReply *reply, const char *err) {
         }
         trans_free(t);
     }
-    free(it->gid);
-    free(it);
     if (--x->pending == 0) all_batch_done(c);
 }
 
 static void all_load(api_call *c, int shard, const char *gid) {
     all_ctx *x = c->extra;
-    all_item *it = xcalloc(1, sizeof *it);
-    it->c = c;
-    it->gid = xstrdup(gid);
     rargs a;
     ra_init(&a);
     sbuf k;
@@ -197,7 +186,7 @@ static void all_load(api_call *c, int shard, const char *gid) {
     ra_add(&a, k.ptr, k.len);
     sb_free(&k);
     x->pending++;
-    store_command(&a, all_item_loaded, it);
+    store_command(&a, all_item_loaded, c);
 }
 
 static void all_index_listed(void *arg, redisReply *reply, const char *err) {
