@@ -15,10 +15,13 @@ are read straight from Redis.
 
 import time
 
-from dtmtest import S, new_gid, saga, wait_until
+from dtmtest import TIMEOUT_SCALE, S, new_gid, saga, wait_until
 
 PREFIX = "dtmd"
 SHARDS = 4
+# TTLs (s) long enough for the set-up to finish before anything expires,
+# also under valgrind (TIMEOUT_SCALE)
+SHORT = max(2, round(2 * TIMEOUT_SCALE))
 
 
 def shard_of(gid, n=SHARDS):
@@ -79,7 +82,8 @@ def prepared_tcc(dtmd, gid):
 
 
 def test_index_shrinks_to_zero_without_listing(start_dtmd, redis_server):
-    d = start_dtmd(STORE_SHARDS=SHARDS, STORE_FINISHED_DATA_EXPIRE=2, STORE_DATA_EXPIRE=4)
+    d = start_dtmd(STORE_SHARDS=SHARDS, STORE_FINISHED_DATA_EXPIRE=SHORT,
+                   STORE_DATA_EXPIRE=2 * SHORT)
     done = [new_gid("ret-done") for _ in range(40)]
     open_ = [new_gid("ret-open") for _ in range(10)]
     for g in done:
@@ -100,7 +104,8 @@ def test_index_shrinks_to_zero_without_listing(start_dtmd, redis_server):
 def test_entries_live_as_long_as_their_hash(start_dtmd, redis_server):
     """An unfinished transaction keeps its gid while its hash lives (DataExpire);
     one that finishes gets the FinishedDataExpire time, and leaves after it."""
-    d = start_dtmd(STORE_SHARDS=SHARDS, STORE_FINISHED_DATA_EXPIRE=1, STORE_DATA_EXPIRE=5)
+    d = start_dtmd(STORE_SHARDS=SHARDS, STORE_FINISHED_DATA_EXPIRE=SHORT,
+                   STORE_DATA_EXPIRE=3 * SHORT)
     stays, finishes = new_gid("ret-stays"), new_gid("ret-finishes")
     prepared_tcc(d, stays)
     prepared_tcc(d, finishes)
@@ -112,12 +117,12 @@ def test_entries_live_as_long_as_their_hash(start_dtmd, redis_server):
                                           "wait_result": True}))
         d.wait_status(finishes, S)
         moved = assert_exp_follows_hash(r, finishes)
-        assert first - moved > 2000, (first, moved)  # 5 s from creation -> 1 s from now
+        assert first - moved > 1000, (first, moved)  # 3 SHORT from creation -> SHORT from now
 
         # Polled until both are gone: a gid is never missing while its hash
         # exists (index read first: a hash gone later is no contradiction).
         left_at = {}
-        deadline = time.monotonic() + 12
+        deadline = time.monotonic() + 3 * SHORT + 5 * TIMEOUT_SCALE
         while len(left_at) < 2 and time.monotonic() < deadline:
             for g in (stays, finishes):
                 if g in left_at:
@@ -160,7 +165,7 @@ def test_entries_of_an_older_dtmd_are_adopted_or_dropped(start_dtmd, redis_serve
             if args:
                 r("ZADD", idx_key(s), *args)
         for g in short:
-            r("PEXPIRE", hash_key(g), 2500)
+            r("PEXPIRE", hash_key(g), SHORT * 1500)
         assert zcard(r, idx_key) == len(ghosts) + 7 and zcard(r, exp_key) == 0
 
         d.start()
