@@ -12,16 +12,21 @@
 #define TRIM_BATCH 1000 /* gids one index_trim call removes at most */
 #define TRIM_CALLS 4    /* per shard and tick, while batches come back full */
 #define TRIM_MARGIN_MS 1000
-#define LEGACY_BATCH 500 /* index entries one index_legacy call looks at */
-#define MAX_SHARDS 1024  /* Store.Shards <= 1024 */
+#define LEGACY_BATCH 500   /* index entries one index_legacy call looks at */
+#define WALK_CALLS 4       /* batches per shard and tick */
+#define MIN_PERIOD_MS 1000 /* trimming needs no finer grain than the margin */
+#define MAX_SHARDS 1024    /* Store.Shards <= 1024 */
 
 static struct {
     const dtmd_config *cfg;
-    unsigned char trimming[MAX_SHARDS]; /* an index_trim in flight */
-    unsigned char trims[MAX_SHARDS];    /* index_trim calls this tick */
-    unsigned char walking[MAX_SHARDS];  /* an index_legacy/adopt in flight */
-    unsigned char walked[MAX_SHARDS];   /* the legacy walk reached the end */
-    char *after[MAX_SHARDS];            /* the walk's last gid, NULL = start */
+    unsigned char trimming[MAX_SHARDS];                 /* an index_trim in flight */
+    unsigned char trims[MAX_SHARDS];                    /* index_trim calls this tick */
+    unsigned char walking[MAX_SHARDS];                  /* an index_legacy/adopt in flight */
+    unsigned char walks[MAX_SHARDS];                    /* legacy batches this tick */
+    unsigned char walked[MAX_SHARDS];                   /* the legacy walk reached the end */
+    char *after[MAX_SHARDS];                            /* the walk's last gid, NULL = start */
+    long long adopted[MAX_SHARDS], dropped[MAX_SHARDS]; /* by the walk, for its log line */
+    int64_t last_tick_ms;
     int stopping;
 } rt;
 
@@ -29,6 +34,8 @@ typedef struct adopt_ctx {
     int shard;
     char *next; /* where the walk goes on once adopted ("" = it ends) */
 } adopt_ctx;
+
+static void walk(int shard);
 
 static void add_shard_keys(rargs *a, int shard) {
     sbuf k;
@@ -70,14 +77,21 @@ static void trim(int shard) {
 
 /* ---- the legacy walk --------------------------------------------------- */
 
-/* The batch up to next is done: the next tick goes on from there. */
+/* The batch up to next is done: go on from there, now or next tick. */
 static void walk_advance(int shard, const char *next) {
+    rt.walking[shard] = 0;
     free(rt.after[shard]);
     rt.after[shard] = NULL;
-    if (*next)
+    if (*next) {
         rt.after[shard] = xstrdup(next);
-    else
+    } else {
         rt.walked[shard] = 1;
+        if (rt.adopted[shard] || rt.dropped[shard])
+            log_info("index: shard %d: %lld gid(s) stored by an older dtmd given their expiry "
+                     "time, %lld of expired transactions removed",
+                     shard, rt.adopted[shard], rt.dropped[shard]);
+    }
+    if (!rt.walked[shard] && rt.walks[shard] < WALK_CALLS) walk(shard);
 }
 
 static void adopted(void *arg, redisReply *reply, const char *err) {
@@ -89,9 +103,8 @@ static void adopted(void *arg, redisReply *reply, const char *err) {
         log_debug("index: shard %d: adopting failed: %s", x->shard, err ? err : "unexpected reply");
         goto out;
     }
-    log_info("index: shard %d: %lld gid(s) stored by an older dtmd given their expiry time, %lld "
-             "of expired transactions removed",
-             x->shard, reply->element[0]->integer, reply->element[1]->integer);
+    rt.adopted[x->shard] += reply->element[0]->integer;
+    rt.dropped[x->shard] += reply->element[1]->integer;
     walk_advance(x->shard, x->next);
 out:
     free(x->next);
@@ -113,7 +126,6 @@ static void legacy_listed(void *arg, redisReply *reply, const char *err) {
     const char *next = reply->element[0]->str;
     if (reply->elements == 1) { /* every gid of the batch has its time */
         walk_advance(shard, next);
-        rt.walking[shard] = 0;
         return;
     }
     /* The hashes are passed as keys (the shard's slot: keys.h), so the
@@ -143,6 +155,7 @@ static void walk(int shard) {
     ra_adds(&a, rt.after[shard] ? rt.after[shard] : "");
     ra_addi(&a, LEGACY_BATCH);
     rt.walking[shard] = 1;
+    rt.walks[shard]++;
     store_script("index_legacy", 2, &a, legacy_listed, (void *)(intptr_t)shard);
 }
 
@@ -156,13 +169,19 @@ void retention_init(const dtmd_config *cfg) {
 
 void retention_tick(void) {
     if (rt.stopping || !rt.cfg || !store_is_up()) return;
+    int64_t now = now_ms();
+    if (now - rt.last_tick_ms < MIN_PERIOD_MS) return;
+    rt.last_tick_ms = now;
     int n = rt.cfg->store_shards < MAX_SHARDS ? rt.cfg->store_shards : MAX_SHARDS;
     for (int s = 0; s < n; s++) {
         if (!rt.trimming[s]) {
             rt.trims[s] = 0;
             trim(s);
         }
-        if (!rt.walked[s] && !rt.walking[s]) walk(s);
+        if (!rt.walked[s] && !rt.walking[s]) {
+            rt.walks[s] = 0;
+            walk(s);
+        }
     }
 }
 
