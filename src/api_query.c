@@ -4,7 +4,9 @@
  * the keyspace: the cursor "<shard>:<last gid>" is stable while transactions
  * are added, works the same on Redis Cluster, and each page costs one
  * ZRANGEBYLEX plus one HGETALL per listed transaction (pipelined). Index
- * members whose record has expired are removed on the way. */
+ * members whose record has expired are skipped; the retry scanner removes
+ * them (retention.h), in one script with the check, so a gid stored again
+ * meanwhile is never dropped. */
 #include "api_handlers.h"
 
 #include "engine.h"
@@ -85,11 +87,6 @@ typedef struct all_ctx {
     sbuf out;
 } all_ctx;
 
-typedef struct all_item {
-    api_call *c;
-    char *gid;
-} all_item;
-
 static void all_fetch(api_call *c);
 
 /* c->extra (the all_ctx itself) is freed with the api_call; its members here. */
@@ -140,24 +137,6 @@ static int all_match(all_ctx *x, const trans *t) {
     return 1;
 }
 
-static void ignore_reply(void *arg, redisReply *r, const char *err) {
-    (void)arg, (void)r, (void)err;
-}
-
-/* The record expired (TTL): forget it in the index too. */
-static void all_drop_index(api_call *c, int shard, const char *gid) {
-    rargs a;
-    ra_init(&a);
-    sbuf k;
-    sb_init(&k);
-    key_index(&k, c->cfg->redis_prefix, shard);
-    ra_adds(&a, "ZREM");
-    ra_add(&a, k.ptr, k.len);
-    ra_adds(&a, gid);
-    sb_free(&k);
-    store_command(&a, ignore_reply, NULL);
-}
-
 static void all_batch_done(api_call *c) {
     all_ctx *x = c->extra;
     if (x->store_failed) {
@@ -181,8 +160,7 @@ static void all_batch_done(api_call *c) {
 /* Replies arrive in the order the HGETALLs were sent (one connection), so
  * records are listed in index order. */
 static void all_item_loaded(void *arg, redisReply *reply, const char *err) {
-    all_item *it = arg;
-    api_call *c = it->c;
+    api_call *c = arg;
     all_ctx *x = c->extra;
     if (err) {
         x->store_failed = 1;
@@ -191,21 +169,14 @@ static void all_item_loaded(void *arg, redisReply *reply, const char *err) {
         if (t && all_match(x, t)) {
             if (x->found++) sb_putc(&x->out, ',');
             trans_to_json(t, &x->out);
-        } else if (!t && !x->only_gid && reply->type == REDIS_REPLY_ARRAY && reply->elements == 0) {
-            all_drop_index(c, x->shard, it->gid);
         }
         trans_free(t);
     }
-    free(it->gid);
-    free(it);
     if (--x->pending == 0) all_batch_done(c);
 }
 
 static void all_load(api_call *c, int shard, const char *gid) {
     all_ctx *x = c->extra;
-    all_item *it = xcalloc(1, sizeof *it);
-    it->c = c;
-    it->gid = xstrdup(gid);
     rargs a;
     ra_init(&a);
     sbuf k;
@@ -215,7 +186,7 @@ static void all_load(api_call *c, int shard, const char *gid) {
     ra_add(&a, k.ptr, k.len);
     sb_free(&k);
     x->pending++;
-    store_command(&a, all_item_loaded, it);
+    store_command(&a, all_item_loaded, c);
 }
 
 static void all_index_listed(void *arg, redisReply *reply, const char *err) {
