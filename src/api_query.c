@@ -338,6 +338,9 @@ typedef struct reset_ctx {
 
 static void reset_next(api_call *c);
 
+#define RESET_MAX_TIMEOUT 1000000000LL
+#define RESET_MAX_LIMIT 10000LL
+
 static void reset_done(void *arg, redisReply *reply, const char *err) {
     api_call *c = arg;
     reset_ctx *x = c->extra;
@@ -382,12 +385,15 @@ void api_reset_cron_time(api_call *c, struct evkeyvalq *q, const char *body, siz
     (void)body, (void)len;
     int64_t timeout, limit;
     int64_t def_timeout = (int64_t)(c->cfg->timeout_to_fail * 3);
-    if (param_int(q, "timeout", def_timeout, &timeout) || timeout < 0) {
-        api_reply_error(c, 400, "timeout must be a non-negative integer (seconds)");
+    /* bounded so that now + timeout in milliseconds cannot overflow, and the
+     * one script call (one shard) stays short */
+    if (param_int(q, "timeout", def_timeout, &timeout) || timeout < 0 ||
+        timeout > RESET_MAX_TIMEOUT) {
+        api_reply_error(c, 400, "timeout must be an integer between 0 and 1000000000 (seconds)");
         return;
     }
-    if (param_int(q, "limit", 100, &limit) || limit <= 0) {
-        api_reply_error(c, 400, "limit must be a positive integer");
+    if (param_int(q, "limit", 100, &limit) || limit <= 0 || limit > RESET_MAX_LIMIT) {
+        api_reply_error(c, 400, "limit must be an integer between 1 and 10000");
         return;
     }
     reset_ctx *x = xcalloc(1, sizeof *x);

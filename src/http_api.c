@@ -244,10 +244,17 @@ void api_reply_error(api_call *c, int code, const char *msg) {
     reply_result(c, code, NULL, msg, NULL);
 }
 
+/* Redis' own text (script SHAs, OOM, key names) stays in dtmd's log: the
+ * client gets a message in dtmd's words. */
 void api_reply_store_error(api_call *c, const char *gid, const char *err) {
+    int unavailable = store_err_unavailable(err);
+    log_warn("api: %s%s%s%s failed in the store: %s", gid ? "gid " : "", gid ? gid : "",
+             gid ? ": " : "", c->api ? c->api : "request", err ? err : "");
     char msg[512];
-    snprintf(msg, sizeof msg, "%s%s%s%s", gid ? "gid " : "", gid ? gid : "", gid ? ": " : "", err);
-    api_reply_error(c, store_err_unavailable(err) ? 503 : 500, msg);
+    snprintf(msg, sizeof msg, "%s%s%s%s", gid ? "gid " : "", gid ? gid : "", gid ? ": " : "",
+             unavailable ? "store unavailable, try again later"
+                         : "the store failed the request (details in dtmd's log)");
+    reply_result(c, unavailable ? 503 : 500, NULL, msg, NULL);
 }
 
 /* ---- simple endpoints ------------------------------------------------ */

@@ -51,3 +51,139 @@ def test_log_lines_cannot_be_forged(start_dtmd, stub, gid):
     assert forged_lines(d) == []  # ... but never as a line of their own
     assert "\x1b" not in text
     assert "\\n" + FORGED in text
+
+
+# ---- (2) numbers and store errors -------------------------------------------
+
+def assert_400(st, body, *words):
+    assert st == 400, (st, body)
+    assert isinstance(body, dict) and isinstance(body.get("message"), str), body
+    for w in words:
+        assert w in body["message"], body
+
+
+@pytest.mark.parametrize("query,words", [
+    ("timeout=9223372036854775807", ["timeout"]),
+    ("timeout=9223372036854776", ["timeout"]),
+    ("timeout=1000000001", ["timeout"]),
+    ("limit=9223372036854775807", ["limit"]),
+    ("limit=10001", ["limit"]),
+])
+def test_reset_cron_time_numbers_range_checked(dtmd, query, words):
+    st, body = dtmd.api("POST", "/resetCronTime?" + query)
+    assert_400(st, body, *words)
+    # in range: fine
+    st, body = dtmd.api("POST", "/resetCronTime?timeout=1000000000&limit=10000")
+    assert st == 200 and body == {"has_remaining": False, "succeed_count": 0}, (st, body)
+
+
+@pytest.mark.parametrize("field,key,cap", [
+    ("request_timeout", "Limits.MaxRequestTimeout", 3600),
+    ("timeout_to_fail", "Limits.MaxTimeoutToFail", 604800),
+    ("retry_interval", "Limits.MaxRetryInterval", 86400),
+])
+def test_per_transaction_durations_capped(start_dtmd, redis_server, stub, field, key, cap):
+    d = start_dtmd()
+    gid = new_gid(field)
+    body = {"gid": gid, "trans_type": "msg", "steps": [{"action": stub.url("Ok")}],
+            "payloads": ["{}"], field: cap + 1}
+    st, resp = d.submit(body)
+    assert_400(st, resp, field, key)
+    assert redis_server.mentions(gid) == []
+    body[field] = cap
+    assert d.submit(body)[0] == 200
+    # the cap is configurable
+    env_name = {"request_timeout": "LIMITS_MAX_REQUEST_TIMEOUT",
+                "timeout_to_fail": "LIMITS_MAX_TIMEOUT_TO_FAIL",
+                "retry_interval": "LIMITS_MAX_RETRY_INTERVAL"}[field]
+    d2 = start_dtmd(**{env_name: "10"})
+    body.update(gid=new_gid(field), **{field: 11})
+    assert_400(*d2.submit(body), key)
+    body.update(gid=new_gid(field), **{field: 10})
+    assert d2.submit(body)[0] == 200
+
+
+def test_store_errors_never_reach_clients(dtmd, redis_server, stub, gid):
+    # Redis refuses every write: its raw text (OOM ..., script SHA) stays in the log
+    redis_server.cmd("CONFIG", "SET", "maxmemory-policy", "noeviction")
+    redis_server.cmd("CONFIG", "SET", "maxmemory", "1")
+    try:
+        st, body = dtmd.submit({"gid": gid, "trans_type": "msg",
+                                "steps": [{"action": stub.url("Ok")}], "payloads": ["{}"]})
+    finally:
+        redis_server.cmd("CONFIG", "SET", "maxmemory", "0")
+    assert st == 500, (st, body)
+    msg = body["message"]
+    assert "OOM" not in msg and "maxmemory" not in msg and "script" not in msg, msg
+    assert not re.search(r"[0-9a-f]{40}", msg), msg
+    assert "store" in msg, msg
+    assert "OOM" in dtmd.log.read_text(errors="replace")  # the details are logged
+
+
+# ---- (3) validation stays linear ---------------------------------------------
+
+class PingProbe:
+    """Pings dtmd every 50 ms in a thread; .worst is the slowest answer."""
+
+    def __init__(self, d):
+        self.d, self.worst, self.count = d, 0.0, 0
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            t0 = time.monotonic()
+            st, _ = self.d.api("GET", "/api/ping", timeout=30)
+            assert st == 200
+            self.worst = max(self.worst, time.monotonic() - t0)
+            self.count += 1
+            self._stop.wait(0.05)
+
+    def __enter__(self):
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._t.join(60)
+
+
+def orders_body(gid, nsteps, entries, budget=600_000):
+    """A saga whose custom_data.orders is given as raw JSON entries
+    (duplicates allowed), padded with copies of the first entry up to budget."""
+    pad = []
+    size = sum(len(e) for e in entries)
+    while size < budget - 4096 - 60 * nsteps:
+        pad.append(entries[0])
+        size += len(entries[0]) + 1
+    custom = '{"concurrent":true,"orders":{%s}}' % ",".join(pad + entries)
+    return {"gid": gid, "trans_type": "saga",
+            "steps": [{"action": "", "compensate": ""} for _ in range(nsteps)],
+            "payloads": ["" for _ in range(nsteps)], "custom_data": custom}
+
+
+@pytest.mark.parametrize("shape", ["chain", "chain-cycle"])
+def test_orders_validation_does_not_stall_the_loop(start_dtmd, redis_server, shape):
+    nsteps = 500  # 1000 branches: Limits.MaxBranches' default
+    d = start_dtmd()
+    gid = new_gid(shape)
+    # step i waits for i+1: a pass over the steps in index order finishes one
+    # at a time; orders_body repeats the first key thousands of times
+    entries = ['"%d":[%d]' % (i, i + 1) for i in range(nsteps - 1)]
+    if shape == "chain-cycle":
+        entries.append('"%d":[0]' % (nsteps - 1))
+    body = orders_body(gid, nsteps, entries)
+    raw = json.dumps(body)
+    assert len(raw) < 1_000_000
+    with PingProbe(d) as probe:
+        t0 = time.monotonic()
+        st, resp = d.api("POST", "/submit", raw=raw, timeout=120)
+        took = time.monotonic() - t0
+        time.sleep(0.2)
+    if shape == "chain-cycle":
+        assert_400(st, resp, "cycle")
+        assert redis_server.mentions(gid) == []
+    else:
+        assert st == 200, (st, resp)
+    assert took < 5, took
+    assert probe.count >= 2 and probe.worst < 1.0, (probe.worst, probe.count)
