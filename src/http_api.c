@@ -25,6 +25,7 @@
 #include <event2/thread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <sys/time.h>
 #include <time.h>
@@ -175,6 +176,37 @@ static const char *date_header(void) {
     return text;
 }
 
+void http_send_reply(struct evhttp_request *req, int code, const char *reason,
+                     struct evbuffer *body) {
+    if (evhttp_request_get_command(req) != EVHTTP_REQ_HEAD) {
+        evhttp_send_reply(req, code, reason, body);
+        return;
+    }
+    char len[32];
+    snprintf(len, sizeof len, "%zu", body ? evbuffer_get_length(body) : (size_t)0);
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    evhttp_remove_header(h, "Content-Length");
+    evhttp_add_header(h, "Content-Length", len);
+    evhttp_send_reply(req, code, reason, NULL);
+}
+
+/* Message framing a proxy in front could read differently from evhttp
+ * (request smuggling): a header name with white space or control bytes
+ * ("Transfer-Encoding : chunked" is not Transfer-Encoding to evhttp, which
+ * then frames the body by Content-Length), or several Content-Length
+ * headers (evhttp uses the first). NULL when the request is fine. */
+static const char *bad_framing(struct evhttp_request *req) {
+    struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+    int ncl = 0;
+    for (struct evkeyval *kv = h ? h->tqh_first : NULL; kv; kv = kv->next.tqe_next) {
+        for (const unsigned char *p = (const unsigned char *)kv->key; *p; p++)
+            if (*p <= ' ' || *p == 0x7f) return "malformed header name";
+        if (strcasecmp(kv->key, "Content-Length") == 0) ncl++;
+    }
+    if (ncl > 1) return "more than one Content-Length header";
+    return NULL;
+}
+
 /* Send the answer (if the client is still there), record it, free c. */
 static void reply_raw(api_call *c, int code, const char *content_type, const char *data,
                       size_t len) {
@@ -195,7 +227,7 @@ static void reply_raw(api_call *c, int code, const char *content_type, const cha
                              : code == 425 ? "Too Early"
                              : code == 503 ? "Service Unavailable"
                                            : "Internal Server Error";
-        evhttp_send_reply(c->req, code, reason, out);
+        http_send_reply(c->req, code, reason, out);
         evbuffer_free(out);
     }
     api_call_free(c);
@@ -344,6 +376,13 @@ static void route_request(struct evhttp_request *req, void *arg) {
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
     if (!path) path = "/";
+    const char *framing = bad_framing(req);
+    if (framing) {
+        /* the rest of the connection cannot be trusted to be framed right */
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+        api_reply_error(api_call_new(req, api.cfg), 400, framing);
+        return;
+    }
     if (admin_path(path)) { /* static UI, no data; its API calls carry the token */
         admin_serve(req, path);
         return;

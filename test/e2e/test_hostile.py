@@ -187,3 +187,91 @@ def test_orders_validation_does_not_stall_the_loop(start_dtmd, redis_server, sha
         assert st == 200, (st, resp)
     assert took < 5, took
     assert probe.count >= 2 and probe.worst < 1.0, (probe.worst, probe.count)
+
+
+# ---- (4) HTTP framing ---------------------------------------------------------
+
+def raw_exchange(d, data, timeout=3.0):
+    """Send data on one connection; return everything read until the server
+    closes it (or timeout)."""
+    s = socket.create_connection(("127.0.0.1", d.port), timeout=timeout)
+    out = b""
+    try:
+        s.sendall(data)
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            out += b
+    except socket.timeout:
+        pass
+    finally:
+        s.close()
+    return out
+
+
+def responses(data):
+    """Split a byte stream into (status, headers, body) HTTP responses
+    (Content-Length framing; a HEAD answer has to be told apart by the caller)."""
+    out = []
+    while data:
+        head, sep, rest = data.partition(b"\r\n\r\n")
+        assert sep, data
+        lines = head.decode("latin1").split("\r\n")
+        status = int(lines[0].split()[1])
+        hdrs = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
+        n = int(hdrs.get("content-length", "0"))
+        out.append((status, hdrs, rest[:n]))
+        data = rest[n:]
+    return out
+
+
+PING = b"GET /api/ping HTTP/1.1\r\nHost: x\r\n\r\n"
+
+SMUGGLE = {
+    "two-content-lengths": b"POST /api/dtmsvr/prepare HTTP/1.1\r\nHost: x\r\n"
+                           b"Content-Length: 2\r\nContent-Length: 41\r\n\r\n{}" + PING,
+    "same-content-length-twice": b"POST /api/dtmsvr/prepare HTTP/1.1\r\nHost: x\r\n"
+                                 b"Content-Length: 2\r\nContent-Length: 2\r\n\r\n{}" + PING,
+    "te-space-before-colon": b"POST /api/dtmsvr/prepare HTTP/1.1\r\nHost: x\r\n"
+                             b"Transfer-Encoding : chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n" + PING,
+    "te-tab-in-name": b"POST /api/dtmsvr/prepare HTTP/1.1\r\nHost: x\r\n"
+                      b"Transfer-Encoding\t: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n" + PING,
+    "te-chunked-identity": b"POST /api/dtmsvr/prepare HTTP/1.1\r\nHost: x\r\n"
+                           b"Transfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n" + PING,
+    "te-identity": b"POST /api/dtmsvr/prepare HTTP/1.1\r\nHost: x\r\n"
+                   b"Transfer-Encoding: identity\r\nContent-Length: 2\r\n\r\n{}" + PING,
+    "te-and-cl": b"POST /api/dtmsvr/prepare HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                 b"Content-Length: 5\r\n\r\n0\r\n\r\n" + PING,
+}
+
+
+@pytest.mark.parametrize("case", sorted(SMUGGLE))
+def test_ambiguous_framing_refused_and_connection_closed(dtmd, case):
+    got = responses(raw_exchange(dtmd, SMUGGLE[case]))
+    # one 400 and the connection closed: the bytes after the body are never
+    # taken for a second request
+    assert [st for st, _, _ in got] == [400], got
+    assert dtmd.api("GET", "/api/ping") == (200, {"msg": "pong"})
+
+
+def test_chunked_body_still_accepted(dtmd, gid):
+    body = json.dumps({"gid": gid, "trans_type": "tcc"}).encode()
+    req = (b"POST /api/dtmsvr/prepare HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+           b"Connection: close\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (len(body), body))
+    got = responses(raw_exchange(dtmd, req))
+    assert [st for st, _, _ in got] == [200], got
+
+
+@pytest.mark.parametrize("path", ["/api/ping", "/api/dtmsvr/version", "/api/dtmsvr/nope",
+                                  "/admin/", "/admin/nope"])
+def test_head_answers_without_body(dtmd, path):
+    req = (b"HEAD %s HTTP/1.1\r\nHost: x\r\n\r\n" % path.encode()) + \
+          b"GET /api/ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    data = raw_exchange(dtmd, req)
+    head, sep, rest = data.partition(b"\r\n\r\n")
+    assert sep and head.startswith(b"HTTP/1.1 "), data
+    # right after the HEAD answer's headers comes the next answer, no body between
+    assert rest.startswith(b"HTTP/1.1 200"), data
+    st, hdrs, body = responses(rest)[0]
+    assert body == b'{"msg":"pong"}'
