@@ -16,7 +16,7 @@ import urllib.parse
 
 import pytest
 
-from dtmtest import http_request, new_gid
+from dtmtest import http_request, new_gid, wait_until
 
 FORGED = "2026-01-01 00:00:00.000 error FORGED-LINE by a client"
 
@@ -275,3 +275,54 @@ def test_head_answers_without_body(dtmd, path):
     assert rest.startswith(b"HTTP/1.1 200"), data
     st, hdrs, body = responses(rest)[0]
     assert body == b'{"msg":"pong"}'
+
+
+# ---- (5) metric label values bounded -----------------------------------------
+
+def keepalive_api(d):
+    """A POST helper over one keep-alive connection (thousands of requests)."""
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=30)
+
+    def post(path, body):
+        conn.request("POST", "/api/dtmsvr" + path, body=json.dumps(body),
+                     headers={"Content-Type": "application/json"})
+        r = conn.getresponse()
+        return r.status, r.read()
+    return conn, post
+
+
+def test_metric_label_values_bounded(start_dtmd, stub):
+    d = start_dtmd(LOG_LEVEL="info")
+    conn, post = keepalive_api(d)
+    nids, per_trans = 3000, 300
+    gids = []
+    try:
+        for t in range(nids // per_trans):
+            g = new_gid("labels")
+            gids.append(g)
+            assert post("/prepare", {"gid": g, "trans_type": "tcc"})[0] == 200
+            for i in range(per_trans):
+                st, body = post("/registerBranch", {
+                    "gid": g, "trans_type": "tcc", "branch_id": "client-id-%d-%d" % (t, i),
+                    "data": "{}", "confirm": stub.url("Ok"), "cancel": stub.url("Ok")})
+                assert st == 200, body
+            assert post("/submit", {"gid": g, "trans_type": "tcc"})[0] == 200
+    finally:
+        conn.close()
+    stub.wait_calls("Ok", nids, timeout=120)
+
+    def metrics():
+        st, text, _ = http_request("GET", d.host + "/api/metrics")
+        assert st == 200
+        total = sum(int(n) for n in re.findall(
+            r'dtm_branch_process_total\{model="tcc",branchid="[^"]*",'
+            r'branchtype="confirm",status="ok"\} (\d+)', text))
+        return total == nids and text
+    text = wait_until(metrics, 30, msg="every confirm counted")
+    ids = set(re.findall(r'branchid="([^"]*)"', text))
+    assert len(ids) <= 101 and "other" in ids, len(ids)
+    m = re.search(r'dtm_branch_process_total\{model="tcc",branchid="other",'
+                  r'branchtype="confirm",status="ok"\} (\d+)', text)
+    assert m and int(m.group(1)) == nids - 100, m
+    assert len(text) < 100_000, len(text)
