@@ -326,3 +326,21 @@ def test_metric_label_values_bounded(start_dtmd, stub):
                   r'branchtype="confirm",status="ok"\} (\d+)', text)
     assert m and int(m.group(1)) == nids - 100, m
     assert len(text) < 100_000, len(text)
+
+
+# ---- (6) allow-list on the normalised path -------------------------------------
+
+@pytest.mark.parametrize("tail", ["%2e%2e/x", "..%2fx", ".%2E/x", "..%5cx", "..;/x", "%2E%2E%2Fx"])
+def test_allow_list_path_tricks(start_dtmd, redis_server, stub, tail):
+    base = "http://127.0.0.1:%d/ok/" % stub.port
+    d = start_dtmd(BRANCH_ALLOW=base)
+    gid = new_gid("trick")
+    st, body = d.submit({"gid": gid, "trans_type": "msg", "steps": [{"action": base + tail}],
+                         "payloads": ["{}"]})
+    assert_400(st, body, "BranchAllow")
+    assert redis_server.mentions(gid) == []
+    # a plain URL under the prefix (also with a harmless "." segment) passes
+    for ok in (base + "x", base + "%2e/x"):
+        st, body = d.submit({"gid": new_gid("fine"), "trans_type": "msg",
+                             "steps": [{"action": ok}], "payloads": ["{}"]})
+        assert st == 200, (ok, body)
