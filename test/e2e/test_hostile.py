@@ -344,3 +344,54 @@ def test_allow_list_path_tricks(start_dtmd, redis_server, stub, tail):
         st, body = d.submit({"gid": new_gid("fine"), "trans_type": "msg",
                              "steps": [{"action": ok}], "payloads": ["{}"]})
         assert st == 200, (ok, body)
+
+
+# ---- (7) /all answers bounded ----------------------------------------------------
+
+def vm_kb(d, field):
+    for ln in open("/proc/%d/status" % d.proc.pid):
+        if ln.startswith(field + ":"):
+            return int(ln.split()[1])
+    raise AssertionError("no %s" % field)
+
+
+def test_all_answer_bounded(start_dtmd, redis_server):
+    d = start_dtmd(LIMITS_MAX_ALL_BYTES=str(1 << 20), LOG_LEVEL="info")
+    pad = "x" * 900_000
+    gids = set()
+    for i in range(30):
+        g = new_gid("big%02d" % i)
+        gids.add(g)
+        st, body = d.submit({"gid": g, "trans_type": "msg", "steps": [{"action": ""}],
+                             "payloads": ["{}"], "custom_data": json.dumps({"pad": pad})})
+        assert st == 200, body
+    base_hwm = vm_kb(d, "VmHWM")
+    results = []
+
+    def reader():
+        st, body, _ = http_request("GET", d.url("/all?limit=60"), timeout=60)
+        results.append((st, body))
+    threads = [threading.Thread(target=reader) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    grew_mb = (vm_kb(d, "VmHWM") - base_hwm) / 1024
+    assert len(results) == 4
+    for st, body in results:
+        assert st == 200, body
+        # stopped at the budget (one record past it at most), with a cursor
+        assert 1 <= len(body["transactions"]) <= 2, len(body["transactions"])
+        assert body["next_position"], body["next_position"]
+    assert grew_mb < 60, grew_mb
+    # paging on with the cursor lists every transaction exactly once
+    seen, pos = [], ""
+    for _ in range(100):
+        st, body = d.api("GET", "/all?limit=60&position=" + urllib.parse.quote(pos))
+        assert st == 200, body
+        seen += [t["gid"] for t in body["transactions"]]
+        pos = body["next_position"]
+        if not pos:
+            break
+    assert sorted(seen) == sorted(gids)
+
