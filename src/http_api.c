@@ -27,6 +27,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/time.h>
 #include <time.h>
 
@@ -38,6 +39,10 @@ static struct {
     int nconns;                      /* accepted client connections not yet freed */
     int paused;                      /* listener disabled because nconns hit max_conns */
     time_t last_warn;                /* rate limit of the "limit reached" warning */
+    struct event *accept_retry;      /* re-enables the listener after EMFILE & co */
+    int accept_backoff;              /* listener disabled until accept_retry fires */
+    time_t accept_err_sec;           /* second of the last accept-error log line */
+    long accept_errs;                /* accept errors since that line */
 } api;
 
 /* ---- connection limit (Limits.MaxConnections) -------------------------- */
@@ -76,8 +81,71 @@ static void conn_closed(void) {
     api.nconns--;
     if (api.paused && api.nconns < api.max_conns) {
         api.paused = 0;
-        if (api.listener) evconnlistener_enable(api.listener);
+        if (api.listener && !api.accept_backoff) evconnlistener_enable(api.listener);
     }
+}
+
+/* ---- descriptor exhaustion --------------------------------------------- */
+
+/* Descriptors dtmd needs besides client connections and branch calls: Redis
+ * connections, the listener, log files, the event loop's own, curl's. */
+#define FD_RESERVE 64
+
+void http_api_fit_fd_limit(dtmd_config *cfg) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+    /* without a connection limit: as many as allowed (within reason) */
+    rlim_t need = cfg->max_connections > 0
+                      ? (rlim_t)cfg->max_connections + (rlim_t)cfg->max_inflight_calls + FD_RESERVE
+                      : (rlim_t)1 << 20;
+    if (rl.rlim_cur < need && rl.rlim_cur < rl.rlim_max) {
+        rlim_t was = rl.rlim_cur;
+        rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > need ? need : rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+            log_info("http: file descriptor limit raised from %llu to %llu",
+                     (unsigned long long)was, (unsigned long long)rl.rlim_cur);
+        else
+            getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (cfg->max_connections == 0 || rl.rlim_cur >= need) return;
+    /* A connection limit the descriptors cannot honour ends in accept()
+     * failing with EMFILE instead of clients waiting in the backlog. */
+    rlim_t reserve = (rlim_t)cfg->max_inflight_calls + FD_RESERVE;
+    int fit = rl.rlim_cur > reserve + 16 ? (int)(rl.rlim_cur - reserve) : (int)(rl.rlim_cur / 4);
+    if (fit < 1) fit = 1;
+    log_warn("http: Limits.MaxConnections %d and Limits.MaxInflightCalls %d do not fit in %llu "
+             "file descriptors (ulimit -n); MaxConnections lowered to %d",
+             cfg->max_connections, cfg->max_inflight_calls, (unsigned long long)rl.rlim_cur, fit);
+    cfg->max_connections = fit;
+}
+
+static void accept_retry_cb(evutil_socket_t fd, short what, void *arg) {
+    (void)fd, (void)what, (void)arg;
+    api.accept_backoff = 0;
+    if (api.listener && !api.paused) evconnlistener_enable(api.listener);
+}
+
+/* accept() failed (not EAGAIN/EINTR, which libevent retries itself). With
+ * no descriptor left (EMFILE, ENFILE) or no memory, the pending connection
+ * stays in the backlog and the listener would fire again at once: pause it
+ * for a moment instead of spinning, and log once a second with a count. */
+static void accept_error_cb(struct evconnlistener *l, void *arg) {
+    (void)arg;
+    int err = EVUTIL_SOCKET_ERROR();
+    api.accept_errs++;
+    time_t now = time(NULL);
+    if (now != api.accept_err_sec) {
+        log_warn("http: accept failed: %s (%ld time(s) this second); pausing new connections "
+                 "for 100 ms",
+                 evutil_socket_error_to_string(err), api.accept_errs);
+        api.accept_err_sec = now;
+        api.accept_errs = 0;
+    }
+    if (!api.accept_retry) return;
+    evconnlistener_disable(l);
+    api.accept_backoff = 1;
+    struct timeval tv = {0, 100000};
+    evtimer_add(api.accept_retry, &tv);
 }
 
 static void lock_free(void *lock, unsigned locktype) {
@@ -493,6 +561,9 @@ int http_api_init(struct event_base *base, const dtmd_config *cfg) {
     api.nconns = 0;
     api.paused = 0;
     api.listener = evhttp_bound_socket_get_listener(bound);
+    api.accept_backoff = 0;
+    api.accept_retry = evtimer_new(base, accept_retry_cb, NULL);
+    evconnlistener_set_error_cb(api.listener, accept_error_cb);
     if (api.max_conns > 0) evhttp_set_bevcb(api.http, conn_bev_new, NULL);
     log_info("http: listening on %s:%d", cfg->http_host, cfg->http_port);
     return 0;
@@ -502,6 +573,8 @@ int http_api_init(struct event_base *base, const dtmd_config *cfg) {
  * finalizers may run as late as event_base_free) must not touch it. */
 void http_api_shutdown(void) {
     api.listener = NULL;
+    if (api.accept_retry) event_free(api.accept_retry);
+    api.accept_retry = NULL;
     if (api.http) evhttp_free(api.http);
     api.http = NULL;
 }

@@ -127,6 +127,7 @@ int main(int argc, char **argv) {
     srandom((unsigned)(time(NULL) ^ getpid()));
     signal(SIGPIPE, SIG_IGN);
 
+    http_api_fit_fd_limit(&cfg);
     http_api_prepare(&cfg);
     metrics_set_max_label_values(cfg.metrics_max_label_values);
     /* epoll's changelist: the interest changes a loop pass makes on one

@@ -8,6 +8,7 @@ normalised URL, /all answers are bounded, fd exhaustion does not spin.
 """
 
 import json
+import os
 import re
 import socket
 import threading
@@ -395,3 +396,85 @@ def test_all_answer_bounded(start_dtmd, redis_server):
             break
     assert sorted(seen) == sorted(gids)
 
+
+
+# ---- (8) descriptor exhaustion -----------------------------------------------------
+
+def cpu_seconds(d):
+    with open("/proc/%d/stat" % d.proc.pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def open_many(d, n):
+    """n non-blocking connects (those beyond the backlog just stay pending)."""
+    socks = []
+    for _ in range(n):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setblocking(False)
+        s.connect_ex(("127.0.0.1", d.port))
+        socks.append(s)
+    return socks
+
+
+@pytest.fixture
+def nofile(monkeypatch):
+    """start dtmd with `ulimit -n` soft:hard (prlimit in front of the binary)."""
+    import dtmtest
+
+    def use(soft, hard):
+        monkeypatch.setattr(dtmtest, "DTMD_WRAPPER",
+                            ["prlimit", "--nofile=%d:%d" % (soft, hard), "--"]
+                            + list(dtmtest.DTMD_WRAPPER))
+    return use
+
+
+def hold_and_measure(d, nconns, seconds=2.0):
+    socks = open_many(d, nconns)
+    try:
+        time.sleep(0.5)
+        c0 = cpu_seconds(d)
+        time.sleep(seconds)
+        return cpu_seconds(d) - c0
+    finally:
+        for s in socks:
+            s.close()
+
+
+@pytest.mark.no_valgrind("measures dtmd's CPU time")
+def test_fd_limit_lowers_max_connections(start_dtmd, nofile):
+    nofile(256, 256)
+    d = start_dtmd(LOG_LEVEL="info")
+    text = d.log.read_text(errors="replace")
+    m = re.search(r"MaxConnections lowered to (\d+)", text)
+    assert m and int(m.group(1)) < 256, text[-2000:]
+    used = hold_and_measure(d, 400)
+    assert used < 0.5, "dtmd spent %.2f s CPU in 2 s holding 400 connections" % used
+    assert "accept failed" not in d.log.read_text(errors="replace")
+    wait_until(lambda: d.api("GET", "/api/ping", timeout=2) == (200, {"msg": "pong"}), 10)
+
+
+@pytest.mark.no_valgrind("measures dtmd's CPU time")
+def test_fd_limit_raised_toward_hard_limit(start_dtmd, nofile):
+    nofile(256, 20000)
+    d = start_dtmd(LOG_LEVEL="info", LIMITS_MAX_CONNECTIONS="1000")
+    text = d.log.read_text(errors="replace")
+    assert "file descriptor limit raised from 256" in text, text[-2000:]
+    assert "lowered" not in text
+    limits = open("/proc/%d/limits" % d.proc.pid).read()
+    soft = int(re.search(r"Max open files\s+(\d+)", limits).group(1))
+    assert soft >= 1000 + 1024, limits
+
+
+@pytest.mark.no_valgrind("measures dtmd's CPU time")
+def test_accept_emfile_does_not_spin(start_dtmd, nofile):
+    nofile(256, 256)
+    d = start_dtmd(LOG_LEVEL="info", LIMITS_MAX_CONNECTIONS="0")  # no limit: accept hits EMFILE
+    used = hold_and_measure(d, 400, seconds=3.0)
+    text = d.log.read_text(errors="replace")
+    accept_lines = [ln for ln in text.splitlines() if "accept" in ln.lower()]
+    assert 1 <= len(accept_lines) <= 6, accept_lines[:10]
+    assert "Too many open files" in accept_lines[0]
+    assert used < 0.5, "dtmd spent %.2f s CPU in 3 s out of descriptors" % used
+    # the descriptors are back: new clients are served again
+    wait_until(lambda: d.api("GET", "/api/ping", timeout=2) == (200, {"msg": "pong"}), 10)
