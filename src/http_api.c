@@ -261,15 +261,21 @@ void http_send_reply(struct evhttp_request *req, int code, const char *reason,
 /* Message framing a proxy in front could read differently from evhttp
  * (request smuggling): a header name with white space or control bytes
  * ("Transfer-Encoding : chunked" is not Transfer-Encoding to evhttp, which
- * then frames the body by Content-Length), or several Content-Length
- * headers (evhttp uses the first). NULL when the request is fine. */
+ * then frames the body by Content-Length), several Content-Length headers
+ * (evhttp uses the first) or one that is not plain digits. NULL when the
+ * request is fine. */
 static const char *bad_framing(struct evhttp_request *req) {
     struct evkeyvalq *h = evhttp_request_get_input_headers(req);
     int ncl = 0;
     for (struct evkeyval *kv = h ? h->tqh_first : NULL; kv; kv = kv->next.tqe_next) {
         for (const unsigned char *p = (const unsigned char *)kv->key; *p; p++)
             if (*p <= ' ' || *p == 0x7f) return "malformed header name";
-        if (strcasecmp(kv->key, "Content-Length") == 0) ncl++;
+        if (strcasecmp(kv->key, "Content-Length") == 0) {
+            ncl++;
+            /* 1*DIGIT: strtoll would also take "+5" or " 5" */
+            const char *v = kv->value;
+            if (!*v || v[strspn(v, "0123456789")] != '\0') return "malformed Content-Length";
+        }
     }
     if (ncl > 1) return "more than one Content-Length header";
     return NULL;

@@ -234,6 +234,8 @@ SMUGGLE = {
                            b"Content-Length: 2\r\nContent-Length: 41\r\n\r\n{}" + PING,
     "same-content-length-twice": b"POST /api/dtmsvr/prepare HTTP/1.1\r\nHost: x\r\n"
                                  b"Content-Length: 2\r\nContent-Length: 2\r\n\r\n{}" + PING,
+    "content-length-plus": b"POST /api/dtmsvr/prepare HTTP/1.1\r\nHost: x\r\n"
+                           b"Content-Length: +2\r\n\r\n{}" + PING,
     "te-space-before-colon": b"POST /api/dtmsvr/prepare HTTP/1.1\r\nHost: x\r\n"
                              b"Transfer-Encoding : chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n" + PING,
     "te-tab-in-name": b"POST /api/dtmsvr/prepare HTTP/1.1\r\nHost: x\r\n"
