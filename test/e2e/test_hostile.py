@@ -78,6 +78,13 @@ def test_reset_cron_time_numbers_range_checked(dtmd, query, words):
     assert st == 200 and body == {"has_remaining": False, "succeed_count": 0}, (st, body)
 
 
+@pytest.mark.parametrize("limit", ["10001", "9223372036854775807"])
+def test_scan_kv_limit_range_checked(dtmd, limit):
+    assert_400(*dtmd.api("GET", "/scanKV?cat=topics&limit=" + limit), "limit")
+    st, body = dtmd.api("GET", "/scanKV?cat=topics&limit=10000")
+    assert st == 200, body
+
+
 @pytest.mark.parametrize("field,key,cap", [
     ("request_timeout", "Limits.MaxRequestTimeout", 3600),
     ("timeout_to_fail", "Limits.MaxTimeoutToFail", 604800),
