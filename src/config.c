@@ -148,6 +148,7 @@ static const key_def keys[] = {
      "expected a non-negative integer (0 = no limit)"},
     {"Limits.MaxActivePasses", K_INT, OFF(max_active_passes), 0, INT_MAX,
      "expected a non-negative integer (0 = no limit)"},
+    {"Limits.CloseIdleAtLimit", K_BOOL, OFF(close_idle_at_limit), 0, 0, NULL},
     /* caps on what one transaction may ask for (per-transaction fields) */
     {"Limits.MaxRequestTimeout", K_I64, OFF(max_request_timeout), 1, 1000000000,
      "expected a positive integer number of seconds"},

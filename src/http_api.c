@@ -28,6 +28,7 @@
 #include <strings.h>
 #include <sys/random.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
 
@@ -38,6 +39,8 @@ static struct {
     int max_conns;                   /* Limits.MaxConnections; 0 = unlimited */
     int nconns;                      /* accepted client connections not yet freed */
     int paused;                      /* listener disabled because nconns hit max_conns */
+    int close_idle;                  /* Limits.CloseIdleAtLimit */
+    int nclosing;                    /* connections shut down for room, not yet freed */
     time_t last_warn;                /* rate limit of the "limit reached" warning */
     struct event *accept_retry;      /* re-enables the listener after EMFILE & co */
     int accept_backoff;              /* listener disabled until accept_retry fires */
@@ -65,14 +68,87 @@ static struct {
 
 typedef struct conn_lock {
     int is_conn; /* the lock of a connection's bufferevent */
+    /* with Limits.CloseIdleAtLimit: the connection, in accept order */
+    struct conn_lock *prev, *next;
+    struct bufferevent *bev;
+    double last_active; /* accepted, or a request on it started or was answered */
+    int closing;        /* shut down to make room; counted in api.nclosing */
 } conn_lock;
 
-static int tag_next_lock; /* set while conn_bev_new creates the bufferevent */
+static int tag_next_lock;      /* set while conn_bev_new creates the bufferevent */
+static conn_lock *last_tagged; /* the lock allocated for it */
+static conn_lock *conns, *conns_tail;
+
+/* bufferevent -> its conn_lock: open addressing, linear probing. */
+static conn_lock **bev_tab;
+static size_t bev_cap, bev_n;
+
+static size_t bev_home(const struct bufferevent *bev) {
+    uintptr_t p = (uintptr_t)bev;
+    return (size_t)((p >> 4) * 0x9E3779B97F4A7C15ULL) & (bev_cap - 1);
+}
+
+static size_t bev_find(const struct bufferevent *bev) {
+    size_t i = bev_home(bev);
+    while (bev_tab[i] && bev_tab[i]->bev != bev) i = (i + 1) & (bev_cap - 1);
+    return i;
+}
+
+static void bev_insert(conn_lock *l) {
+    if (2 * (bev_n + 1) > bev_cap) {
+        conn_lock **old = bev_tab;
+        size_t n = bev_cap;
+        bev_cap = bev_cap ? bev_cap * 2 : 256;
+        bev_tab = xcalloc(bev_cap, sizeof *bev_tab);
+        for (size_t i = 0; i < n; i++)
+            if (old[i]) bev_tab[bev_find(old[i]->bev)] = old[i];
+        free(old);
+    }
+    bev_tab[bev_find(l->bev)] = l;
+    bev_n++;
+}
+
+/* Backward-shift deletion keeps every probe chain unbroken. */
+static void bev_remove(const struct bufferevent *bev) {
+    if (!bev_cap) return;
+    size_t i = bev_find(bev);
+    if (!bev_tab[i]) return;
+    bev_tab[i] = NULL;
+    bev_n--;
+    for (size_t j = (i + 1) & (bev_cap - 1); bev_tab[j]; j = (j + 1) & (bev_cap - 1)) {
+        size_t k = bev_home(bev_tab[j]->bev);
+        int stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
+        if (stays) continue;
+        bev_tab[i] = bev_tab[j];
+        bev_tab[j] = NULL;
+        i = j;
+    }
+    if (bev_n == 0) { /* the last connection: nothing left to free at exit */
+        free(bev_tab);
+        bev_tab = NULL;
+        bev_cap = 0;
+    }
+}
+
+static conn_lock *conn_of(struct evhttp_request *req) {
+    struct evhttp_connection *evcon = req ? evhttp_request_get_connection(req) : NULL;
+    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+    if (!bev || !bev_cap) return NULL;
+    return bev_tab[bev_find(bev)];
+}
+
+/* A request started or was answered on req's connection. */
+static void conn_touch(struct evhttp_request *req) {
+    if (!api.close_idle) return;
+    conn_lock *l = conn_of(req);
+    if (l) l->last_active = metrics_now();
+}
 
 static void *lock_alloc(unsigned locktype) {
     (void)locktype;
     conn_lock *l = xcalloc(1, sizeof *l);
     l->is_conn = tag_next_lock;
+    if (l->is_conn) last_tagged = l;
     tag_next_lock = 0;
     return l;
 }
@@ -151,8 +227,45 @@ static void accept_error_cb(struct evconnlistener *l, void *arg) {
 static void lock_free(void *lock, unsigned locktype) {
     (void)locktype;
     conn_lock *l = lock;
+    if (l->bev) { /* tracked for CloseIdleAtLimit */
+        bev_remove(l->bev);
+        if (l->prev)
+            l->prev->next = l->next;
+        else
+            conns = l->next;
+        if (l->next)
+            l->next->prev = l->prev;
+        else
+            conns_tail = l->prev;
+        if (l->closing) api.nclosing--;
+    }
     if (l->is_conn) conn_closed();
     free(l);
+}
+
+/* Make room for a new client: shut down the connection idle the longest -
+ * waiting for a request, nothing being answered or still being written -
+ * other than keep. evhttp sees the end of the stream and frees it as if the
+ * client had closed (its lock's release counts it out). 1 if one was found
+ * (and, unless dry, shut down). */
+static int close_longest_idle(const conn_lock *keep, int dry) {
+    conn_lock *best = NULL;
+    for (conn_lock *l = conns; l; l = l->next) {
+        if (l == keep || l->closing) continue;
+        /* evhttp turns reading off while a request waits for its answer */
+        if (!(bufferevent_get_enabled(l->bev) & EV_READ)) continue;
+        if (evbuffer_get_length(bufferevent_get_output(l->bev)) > 0) continue;
+        if (bufferevent_getfd(l->bev) < 0) continue;
+        if (!best || l->last_active < best->last_active) best = l;
+    }
+    if (!best) return 0;
+    if (dry) return 1;
+    shutdown(bufferevent_getfd(best->bev), SHUT_RDWR);
+    best->closing = 1;
+    api.nclosing++;
+    log_debug("http: connection limit reached, closed the connection idle for %.1f s",
+              metrics_now() - best->last_active);
+    return 1;
 }
 
 static int lock_nop(unsigned mode, void *lock) {
@@ -173,13 +286,32 @@ void http_api_prepare(const dtmd_config *cfg) {
 static struct bufferevent *conn_bev_new(struct event_base *base, void *arg) {
     (void)arg;
     tag_next_lock = 1;
+    last_tagged = NULL;
     struct bufferevent *bev =
         bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_THREADSAFE);
     int counted = !tag_next_lock; /* its lock was allocated, and tagged */
     tag_next_lock = 0;
     if (!bev) return NULL; /* evhttp makes its own (uncounted) one */
     if (!counted) return bev;
-    if (++api.nconns >= api.max_conns && !api.paused && api.listener) {
+    conn_lock *l = last_tagged;
+    last_tagged = NULL;
+    ++api.nconns;
+    if (api.close_idle && l) {
+        l->bev = bev;
+        l->last_active = metrics_now();
+        l->prev = conns_tail;
+        if (conns_tail)
+            conns_tail->next = l;
+        else
+            conns = l;
+        conns_tail = l;
+        bev_insert(l);
+        /* over the limit: make room now; at it: stay open while room can be made */
+        int live = api.nconns - api.nclosing;
+        if (live > api.max_conns && close_longest_idle(l, 0)) return bev;
+        if (live == api.max_conns && close_longest_idle(l, 1)) return bev;
+    }
+    if (api.nconns - api.nclosing >= api.max_conns && !api.paused && api.listener) {
         /* evconnlistener's accept loop checks this after each callback */
         evconnlistener_disable(api.listener);
         api.paused = 1;
@@ -285,6 +417,7 @@ static const char *bad_framing(struct evhttp_request *req) {
 static void reply_raw(api_call *c, int code, const char *content_type, const char *data,
                       size_t len) {
     if (c->api) record_metrics(c, code);
+    if (c->req) conn_touch(c->req);
     log_access(c->req, code, metrics_now() - c->start);
     if (c->req) {
         if (c->conn) evhttp_connection_set_closecb(c->conn, NULL, NULL);
@@ -450,6 +583,7 @@ static void route_request(struct evhttp_request *req, void *arg) {
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
     if (!path) path = "/";
+    conn_touch(req);
     const char *framing = bad_framing(req);
     if (framing) {
         /* the rest of the connection cannot be trusted to be framed right */
@@ -564,6 +698,8 @@ int http_api_init(struct event_base *base, const dtmd_config *cfg) {
         return -1;
     }
     api.max_conns = cfg->max_connections;
+    api.close_idle = cfg->close_idle_at_limit && cfg->max_connections > 0;
+    api.nclosing = 0;
     api.nconns = 0;
     api.paused = 0;
     api.listener = evhttp_bound_socket_get_listener(bound);

@@ -18,6 +18,7 @@ import urllib.parse
 import pytest
 
 from dtmtest import http_request, new_gid, wait_until
+from test_security import ping_on
 
 FORGED = "2026-01-01 00:00:00.000 error FORGED-LINE by a client"
 
@@ -487,3 +488,65 @@ def test_accept_emfile_does_not_spin(start_dtmd, nofile):
     assert used < 0.5, "dtmd spent %.2f s CPU in 3 s out of descriptors" % used
     # the descriptors are back: new clients are served again
     wait_until(lambda: d.api("GET", "/api/ping", timeout=2) == (200, {"msg": "pong"}), 10)
+
+
+def read_closed(sock, timeout):
+    """True when the server closed sock within timeout."""
+    sock.settimeout(timeout)
+    try:
+        while True:
+            if not sock.recv(4096):
+                return True
+    except socket.timeout:
+        return False
+    except OSError:
+        return True
+
+
+def test_close_idle_at_connection_limit(start_dtmd, stub):
+    """Limits.CloseIdleAtLimit: at MaxConnections a new client is served at
+    once; the connection idle the longest makes room, never one whose
+    request is still being answered."""
+    limit = 5
+    d = start_dtmd(LIMITS_MAX_CONNECTIONS=limit, LIMITS_CLOSE_IDLE_AT_LIMIT="true",
+                   REQUEST_TIMEOUT="5")
+    time.sleep(0.3)  # start()'s readiness probe connection is gone
+    stub.plan("Slow", [(200, '{"dtm_result":"SUCCESS"}', 2.0)])
+    socks = []
+    try:
+        # the oldest connection has a request in flight (wait_result, slow branch)
+        busy = socket.create_connection(("127.0.0.1", d.port))
+        socks.append(busy)
+        body = json.dumps({"gid": new_gid("busy"), "trans_type": "msg", "wait_result": True,
+                           "steps": [{"action": stub.url("Slow")}], "payloads": ["{}"]}).encode()
+        busy.sendall(b"POST /api/dtmsvr/submit HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                     b"application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        stub.wait_calls("Slow", 1, timeout=5)
+        idle = []
+        for _ in range(limit - 2):
+            s = socket.create_connection(("127.0.0.1", d.port))
+            socks.append(s)
+            idle.append(s)
+            assert ping_on(s, 5) == b"HTTP/1.1 200 OK"
+            time.sleep(0.05)
+        silent = socket.create_connection(("127.0.0.1", d.port))  # the 5th, never sends
+        socks.append(silent)
+        time.sleep(0.2)
+        # at the limit: a new client is served at once, the longest-idle one is closed
+        new = socket.create_connection(("127.0.0.1", d.port))
+        socks.append(new)
+        assert ping_on(new, 2.0) == b"HTTP/1.1 200 OK"
+        assert read_closed(idle[0], 2.0)
+        for s in idle[1:]:
+            assert ping_on(s, 2.0) == b"HTTP/1.1 200 OK"
+        # the busy connection gets its answer
+        busy.settimeout(10)
+        data = b""
+        while b"SUCCESS" not in data:
+            chunk = busy.recv(4096)
+            assert chunk, data
+            data += chunk
+        assert data.startswith(b"HTTP/1.1 200"), data
+    finally:
+        for s in socks:
+            s.close()
