@@ -171,6 +171,7 @@ def orders_body(gid, nsteps, entries, budget=600_000):
             "payloads": ["" for _ in range(nsteps)], "custom_data": custom}
 
 
+@pytest.mark.no_valgrind("measures how fast dtmd answers /api/ping")
 @pytest.mark.parametrize("shape", ["chain", "chain-cycle"])
 def test_orders_validation_does_not_stall_the_loop(start_dtmd, redis_server, shape):
     nsteps = 500  # 1000 branches: Limits.MaxBranches' default
@@ -366,6 +367,7 @@ def vm_kb(d, field):
     raise AssertionError("no %s" % field)
 
 
+@pytest.mark.no_valgrind("measures dtmd's peak RSS")
 def test_all_answer_bounded(start_dtmd, redis_server):
     d = start_dtmd(LIMITS_MAX_ALL_BYTES=str(1 << 20), LOG_LEVEL="info")
     pad = "x" * 900_000
@@ -503,6 +505,7 @@ def read_closed(sock, timeout):
         return True
 
 
+@pytest.mark.no_valgrind("expects answers within 2 s")
 def test_close_idle_at_connection_limit(start_dtmd, stub):
     """Limits.CloseIdleAtLimit: at MaxConnections a new client is served at
     once; the connection idle the longest makes room, never one whose
