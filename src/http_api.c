@@ -211,8 +211,8 @@ static void accept_error_cb(struct evconnlistener *l, void *arg) {
     api.accept_errs++;
     time_t now = time(NULL);
     if (now != api.accept_err_sec) {
-        log_warn("http: accept failed: %s (%ld time(s) this second); pausing new connections "
-                 "for 100 ms",
+        log_warn("http: accept failed: %s (%ld time(s) since the last such line); pausing new "
+                 "connections for 100 ms",
                  evutil_socket_error_to_string(err), api.accept_errs);
         api.accept_err_sec = now;
         api.accept_errs = 0;
