@@ -168,10 +168,19 @@ static void all_batch_done(api_call *c) {
     all_fetch(c);
 }
 
+/* One HGETALL of a listing: the gid rides along, as the cursor to page on
+ * from when the byte budget stops the answer after it. */
+typedef struct all_item {
+    api_call *c;
+    char *gid;
+} all_item;
+
 /* Replies arrive in the order the HGETALLs were sent (one connection), so
- * records are listed in index order. */
+ * records are listed in index order. An index entry whose hash has expired
+ * is skipped here and left to the scanner's trim (src/retention.c). */
 static void all_item_loaded(void *arg, redisReply *reply, const char *err) {
-    api_call *c = arg;
+    all_item *it = arg;
+    api_call *c = it->c;
     all_ctx *x = c->extra;
     if (err) {
         x->store_failed = 1;
@@ -187,11 +196,16 @@ static void all_item_loaded(void *arg, redisReply *reply, const char *err) {
         it->gid = NULL;
         if (x->out.len >= c->cfg->max_all_bytes) x->budget_hit = 1;
     }
+    free(it->gid);
+    free(it);
     if (--x->pending == 0) all_batch_done(c);
 }
 
 static void all_load(api_call *c, int shard, const char *gid) {
     all_ctx *x = c->extra;
+    all_item *it = xcalloc(1, sizeof *it);
+    it->c = c;
+    it->gid = xstrdup(gid);
     rargs a;
     ra_init(&a);
     sbuf k;
@@ -201,7 +215,7 @@ static void all_load(api_call *c, int shard, const char *gid) {
     ra_add(&a, k.ptr, k.len);
     sb_free(&k);
     x->pending++;
-    store_command(&a, all_item_loaded, c);
+    store_command(&a, all_item_loaded, it);
 }
 
 static void all_index_listed(void *arg, redisReply *reply, const char *err) {
