@@ -507,12 +507,11 @@ def read_closed(sock, timeout):
 
 @pytest.mark.no_valgrind("expects answers within 2 s")
 def test_close_idle_at_connection_limit(start_dtmd, stub):
-    """Limits.CloseIdleAtLimit: at MaxConnections a new client is served at
-    once; the connection idle the longest makes room, never one whose
-    request is still being answered."""
+    """Limits.CloseIdleAtLimit (the default): at MaxConnections a new client is
+    served at once; the connection idle the longest makes room, never one
+    whose request is still being answered."""
     limit = 5
-    d = start_dtmd(LIMITS_MAX_CONNECTIONS=limit, LIMITS_CLOSE_IDLE_AT_LIMIT="true",
-                   REQUEST_TIMEOUT="5")
+    d = start_dtmd(LIMITS_MAX_CONNECTIONS=limit, REQUEST_TIMEOUT="5")
     time.sleep(0.3)  # start()'s readiness probe connection is gone
     stub.plan("Slow", [(200, '{"dtm_result":"SUCCESS"}', 2.0)])
     socks = []
