@@ -122,6 +122,10 @@ void engine_index_key(sbuf *out, const char *gid) {
     key_index(out, eng.cfg->redis_prefix, key_shard(gid, strlen(gid), eng.cfg->store_shards));
 }
 
+void engine_expiry_key(sbuf *out, const char *gid) {
+    key_expiry(out, eng.cfg->redis_prefix, key_shard(gid, strlen(gid), eng.cfg->store_shards));
+}
+
 static void drive(trans *t, waiter *waiters);
 static void pass_stop(pass *p, const char *why);
 static void set_status(pass *p, int status, const char *reason);
@@ -685,6 +689,13 @@ static void pass_write(pass *p, int expected_status, rargs *fields, int64_t due_
     ra_init(&a);
     ra_add(&a, p->key.ptr, p->key.len);
     ra_add(&a, p->due_key.ptr, p->due_key.len);
+    if (finished) { /* the TTL changes: lua/cas_update.lua records it */
+        sbuf k;
+        sb_init(&k);
+        engine_expiry_key(&k, p->t->gid);
+        ra_add(&a, k.ptr, k.len);
+        sb_free(&k);
+    }
     ra_adds(&a, p->t->gid);
     ra_adds(&a, trans_type_name(p->t->type));
     ra_adds(&a, global_status_name(expected_status));
@@ -702,7 +713,7 @@ static void pass_write(pass *p, int expected_status, rargs *fields, int64_t due_
     for (int i = 0; i < fields->argc; i++) ra_add(&a, fields->argv[i], fields->lens[i]);
     ra_free(fields);
     p->writes++;
-    store_script("cas_update", 2, &a, write_done, p);
+    store_script("cas_update", finished ? 3 : 2, &a, write_done, p);
 }
 
 /* The fields of a branch result (PROTOCOL.md 5.1); updates memory. */

@@ -101,5 +101,6 @@ long long engine_parked_total(void); /* for /api/metrics */
 void engine_trans_key(sbuf *out, const char *gid);
 void engine_due_key(sbuf *out, const char *gid);
 void engine_index_key(sbuf *out, const char *gid);
+void engine_expiry_key(sbuf *out, const char *gid);
 
 #endif
