@@ -31,7 +31,7 @@ api_call *api_call_new(struct evhttp_request *req, const dtmd_config *cfg);
 void api_reply_json(api_call *c, int code, const char *json);
 /* 200 {"dtm_result":"SUCCESS"} */
 void api_reply_ok(api_call *c);
-/* 409 {"dtm_result":"FAILURE","message":msg (+" FAILURE" unless present)} */
+/* 409 {"dtm_result":"FAILURE","message":msg (+" FAILURE" unless it ends so)} */
 void api_reply_failure(api_call *c, const char *msg);
 /* 425 {"dtm_result":"ONGOING","message":msg} */
 void api_reply_ongoing(api_call *c, const char *msg);

@@ -220,7 +220,9 @@ static void reply_result(api_call *c, int code, const char *result, const char *
     sbuf m;
     sb_init(&m);
     sb_puts(&m, msg);
-    if (suffix && !strstr(msg, suffix)) {
+    /* dtm ends every such message with " <suffix>", added unless there */
+    size_t ml = strlen(msg), sl = suffix ? strlen(suffix) : 0;
+    if (suffix && !(ml > sl && msg[ml - sl - 1] == ' ' && strcmp(msg + ml - sl, suffix) == 0)) {
         sb_putc(&m, ' ');
         sb_puts(&m, suffix);
     }

@@ -215,7 +215,8 @@ static void saga_on_result(pass *p, int bi, branch_outcome o, long status, const
             sb_init(&m);
             sb_printf(&m, "url:%s return failed: %.*s", b->url, (int)(len > 1000 ? 1000 : len),
                       body);
-            if (!memmem(m.ptr, m.len, "FAILURE", 7)) sb_puts(&m, " FAILURE");
+            /* dtm's reason always ends " FAILURE", added unless already there */
+            if (m.len < 8 || memcmp(m.ptr + m.len - 8, " FAILURE", 8) != 0) sb_puts(&m, " FAILURE");
             p->fail_msg = sb_detach(&m);
         }
         pass_record_result(p, bi, BS_FAILED, o);

@@ -193,6 +193,12 @@ static int get_str_map(yajl_val root, const char *key, char **out) {
     return 0;
 }
 
+/* payloads[i] of a request tree: a string, or "" for null. */
+static const char *payload_at(yajl_val payloads, size_t i) {
+    yajl_val p = payloads->u.array.values[i];
+    return p && YAJL_IS_STRING(p) ? p->u.string : "";
+}
+
 int trans_from_request(yajl_val root, const dtmd_config *cfg, trans **out, char *err,
                        size_t errlen) {
     trans *t = trans_new();
@@ -253,20 +259,33 @@ int trans_from_request(yajl_val root, const dtmd_config *cfg, trans **out, char 
                     FAIL("steps[%zu].%s must be a string", i, s->u.object.keys[k]);
             }
         }
-        sbuf b;
-        sb_init(&b);
-        json_write(&b, v);
-        t->steps = sb_detach(&b);
-    }
-    v = json_field(root, "payloads");
-    if (v) {
-        if (!YAJL_IS_ARRAY(v)) FAIL("payloads must be an array of strings");
-        for (size_t i = 0; i < v->u.array.len; i++)
-            if (!YAJL_IS_STRING(v->u.array.values[i])) FAIL("payloads[%zu] must be a string", i);
+        /* [] is no steps: SDKs serialising a whole TransBase send it for
+         * TCC and XA too (dtm ignores steps there). */
         if (v->u.array.len > 0) {
             sbuf b;
             sb_init(&b);
             json_write(&b, v);
+            t->steps = sb_detach(&b);
+        }
+    }
+    v = json_field(root, "payloads");
+    if (v) {
+        if (!YAJL_IS_ARRAY(v)) FAIL("payloads must be an array of strings");
+        /* null is an empty payload, as dtm's string decoding has it: the
+         * Node.js SDK sends [null] for a step added without data. */
+        for (size_t i = 0; i < v->u.array.len; i++)
+            if (!YAJL_IS_STRING(v->u.array.values[i]) && !YAJL_IS_NULL(v->u.array.values[i]))
+                FAIL("payloads[%zu] must be a string", i);
+        if (v->u.array.len > 0) {
+            sbuf b;
+            sb_init(&b);
+            sb_putc(&b, '[');
+            for (size_t i = 0; i < v->u.array.len; i++) {
+                const char *p = payload_at(v, i);
+                if (i) sb_putc(&b, ',');
+                sb_json_str(&b, p, strlen(p));
+            }
+            sb_putc(&b, ']');
             t->payloads = sb_detach(&b);
         }
     }
@@ -525,7 +544,7 @@ int trans_make_branches(trans *t, const dtmd_config *cfg, const topic_set *topic
         const char *data;
         size_t dl;
         if (np && tree_payloads) {
-            data = tree_payloads->u.array.values[i]->u.string;
+            data = payload_at(tree_payloads, i);
             dl = strlen(data);
         } else if (np) {
             data = payloads.s[i];
