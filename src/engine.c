@@ -10,6 +10,7 @@
 
 #include "alert.h"
 #include "backoff.h"
+#include "jsonrpc.h"
 #include "keys.h"
 #include "log.h"
 #include "metrics.h"
@@ -542,7 +543,28 @@ void pass_call(pass *p, int bi) {
         .nheaders = t->nheaders,
         .timeout_s = (double)trans_request_timeout_ms(t, p->cfg) / 1000.0,
     };
+    char *rpc = NULL; /* protocol json-rpc: the call's JSON-RPC request */
+    if (jsonrpc_branch_url(t->protocol, b->url)) {
+        char err[200];
+        size_t len;
+        rpc = jsonrpc_branch_body(b->url, b->data, b->data_len, req.gid, req.trans_type,
+                                  req.branch_id, req.op, &len, err, sizeof err);
+        if (!rpc) { /* as a call that errs: retried, as dtm does */
+            p->last[bi] = BR_ERROR;
+            p->ops->on_result(p, bi, BR_ERROR, 0, err, strlen(err));
+            return;
+        }
+        req = (branch_request){.url = b->url,
+                               .body = rpc,
+                               .body_len = len,
+                               .force_post = 1,
+                               .headers = req.headers,
+                               .nheaders = req.nheaders,
+                               .timeout_s = req.timeout_s,
+                               .jsonrpc = 1};
+    }
     start_call(p, bi, &req);
+    free(rpc);
 }
 
 void pass_call_special(pass *p, const char *url, const char *op, const char *body, size_t len) {

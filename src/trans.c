@@ -221,8 +221,10 @@ int trans_from_request(yajl_val root, const dtmd_config *cfg, trans **out, char 
     if (get_str(root, "query_prepared", &t->query_prepared))
         FAIL("query_prepared must be a string");
     if (get_str(root, "protocol", &t->protocol)) FAIL("protocol must be a string");
-    if (t->protocol && t->protocol[0] && strcmp(t->protocol, "http") != 0)
-        FAIL("protocol '%s' is not supported: dtmd calls branches over http(s) only", t->protocol);
+    if (t->protocol && t->protocol[0] && strcmp(t->protocol, "http") != 0 &&
+        strcmp(t->protocol, "json-rpc") != 0)
+        FAIL("protocol '%s' is not supported: dtmd calls branches over http(s) and json-rpc only",
+             t->protocol);
     if (get_str(root, "rollback_reason", &t->rollback_reason))
         FAIL("rollback_reason must be a string");
     if (get_bool(root, "wait_result", &t->wait_result)) FAIL("wait_result must be a boolean");

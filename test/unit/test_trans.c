@@ -365,9 +365,9 @@ void test_trans_from_request_errors(void) {
     BAD_REQ("{\"gid\":\"g\",\"trans_type\":\"saga\",\"protocol\":true}",
             "protocol must be a string");
     BAD_REQ("{\"gid\":\"g\",\"trans_type\":\"saga\",\"protocol\":\"grpc\"}",
-            "protocol 'grpc' is not supported: dtmd calls branches over http(s) only");
+            "protocol 'grpc' is not supported: dtmd calls branches over http(s) and json-rpc only");
     BAD_REQ("{\"gid\":\"g\",\"trans_type\":\"saga\",\"protocol\":\"HTTP\"}",
-            "protocol 'HTTP' is not supported: dtmd calls branches over http(s) only");
+            "protocol 'HTTP' is not supported: dtmd calls branches over http(s) and json-rpc only");
     BAD_REQ("{\"gid\":\"g\",\"trans_type\":\"saga\",\"rollback_reason\":[]}",
             "rollback_reason must be a string");
     BAD_REQ("{\"gid\":\"g\",\"trans_type\":\"saga\",\"wait_result\":\"true\"}",
