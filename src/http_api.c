@@ -2,7 +2,8 @@
  *
  * Routes: /api/dtmsvr/<name>, with /api/dtms/<name> and the bare
  * /api/<name> accepted as aliases (older guides use them), plus /api/ping
- * and dtm's JSON-RPC entry point /api/json-rpc (api_jsonrpc.c).
+ * and dtm's JSON-RPC entry point /api/json-rpc (api_jsonrpc.c). Every route
+ * is described in docs/openapi.json, served at /api/openapi.json.
  * The request body is read whole (evhttp already buffered it) and checked
  * against Limits.MaxBodyBytes before any parsing. Limits.MaxConnections is
  * enforced by pausing the listener (see "connection limit" below). */
@@ -273,6 +274,15 @@ static void api_metrics(api_call *c, struct evkeyvalq *q, const char *body, size
     sb_free(&b);
 }
 
+/* docs/openapi.json, compiled in by src/gen_openapi.sh. */
+extern const char openapi_json[];
+extern const size_t openapi_json_len;
+
+static void api_openapi(api_call *c, struct evkeyvalq *q, const char *body, size_t len) {
+    (void)q, (void)body, (void)len;
+    reply_raw(c, 200, "application/json; charset=utf-8", openapi_json, openapi_json_len);
+}
+
 static void api_version(api_call *c, struct evkeyvalq *q, const char *body, size_t len) {
     (void)q, (void)body, (void)len;
     api_reply_json(c, 200, "{\"version\":\"" DTMD_VERSION "\"}");
@@ -330,6 +340,7 @@ static const struct route {
     {"scanKV", M_GET, api_scan_kv},
     {"metrics", M_GET, api_metrics},
     {"json-rpc", M_POST, api_json_rpc},
+    {"openapi.json", M_GET, api_openapi},
     {NULL, 0, NULL},
 };
 
