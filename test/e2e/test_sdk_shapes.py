@@ -13,6 +13,7 @@ The first tests are the incompatibilities of issue 19, each of which failed
 before it was fixed.
 """
 
+import base64
 import json
 import time
 import urllib.parse
@@ -617,6 +618,12 @@ def test_workflow(dtmd, stub, gid, sdk, result):
     st, body = send(dtmd, "/api/dtmsvr/prepareWorkflow", wf_base(sdk, gid, stub), sdk, "prepare")
     assert [(p["branch_id"], p["op"], p["status"]) for p in body["progresses"]] == \
         [("01", "action", "succeed")], body
+    # Go decodes it into dtmgpb.DtmProgressesReply with protojson: the fields
+    # it knows must have its types (bin_data is bytes: base64).
+    for k in ("gid", "status", "rollback_reason", "result"):
+        assert isinstance(body["transaction"].get(k, ""), str), body
+    for p in body["progresses"]:
+        assert base64.b64decode(p["bin_data"], validate=True) == b'{"r":1}', p
     extra = {"status": result, "rollback_reason": "" if result == "succeed" else "boom",
              "result": ""}
     sub = {"gid": gid, "trans_type": "workflow",
