@@ -263,6 +263,12 @@ def test_new_gid(dtmd, sdk):
     assert isinstance(body["gid"], str) and len(body["gid"]) >= 20, body
 
 
+def test_ping_as_java_calls_it(dtmd):
+    """Java's IDtmServerStub.ping: GET /api/ping."""
+    st, body = dtmd.api("GET", "/api/ping")
+    assert st == 200 and body == {"msg": "pong"}
+
+
 def test_query_as_csharp_reads_it(dtmd, stub, gid):
     """C# Query/QueryStatus: GET /api/dtmsvr/query?gid=, CheckStatus, then
     "transaction" (times as DateTimeOffset, next_cron_interval an int) and
