@@ -6,7 +6,8 @@
 -- half-changed or unscheduled, and no request changes a transaction of a type
 -- or in a status its rule (src/transition.c) does not allow.
 --
--- KEYS[1] transaction hash, KEYS[2] shard due zset
+-- KEYS[1] transaction hash, KEYS[2] shard due zset, KEYS[3] shard expiry zset
+-- (needed with a TTL: it gets the time the hash expires, index_trim.lua)
 -- ARGV[1] gid
 -- ARGV[2] expected trans_type: '' = any
 -- ARGV[3] expected statuses: '' = any, else a comma list ('submitted,aborting')
@@ -36,5 +37,8 @@ elseif ARGV[4] ~= '' then
 end
 if ARGV[5] ~= '0' then
   redis.call('EXPIRE', KEYS[1], ARGV[5])
+  -- the hash's expiry by Redis' clock, as EXPIRE counts it (index_trim.lua)
+  local now = redis.call('TIME')
+  redis.call('ZADD', KEYS[3], string.format('%.0f', now[1] * 1000 + math.floor(now[2] / 1000) + ARGV[5] * 1000), ARGV[1])
 end
 return {'OK', cur[1], cur[2] or ''}

@@ -1,6 +1,7 @@
 -- save_new.lua: store a new transaction atomically, unless its gid exists.
 --
--- KEYS[1] transaction hash, KEYS[2] shard due zset, KEYS[3] shard index zset
+-- KEYS[1] transaction hash, KEYS[2] shard due zset, KEYS[3] shard index zset,
+-- KEYS[4] shard expiry zset (gets the time the hash expires: index_trim.lua)
 -- ARGV[1] gid, ARGV[2] due time (ms), or '-' for a transaction stored already
 -- finished (it settled at creation: engine_settle_new), ARGV[3] TTL (s),
 -- ARGV[4..] field/value pairs
@@ -19,4 +20,7 @@ if ARGV[2] ~= '-' then
   redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 end
 redis.call('ZADD', KEYS[3], 0, ARGV[1])
+-- the hash's expiry by Redis' clock, as EXPIRE counts it (index_trim.lua)
+local now = redis.call('TIME')
+redis.call('ZADD', KEYS[4], string.format('%.0f', now[1] * 1000 + math.floor(now[2] / 1000) + ARGV[3] * 1000), ARGV[1])
 return {'OK', ''}

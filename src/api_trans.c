@@ -38,6 +38,16 @@ static void add_keys(rargs *a, const char *gid, int with_index) {
     sb_free(&k);
 }
 
+/* The shard's expiry zset: every script that sets the hash's TTL records it
+ * there (lua/index_trim.lua). */
+static void add_expiry_key(rargs *a, const char *gid) {
+    sbuf k;
+    sb_init(&k);
+    engine_expiry_key(&k, gid);
+    ra_add(a, k.ptr, k.len);
+    sb_free(&k);
+}
+
 static void load_trans(const char *gid, store_cb *cb, api_call *c) {
     rargs a;
     ra_init(&a);
@@ -57,6 +67,7 @@ static void cas(const char *gid, const char *type, const transition *row, int64_
     rargs a;
     ra_init(&a);
     add_keys(&a, gid, 0);
+    if (ttl) add_expiry_key(&a, gid);
     ra_adds(&a, gid);
     ra_adds(&a, type ? type : "");
     ra_adds(&a, row->from);
@@ -69,7 +80,7 @@ static void cas(const char *gid, const char *type, const transition *row, int64_
     ra_addi(&a, ttl);
     for (int i = 0; i < fields->argc; i++) ra_add(&a, fields->argv[i], fields->lens[i]);
     ra_free(fields);
-    store_script("cas_update", 2, &a, cb, c);
+    store_script("cas_update", ttl ? 3 : 2, &a, cb, c);
 }
 
 /* {tag, status[, type]} replies of our scripts; *type is "" when absent. */
@@ -397,6 +408,7 @@ static void save_new(api_call *c) {
     rargs a;
     ra_init(&a);
     add_keys(&a, t->gid, 1);
+    add_expiry_key(&a, t->gid);
     ra_adds(&a, t->gid);
     if (settled)
         ra_adds(&a, "-"); /* finished: not due */
@@ -404,7 +416,7 @@ static void save_new(api_call *c) {
         ra_addi(&a, t->next_cron_ms);
     ra_addi(&a, settled ? c->cfg->finished_data_expire : c->cfg->data_expire);
     trans_hash_fields(t, &a);
-    store_script("save_new", 3, &a, saved, c);
+    store_script("save_new", 4, &a, saved, c);
 }
 
 /* Parse the body into c->t; answers 400 and returns -1 on bad input. */
@@ -595,11 +607,12 @@ void api_prepare_workflow(api_call *c, struct evkeyvalq *q, const char *body, si
     rargs a;
     ra_init(&a);
     add_keys(&a, t->gid, 1);
+    add_expiry_key(&a, t->gid);
     ra_adds(&a, t->gid);
     ra_addi(&a, t->next_cron_ms);
     ra_addi(&a, c->cfg->data_expire);
     trans_hash_fields(t, &a);
-    store_script("save_new", 3, &a, workflow_saved, c);
+    store_script("save_new", 4, &a, workflow_saved, c);
 }
 
 static void workflow_submitted(void *arg, redisReply *reply, const char *err) {

@@ -47,7 +47,8 @@ void engine_drive(trans *t, pass_done_cb *done, void *arg);
  * (branches and status, times = now) and return 1. The caller then stores
  * it finished (no due time, the finished TTL), answers without a pass, and
  * reports it with engine_settled: one Redis round trip for the whole
- * transaction instead of two, and no pass to run. Else t is unchanged. */
+ * transaction instead of two, and no pass to run. Else t is unchanged.
+ * The mode decides (mode_settle in mode.h). */
 int engine_settle_new(trans *t, int64_t now);
 void engine_settled(const trans *t); /* log and metrics of a settled one */
 
@@ -100,5 +101,6 @@ long long engine_parked_total(void); /* for /api/metrics */
 void engine_trans_key(sbuf *out, const char *gid);
 void engine_due_key(sbuf *out, const char *gid);
 void engine_index_key(sbuf *out, const char *gid);
+void engine_expiry_key(sbuf *out, const char *gid);
 
 #endif

@@ -1,5 +1,5 @@
 /* transition.h - which request may change which stored transaction: the one
- * table of the API's state transitions (docs/modes.md "Requests").
+ * table of the API's state transitions (docs/requests.md).
  *
  * A request names a transaction type; the stored transaction has a type and
  * a status. Every endpoint that acts on a stored transaction looks its row up

@@ -1,7 +1,7 @@
 /* test_transition.c - the request transition table (transition.c), every
  * cell: each request x the type it names x the stored type x the stored
  * status, against the rules written out once more here as the spec
- * (docs/modes.md "Requests"). */
+ * (docs/requests.md). */
 #include "unit.h"
 
 #include "transition.h"
