@@ -72,7 +72,14 @@ void api_json_rpc(api_call *c, struct evkeyvalq *q, const char *body, size_t len
         json_free(root);
         return;
     }
-    /* The params are the HTTP endpoint's body. */
+    /* The params are the HTTP endpoint's body, re-serialised from the tree,
+     * which cuts strings at "\u0000": refused rather than stored cut short. */
+    if (memmem(body, len, "\\u0000", 6)) {
+        answer_error(c, id, JSONRPC_INTERNAL,
+                     "NUL characters (\\u0000) are not supported in JSON-RPC params");
+        json_free(root);
+        return;
+    }
     sbuf params;
     sb_init(&params);
     json_write(&params, json_field(root, "params"));

@@ -241,3 +241,12 @@ def test_msg_over_json_rpc(dtmd, stub, gid):
     (c,) = stub.calls("Rpc")
     req = rpc_request(c)
     assert req["method"] == "Deliver" and req["params"]["trans_type"] == "msg", req
+
+
+def test_nul_in_params_is_refused_not_cut(dtmd, stub, redis_server, gid):
+    """A payload holding \\u0000 cannot pass through the params tree whole:
+    refused (-32603), nothing stored, rather than stored cut short."""
+    body = rpc_saga(stub, gid, names=("One",), payloads=['{"a":"x\u0000y"}'])
+    resp = rpc(dtmd, "submit", body)
+    rpc_error(resp, INTERNAL, "NUL")
+    assert redis_server.mentions(gid) == []
