@@ -37,7 +37,8 @@ PYTHON    := /usr/bin/python3
 BUILD     ?= build
 BIN       ?= dtmd
 SRCS      := $(wildcard src/*.c)
-OBJS      := $(patsubst src/%.c,$(BUILD)/%.o,$(SRCS)) $(BUILD)/lua_scripts.o $(BUILD)/admin_files.o
+OBJS      := $(patsubst src/%.c,$(BUILD)/%.o,$(SRCS)) $(BUILD)/lua_scripts.o $(BUILD)/admin_files.o \
+             $(BUILD)/openapi_json.o
 LIB_OBJS  := $(filter-out $(BUILD)/main.o,$(OBJS))
 LUA       := $(sort $(wildcard lua/*.lua))
 ADMIN     := $(sort $(wildcard admin/*.html admin/*.js admin/*.css))
@@ -67,6 +68,13 @@ $(BUILD)/admin_files.c: $(ADMIN) src/gen_admin.sh | $(BUILD)
 
 $(BUILD)/admin_files.o: $(BUILD)/admin_files.c
 	$(CC) $(CFLAGS) -Isrc -c -o $@ $<
+
+# docs/openapi.json, the API's description, is served from memory too.
+$(BUILD)/openapi_json.c: docs/openapi.json src/gen_openapi.sh | $(BUILD)
+	sh src/gen_openapi.sh docs/openapi.json > $@
+
+$(BUILD)/openapi_json.o: $(BUILD)/openapi_json.c
+	$(CC) $(CFLAGS) -c -o $@ $<
 
 $(BUILD):
 	mkdir -p $(BUILD)

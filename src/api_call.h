@@ -22,16 +22,18 @@ typedef struct api_call {
     void *extra; /* endpoint-specific, freed with free() */
     size_t extra_n;
     const char *api; /* route name for metrics (static), NULL = unrouted */
+    char *rpc_id;    /* a JSON-RPC call's id: answers become JSON-RPC answers */
     double start;    /* metrics_now() at arrival */
 } api_call;
 
 api_call *api_call_new(struct evhttp_request *req, const dtmd_config *cfg);
 
-/* Send a JSON body with a status code, then free the call. */
+/* Send a JSON body with a status code, then free the call. A JSON-RPC call
+ * (rpc_id set) gets it as a JSON-RPC answer instead (jsonrpc_answer). */
 void api_reply_json(api_call *c, int code, const char *json);
 /* 200 {"dtm_result":"SUCCESS"} */
 void api_reply_ok(api_call *c);
-/* 409 {"dtm_result":"FAILURE","message":msg (+" FAILURE" unless present)} */
+/* 409 {"dtm_result":"FAILURE","message":msg (+" FAILURE" unless it ends so)} */
 void api_reply_failure(api_call *c, const char *msg);
 /* 425 {"dtm_result":"ONGOING","message":msg} */
 void api_reply_ongoing(api_call *c, const char *msg);

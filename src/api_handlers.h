@@ -20,6 +20,12 @@ api_handler api_submit, api_prepare, api_abort, api_register_branch, api_prepare
 /* api_query.c: read-only and admin endpoints */
 api_handler api_query, api_all, api_reset_cron_time;
 
+/* http_api.c */
+api_handler api_new_gid;
+
+/* api_jsonrpc.c: POST /api/json-rpc, dtm's JSON-RPC 2.0 entry point */
+api_handler api_json_rpc;
+
 /* api_kv.c: topics and KV */
 api_handler api_subscribe, api_unsubscribe, api_query_kv, api_scan_kv;
 void api_delete_topic(api_call *c, const char *topic);

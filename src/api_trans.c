@@ -300,15 +300,52 @@ static void claim_and_drive(api_call *c, const char *type, const transition *row
     store_script("claim", 2, &a, claimed, c);
 }
 
+/* The options a submit of a prepared transaction brings. dtm runs that pass
+ * with the submit's own request (svcSubmit: only the branches come from the
+ * store, its Redis store then saves that request), so an SDK that adds
+ * custom_data's delay only at submit (Go, Node.js, C#) gets its delay, and
+ * the delay counts from the submit (create_time is the submit's). A field
+ * the submit leaves out (absent, null, empty or 0) keeps its stored value;
+ * steps and payloads never change the stored branches. */
+static void submit_options(const trans *rq, rargs *f, int64_t now) {
+    const struct {
+        const char *name, *value;
+    } strs[] = {{"custom_data", rq->custom_data},
+                {"query_prepared", rq->query_prepared},
+                {"branch_headers", rq->branch_headers}};
+    const struct {
+        const char *name;
+        int64_t value;
+    } nums[] = {{"wait_result", rq->wait_result},         {"concurrent", rq->concurrent},
+                {"timeout_to_fail", rq->timeout_to_fail}, {"request_timeout", rq->request_timeout},
+                {"retry_interval", rq->retry_interval},   {"retry_limit", rq->retry_limit}};
+    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
+        if (strs[i].value && strs[i].value[0]) {
+            ra_adds(f, strs[i].name);
+            ra_adds(f, strs[i].value);
+        }
+    for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++)
+        if (nums[i].value) {
+            ra_adds(f, nums[i].name);
+            ra_addi(f, nums[i].value);
+        }
+    ra_adds(f, "create_time");
+    ra_addi(f, now);
+}
+
 /* A submit of a stored prepared or submitted transaction: prepared moves to
- * submitted; a repeated submit re-drives what is stored unless it is held. */
-static void submit_stored(api_call *c, const transition *row) {
+ * submitted, with the options the submit brings (stored_status is what the
+ * store answered: the claim re-checks the status atomically); a repeated
+ * submit re-drives what is stored unless it is held. */
+static void submit_stored(api_call *c, const transition *row, int stored_status) {
+    int64_t now = now_ms();
     rargs f;
     ra_init(&f);
     ra_adds(&f, "status");
     ra_adds(&f, global_status_name(row->to));
     ra_adds(&f, "update_time");
-    ra_addi(&f, now_ms());
+    ra_addi(&f, now);
+    if (stored_status == GS_PREPARED) submit_options(c->t, &f, now);
     claim_and_drive(c, trans_type_name(c->t->type), row, "submitted", &f);
 }
 
@@ -350,7 +387,7 @@ static void saved(void *arg, redisReply *reply, const char *err) {
     } else if (op == OP_PREPARE) {
         api_reply_ok(c);
     } else {
-        submit_stored(c, transition_find(rq, c->t->type));
+        submit_stored(c, transition_find(rq, c->t->type), global_status_parse(status));
     }
 }
 
@@ -714,6 +751,16 @@ static char *parse_gid_body(api_call *c, const char *body, size_t len) {
     return gid;
 }
 
+/* resetNextCronTime's writes: next_cron_time and update_time, now. */
+static void reset_cron_fields(rargs *f) {
+    int64_t now = now_ms();
+    ra_init(f);
+    ra_adds(f, "next_cron_time");
+    ra_addi(f, now);
+    ra_adds(f, "update_time");
+    ra_addi(f, now);
+}
+
 /* forceStop / resetNextCronTime: c->op is the request (RQ_*). */
 static void simple_cas_done(void *arg, redisReply *reply, const char *err) {
     api_call *c = arg;
@@ -733,7 +780,12 @@ static void simple_cas_done(void *arg, redisReply *reply, const char *err) {
         if (row && row->cancel) engine_cancel(gid, GS_FAILED, "force stopped");
         api_reply_ok(c);
     } else if (v == TV_CONFLICT && c->op == RQ_RESET_CRON) {
-        api_reply_ok(c); /* a finished transaction: nothing to do */
+        /* Finished: dtm still rewrites its times; it stays out of the due
+         * index and keeps its expiry. */
+        rargs f;
+        reset_cron_fields(&f);
+        c->op = RQ_RESET_CRON_FINAL;
+        cas(gid, NULL, transition_find(RQ_RESET_CRON_FINAL, TT_SAGA), 0, 0, &f, simple_cas_done, c);
     } else {
         reply_refused(c, (trans_request)c->op, gid, v, status, type, NULL);
     }
@@ -766,20 +818,16 @@ void api_force_stop(api_call *c, struct evkeyvalq *q, const char *body, size_t l
 }
 
 /* Make an unfinished transaction due now (the retry scanner picks it up on
- * its next tick). Unlike dtm's Redis store this really moves the due time. */
+ * its next tick). Unlike dtm's Redis store this really moves the due time;
+ * a finished one only gets its times rewritten, as dtm does. */
 void api_reset_next_cron_time(api_call *c, struct evkeyvalq *q, const char *body, size_t len) {
     (void)q;
     char *gid = parse_gid_body(c, body, len);
     if (!gid) return;
     c->extra = gid;
-    int64_t now = now_ms();
     rargs f;
-    ra_init(&f);
-    ra_adds(&f, "next_cron_time");
-    ra_addi(&f, now);
-    ra_adds(&f, "update_time");
-    ra_addi(&f, now);
-    any_type_cas(c, RQ_RESET_CRON, now, 0, &f);
+    reset_cron_fields(&f);
+    any_type_cas(c, RQ_RESET_CRON, now_ms(), 0, &f);
 }
 
 /* ---- registerBranch --------------------------------------------------------- */
@@ -844,8 +892,8 @@ static int reg_tcc(yajl_val root, const dtmd_config *cfg, registration *r, char 
     if (branch_url_check(cfg, confirm, "confirm", err, errlen) ||
         branch_url_check(cfg, cancel, "cancel", err, errlen))
         return -1;
-    *r = (registration){2, {"cancel", "confirm"}, {cancel, confirm}, "prepared", "cancel",
-                        {confirm, cancel, NULL}};
+    *r = (registration){2,        {"cancel", "confirm"},  {cancel, confirm}, "prepared",
+                        "cancel", {confirm, cancel, NULL}};
     return 0;
 }
 
@@ -855,8 +903,8 @@ static int reg_xa(yajl_val root, const dtmd_config *cfg, registration *r, char *
     if (!*url || !url_is_http(url))
         return snprintf(err, errlen, "url is required and must be an http(s) URL"), -1;
     if (branch_url_check(cfg, url, "url", err, errlen)) return -1;
-    *r = (registration){2, {"rollback", "commit"}, {url, url}, "prepared", "rollback",
-                        {url, NULL, NULL}};
+    *r = (registration){2,          {"rollback", "commit"}, {url, url}, "prepared",
+                        "rollback", {url, NULL, NULL}};
     return 0;
 }
 
@@ -921,7 +969,8 @@ static void register_args(rargs *a, const char *gid, int type, const registratio
     ra_addi(a, r->n);
     ra_addi(a, BRANCH_FIELDS);
     ra_addi(a, max_branches);
-    for (int i = 0; i < r->n; i++) add_branch_fields(a, bid, r->op[i], r->url[i], data, r->status, now);
+    for (int i = 0; i < r->n; i++)
+        add_branch_fields(a, bid, r->op[i], r->url[i], data, r->status, now);
 }
 
 void api_register_branch(api_call *c, struct evkeyvalq *q, const char *body, size_t len) {
@@ -938,7 +987,8 @@ void api_register_branch(api_call *c, struct evkeyvalq *q, const char *body, siz
     for (size_t i = 0; !bad && i < root->u.object.len; i++) {
         yajl_val v = root->u.object.values[i];
         if (v && !YAJL_IS_NULL(v) && !YAJL_IS_STRING(v)) {
-            snprintf(err, sizeof err, "registerBranch: %s must be a string (all values are strings)",
+            snprintf(err, sizeof err,
+                     "registerBranch: %s must be a string (all values are strings)",
                      root->u.object.keys[i]);
             bad = err;
         }

@@ -22,6 +22,7 @@
  * message, so a stale message is never seen). */
 #include "branch_call.h"
 
+#include "jsonrpc.h"
 #include "log.h"
 #include "util.h"
 
@@ -74,6 +75,7 @@ struct branch_call {
     struct origin *origin; /* cu is this cached origin's (origin_get), or NULL: cu is ours */
     int shared_headers;    /* headers is g_default_headers, not ours to free */
     int sends;             /* requests curl set out to send for this call (prereq_cb) */
+    int jsonrpc;           /* branch_request.jsonrpc */
     branch_call_cb *cb;
     void *arg;
     int64_t start_ms;
@@ -583,6 +585,7 @@ static void finish_call(struct branch_call *c, CURLcode res) {
         body_len = strlen(body);
     }
     branch_outcome o = branch_classify(status, body, body_len);
+    if (o == BR_SUCCESS && c->jsonrpc) o = jsonrpc_classify(body, body_len);
     log_debug("branch call %p done: %s status %ld in %lld ms: %.*s", (void *)c,
               branch_outcome_name(o), status, (long long)(now_ms() - c->start_ms),
               (int)(body_len > 200 ? 200 : body_len), body);
@@ -857,6 +860,7 @@ branch_call *branch_call_start(const branch_request *req, branch_call_cb *cb, vo
         c->body_len = body_len;
     }
     c->timeout_s = req->timeout_s;
+    c->jsonrpc = req->jsonrpc;
     c->state = CALL_PENDING;
     c->next = g_calls;
     if (g_calls) g_calls->prev = c;

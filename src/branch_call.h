@@ -29,6 +29,7 @@ typedef struct branch_request {
     const char *const *headers; /* extra "Name: value" lines, applied after Content-Type */
     int nheaders;
     double timeout_s; /* whole-request timeout, seconds (fractional ok) */
+    int jsonrpc;      /* body is a JSON-RPC request: its answer's error code counts too */
 } branch_request;
 
 typedef struct branch_call branch_call;

@@ -10,6 +10,7 @@
 
 #include "alert.h"
 #include "backoff.h"
+#include "jsonrpc.h"
 #include "keys.h"
 #include "last_error.h"
 #include "log.h"
@@ -628,7 +629,27 @@ static int call_branch(pass *p, int bi) {
         .nheaders = t->nheaders,
         .timeout_s = (double)trans_request_timeout_ms(t, p->cfg) / 1000.0,
     };
+    char *rpc = NULL; /* protocol json-rpc: the call's JSON-RPC request */
+    if (jsonrpc_branch_url(t->protocol, b->url)) {
+        char err[200];
+        size_t len;
+        rpc = jsonrpc_branch_body(b->url, b->data, b->data_len, req.gid, req.trans_type,
+                                  req.branch_id, req.op, &len, err, sizeof err);
+        if (!rpc) { /* as a call that errs: retried, as dtm does */
+            take_result(p, bi, BR_ERROR, err, strlen(err), 0);
+            return 0;
+        }
+        req = (branch_request){.url = b->url,
+                               .body = rpc,
+                               .body_len = len,
+                               .force_post = 1,
+                               .headers = req.headers,
+                               .nheaders = req.nheaders,
+                               .timeout_s = req.timeout_s,
+                               .jsonrpc = 1};
+    }
     start_call(p, bi, &req);
+    free(rpc);
     return 0;
 }
 

@@ -1,7 +1,9 @@
 /* http_api.c - evhttp server, routing and the reply envelope.
  *
  * Routes: /api/dtmsvr/<name>, with /api/dtms/<name> and the bare
- * /api/<name> accepted as aliases (older guides use them), plus /api/ping.
+ * /api/<name> accepted as aliases (older guides use them), plus /api/ping
+ * and dtm's JSON-RPC entry point /api/json-rpc (api_jsonrpc.c). Every route
+ * is described in docs/openapi.json, served at /api/openapi.json.
  * The request body is read whole (evhttp already buffered it) and checked
  * against Limits.MaxBodyBytes before any parsing. Limits.MaxConnections is
  * enforced by pausing the listener (see "connection limit" below). */
@@ -11,6 +13,7 @@
 #include "api_handlers.h"
 #include "auth.h"
 #include "branch_call.h"
+#include "jsonrpc.h"
 #include "log.h"
 #include "metrics.h"
 #include "util.h"
@@ -347,6 +350,7 @@ api_call *api_call_new(struct evhttp_request *req, const dtmd_config *cfg) {
 static void api_call_free(api_call *c) {
     trans_free(c->t);
     free(c->extra);
+    free(c->rpc_id);
     free(c);
 }
 
@@ -441,6 +445,12 @@ static void reply_raw(api_call *c, int code, const char *content_type, const cha
 }
 
 void api_reply_json(api_call *c, int code, const char *json) {
+    if (c->rpc_id) { /* JSON-RPC answers are HTTP 200 (api_jsonrpc.c) */
+        char *answer = jsonrpc_answer(c->rpc_id, code, json);
+        reply_raw(c, 200, "application/json; charset=utf-8", answer, strlen(answer));
+        free(answer);
+        return;
+    }
     reply_raw(c, code, "application/json; charset=utf-8", json, strlen(json));
 }
 
@@ -459,7 +469,9 @@ static void reply_result(api_call *c, int code, const char *result, const char *
     sbuf m;
     sb_init(&m);
     sb_puts(&m, msg);
-    if (suffix && !strstr(msg, suffix)) {
+    /* dtm ends every such message with " <suffix>", added unless there */
+    size_t ml = strlen(msg), sl = suffix ? strlen(suffix) : 0;
+    if (suffix && !(ml > sl && msg[ml - sl - 1] == ' ' && strcmp(msg + ml - sl, suffix) == 0)) {
         sb_putc(&m, ' ');
         sb_puts(&m, suffix);
     }
@@ -508,6 +520,15 @@ static void api_metrics(api_call *c, struct evkeyvalq *q, const char *body, size
     sb_free(&b);
 }
 
+/* docs/openapi.json, compiled in by src/gen_openapi.sh. */
+extern const char openapi_json[];
+extern const size_t openapi_json_len;
+
+static void api_openapi(api_call *c, struct evkeyvalq *q, const char *body, size_t len) {
+    (void)q, (void)body, (void)len;
+    reply_raw(c, 200, "application/json; charset=utf-8", openapi_json, openapi_json_len);
+}
+
 static void api_version(api_call *c, struct evkeyvalq *q, const char *body, size_t len) {
     (void)q, (void)body, (void)len;
     api_reply_json(c, 200, "{\"version\":\"" DTMD_VERSION "\"}");
@@ -516,7 +537,7 @@ static void api_version(api_call *c, struct evkeyvalq *q, const char *body, size
 /* A 22-character id in the alphabet of Go's shortuuid (base57 of 128 random
  * bits), like dtm's gids. getrandom() does not block once the kernel pool
  * is initialised, which it is long before dtmd serves requests. */
-static void api_new_gid(api_call *c, struct evkeyvalq *q, const char *body, size_t len) {
+void api_new_gid(api_call *c, struct evkeyvalq *q, const char *body, size_t len) {
     (void)q, (void)body, (void)len;
     static const char alphabet[] = "23456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
     unsigned char rnd[16];
@@ -564,6 +585,8 @@ static const struct route {
     {"queryKV", M_GET, api_query_kv},
     {"scanKV", M_GET, api_scan_kv},
     {"metrics", M_GET, api_metrics},
+    {"json-rpc", M_POST, api_json_rpc},
+    {"openapi.json", M_GET, api_openapi},
     {NULL, 0, NULL},
 };
 

@@ -321,12 +321,16 @@ static int strs_scalar(strs_ctx *x) {
     x->pending_key = 0;
     return 1;
 }
+static int strs_string(void *c, const unsigned char *s, size_t l);
 static int strs_null(void *c) {
     strs_ctx *x = c;
     if (x->field && x->depth == 1 && x->pending_key) { /* "field": null = absent */
         x->pending_key = 0;
         return 1;
     }
+    /* an element null is an empty string, as Go's decoding of []string has it */
+    if (x->in_target && x->depth == x->target_depth)
+        return strs_string(c, (const unsigned char *)"", 0);
     return strs_scalar(x);
 }
 static int strs_bool(void *c, int b) {
@@ -340,7 +344,8 @@ static int strs_number(void *c, const char *s, size_t l) {
 }
 static int strs_string(void *c, const unsigned char *s, size_t l) {
     strs_ctx *x = c;
-    if (!(x->in_target && x->depth == x->target_depth) && memchr(s, 0, l)) x->nul_elsewhere = 1;
+    if (!(x->in_target && x->depth == x->target_depth) && l && memchr(s, 0, l))
+        x->nul_elsewhere = 1;
     if (x->in_target && x->depth == x->target_depth) {
         json_strs *o = x->out;
         o->s = xrealloc(o->s, (o->n + 1) * sizeof(char *));

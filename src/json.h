@@ -38,8 +38,9 @@ typedef struct json_strs {
 
 /* Read the array of strings in text: the document itself (field NULL) or the
  * top-level object's member field. Unlike yajl_tree this keeps strings that
- * contain "\u0000" whole. 0 ok (an absent or null member gives n = 0); -1 if
- * the JSON is invalid or the value is not an array of strings. */
+ * contain "\u0000" whole. 0 ok (an absent or null member gives n = 0; a null
+ * element is an empty string); -1 if the JSON is invalid or the value is not
+ * an array of strings. */
 int json_strings(const char *text, size_t len, const char *field, json_strs *out);
 void json_strs_free(json_strs *s);
 

@@ -172,7 +172,9 @@ static void saga_result(const trans *t, const mode_pass *v, int bi, branch_outco
             size_t at = text->len;
             sb_printf(text, "url:%s return failed: %.*s", t->branches[bi].url,
                       (int)(len > 1000 ? 1000 : len), body);
-            if (!memmem(text->ptr + at, text->len - at, "FAILURE", 7)) sb_puts(text, " FAILURE");
+            /* dtm's reason always ends " FAILURE", added unless already there */
+            if (text->len - at < 8 || memcmp(text->ptr + text->len - 8, " FAILURE", 8) != 0)
+                sb_puts(text, " FAILURE");
         }
         return;
     }

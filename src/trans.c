@@ -194,6 +194,12 @@ static int get_str_map(yajl_val root, const char *key, char **out) {
     return 0;
 }
 
+/* payloads[i] of a request tree: a string, or "" for null. */
+static const char *payload_at(yajl_val payloads, size_t i) {
+    yajl_val p = payloads->u.array.values[i];
+    return p && YAJL_IS_STRING(p) ? p->u.string : "";
+}
+
 int trans_from_request(yajl_val root, const dtmd_config *cfg, trans **out, char *err,
                        size_t errlen) {
     trans *t = trans_new();
@@ -216,8 +222,10 @@ int trans_from_request(yajl_val root, const dtmd_config *cfg, trans **out, char 
     if (get_str(root, "query_prepared", &t->query_prepared))
         FAIL("query_prepared must be a string");
     if (get_str(root, "protocol", &t->protocol)) FAIL("protocol must be a string");
-    if (t->protocol && t->protocol[0] && strcmp(t->protocol, "http") != 0)
-        FAIL("protocol '%s' is not supported: dtmd calls branches over http(s) only", t->protocol);
+    if (t->protocol && t->protocol[0] && strcmp(t->protocol, "http") != 0 &&
+        strcmp(t->protocol, "json-rpc") != 0)
+        FAIL("protocol '%s' is not supported: dtmd calls branches over http(s) and json-rpc only",
+             t->protocol);
     if (get_str(root, "rollback_reason", &t->rollback_reason))
         FAIL("rollback_reason must be a string");
     if (get_bool(root, "wait_result", &t->wait_result)) FAIL("wait_result must be a boolean");
@@ -265,20 +273,33 @@ int trans_from_request(yajl_val root, const dtmd_config *cfg, trans **out, char 
                     FAIL("steps[%zu].%s must be a string", i, s->u.object.keys[k]);
             }
         }
-        sbuf b;
-        sb_init(&b);
-        json_write(&b, v);
-        t->steps = sb_detach(&b);
-    }
-    v = json_field(root, "payloads");
-    if (v) {
-        if (!YAJL_IS_ARRAY(v)) FAIL("payloads must be an array of strings");
-        for (size_t i = 0; i < v->u.array.len; i++)
-            if (!YAJL_IS_STRING(v->u.array.values[i])) FAIL("payloads[%zu] must be a string", i);
+        /* [] is no steps: SDKs serialising a whole TransBase send it for
+         * TCC and XA too (dtm ignores steps there). */
         if (v->u.array.len > 0) {
             sbuf b;
             sb_init(&b);
             json_write(&b, v);
+            t->steps = sb_detach(&b);
+        }
+    }
+    v = json_field(root, "payloads");
+    if (v) {
+        if (!YAJL_IS_ARRAY(v)) FAIL("payloads must be an array of strings");
+        /* null is an empty payload, as dtm's string decoding has it: the
+         * Node.js SDK sends [null] for a step added without data. */
+        for (size_t i = 0; i < v->u.array.len; i++)
+            if (!YAJL_IS_STRING(v->u.array.values[i]) && !YAJL_IS_NULL(v->u.array.values[i]))
+                FAIL("payloads[%zu] must be a string", i);
+        if (v->u.array.len > 0) {
+            sbuf b;
+            sb_init(&b);
+            sb_putc(&b, '[');
+            for (size_t i = 0; i < v->u.array.len; i++) {
+                const char *p = payload_at(v, i);
+                if (i) sb_putc(&b, ',');
+                sb_json_str(&b, p, strlen(p));
+            }
+            sb_putc(&b, ']');
             t->payloads = sb_detach(&b);
         }
     }
@@ -556,7 +577,7 @@ int trans_make_branches(trans *t, const dtmd_config *cfg, const topic_set *topic
         const char *data;
         size_t dl;
         if (np && tree_payloads) {
-            data = tree_payloads->u.array.values[i]->u.string;
+            data = payload_at(tree_payloads, i);
             dl = strlen(data);
         } else if (np) {
             data = payloads.s[i];

@@ -26,6 +26,7 @@ static const transition workflow_submit_row = {"prepared", -2, 0, 1};
 static const transition prepare_workflow_row = {ANY, -1, 0, 0};
 static const transition force_stop_row = {UNFINISHED, GS_FAILED, 0, 1};
 static const transition reset_cron_row = {UNFINISHED, -1, 0, 0};
+static const transition reset_cron_final_row = {"succeed,failed", -1, 0, 0};
 
 static const transition *const table[RQ_COUNT][TT_COUNT] = {
     /*                      saga            msg           tcc            xa             workflow */
@@ -39,11 +40,14 @@ static const transition *const table[RQ_COUNT][TT_COUNT] = {
                        &force_stop_row},
     [RQ_RESET_CRON] = {&reset_cron_row, &reset_cron_row, &reset_cron_row, &reset_cron_row,
                        &reset_cron_row},
+    [RQ_RESET_CRON_FINAL] = {&reset_cron_final_row, &reset_cron_final_row, &reset_cron_final_row,
+                             &reset_cron_final_row, &reset_cron_final_row},
 };
 
 static const char *const request_names[RQ_COUNT] = {
     "submit",           "prepare",     "abort",           "registerBranch",
     "submit",           "prepareWorkflow", "forceStop",   "resetNextCronTime",
+    "resetNextCronTime",
 };
 
 const transition *transition_find(trans_request rq, int type) {

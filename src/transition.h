@@ -19,7 +19,8 @@ typedef enum {
     RQ_WORKFLOW_SUBMIT,  /* submit of a workflow: the outcome the SDK reached */
     RQ_PREPARE_WORKFLOW, /* prepareWorkflow of a stored gid: answers its progress */
     RQ_FORCE_STOP,       /* forceStop: any type */
-    RQ_RESET_CRON,       /* resetNextCronTime: any type */
+    RQ_RESET_CRON,       /* resetNextCronTime: any type, unfinished: due now */
+    RQ_RESET_CRON_FINAL, /* resetNextCronTime of a finished one: times only, as dtm */
     RQ_COUNT
 } trans_request;
 

@@ -477,7 +477,7 @@ static const rrow saga_result_rows[] = {
      .text = "url:http://action/0 return failed: no FAILURE"},
     {TT_SAGA, GS_SUBMITTED, "pp", "pp", "action0", BR_FAILURE, "{\"dtm_result\":\"FAILURE\"}",
      .want = "failed record fail",
-     .text = "url:http://action/0 return failed: {\"dtm_result\":\"FAILURE\"}"},
+     .text = "url:http://action/0 return failed: {\"dtm_result\":\"FAILURE\"} FAILURE"},
     /* only the first FAILURE of the pass is the reason */
     {TT_SAGA,
      GS_SUBMITTED,

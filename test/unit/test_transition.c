@@ -23,6 +23,8 @@ static const char *const spec[RQ_COUNT][TT_COUNT] = {
     [RQ_RESET_CRON] = {"prepared,submitted,aborting", "prepared,submitted,aborting",
                        "prepared,submitted,aborting", "prepared,submitted,aborting",
                        "prepared,submitted,aborting"},
+    [RQ_RESET_CRON_FINAL] = {"succeed,failed", "succeed,failed", "succeed,failed", "succeed,failed",
+                             "succeed,failed"},
 };
 
 static int listed(const char *list, const char *s) {
