@@ -156,9 +156,14 @@ static void *lock_alloc(unsigned locktype) {
     return l;
 }
 
+/* Connections shut down to make room (Limits.CloseIdleAtLimit) and not yet
+ * closed, at most; each still holds its descriptor. */
+#define CLOSING_MAX 16
+
 static void conn_closed(void) {
     api.nconns--;
-    if (api.paused && api.nconns < api.max_conns) {
+    if (api.paused &&
+        (api.nconns < api.max_conns || (api.close_idle && api.nclosing < CLOSING_MAX))) {
         api.paused = 0;
         if (api.listener && !api.accept_backoff) evconnlistener_enable(api.listener);
     }
@@ -311,8 +316,17 @@ static struct bufferevent *conn_bev_new(struct event_base *base, void *arg) {
         bev_insert(l);
         /* over the limit: make room now; at it: stay open while room can be made */
         int live = api.nconns - api.nclosing;
-        if (live > api.max_conns && close_longest_idle(l, 0)) return bev;
-        if (live == api.max_conns && close_longest_idle(l, 1)) return bev;
+        if ((live > api.max_conns && close_longest_idle(l, 0)) ||
+            (live == api.max_conns && close_longest_idle(l, 1))) {
+            /* A shut-down connection keeps its descriptor until the loop sees
+             * it close: stop accepting while many are on their way out, or a
+             * burst of accepts runs out of descriptors (EMFILE). */
+            if (api.nclosing >= CLOSING_MAX && !api.paused && api.listener) {
+                evconnlistener_disable(api.listener);
+                api.paused = 1;
+            }
+            return bev;
+        }
     }
     if (api.nconns - api.nclosing >= api.max_conns && !api.paused && api.listener) {
         /* evconnlistener's accept loop checks this after each callback */
