@@ -64,9 +64,9 @@ static trans *build(int type, int status, const char *b1, const char *b2, const 
     t->concurrent = concurrent;
     t->query_prepared = xstrdup("http://q");
     if (custom) t->custom_data = xstrdup(custom);
-    int n = b1 ? (int)strlen(b1) : 0;
+    int n = b1 ? (int)strlen(b1) : 0, n2 = b2 ? (int)strlen(b2) : 0;
     for (int i = 0; i < n; i++) {
-        char second = b2 && b2[i] ? b2[i] : 'p';
+        char second = i < n2 ? b2[i] : 'p';
         switch (type) {
             case TT_SAGA:
                 add(t, "compensate", i, second);
