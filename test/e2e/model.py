@@ -48,7 +48,7 @@ I7_GAP = 0.15
 # Branch behaviours: code -> stub reply (status, body, delay).
 BEHAVIOURS = {
     "S": (200, SUCCESS_BODY, 0.0),                                      # SUCCESS
-    "L": (200, SUCCESS_BODY, 0.35),                                     # slow SUCCESS
+    "L": (200, SUCCESS_BODY, 0.6),                                      # slow SUCCESS
     "F": (409, '{"dtm_result":"FAILURE","message":"model says no"}', 0.0),
     "O": (425, '{"dtm_result":"ONGOING"}', 0.0),
     "E": (500, "model: internal error", 0.0),
@@ -107,6 +107,10 @@ class Gen:
             spec = {"n": n, "concurrent": home == "csaga",
                     "plans": {"%02d" % (i + 1): {"action": _plan(r, True, slow=home == "csaga"),
                                                  "compensate": _plan(r)} for i in range(n)}}
+            if home == "csaga" and r.random() < 0.6:
+                # a slow first call, so that the others wait for a free slot
+                # at Limits.MaxInflightCalls (and a forceStop may come meanwhile)
+                spec["plans"]["01"]["action"][:0] = [r.choice("HL")]
             if r.random() < 0.15:
                 spec["retry_limit"] = r.randint(1, 2)
             if to and r.random() < 0.5:
@@ -114,7 +118,7 @@ class Gen:
             if r.random() < 0.15:
                 out.append(self.step(op="prepare", g=g, type="saga", saga=spec))
             out.append(self.step(op="submit", g=g, type="saga", saga=spec, wait=wait()))
-            self.stop_soon(g, out, 0.5 if home == "csaga" else 0.3)
+            self.stop_soon(g, out, 0.6 if home == "csaga" else 0.3)
             if r.random() < 0.3:
                 out.append(self.step(op="submit", g=g, type="saga", saga=spec, wait=wait()))
         elif home == "msg":
@@ -159,10 +163,12 @@ class Gen:
         return out
 
     def stop_soon(self, g, out, p=0.3):
-        """Sometimes forceStop a transaction while its branch calls run."""
+        """Sometimes forceStop a transaction while its branch calls run: the
+        last step and the forceStop become one step, `secs` apart."""
         if self.rng.random() < p:
-            out.append(self.step(op="sleep", secs=round(self.rng.uniform(0.05, 0.5), 2)))
-            out.append(self.step(op="forceStop", g=g))
+            first = out.pop()
+            out.append(self.step(op="then", a=first, secs=round(self.rng.uniform(0.05, 0.3), 2),
+                                 b=self.step(op="forceStop", g=g)))
 
     def wrong(self, g):
         """A request of the wrong type or in a state that should refuse it."""
@@ -194,8 +200,10 @@ class Gen:
         if limits:
             cfg.update(max_branches=4, max_inflight=r.choice([1, 2]))
         ngids = r.randint(2, max(2, min(6, self.n_steps // 4)))
-        homes = [r.choice(["saga", "saga", "csaga", "msg", "tcc", "xa", "workflow"])
-                 for _ in range(ngids)]
+        kinds = ["saga", "saga", "csaga", "msg", "tcc", "xa", "workflow"]
+        if limits:  # concurrent sagas queue their calls at Limits.MaxInflightCalls
+            kinds += ["csaga", "csaga"]
+        homes = [r.choice(kinds) for _ in range(ngids)]
         lives = [self.life("g%d" % i, h, cfg) for i, h in enumerate(homes)]
         # interleave the lives, keeping each one's order
         steps = []
@@ -252,7 +260,7 @@ class Gen:
 
 
 def _pairable(s):
-    return s["op"] not in ("sleep", "kill_restart", "second_dtmd", "pair")
+    return s["op"] not in ("sleep", "kill_restart", "second_dtmd", "pair", "then")
 
 
 def describe(step):
@@ -261,6 +269,8 @@ def describe(step):
     s.pop("via", None)
     if s["op"] == "pair":
         return "pair(%s || %s)" % (describe(s["a"]), describe(s["b"]))
+    if s["op"] == "then":
+        return "%s; after %.2f s: %s" % (describe(s["a"]), s["secs"], describe(s["b"]))
     op = s.pop("op")
     return "%s %s" % (op, json.dumps(s, sort_keys=True, separators=(",", ":")))
 
@@ -708,6 +718,12 @@ class Runner:
                     continue
                 ds = live()
                 d = ds[step["via"] % len(ds)]
+                if op == "then":
+                    for k, sub in enumerate((step["a"], step["b"])):
+                        if k:
+                            time.sleep(step["secs"])
+                        self._observe(model, [do_request(sub, d)], reqs, violations)
+                    continue
                 if op == "pair":
                     a, b = step["a"], step["b"]
                     da = ds[a.get("via", 0) % len(ds)]
