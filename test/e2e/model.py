@@ -101,7 +101,7 @@ class Gen:
             to = {"timeout_to_fail": r.choice([1, 2])}
         wait = lambda: r.random() < 0.3  # noqa: E731
         if home in ("saga", "csaga"):
-            n = r.randint(1, cfg.get("max_branches", 4) if cfg.get("limits") else 4)
+            n = r.randint(1, 4)
             if cfg.get("limits") and r.random() < 0.15:
                 n = cfg["max_branches"] + 1  # over Limits.MaxBranches: 400
             spec = {"n": n, "concurrent": home == "csaga",
@@ -198,7 +198,7 @@ class Gen:
         limits = r.random() < 0.4
         cfg = {"limits": limits}
         if limits:
-            cfg.update(max_branches=4, max_inflight=r.choice([1, 2]))
+            cfg.update(max_branches=6, max_inflight=r.choice([1, 2]))
         ngids = r.randint(2, max(2, min(6, self.n_steps // 4)))
         kinds = ["saga", "saga", "csaga", "msg", "tcc", "xa", "workflow"]
         if limits:  # concurrent sagas queue their calls at Limits.MaxInflightCalls
@@ -370,10 +370,18 @@ class Model:
     def apply(self, s, step):
         """[(verdict, new state)] for one request on state s; verdict 'ok' or 'no'."""
         op, R = step["op"], step.get("type")
+        if op in ("prepare", "submit") and R == "saga" and "saga" in step:
+            # Limits.MaxBranches counts steps or branch records (2 a step)
+            n = step["saga"]["n"]
+            if n > self.max_branches():
+                return [("no", s)]  # 400 before the store is asked
+            if 2 * n > self.max_branches():
+                return [("no", s)] + self._apply(s, step)
+        return self._apply(s, step)
+
+    def _apply(self, s, step):
+        op, R = step["op"], step.get("type")
         T, status = s.type, s.status
-        if op in ("prepare", "submit") and R == "saga" and "saga" in step and \
-                step["saga"]["n"] > self.max_branches():
-            return [("no", s)]  # 400 before the store is asked
         if op == "prepare":
             if T is None:
                 n = step["saga"]["n"] if R == "saga" else 0
