@@ -25,8 +25,8 @@ import threading
 import time
 import urllib.parse
 
-from dtmtest import (CLOSE, REQUEST_TIMEOUT, SUCCESS_BODY, TIMEOUT_TO_FAIL, b64, parse_time,
-                     wait_until)
+from dtmtest import (CLOSE, DEFAULT_ENV, REQUEST_TIMEOUT, SUCCESS_BODY, TIMEOUT_TO_FAIL, Dtmd, b64,
+                     free_port, parse_time, teardown_problems, wait_until)
 
 RT = REQUEST_TIMEOUT
 FINAL = ("succeed", "failed")
@@ -539,9 +539,23 @@ class Req:
 class Runner:
     """Runs sequences against a real redis + stub + dtmd (started per sequence)."""
 
-    def __init__(self, redis_server, stub, start_dtmd, log=print):
-        self.redis, self.stub, self.start_dtmd, self.log = redis_server, stub, start_dtmd, log
+    def __init__(self, redis_server, stub, workdir, log=print):
+        self.redis, self.stub, self.dir, self.log = redis_server, stub, workdir, log
         self.runs = 0
+        self.ndtmd = 0
+
+    def start_dtmd(self, **env_overrides):
+        """A dtmd on the shared Redis (as conftest's start_dtmd; the runner
+        checks it itself at the end of each sequence, see teardown_problems)."""
+        env = dict(DEFAULT_ENV)
+        env.update({"STORE_DRIVER": "redis", "STORE_HOST": "127.0.0.1",
+                    "STORE_PORT": str(self.redis.port), "HTTP_HOST": "127.0.0.1",
+                    "HTTP_PORT": str(free_port())})
+        env.update({k: str(v) for k, v in env_overrides.items()})
+        self.ndtmd += 1
+        d = Dtmd(env, self.dir, name="model-dtmd%d" % self.ndtmd)
+        self.started.append(d)
+        return d.start()
 
     def name(self, gid, bid, op):
         return "%s.%s.%s" % (gid, bid, op)
@@ -667,7 +681,9 @@ class Runner:
             return gids[alias]
         # xa: commit and rollback arrive at one URL; plan by op through a callable
         env = dtmd_env(cfg)
-        dtmds = [self.start_dtmd(**env)]
+        self.started = []
+        dtmds = self.started
+        dtmds.append(self.start_dtmd(**env))
         kills = []       # wall times of SIGKILLs
         events = []      # (wall time, gid or None): requests and faults, for I7
         model = Model(cfg)
@@ -722,7 +738,7 @@ class Runner:
                 if op == "second_dtmd":
                     if len(dtmds) < 2:
                         events.append((time.time(), None))
-                        dtmds.append(self.start_dtmd(**env))
+                        self.start_dtmd(**env)
                     continue
                 ds = live()
                 d = ds[step["via"] % len(ds)]
@@ -756,21 +772,16 @@ class Runner:
             q_by_alias = {}
             for alias, gid in gids.items():
                 q_by_alias[alias] = live()[0].query(gid)
-            for d in dtmds:
-                d.check_alive()
-                if d.unexpected_exits:
-                    violations.append(("crash", "%s exited on its own: %s"
-                                       % (d.log.stem, d.unexpected_exits)))
             violations.extend(check_sequence(self.stub, model, gids, q_by_alias, reqs, kills,
                                              events, finals))
-            info = {"requests": len(reqs), "gids": gids, "reqs": reqs, "queries": q_by_alias}
+            info = {"requests": len(reqs), "gids": gids, "reqs": reqs, "queries": q_by_alias,
+                    "logs": [str(d.log) for d in dtmds]}
             return violations, info
         finally:
-            for d in dtmds:
-                if d.running:
-                    rc = d.stop()
-                    if rc not in (0, None):
-                        violations.append(("crash", "%s exited %s on SIGTERM" % (d.log.stem, rc)))
+            # a crash, an exit status other than 0 on SIGTERM, a sanitizer or
+            # valgrind report
+            for problem in teardown_problems(dtmds):
+                violations.append(("crash", problem))
             self.redis.cmd("FLUSHALL")
 
     def _observe(self, model, rs, reqs, violations):
@@ -1099,7 +1110,8 @@ def signature(violations):
 
 
 def shrink(runner, cfg, steps, sig, budget_s=120.0, max_runs=40, log=print):
-    """Drop steps while the sequence still shows one of the invariants in sig."""
+    """Drop steps while the sequence still shows one of the invariants in sig
+    (a set of names)."""
     t_end = time.monotonic() + budget_s
     best = list(steps)
     runs = 0

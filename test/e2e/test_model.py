@@ -35,8 +35,8 @@ import pytest
 from model import Gen, Runner, describe, shrink, signature
 
 SEED = int(os.environ.get("DTMD_MODEL_SEED") or 1)
-N = int(os.environ.get("DTMD_MODEL_N") or 6)
-STEPS = int(os.environ.get("DTMD_MODEL_STEPS") or 12)
+N = int(os.environ.get("DTMD_MODEL_N") or 10)
+STEPS = int(os.environ.get("DTMD_MODEL_STEPS") or 14)
 SHRINK = os.environ.get("DTMD_MODEL_SHRINK", "1") != "0"
 LONG = "DTMD_MODEL_N" in os.environ
 
@@ -48,8 +48,8 @@ def render(cfg, steps):
 
 @pytest.mark.no_valgrind("the invariants compare call and storage times with slacks of "
                          "0.1-0.25 s and the model assumes dtmd's own timeouts hold")
-def test_model_random_sequences(redis_server, stub, start_dtmd):
-    runner = Runner(redis_server, stub, start_dtmd)
+def test_model_random_sequences(redis_server, stub, tmp_path):
+    runner = Runner(redis_server, stub, tmp_path)
     failures = []
     t0 = time.monotonic()
     nreq = nsteps = 0
@@ -59,21 +59,26 @@ def test_model_random_sequences(redis_server, stub, start_dtmd):
         nreq += info["requests"]
         nsteps += len(steps)
         if viol:
-            failures.append((seed, cfg, steps, viol))
+            failures.append((seed, cfg, steps, viol, info["logs"]))
             print("seed %d: %s" % (seed, sorted(signature(viol))))
     print("model: %d sequences, %d steps, %d requests in %.1f s; %d failing"
           % (N, nsteps, nreq, time.monotonic() - t0, len(failures)))
     if not failures:
         return
     report = []
-    for k, (seed, cfg, steps, viol) in enumerate(failures):
-        report.append("seed %d (DTMD_MODEL_SEED=%d DTMD_MODEL_N=1), %d steps:\n%s\nviolations:\n%s"
-                      % (seed, seed, len(steps), render(cfg, steps),
-                         "\n".join("  [%s] %s" % v for v in viol)))
-        if SHRINK and k < (3 if LONG else 1):
-            short = shrink(runner, cfg, steps, signature(viol),
-                           budget_s=300 if LONG else 90)
-            report.append("shortest failing sequence found for seed %d (%d steps):\n%s"
-                          % (seed, len(short), render(cfg, short)))
+    shrunk = set()
+    for seed, cfg, steps, viol, logs in failures:
+        report.append("seed %d (DTMD_MODEL_SEED=%d DTMD_MODEL_N=1 DTMD_MODEL_STEPS=%d), "
+                      "%d steps:\n%s\nviolations:\n%s\ndtmd logs: %s"
+                      % (seed, seed, STEPS, len(steps), render(cfg, steps),
+                         "\n".join("  [%s] %s" % v for v in viol), " ".join(logs)))
+        # shrink once per kind of violation (the first seed showing it)
+        for name in sorted(signature(viol) - shrunk):
+            if not SHRINK or len(shrunk) >= (8 if LONG else 2):
+                break
+            shrunk.add(name)
+            short = shrink(runner, cfg, steps, {name}, budget_s=240 if LONG else 60)
+            report.append("shortest sequence found showing [%s] (seed %d, %d steps):\n%s"
+                          % (name, seed, len(short), render(cfg, short)))
     raise AssertionError("%d of %d sequences failed\n\n%s"
                          % (len(failures), N, "\n\n".join(report)))
