@@ -82,3 +82,31 @@ def test_model_random_sequences(redis_server, stub, tmp_path):
                           % (name, seed, len(short), render(cfg, short)))
     raise AssertionError("%d of %d sequences failed\n\n%s"
                          % (len(failures), N, "\n\n".join(report)))
+
+
+def test_stub_close_reply(stub):
+    """The harness's CLOSE reply (used for 'connection closed without an
+    answer'): the request is read and recorded, then the connection is closed."""
+    import http.client
+
+    from dtmtest import CLOSE, SUCCESS_BODY
+    stub.plan("Closing", [(CLOSE, "", 0.05), (200, SUCCESS_BODY, 0)])
+    conn = http.client.HTTPConnection("127.0.0.1", stub.port, timeout=5)
+    try:
+        conn.request("POST", "/api/busi/Closing?gid=g&op=action", body=b"{}")
+        with pytest.raises((http.client.RemoteDisconnected, ConnectionError)):
+            conn.getresponse()
+    finally:
+        conn.close()
+    calls = stub.wait_calls("Closing", 1)
+    c = calls[0]
+    assert c.status == CLOSE and c.body == b"{}" and c.op == "action"
+    assert c.wall_end is not None and c.wall_end - c.wall >= 0.04
+    assert c.end is not None and c.end >= c.start
+    # the next call gets the next planned reply
+    conn = http.client.HTTPConnection("127.0.0.1", stub.port, timeout=5)
+    try:
+        conn.request("GET", "/api/busi/Closing")
+        assert conn.getresponse().status == 200
+    finally:
+        conn.close()
