@@ -110,3 +110,133 @@ def test_stub_close_reply(stub):
         assert conn.getresponse().status == 200
     finally:
         conn.close()
+
+
+# --------------------------------------------------------------------------
+# the checks themselves, on made-up call logs: each invariant can fail
+
+def _iso(t):
+    import datetime
+    return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).isoformat(
+        timespec="milliseconds").replace("+00:00", "Z")
+
+
+class _FakeStub:
+    def __init__(self, calls):
+        self._calls = calls
+
+    def calls(self):
+        return list(self._calls)
+
+
+def _call(gid, bid, op, status, t, dur=0.01, name=None):
+    from dtmtest import Call
+    c = Call()
+    c.name = name or "%s.%s.%s" % (gid, bid, op)
+    c.method, c.path, c.raw_query, c.headers, c.body, c.port = "POST", "/", "", {}, b"", 0
+    c.query = {"gid": gid, "branch_id": bid, "op": op}
+    c.status = status
+    c.wall, c.wall_end = t, (t + dur if dur is not None else None)
+    c.start, c.end = c.wall, c.wall_end
+    return c
+
+
+def _check(ttype, status, branches, calls, reqs=(), extra=None, kills=(), two_since=None):
+    from model import Model, Req, check_sequence
+    gid = "G"
+    t = {"gid": gid, "trans_type": ttype, "status": status}
+    t.update(extra or {})
+    q = {"transaction": t, "branches": [{"branch_id": b, "op": op, "url": "http://x/" + op,
+                                         "status": st} for b, op, st in branches]}
+    model = Model({"limits": False})
+    model.wild.add("g0")  # the model's own checks are covered by test_model_answers
+    rs = []
+    for step, st, body in reqs:
+        r = Req()
+        r.step, r.gid, r.t0, r.t1, r.status, r.body = step, gid, 0.0, 0.0, st, body
+        rs.append(r)
+    return sorted({name for name, _ in check_sequence(
+        _FakeStub(calls), model, {"g0": gid}, {"g0": q}, rs, list(kills), [], two_since)})
+
+
+def test_model_checks_detect_violations():
+    from dtmtest import CLOSE
+    T = 1000000.0
+    ok_saga = [("01", "compensate", "prepared"), ("01", "action", "succeed"),
+               ("02", "compensate", "prepared"), ("02", "action", "succeed")]
+    good = [_call("G", "01", "action", 200, T), _call("G", "02", "action", 200, T + 0.1)]
+    fin = {"finish_time": _iso(T + 0.2)}
+    assert _check("saga", "succeed", ok_saga, good, extra=fin) == []
+    # I1: a call 0.5 s after the stored finish
+    assert _check("saga", "succeed", ok_saga, good + [_call("G", "02", "action", 200, T + 0.7)],
+                  extra=fin) == ["I1"]
+    # ... unless another dtmd may have stored it while this call's pass had one running
+    late = _call("G", "02", "action", 200, T + 0.5)
+    running = _call("G", "01", "action", 200, T + 0.15, dur=0.4)
+    assert _check("saga", "succeed", ok_saga, good + [running, late], extra=fin,
+                  two_since=T - 1) == []
+    assert _check("saga", "succeed", ok_saga, good + [running, late], extra=fin) == ["I1"]
+    # I2: succeed without a SUCCESS answer of action 02
+    assert _check("saga", "succeed", ok_saga, good[:1] + [_call("G", "02", "action", 500, T)],
+                  extra=fin) == ["I2"]
+    # I4: a compensation in a succeeded saga
+    assert _check("saga", "succeed", ok_saga, good + [_call("G", "01", "compensate", 200, T + 0.15)],
+                  extra=fin) == ["I4"]
+    # I3: failed saga, action 02 called but never compensated; compensations out of order
+    failed = {"rollback_time": _iso(T + 1), "rollback_reason": "url:... FAILURE"}
+    f_br = [("01", "compensate", "succeed"), ("01", "action", "succeed"),
+            ("02", "compensate", "prepared"), ("02", "action", "failed")]
+    acts = [_call("G", "01", "action", 200, T), _call("G", "02", "action", 409, T + 0.1)]
+    right = [_call("G", "02", "compensate", 200, T + 0.2), _call("G", "01", "compensate", 200, T + 0.3)]
+    assert _check("saga", "failed", f_br, acts + right, extra=failed) == []
+    assert _check("saga", "failed", f_br, acts + right[1:], extra=failed) == ["I3"]
+    wrong = [_call("G", "01", "compensate", 200, T + 0.2), _call("G", "02", "compensate", 200, T + 0.3)]
+    assert _check("saga", "failed", f_br, acts + wrong, extra=failed) == ["I3"]
+    # I3: a failed tcc cancelled an unregistered branch / not all registered ones
+    t_br = [("01", "cancel", "succeed"), ("01", "confirm", "prepared")]
+    assert _check("tcc", "failed", t_br, [_call("G", "01", "cancel", 200, T)], extra=failed) == []
+    assert _check("tcc", "failed", t_br, [_call("G", "01", "cancel", 200, T),
+                                          _call("G", "02", "cancel", 200, T)],
+                  extra=failed) == ["I3"]
+    assert _check("tcc", "failed", t_br, [_call("G", "01", "cancel", 500, T)], extra=failed) == ["I3"]
+    # I5: two calls of one branch at once (a kill ends the first one's caller)
+    two = [_call("G", "01", "action", 500, T, dur=0.6), _call("G", "01", "action", 200, T + 0.3)]
+    assert _check("saga", "succeed", ok_saga, two + good[1:], extra=fin) == ["I5"]
+    assert _check("saga", "succeed", ok_saga, two + good[1:], extra=fin, kills=[T + 0.1]) == []
+    # I7: a call closed without an answer sent again 2 ms later
+    closed = [_call("G", "01", "action", CLOSE, T, dur=0.05), _call("G", "01", "action", 200, T + 0.052)]
+    assert _check("saga", "succeed", ok_saga, closed + good[1:], extra=fin) == ["I7"]
+    # I6: 200 to a wait_result submit while the stored status is submitted
+    step = {"id": 3, "op": "submit", "g": "g0", "type": "tcc", "wait": True}
+    assert _check("tcc", "submitted", [], [], reqs=[(step, 200, {"dtm_result": "SUCCESS"})]) == \
+        ["I6"]
+    # I6: a refused abort whose rollback_reason is stored
+    step = {"id": 4, "op": "abort", "g": "g0", "type": "tcc", "wait": False}
+    assert _check("tcc", "failed", [], [], extra={"rollback_reason": "req-4",
+                                                  "rollback_time": _iso(T)},
+                  reqs=[(step, 409, {"dtm_result": "FAILURE", "message": "x"})]) == ["I6"]
+
+
+def test_model_answers():
+    """The model's verdicts: certain where dtmd's rules are, narrowed by answers."""
+    from model import Model, St, allowed_verdicts
+    m = Model({"limits": True, "max_branches": 6})
+    tcc = St("tcc", "prepared")
+    wf_submit = {"op": "submit", "g": "g0", "type": "workflow", "status": "succeed"}
+    assert m.apply(tcc, wf_submit) == [("no", tcc)]
+    reg = {"op": "register", "g": "g0", "type": "tcc", "bid": "01", "v": 0}
+    assert [v for v, _ in m.apply(St("saga", "prepared"), reg)] == ["no"]
+    full = St("tcc", "prepared", tuple(("%02d" % i, "tcc", "v0") for i in range(1, 7)))
+    assert [v for v, _ in m.apply(full, dict(reg, bid="07"))] == ["no"]
+    assert [v for v, _ in m.apply(tcc, reg)] == ["ok"]
+    abort_saga = {"op": "abort", "g": "g0", "type": "saga"}
+    assert [v for v, _ in m.apply(St("saga", "submitted"), abort_saga)] == ["no"]
+    # an answer no state explains is reported, and the gid is not checked further
+    m.states["g0"] = [tcc]
+    allowed, force, bad = allowed_verdicts(wf_submit, 200, {"dtm_result": "SUCCESS"})
+    assert allowed == {"ok"} and bad is None
+    assert "no model state" in m.observe([(wf_submit, allowed, force)], 0.0)
+    # a submitted tcc may only succeed (or be force-stopped)
+    m2 = Model({"limits": False})
+    states = m2.drift("g1", [St("tcc", "submitted")], forever=True)
+    assert sorted(s.status for s in states) == ["submitted", "succeed"]
