@@ -53,7 +53,7 @@ BEHAVIOURS = {
     "O": (425, '{"dtm_result":"ONGOING"}', 0.0),
     "E": (500, "model: internal error", 0.0),
     "H": (500, "model: hung", RT + 0.6),                                # hang
-    "C": (CLOSE, "", 0.05),                                             # closed, no answer
+    "C": (CLOSE, "", 0.1),                                              # closed, no answer
 }
 
 
@@ -686,7 +686,7 @@ class Runner:
         dtmds.append(self.start_dtmd(**env))
         kills = []       # wall times of SIGKILLs
         two_since = []   # when a second dtmd started
-        events = []      # (wall time, gid or None): requests and faults, for I7
+        events = []      # (start, end, gid or None) of requests and faults, for I7
         model = Model(cfg)
         reqs = []
         violations = []
@@ -714,9 +714,9 @@ class Runner:
             gid = gid_of(step["g"])
             setup_xa(step, gid)
             tag = "req-%d" % step["id"]
-            events.append((time.time(), gid))
+            t0 = time.time()
             r = self.send(d, step, gid, tag)
-            events.append((time.time(), gid))
+            events.append((t0, time.time(), gid))
             return r
 
         def live():
@@ -730,17 +730,18 @@ class Runner:
                     continue
                 if op == "kill_restart":
                     d = dtmds[step["which"] % len(dtmds)]
-                    events.append((time.time(), None))
+                    t0 = time.time()
                     d.kill()
                     kills.append(time.time())
                     d.start()
-                    events.append((time.time(), None))
+                    events.append((t0, time.time(), None))
                     continue
                 if op == "second_dtmd":
                     if len(dtmds) < 2:
-                        events.append((time.time(), None))
-                        two_since.append(time.time())
+                        t0 = time.time()
+                        two_since.append(t0)
                         self.start_dtmd(**env)
+                        events.append((t0, time.time(), None))
                     continue
                 ds = live()
                 d = ds[step["via"] % len(ds)]
@@ -1032,9 +1033,11 @@ def check_sequence(stub, model, gids, queries, reqs, kills, events, two_since):
             for a, b in zip(cs, cs[1:]):
                 if a.status != CLOSE or a.wall_end is None or retry_limit:
                     continue
+                # a request or fault while the call was being closed may
+                # start a new attempt at once
                 if b.wall - a.wall_end < I7_GAP and not any(
-                        a.wall - 0.05 <= te <= b.wall and (eg is None or eg == gid)
-                        for te, eg in events):
+                        t0 <= b.wall and t1 >= a.wall_end - 0.02 and (eg is None or eg == gid)
+                        for t0, t1, eg in events):
                     v.append(("I7", "%s (%s) a call closed without answer was sent again "
                               "%.0f ms later: %s then %s"
                               % (alias, gid, (b.wall - a.wall_end) * 1000, fmt(a), fmt(b))))
