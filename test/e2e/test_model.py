@@ -8,7 +8,13 @@ invariants on the stub's call log and `query` (model.py):
 
   model  every answer is one the model allows in some state the transaction
          may be in (accepted or refused); the stored final state is reachable
+  not-final  what finishes by itself (all but a prepared saga or workflow) is
+         final within 60 s after the sequence
+  answer, crash  answers have dtm's shapes (409 FAILURE, 425 ONGOING, 400/404
+         with a message); no dtmd crashes, each exits 0 on SIGTERM
   I1     no branch is called after its transaction's final status was stored
+         (0.25 s slack for the stub's own latency; with two dtmd on the store,
+         the driving one may still start calls until its next write)
   I2     a succeeded transaction had every forward branch answer SUCCESS
   I3     a failed saga compensated exactly the actions that were called, in
          reverse order (sequential); a failed TCC/XA cancelled / rolled back
@@ -18,7 +24,8 @@ invariants on the stub's call log and `query` (model.py):
   I6     every answer agrees with what is stored (200 to wait_result submit =>
          succeed, 200 submit => not prepared, refused => its data not stored, ...)
   I7     one attempt is one request: a call closed without an answer is not
-         sent again at once
+         sent again within 0.15 s (the back-off is at least 0.3 s) unless a
+         request or fault came meanwhile
 
 `make test` runs a bounded number of sequences; `make test-model SEED=.. N=..`
 a long run (DTMD_MODEL_SEED, DTMD_MODEL_N; DTMD_MODEL_STEPS steps per sequence,
