@@ -23,7 +23,6 @@ import json
 import random
 import threading
 import time
-import urllib.parse
 
 from dtmtest import (CLOSE, DEFAULT_ENV, REQUEST_TIMEOUT, SUCCESS_BODY, TIMEOUT_TO_FAIL, Dtmd, b64,
                      free_port, parse_time, teardown_problems, wait_until)
@@ -543,6 +542,7 @@ class Runner:
         self.redis, self.stub, self.dir, self.log = redis_server, stub, workdir, log
         self.runs = 0
         self.ndtmd = 0
+        self.final_wait = 60.0  # for everything to finish after a sequence
 
     def start_dtmd(self, **env_overrides):
         """A dtmd on the shared Redis (as conftest's start_dtmd; the runner
@@ -770,7 +770,7 @@ class Runner:
                     r = do_request(step, d)
                     self._observe(model, [r], reqs, violations)
             # every transaction final (or one that may stay prepared), then quiet
-            finals = self._wait_final(dtmds, gids, model)
+            self._wait_final(dtmds, gids, self.final_wait)
             self._wait_quiet(gids)
             q_by_alias = {}
             for alias, gid in gids.items():
@@ -810,7 +810,7 @@ class Runner:
                 violations.append(("model", "%s: %s (states before: %s)"
                                    % (" || ".join(repr(r) for r, _, _ in items), err, before)))
 
-    def _wait_final(self, dtmds, gids, model, timeout=60.0):
+    def _wait_final(self, dtmds, gids, timeout):
         """Wait until every gid is final, absent, or prepared in a mode where
         nothing finishes it by itself; {alias: stored status} then."""
         last = {}
@@ -1137,6 +1137,14 @@ def shrink(runner, cfg, steps, sig, budget_s=120.0, max_runs=40, log=print):
     (a set of names)."""
     t_end = time.monotonic() + budget_s
     best = list(steps)
+    saved, runner.final_wait = runner.final_wait, 20.0  # a stuck one fails sooner
+    try:
+        return _shrink(runner, cfg, best, sig, t_end, max_runs, log)
+    finally:
+        runner.final_wait = saved
+
+
+def _shrink(runner, cfg, best, sig, t_end, max_runs, log):
     runs = 0
     chunk = max(1, len(best) // 2)
     while chunk >= 1 and time.monotonic() < t_end and runs < max_runs:
