@@ -580,17 +580,15 @@ class Stub:
             self._cond.notify_all()
         if delay:
             self._stopping.wait(delay)
+        call.wall_end = time.time()
+        call.end = time.monotonic()
         if status == CLOSE:
             h.close_connection = True
             try:
                 h.connection.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-            call.wall_end = time.time()
-            call.end = time.monotonic()
             return
-        call.wall_end = time.time()
-        call.end = time.monotonic()
         data = rbody.encode() if isinstance(rbody, str) else rbody
         try:
             h.send_response(status)
