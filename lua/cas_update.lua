@@ -1,32 +1,44 @@
 -- cas_update.lua: one state transition of a stored transaction.
 --
--- Compare-and-set on the global status, then write fields and keep the shard's
--- due index in step, all in one atomic script, so that a crash between any two
--- Redis calls can never leave a transaction half-changed or unscheduled.
+-- Compare-and-set on the stored type and global status, then write fields and
+-- keep the shard's due index in step, all in one atomic script, so that a
+-- crash between any two Redis calls can never leave a transaction
+-- half-changed or unscheduled, and no request changes a transaction of a type
+-- or in a status its rule (src/transition.c) does not allow.
 --
--- KEYS[1] transaction hash, KEYS[2] shard due zset
+-- KEYS[1] transaction hash, KEYS[2] shard due zset, KEYS[3] shard expiry zset
+-- (needed with a TTL: it gets the time the hash expires, index_trim.lua)
 -- ARGV[1] gid
--- ARGV[2] expected statuses: '' = any, else a comma list ('submitted,aborting')
--- ARGV[3] due index: '' = leave, '-' = remove (finished), else the new due time (ms)
--- ARGV[4] TTL in seconds for the hash, '0' = leave
--- ARGV[5..] field/value pairs to write
--- Returns {'OK', <status before>} / {'CONFLICT', <status>} / {'NOT_FOUND', ''}.
-local cur = redis.call('HGET', KEYS[1], 'status')
-if not cur then
+-- ARGV[2] expected trans_type: '' = any
+-- ARGV[3] expected statuses: '' = any, else a comma list ('submitted,aborting')
+-- ARGV[4] due index: '' = leave, '-' = remove (finished), else the new due time (ms)
+-- ARGV[5] TTL in seconds for the hash, '0' = leave
+-- ARGV[6..] field/value pairs to write
+-- Returns {'OK', <status before>, <type>} / {'CONFLICT', <status>, <type>}
+--       / {'WRONG_TYPE', <status>, <type>} / {'NOT_FOUND', ''}.
+local cur = redis.call('HMGET', KEYS[1], 'status', 'trans_type')
+if not cur[1] then
   return {'NOT_FOUND', ''}
 end
-if ARGV[2] ~= '' and not string.find(',' .. ARGV[2] .. ',', ',' .. cur .. ',', 1, true) then
-  return {'CONFLICT', cur}
+if ARGV[2] ~= '' and cur[2] ~= ARGV[2] then
+  return {'WRONG_TYPE', cur[1], cur[2] or ''}
 end
-if #ARGV >= 6 then
-  redis.call('HSET', KEYS[1], unpack(ARGV, 5))
+if ARGV[3] ~= '' and not string.find(',' .. ARGV[3] .. ',', ',' .. cur[1] .. ',', 1, true) then
+  return {'CONFLICT', cur[1], cur[2] or ''}
 end
-if ARGV[3] == '-' then
+-- Lua's unpack takes at most about 8,000 values: write in bounded chunks.
+for i = 6, #ARGV, 1000 do
+  redis.call('HSET', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV)))
+end
+if ARGV[4] == '-' then
   redis.call('ZREM', KEYS[2], ARGV[1])
-elseif ARGV[3] ~= '' then
-  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+elseif ARGV[4] ~= '' then
+  redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
 end
-if ARGV[4] ~= '0' then
-  redis.call('EXPIRE', KEYS[1], ARGV[4])
+if ARGV[5] ~= '0' then
+  redis.call('EXPIRE', KEYS[1], ARGV[5])
+  -- the hash's expiry by Redis' clock, as EXPIRE counts it (index_trim.lua)
+  local now = redis.call('TIME')
+  redis.call('ZADD', KEYS[3], string.format('%.0f', now[1] * 1000 + math.floor(now[2] / 1000) + ARGV[5] * 1000), ARGV[1])
 end
-return {'OK', cur}
+return {'OK', cur[1], cur[2] or ''}

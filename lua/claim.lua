@@ -15,29 +15,36 @@
 --
 -- KEYS[1] transaction hash, KEYS[2] shard due zset
 -- ARGV[1] gid
--- ARGV[2] expected statuses (comma list)
--- ARGV[3] statuses that a hold blocks (comma list, '' = none)
--- ARGV[4] now (ms), ARGV[5] lease end (ms)
--- ARGV[6..] field/value pairs to write
+-- ARGV[2] expected trans_type ('' = any)
+-- ARGV[3] expected statuses (comma list)
+-- ARGV[4] statuses that a hold blocks (comma list, '' = none)
+-- ARGV[5] now (ms), ARGV[6] lease end (ms)
+-- ARGV[7..] field/value pairs to write
 -- Returns {'OK', <status before>, <hash as after the write>}
---       / {'BUSY', <status>, <held until>} / {'CONFLICT', <status>} / {'NOT_FOUND', ''}.
+--       / {'BUSY', <status>, <held until>} / {'CONFLICT', <status>, <type>}
+--       / {'WRONG_TYPE', <status>, <type>} / {'NOT_FOUND', ''}.
 local function listed(list, s)
   return list ~= '' and string.find(',' .. list .. ',', ',' .. s .. ',', 1, true) ~= nil
 end
-local cur = redis.call('HGET', KEYS[1], 'status')
+local st = redis.call('HMGET', KEYS[1], 'status', 'trans_type', 'lease_until')
+local cur = st[1]
 if not cur then
   return {'NOT_FOUND', ''}
 end
-if not listed(ARGV[2], cur) then
-  return {'CONFLICT', cur}
+if ARGV[2] ~= '' and st[2] ~= ARGV[2] then
+  return {'WRONG_TYPE', cur, st[2] or ''}
 end
-local held = tonumber(redis.call('HGET', KEYS[1], 'lease_until') or '0') or 0
-if listed(ARGV[3], cur) and held > tonumber(ARGV[4]) then
+if not listed(ARGV[3], cur) then
+  return {'CONFLICT', cur, st[2] or ''}
+end
+local held = tonumber(st[3] or '0') or 0
+if listed(ARGV[4], cur) and held > tonumber(ARGV[5]) then
   return {'BUSY', cur, tostring(held)}
 end
-if #ARGV >= 7 then
-  redis.call('HSET', KEYS[1], unpack(ARGV, 6))
+-- Lua's unpack takes at most about 8,000 values: write in bounded chunks.
+for i = 7, #ARGV, 1000 do
+  redis.call('HSET', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV)))
 end
-redis.call('HSET', KEYS[1], 'lease_until', ARGV[5])
-redis.call('ZADD', KEYS[2], ARGV[5], ARGV[1])
+redis.call('HSET', KEYS[1], 'lease_until', ARGV[6])
+redis.call('ZADD', KEYS[2], ARGV[6], ARGV[1])
 return {'OK', cur, redis.call('HGETALL', KEYS[1])}

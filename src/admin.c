@@ -1,6 +1,8 @@
 /* admin.c - serve the embedded admin UI (see admin.h). */
 #include "admin.h"
 
+#include "http_api.h"
+
 #include "log.h"
 #include "metrics.h"
 
@@ -39,7 +41,7 @@ static void send_text(struct evhttp_request *req, int code, const char *reason, 
     evhttp_add_header(h, "Cache-Control", "no-store");
     struct evbuffer *out = evbuffer_new();
     if (out) evbuffer_add(out, text, strlen(text));
-    evhttp_send_reply(req, code, reason, out);
+    http_send_reply(req, code, reason, out);
     if (out) evbuffer_free(out);
 }
 
@@ -73,7 +75,7 @@ void admin_serve(struct evhttp_request *req, const char *path) {
                 evhttp_add_header(h, "Content-Type", f->content_type);
                 struct evbuffer *out = evbuffer_new();
                 if (out) evbuffer_add_reference(out, f->data, f->len, NULL, NULL);
-                evhttp_send_reply(req, code = 200, "OK", out);
+                http_send_reply(req, code = 200, "OK", out);
                 if (out) evbuffer_free(out);
             }
         }

@@ -203,9 +203,12 @@ void api_scan_kv(api_call *c, struct evkeyvalq *q, const char *body, size_t len)
         api_reply_error(c, 400, "cat is required");
         return;
     }
-    if ((lim && *lim && (parse_i64(lim, &limit) || limit <= 0)) ||
+    /* COUNT bounds the work of one HSCAN call in Redis */
+    if ((lim && *lim && (parse_i64(lim, &limit) || limit <= 0 || limit > 10000)) ||
         (pos && *pos && (parse_i64(pos, &cursor) || cursor < 0))) {
-        api_reply_error(c, 400, "limit and position must be non-negative integers");
+        api_reply_error(c, 400,
+                        "limit must be an integer between 1 and 10000, position a non-negative "
+                        "integer");
         return;
     }
     c->op = 2;

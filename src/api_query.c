@@ -4,7 +4,9 @@
  * the keyspace: the cursor "<shard>:<last gid>" is stable while transactions
  * are added, works the same on Redis Cluster, and each page costs one
  * ZRANGEBYLEX plus one HGETALL per listed transaction (pipelined). Index
- * members whose record has expired are removed on the way. */
+ * members whose record has expired are skipped; the retry scanner removes
+ * them (retention.h), in one script with the check, so a gid stored again
+ * meanwhile is never dropped. */
 #include "api_handlers.h"
 
 #include "engine.h"
@@ -77,18 +79,16 @@ typedef struct all_ctx {
     int found;      /* records written to out */
     int scanned;    /* index entries looked at (bounds work for selective filters) */
     int pending;    /* HGETALLs in flight */
+    int asked;      /* index entries asked for in this batch */
     int batch_full; /* the batch was as long as asked: the shard may have more */
     int store_failed;
+    int budget_hit;  /* the answer reached Limits.MaxAllBytes: stop adding */
+    char *last_done; /* last gid of this batch looked at before the budget was hit */
     char *status, *type;
     int64_t ct_start, ct_end; /* ms, 0 = unset */
     char *only_gid;
     sbuf out;
 } all_ctx;
-
-typedef struct all_item {
-    api_call *c;
-    char *gid;
-} all_item;
 
 static void all_fetch(api_call *c);
 
@@ -98,8 +98,9 @@ static void all_ctx_release(all_ctx *x) {
     free(x->status);
     free(x->type);
     free(x->only_gid);
+    free(x->last_done);
     sb_free(&x->out);
-    x->after = x->status = x->type = x->only_gid = NULL;
+    x->after = x->status = x->type = x->only_gid = x->last_done = NULL;
 }
 
 static void all_finish(api_call *c, int done) {
@@ -140,29 +141,18 @@ static int all_match(all_ctx *x, const trans *t) {
     return 1;
 }
 
-static void ignore_reply(void *arg, redisReply *r, const char *err) {
-    (void)arg, (void)r, (void)err;
-}
-
-/* The record expired (TTL): forget it in the index too. */
-static void all_drop_index(api_call *c, int shard, const char *gid) {
-    rargs a;
-    ra_init(&a);
-    sbuf k;
-    sb_init(&k);
-    key_index(&k, c->cfg->redis_prefix, shard);
-    ra_adds(&a, "ZREM");
-    ra_add(&a, k.ptr, k.len);
-    ra_adds(&a, gid);
-    sb_free(&k);
-    store_command(&a, ignore_reply, NULL);
-}
-
 static void all_batch_done(api_call *c) {
     all_ctx *x = c->extra;
     if (x->store_failed) {
         all_ctx_release(x);
         api_reply_error(c, 503, "store unavailable");
+        return;
+    }
+    if (x->budget_hit) { /* page on after the last transaction looked at */
+        free(x->after);
+        x->after = x->last_done;
+        x->last_done = NULL;
+        all_finish(c, 0);
         return;
     }
     if (!x->batch_full) { /* this shard is exhausted */
@@ -178,23 +168,33 @@ static void all_batch_done(api_call *c) {
     all_fetch(c);
 }
 
+/* One HGETALL of a listing: the gid rides along, as the cursor to page on
+ * from when the byte budget stops the answer after it. */
+typedef struct all_item {
+    api_call *c;
+    char *gid;
+} all_item;
+
 /* Replies arrive in the order the HGETALLs were sent (one connection), so
- * records are listed in index order. */
+ * records are listed in index order. An index entry whose hash has expired
+ * is skipped here and left to the scanner's trim (src/retention.c). */
 static void all_item_loaded(void *arg, redisReply *reply, const char *err) {
     all_item *it = arg;
     api_call *c = it->c;
     all_ctx *x = c->extra;
     if (err) {
         x->store_failed = 1;
-    } else {
+    } else if (!x->budget_hit) {
         trans *t = trans_from_hash(reply);
         if (t && all_match(x, t)) {
             if (x->found++) sb_putc(&x->out, ',');
             trans_to_json(t, &x->out);
-        } else if (!t && !x->only_gid && reply->type == REDIS_REPLY_ARRAY && reply->elements == 0) {
-            all_drop_index(c, x->shard, it->gid);
         }
         trans_free(t);
+        free(x->last_done);
+        x->last_done = it->gid;
+        it->gid = NULL;
+        if (x->out.len >= c->cfg->max_all_bytes) x->budget_hit = 1;
     }
     free(it->gid);
     free(it);
@@ -227,7 +227,7 @@ static void all_index_listed(void *arg, redisReply *reply, const char *err) {
         return;
     }
     size_t n = reply->type == REDIS_REPLY_ARRAY ? reply->elements : 0;
-    x->batch_full = (int)n >= x->limit - x->found;
+    x->batch_full = (int)n >= x->asked;
     x->scanned += (int)n;
     if (n == 0) {
         all_batch_done(c);
@@ -236,6 +236,21 @@ static void all_index_listed(void *arg, redisReply *reply, const char *err) {
     free(x->after);
     x->after = xstrdup(reply->element[n - 1]->str);
     for (size_t i = 0; i < n; i++) all_load(c, x->shard, reply->element[i]->str);
+}
+
+/* Records are fetched in batches sized to the byte budget left, judged by
+ * the records seen so far: a batch of huge records cannot make Redis (its
+ * output buffer) or dtmd hold far more than one answer's worth. */
+static int all_batch_size(const api_call *c, const all_ctx *x) {
+    int want = x->limit - x->found;
+    int n = 64;
+    if (x->found > 0) {
+        size_t avg = x->out.len / (size_t)x->found + 1;
+        size_t left = c->cfg->max_all_bytes > x->out.len ? c->cfg->max_all_bytes - x->out.len : 0;
+        size_t fit = left / avg + 1;
+        n = fit > 1000 ? 1000 : (int)fit;
+    }
+    return want < n ? want : n;
 }
 
 static void all_fetch(api_call *c) {
@@ -258,7 +273,8 @@ static void all_fetch(api_call *c) {
     ra_adds(&a, "+");
     ra_adds(&a, "LIMIT");
     ra_adds(&a, "0");
-    ra_addi(&a, x->limit - x->found);
+    x->asked = all_batch_size(c, x);
+    ra_addi(&a, x->asked);
     sb_free(&k);
     store_command(&a, all_index_listed, c);
 }
@@ -338,6 +354,9 @@ typedef struct reset_ctx {
 
 static void reset_next(api_call *c);
 
+#define RESET_MAX_TIMEOUT 1000000000LL
+#define RESET_MAX_LIMIT 10000LL
+
 static void reset_done(void *arg, redisReply *reply, const char *err) {
     api_call *c = arg;
     reset_ctx *x = c->extra;
@@ -382,12 +401,15 @@ void api_reset_cron_time(api_call *c, struct evkeyvalq *q, const char *body, siz
     (void)body, (void)len;
     int64_t timeout, limit;
     int64_t def_timeout = (int64_t)(c->cfg->timeout_to_fail * 3);
-    if (param_int(q, "timeout", def_timeout, &timeout) || timeout < 0) {
-        api_reply_error(c, 400, "timeout must be a non-negative integer (seconds)");
+    /* bounded so that now + timeout in milliseconds cannot overflow, and the
+     * one script call (one shard) stays short */
+    if (param_int(q, "timeout", def_timeout, &timeout) || timeout < 0 ||
+        timeout > RESET_MAX_TIMEOUT) {
+        api_reply_error(c, 400, "timeout must be an integer between 0 and 1000000000 (seconds)");
         return;
     }
-    if (param_int(q, "limit", 100, &limit) || limit <= 0) {
-        api_reply_error(c, 400, "limit must be a positive integer");
+    if (param_int(q, "limit", 100, &limit) || limit <= 0 || limit > RESET_MAX_LIMIT) {
+        api_reply_error(c, 400, "limit must be an integer between 1 and 10000");
         return;
     }
     reset_ctx *x = xcalloc(1, sizeof *x);

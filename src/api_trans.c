@@ -14,6 +14,7 @@
 #include "keys.h"
 #include "log.h"
 #include "store.h"
+#include "transition.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,16 @@ static void add_keys(rargs *a, const char *gid, int with_index) {
     sb_free(&k);
 }
 
+/* The shard's expiry zset: every script that sets the hash's TTL records it
+ * there (lua/index_trim.lua). */
+static void add_expiry_key(rargs *a, const char *gid) {
+    sbuf k;
+    sb_init(&k);
+    engine_expiry_key(&k, gid);
+    ra_add(a, k.ptr, k.len);
+    sb_free(&k);
+}
+
 static void load_trans(const char *gid, store_cb *cb, api_call *c) {
     rargs a;
     ra_init(&a);
@@ -49,14 +60,17 @@ static void load_trans(const char *gid, store_cb *cb, api_call *c) {
     store_command(&a, cb, c);
 }
 
-/* cas_update with expected statuses; fields are consumed. */
-static void cas(const char *gid, const char *expected, int64_t due, int64_t ttl, rargs *fields,
-                store_cb *cb, api_call *c) {
+/* cas_update (lua/cas_update.lua) under a transition row: the script
+ * checks the stored type (NULL = any) and status; fields are consumed. */
+static void cas(const char *gid, const char *type, const transition *row, int64_t due, int64_t ttl,
+                rargs *fields, store_cb *cb, api_call *c) {
     rargs a;
     ra_init(&a);
     add_keys(&a, gid, 0);
+    if (ttl) add_expiry_key(&a, gid);
     ra_adds(&a, gid);
-    ra_adds(&a, expected);
+    ra_adds(&a, type ? type : "");
+    ra_adds(&a, row->from);
     if (due < 0)
         ra_adds(&a, "-");
     else if (due == 0)
@@ -66,15 +80,61 @@ static void cas(const char *gid, const char *expected, int64_t due, int64_t ttl,
     ra_addi(&a, ttl);
     for (int i = 0; i < fields->argc; i++) ra_add(&a, fields->argv[i], fields->lens[i]);
     ra_free(fields);
-    store_script("cas_update", 2, &a, cb, c);
+    store_script("cas_update", ttl ? 3 : 2, &a, cb, c);
 }
 
-/* {'OK'|'EXISTS'|..., status} replies of our scripts. */
-static int script_reply(const redisReply *r, const char **tag, const char **status) {
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) return -1;
+/* {tag, status[, type]} replies of our scripts; *type is "" when absent. */
+static int script_reply(const redisReply *r, const char **tag, const char **status,
+                        const char **type) {
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 2 || r->elements > 3) return -1;
+    for (size_t i = 0; i < r->elements; i++)
+        if (r->element[i]->type != REDIS_REPLY_STRING && r->element[i]->type != REDIS_REPLY_STATUS)
+            return -1;
     *tag = r->element[0]->str;
     *status = r->element[1]->str;
+    *type = r->elements == 3 ? r->element[2]->str : "";
     return 0;
+}
+
+/* Answer a request the store (or the table) refused: 404 absent, 400 a
+ * type mismatch or a request that never applies to the stored type, 409 a
+ * status that does not allow it (dtm's FAILURE answer, which SDKs test). */
+static void reply_refused(api_call *c, trans_request rq, const char *gid, transition_verdict v,
+                          const char *status, const char *stored_type, const char *req_type) {
+    char msg[384];
+    switch (v) {
+        case TV_OK:
+            api_reply_error(c, 500, "refusal without a reason");
+            break;
+        case TV_NOT_FOUND:
+            snprintf(msg, sizeof msg, "gid %s: no such transaction", gid);
+            api_reply_error(c, 404, msg);
+            break;
+        case TV_WRONG_TYPE:
+            snprintf(msg, sizeof msg,
+                     "gid %s is a %s transaction (status '%s'), not %s: cannot %s it", gid,
+                     stored_type, status, req_type ? req_type : "?", trans_request_name(rq));
+            api_reply_error(c, 400, msg);
+            break;
+        case TV_NO_SUCH:
+            snprintf(msg, sizeof msg, "gid %s: %s does not apply to a %s transaction", gid,
+                     trans_request_name(rq), stored_type);
+            api_reply_error(c, 400, msg);
+            break;
+        case TV_CONFLICT:
+            snprintf(msg, sizeof msg, "gid %s: current status '%s' of a %s transaction, cannot %s",
+                     gid, status, stored_type, trans_request_name(rq));
+            api_reply_failure(c, msg);
+            break;
+    }
+}
+
+/* The verdict a script's reply tag stands for. */
+static transition_verdict verdict_of(const char *tag) {
+    if (strcmp(tag, "OK") == 0) return TV_OK;
+    if (strcmp(tag, "NOT_FOUND") == 0) return TV_NOT_FOUND;
+    if (strcmp(tag, "WRONG_TYPE") == 0) return TV_WRONG_TYPE;
+    return TV_CONFLICT;
 }
 
 /* ---- driving and answering -------------------------------------------- */
@@ -85,8 +145,9 @@ static int script_reply(const redisReply *r, const char **tag, const char **stat
 static void wait_done(void *arg, const trans *t, const pass_end *e) {
     api_call *c = arg;
     int op = c->op & 0xff;
-    if (e->err && store_err_unavailable(e->err)) {
-        api_reply_store_error(c, t->gid, e->err);
+    if (e->unknown) {
+        /* Only what the store confirmed is ever answered as a result. */
+        api_reply_store_error(c, t->gid, e->err ? e->err : "store write not confirmed");
     } else if (t->status == GS_SUCCEED || (op == OP_ABORT && !e->err && t->status == GS_FAILED)) {
         api_reply_ok(c);
     } else if (e->halted == BR_ONGOING) {
@@ -133,43 +194,55 @@ static void loaded_then_drive(void *arg, redisReply *reply, const char *err) {
     drive(c, t);
 }
 
-/* After a msg abort's CAS: the pass of a failed msg only reports it. */
+/* The request an api_call of this file stands for in the transition table. */
+static trans_request request_of(const api_call *c) {
+    switch (c->op & 0xff) {
+        case OP_ABORT:
+            return RQ_ABORT;
+        case OP_PREPARE:
+            return RQ_PREPARE;
+        case OP_WORKFLOW:
+            return RQ_PREPARE_WORKFLOW;
+        default:
+            return RQ_SUBMIT;
+    }
+}
+
+/* After a msg abort's CAS stored it failed: end this process's calls of it
+ * (a query_prepared check-back may be in flight); the pass only reports. */
 static void cas_then_drive(void *arg, redisReply *reply, const char *err) {
     api_call *c = arg;
-    const char *tag, *status;
+    const char *tag, *status, *type;
     if (err) {
         api_reply_store_error(c, c->t->gid, err);
         return;
     }
-    if (script_reply(reply, &tag, &status)) {
+    if (script_reply(reply, &tag, &status, &type)) {
         api_reply_error(c, 500, "unexpected reply from store");
         return;
     }
-    if (strcmp(tag, "OK") == 0) {
-        load_trans(c->t->gid, loaded_then_drive, c);
-    } else if (strcmp(tag, "NOT_FOUND") == 0) {
-        api_reply_error(c, 404, "no such transaction");
-    } else {
-        char msg[256];
-        snprintf(msg, sizeof msg, "gid %s: current status '%s', cannot abort", c->t->gid, status);
-        api_reply_failure(c, msg);
+    transition_verdict v = verdict_of(tag);
+    if (v != TV_OK) {
+        reply_refused(c, RQ_ABORT, c->t->gid, v, status, type, trans_type_name(c->t->type));
+        return;
     }
+    engine_cancel(c->t->gid, GS_FAILED, "aborted");
+    load_trans(c->t->gid, loaded_then_drive, c);
 }
 
 static void claimed(void *arg, redisReply *reply, const char *err) {
     api_call *c = arg;
     const char *gid = c->t->gid;
-    const char *tag, *status;
     if (err) {
         api_reply_store_error(c, gid, err);
         return;
     }
-    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 2) {
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 2 ||
+        reply->element[0]->type != REDIS_REPLY_STRING) {
         api_reply_error(c, 500, "unexpected reply from store");
         return;
     }
-    tag = reply->element[0]->str;
-    status = reply->element[1]->str;
+    const char *tag = reply->element[0]->str;
     if (strcmp(tag, "OK") == 0 && reply->elements == 3) {
         trans *t = trans_from_hash(reply->element[2]);
         if (!t) {
@@ -192,29 +265,33 @@ static void claimed(void *arg, redisReply *reply, const char *err) {
         } else {
             api_reply_ok(c); /* accepted: it is in progress */
         }
-    } else if (strcmp(tag, "NOT_FOUND") == 0) {
-        api_reply_error(c, 404, "no such transaction");
     } else {
-        char msg[256];
-        snprintf(msg, sizeof msg, "gid %s: current status '%s', cannot %s", gid, status,
-                 (c->op & 0xff) == OP_ABORT ? "abort" : "submit");
-        api_reply_failure(c, msg);
+        const char *status, *type;
+        if (script_reply(reply, &tag, &status, &type)) {
+            api_reply_error(c, 500, "unexpected reply from store");
+            return;
+        }
+        reply_refused(c, request_of(c), gid, verdict_of(tag), status, type,
+                      trans_type_name(c->t->type));
     }
 }
 
-/* Take a stored transaction over and drive it (claim.lua): expected are the
- * statuses the request may act on, busy those another process may be driving
- * (kept by the request, so only a due time that has come lets it drive);
- * fields are written with the claim and consumed. A request never drives a
- * transaction while another process holds it: PROTOCOL.md 5.4's lease, which
- * dtm's API path ignores (a repeated submit there re-runs the pass at once). */
-static void claim_and_drive(api_call *c, const char *expected, const char *busy, rargs *fields) {
+/* Take a stored transaction over and drive it (claim.lua) as row allows:
+ * the script checks the stored type and row->from; busy are the statuses
+ * another process may be driving (kept by the request, so only a due time
+ * that has come lets it drive); fields are written with the claim and
+ * consumed. A request never drives a transaction while another process
+ * holds it, which dtm's API path ignores (a repeated submit there re-runs
+ * the pass at once). */
+static void claim_and_drive(api_call *c, const char *type, const transition *row,
+                            const char *busy, rargs *fields) {
     int64_t now = now_ms();
     rargs a;
     ra_init(&a);
     add_keys(&a, c->t->gid, 0);
     ra_adds(&a, c->t->gid);
-    ra_adds(&a, expected);
+    ra_adds(&a, type);
+    ra_adds(&a, row->from);
     ra_adds(&a, busy);
     ra_addi(&a, now);
     ra_addi(&a, engine_new_hold(c->t->gid, now + config_lease_ms(c->cfg)));
@@ -225,24 +302,24 @@ static void claim_and_drive(api_call *c, const char *expected, const char *busy,
 
 /* A submit of a stored prepared or submitted transaction: prepared moves to
  * submitted; a repeated submit re-drives what is stored unless it is held. */
-static void submit_stored(api_call *c) {
+static void submit_stored(api_call *c, const transition *row) {
     rargs f;
     ra_init(&f);
     ra_adds(&f, "status");
-    ra_adds(&f, "submitted");
+    ra_adds(&f, global_status_name(row->to));
     ra_adds(&f, "update_time");
     ra_addi(&f, now_ms());
-    claim_and_drive(c, "prepared,submitted", "submitted", &f);
+    claim_and_drive(c, trans_type_name(c->t->type), row, "submitted", &f);
 }
 
 static void saved(void *arg, redisReply *reply, const char *err) {
     api_call *c = arg;
-    const char *tag, *status;
+    const char *tag, *status, *type;
     if (err) {
         api_reply_store_error(c, c->t->gid, err);
         return;
     }
-    if (script_reply(reply, &tag, &status)) {
+    if (script_reply(reply, &tag, &status, &type)) {
         api_reply_error(c, 500, "unexpected reply from store");
         return;
     }
@@ -262,23 +339,18 @@ static void saved(void *arg, redisReply *reply, const char *err) {
         drive(c, t);
         return;
     }
-    /* The gid exists: PROTOCOL.md 4.7. */
-    int cur = global_status_parse(status);
-    char msg[256];
-    if (op == OP_PREPARE) {
-        if (cur == GS_PREPARED) {
-            api_reply_ok(c);
-            return;
-        }
-        snprintf(msg, sizeof msg, "gid %s: current status '%s', cannot prepare", c->t->gid, status);
-        api_reply_failure(c, msg);
-        return;
-    }
-    if (cur == GS_PREPARED || cur == GS_SUBMITTED) {
-        submit_stored(c);
+    /* The gid exists: what the request may do to it is the table's. A
+     * prepare writes nothing, so its check here is the whole check; a
+     * submit's claim checks again atomically with its write. */
+    trans_request rq = request_of(c);
+    transition_verdict v =
+        transition_check(rq, c->t->type, trans_type_parse(type), global_status_parse(status));
+    if (v != TV_OK) {
+        reply_refused(c, rq, c->t->gid, v, status, type, trans_type_name(c->t->type));
+    } else if (op == OP_PREPARE) {
+        api_reply_ok(c);
     } else {
-        snprintf(msg, sizeof msg, "gid %s: current status '%s', cannot submit", c->t->gid, status);
-        api_reply_failure(c, msg);
+        submit_stored(c, transition_find(rq, c->t->type));
     }
 }
 
@@ -299,6 +371,7 @@ static void save_new(api_call *c) {
     rargs a;
     ra_init(&a);
     add_keys(&a, t->gid, 1);
+    add_expiry_key(&a, t->gid);
     ra_adds(&a, t->gid);
     if (settled)
         ra_adds(&a, "-"); /* finished: not due */
@@ -306,7 +379,7 @@ static void save_new(api_call *c) {
         ra_addi(&a, t->next_cron_ms);
     ra_addi(&a, settled ? c->cfg->finished_data_expire : c->cfg->data_expire);
     trans_hash_fields(t, &a);
-    store_script("save_new", 3, &a, saved, c);
+    store_script("save_new", 4, &a, saved, c);
 }
 
 /* Parse the body into c->t; answers 400 and returns -1 on bad input. */
@@ -460,14 +533,22 @@ static void workflow_loaded(void *arg, redisReply *reply, const char *err) {
 
 static void workflow_saved(void *arg, redisReply *reply, const char *err) {
     api_call *c = arg;
-    const char *tag, *status;
+    const char *tag, *status, *type;
     if (err) {
         api_reply_store_error(c, c->t->gid, err);
         return;
     }
-    if (script_reply(reply, &tag, &status)) {
+    if (script_reply(reply, &tag, &status, &type)) {
         api_reply_error(c, 500, "unexpected reply from store");
         return;
+    }
+    if (strcmp(tag, "OK") != 0) {
+        transition_verdict v = transition_check(RQ_PREPARE_WORKFLOW, TT_WORKFLOW,
+                                                trans_type_parse(type), global_status_parse(status));
+        if (v != TV_OK) {
+            reply_refused(c, RQ_PREPARE_WORKFLOW, c->t->gid, v, status, type, "workflow");
+            return;
+        }
     }
     load_trans(c->t->gid, workflow_loaded, c);
 }
@@ -489,32 +570,33 @@ void api_prepare_workflow(api_call *c, struct evkeyvalq *q, const char *body, si
     rargs a;
     ra_init(&a);
     add_keys(&a, t->gid, 1);
+    add_expiry_key(&a, t->gid);
     ra_adds(&a, t->gid);
     ra_addi(&a, t->next_cron_ms);
     ra_addi(&a, c->cfg->data_expire);
     trans_hash_fields(t, &a);
-    store_script("save_new", 3, &a, workflow_saved, c);
+    store_script("save_new", 4, &a, workflow_saved, c);
 }
 
 static void workflow_submitted(void *arg, redisReply *reply, const char *err) {
     api_call *c = arg;
-    const char *tag, *status;
+    const char *tag, *status, *type;
     if (err) {
         api_reply_store_error(c, c->t->gid, err);
         return;
     }
-    if (script_reply(reply, &tag, &status)) {
+    if (script_reply(reply, &tag, &status, &type)) {
         api_reply_error(c, 500, "unexpected reply from store");
         return;
     }
-    if (strcmp(tag, "OK") == 0) {
+    transition_verdict v = verdict_of(tag);
+    if (v == TV_OK) {
+        engine_cancel(c->t->gid, c->t->status, "workflow submitted");
         api_reply_ok(c);
-    } else if (strcmp(tag, "NOT_FOUND") == 0) {
+    } else if (v == TV_NOT_FOUND) {
         api_reply_error(c, 404, "no such workflow: call prepareWorkflow first");
     } else {
-        char msg[256];
-        snprintf(msg, sizeof msg, "gid %s: current status '%s', cannot submit", c->t->gid, status);
-        api_reply_failure(c, msg);
+        reply_refused(c, RQ_WORKFLOW_SUBMIT, c->t->gid, v, status, type, "workflow");
     }
 }
 
@@ -536,6 +618,7 @@ static void workflow_submit(api_call *c) {
         return;
     }
     int64_t now = now_ms();
+    t->status = global_status_parse(status);
     rargs f;
     ra_init(&f);
     ra_adds(&f, "status");
@@ -553,62 +636,62 @@ static void workflow_submit(api_call *c) {
         ra_adds(&f, result);
     }
     if (extra) json_free(extra);
-    cas(t->gid, "prepared", -1, c->cfg->finished_data_expire, &f, workflow_submitted, c);
+    cas(t->gid, "workflow", transition_find(RQ_WORKFLOW_SUBMIT, TT_WORKFLOW), -1,
+        c->cfg->finished_data_expire, &f, workflow_submitted, c);
 }
 
 /* ---- abort ---------------------------------------------------------------- */
 
-static void abort_loaded(void *arg, redisReply *reply, const char *err) {
+/* An abort its row never allows (a saga or workflow): read the stored
+ * transaction only to say why, as dtm does, with nothing written. */
+static void abort_refused(void *arg, redisReply *reply, const char *err) {
     api_call *c = arg;
     if (err) {
         api_reply_store_error(c, c->t->gid, err);
         return;
     }
     trans *stored = trans_from_hash(reply);
-    if (!stored) {
-        api_reply_error(c, 404, "no such transaction");
-        return;
-    }
-    int type = stored->type, status = stored->status;
+    transition_verdict v =
+        stored ? transition_check(RQ_ABORT, c->t->type, stored->type, stored->status) : TV_NOT_FOUND;
+    if (v == TV_OK) v = TV_CONFLICT; /* changed meanwhile: the client may try again */
+    reply_refused(c, RQ_ABORT, c->t->gid, v, stored ? global_status_name(stored->status) : "",
+                  stored ? trans_type_name(stored->type) : "", trans_type_name(c->t->type));
     trans_free(stored);
-    char msg[256];
-    int64_t now = now_ms();
-    rargs f;
-    ra_init(&f);
-    ra_adds(&f, "update_time");
-    ra_addi(&f, now);
-    if ((type == TT_TCC || type == TT_XA) && (status == GS_PREPARED || status == GS_ABORTING)) {
-        ra_adds(&f, "status");
-        ra_adds(&f, "aborting");
-        if (c->t->rollback_reason && c->t->rollback_reason[0]) {
-            ra_adds(&f, "rollback_reason");
-            ra_adds(&f, c->t->rollback_reason);
-        }
-        claim_and_drive(c, "prepared,aborting", "aborting", &f);
-    } else if (type == TT_MSG && status == GS_PREPARED) {
-        ra_adds(&f, "status");
-        ra_adds(&f, "failed");
-        ra_adds(&f, "rollback_time");
-        ra_addi(&f, now);
-        if (c->t->rollback_reason && c->t->rollback_reason[0]) {
-            ra_adds(&f, "rollback_reason");
-            ra_adds(&f, c->t->rollback_reason);
-        }
-        cas(c->t->gid, "prepared", -1, c->cfg->finished_data_expire, &f, cas_then_drive, c);
-    } else {
-        ra_free(&f);
-        snprintf(msg, sizeof msg, "gid %s: current status '%s' of a %s transaction, cannot abort",
-                 c->t->gid, global_status_name(status), trans_type_name(type));
-        api_reply_failure(c, msg);
-    }
 }
 
+/* Abort by the row of the request's type; the script checks that the stored
+ * transaction has that type and a status the row allows. TCC/XA move to
+ * aborting and are driven (cancel / rollback every branch); a prepared msg
+ * fails at once. */
 void api_abort(api_call *c, struct evkeyvalq *q, const char *body, size_t len) {
     (void)q;
     c->op = OP_ABORT;
     if (parse_trans(c, body, len)) return;
     if (c->t->wait_result) c->op |= F_WAIT;
-    load_trans(c->t->gid, abort_loaded, c);
+    const transition *row = transition_find(RQ_ABORT, c->t->type);
+    if (!row || !row->from[0]) {
+        load_trans(c->t->gid, abort_refused, c);
+        return;
+    }
+    const char *type = trans_type_name(c->t->type);
+    int64_t now = now_ms();
+    rargs f;
+    ra_init(&f);
+    ra_adds(&f, "status");
+    ra_adds(&f, global_status_name(row->to));
+    ra_adds(&f, "update_time");
+    ra_addi(&f, now);
+    if (c->t->rollback_reason && c->t->rollback_reason[0]) {
+        ra_adds(&f, "rollback_reason");
+        ra_adds(&f, c->t->rollback_reason);
+    }
+    if (global_status_final(row->to)) {
+        ra_adds(&f, "rollback_time");
+        ra_addi(&f, now);
+        cas(c->t->gid, type, row, -1, c->cfg->finished_data_expire, &f, cas_then_drive, c);
+    } else {
+        claim_and_drive(c, type, row, global_status_name(row->to), &f);
+    }
 }
 
 /* ---- forceStop / resetNextCronTime -------------------------------------- */
@@ -631,30 +714,35 @@ static char *parse_gid_body(api_call *c, const char *body, size_t len) {
     return gid;
 }
 
+/* forceStop / resetNextCronTime: c->op is the request (RQ_*). */
 static void simple_cas_done(void *arg, redisReply *reply, const char *err) {
     api_call *c = arg;
     const char *gid = c->extra;
-    const char *tag, *status;
+    const char *tag, *status, *type;
     if (err) {
         api_reply_store_error(c, gid, err);
         return;
     }
-    if (script_reply(reply, &tag, &status)) {
+    if (script_reply(reply, &tag, &status, &type)) {
         api_reply_error(c, 500, "unexpected reply from store");
         return;
     }
-    char msg[256];
-    if (strcmp(tag, "OK") == 0) {
+    transition_verdict v = verdict_of(tag);
+    if (v == TV_OK) {
+        const transition *row = transition_find((trans_request)c->op, trans_type_parse(type));
+        if (row && row->cancel) engine_cancel(gid, GS_FAILED, "force stopped");
         api_reply_ok(c);
-    } else if (strcmp(tag, "NOT_FOUND") == 0) {
-        snprintf(msg, sizeof msg, "gid %s: no such transaction", gid);
-        api_reply_error(c, 404, msg);
-    } else if (c->op == 2) { /* resetNextCronTime of a finished transaction: nothing to do */
-        api_reply_ok(c);
+    } else if (v == TV_CONFLICT && c->op == RQ_RESET_CRON) {
+        api_reply_ok(c); /* a finished transaction: nothing to do */
     } else {
-        snprintf(msg, sizeof msg, "gid %s: current status '%s', cannot force stop", gid, status);
-        api_reply_failure(c, msg);
+        reply_refused(c, (trans_request)c->op, gid, v, status, type, NULL);
     }
+}
+
+/* Both apply to every type: the script checks the status only. */
+static void any_type_cas(api_call *c, trans_request rq, int64_t due, int64_t ttl, rargs *f) {
+    c->op = rq;
+    cas(c->extra, NULL, transition_find(rq, TT_SAGA), due, ttl, f, simple_cas_done, c);
 }
 
 void api_force_stop(api_call *c, struct evkeyvalq *q, const char *body, size_t len) {
@@ -662,7 +750,6 @@ void api_force_stop(api_call *c, struct evkeyvalq *q, const char *body, size_t l
     char *gid = parse_gid_body(c, body, len);
     if (!gid) return;
     c->extra = gid;
-    c->op = 1;
     int64_t now = now_ms();
     rargs f;
     ra_init(&f);
@@ -675,8 +762,7 @@ void api_force_stop(api_call *c, struct evkeyvalq *q, const char *body, size_t l
     ra_adds(&f, "rollback_reason");
     ra_adds(&f, "force stopped");
     log_info("gid %s: force stop requested", gid);
-    cas(gid, "prepared,submitted,aborting", -1, c->cfg->finished_data_expire, &f, simple_cas_done,
-        c);
+    any_type_cas(c, RQ_FORCE_STOP, -1, c->cfg->finished_data_expire, &f);
 }
 
 /* Make an unfinished transaction due now (the retry scanner picks it up on
@@ -686,7 +772,6 @@ void api_reset_next_cron_time(api_call *c, struct evkeyvalq *q, const char *body
     char *gid = parse_gid_body(c, body, len);
     if (!gid) return;
     c->extra = gid;
-    c->op = 2;
     int64_t now = now_ms();
     rargs f;
     ra_init(&f);
@@ -694,20 +779,21 @@ void api_reset_next_cron_time(api_call *c, struct evkeyvalq *q, const char *body
     ra_addi(&f, now);
     ra_adds(&f, "update_time");
     ra_addi(&f, now);
-    cas(gid, "prepared,submitted,aborting", now, 0, &f, simple_cas_done, c);
+    any_type_cas(c, RQ_RESET_CRON, now, 0, &f);
 }
 
 /* ---- registerBranch --------------------------------------------------------- */
 
+/* c->extra is the gid, c->op the request's type. */
 static void registered(void *arg, redisReply *reply, const char *err) {
     api_call *c = arg;
     const char *gid = c->extra;
-    const char *tag, *status;
+    const char *tag, *status, *type;
     if (err) {
         api_reply_store_error(c, gid, err);
         return;
     }
-    if (script_reply(reply, &tag, &status)) {
+    if (script_reply(reply, &tag, &status, &type)) {
         api_reply_error(c, 500, "unexpected reply from store");
         return;
     }
@@ -717,11 +803,79 @@ static void registered(void *arg, redisReply *reply, const char *err) {
     } else if (strcmp(tag, "DUPLICATE") == 0) {
         snprintf(msg, sizeof msg, "gid %s: branch already registered with different content", gid);
         api_reply_failure(c, msg);
-    } else {
+    } else if (strcmp(tag, "TOO_MANY") == 0) {
+        snprintf(msg, sizeof msg,
+                 "gid %s: the transaction has %s branches; Limits.MaxBranches is %d", gid, status,
+                 c->cfg->max_branches);
+        api_reply_error(c, 400, msg);
+    } else if (strcmp(tag, "WRONG_TYPE") == 0) {
+        reply_refused(c, RQ_REGISTER, gid, TV_WRONG_TYPE, status, type, trans_type_name(c->op));
+    } else { /* absent or not prepared: dtm's words */
         snprintf(msg, sizeof msg, "no trans with gid: %s status: prepared found", gid);
         api_reply_failure(c, msg);
     }
 }
+
+/* What one registration adds, per mode: TCC [cancel, confirm] and XA
+ * [rollback, commit] branches start prepared; a workflow records one
+ * branch's outcome. The identity (branch id + ident_op) and the content
+ * signature make a repeat harmless and a changed repeat a conflict. */
+typedef struct registration {
+    int n;
+    const char *op[2], *url[2];
+    const char *status; /* of the new branches */
+    const char *ident_op;
+    const char *sig[3]; /* joined with '|', then the data */
+} registration;
+
+typedef int reg_parser(yajl_val root, const dtmd_config *cfg, registration *r, char *err,
+                       size_t errlen);
+
+static const char *str_field(yajl_val root, const char *name, const char *dflt) {
+    yajl_val v = json_field(root, name);
+    return v && YAJL_IS_STRING(v) ? v->u.string : dflt;
+}
+
+static int reg_tcc(yajl_val root, const dtmd_config *cfg, registration *r, char *err,
+                   size_t errlen) {
+    const char *confirm = str_field(root, "confirm", ""), *cancel = str_field(root, "cancel", "");
+    if (!url_is_http(confirm) || !url_is_http(cancel))
+        return snprintf(err, errlen, "confirm and cancel must be http(s) URLs"), -1;
+    if (branch_url_check(cfg, confirm, "confirm", err, errlen) ||
+        branch_url_check(cfg, cancel, "cancel", err, errlen))
+        return -1;
+    *r = (registration){2, {"cancel", "confirm"}, {cancel, confirm}, "prepared", "cancel",
+                        {confirm, cancel, NULL}};
+    return 0;
+}
+
+static int reg_xa(yajl_val root, const dtmd_config *cfg, registration *r, char *err,
+                  size_t errlen) {
+    const char *url = str_field(root, "url", "");
+    if (!*url || !url_is_http(url))
+        return snprintf(err, errlen, "url is required and must be an http(s) URL"), -1;
+    if (branch_url_check(cfg, url, "url", err, errlen)) return -1;
+    *r = (registration){2, {"rollback", "commit"}, {url, url}, "prepared", "rollback",
+                        {url, NULL, NULL}};
+    return 0;
+}
+
+static int reg_workflow(yajl_val root, const dtmd_config *cfg, registration *r, char *err,
+                        size_t errlen) {
+    (void)cfg;
+    const char *op = str_field(root, "op", NULL), *st = str_field(root, "status", NULL);
+    if (!op || !*op || !st || (strcmp(st, "succeed") != 0 && strcmp(st, "failed") != 0))
+        return snprintf(err, errlen,
+                        "workflow registerBranch needs op and status 'succeed' or 'failed'"),
+               -1;
+    *r = (registration){1, {op, NULL}, {"", NULL}, st, op, {st, NULL, NULL}};
+    return 0;
+}
+
+/* One row per mode that has branches to register (the transition table's
+ * RQ_REGISTER rows). */
+static reg_parser *const reg_parsers[TT_COUNT] = {
+    [TT_TCC] = reg_tcc, [TT_XA] = reg_xa, [TT_WORKFLOW] = reg_workflow};
 
 /* Fields add_branch_fields writes per branch (register_branch.lua's m). */
 #define BRANCH_FIELDS 2
@@ -745,140 +899,85 @@ static void add_branch_fields(rargs *a, const char *id, const char *op, const ch
     branch_state_value(&b, a);
 }
 
+/* register_branch.lua's arguments for registration r of branch bid. */
+static void register_args(rargs *a, const char *gid, int type, const registration *r,
+                          const char *bid, const char *data, int max_branches) {
+    int64_t now = now_ms();
+    sbuf b;
+    sb_init(&b);
+    engine_trans_key(&b, gid);
+    ra_add(a, b.ptr, b.len);
+    ra_adds(a, trans_type_name(type));
+    ra_adds(a, transition_find(RQ_REGISTER, type)->from);
+    sb_reset(&b);
+    sb_printf(&b, "k:%zu:%s:%s", strlen(bid), bid, r->ident_op);
+    ra_add(a, b.ptr, b.len);
+    sb_reset(&b);
+    for (int i = 0; i < 3 && r->sig[i]; i++) sb_printf(&b, "%s|", r->sig[i]);
+    sb_puts(&b, data);
+    ra_add(a, b.ptr, b.len);
+    sb_free(&b);
+    ra_addi(a, now);
+    ra_addi(a, r->n);
+    ra_addi(a, BRANCH_FIELDS);
+    ra_addi(a, max_branches);
+    for (int i = 0; i < r->n; i++) add_branch_fields(a, bid, r->op[i], r->url[i], data, r->status, now);
+}
+
 void api_register_branch(api_call *c, struct evkeyvalq *q, const char *body, size_t len) {
     (void)q;
-    char err[256], aerr[224];
+    char err[256];
     char *gid = NULL;
     yajl_val root = json_parse(body, len, err, sizeof err);
     if (!root) {
         api_reply_error(c, 400, err);
         return;
     }
-#define BAD(...)                                                                                   \
-    do {                                                                                           \
-        snprintf(err, sizeof err, __VA_ARGS__);                                                    \
-        api_reply_error(c, 400, err);                                                              \
-        goto out;                                                                                  \
-    } while (0)
-    if (!YAJL_IS_OBJECT(root)) BAD("request body must be a JSON object");
-    for (size_t i = 0; i < root->u.object.len; i++) {
+    const char *bad = NULL;
+    if (!YAJL_IS_OBJECT(root)) bad = "request body must be a JSON object";
+    for (size_t i = 0; !bad && i < root->u.object.len; i++) {
         yajl_val v = root->u.object.values[i];
-        if (v && !YAJL_IS_NULL(v) && !YAJL_IS_STRING(v))
-            BAD("registerBranch: %s must be a string (all values are strings)",
-                root->u.object.keys[i]);
+        if (v && !YAJL_IS_NULL(v) && !YAJL_IS_STRING(v)) {
+            snprintf(err, sizeof err, "registerBranch: %s must be a string (all values are strings)",
+                     root->u.object.keys[i]);
+            bad = err;
+        }
     }
-    const char *type = NULL, *bid = NULL, *data = "";
-    yajl_val v;
-    if ((v = json_field(root, "gid")) &&
-        !(gid = trans_clean_gid(v->u.string, c->cfg, err, sizeof err))) {
-        api_reply_error(c, 400, err);
-        goto out;
+    const char *raw_gid = bad ? NULL : str_field(root, "gid", NULL);
+    const char *type = bad ? NULL : str_field(root, "trans_type", NULL);
+    const char *bid = bad ? NULL : str_field(root, "branch_id", NULL);
+    const char *data = bad ? "" : str_field(root, "data", "");
+    int tt = type ? trans_type_parse(type) : -1;
+    registration r;
+    if (bad) {
+    } else if (raw_gid && !(gid = trans_clean_gid(raw_gid, c->cfg, err, sizeof err))) {
+        bad = err;
+    } else if (!gid) {
+        bad = "gid is required";
+    } else if (!bid || !*bid) {
+        bad = "branch_id is required";
+    } else if (!type) {
+        bad = "trans_type is required";
+    } else if (tt < 0 || !reg_parsers[tt]) {
+        snprintf(err, sizeof err,
+                 "registerBranch: trans_type '%.64s' has no branches to register (tcc, xa, "
+                 "workflow)",
+                 type);
+        bad = err;
+    } else if (reg_parsers[tt](root, c->cfg, &r, err, sizeof err)) {
+        bad = err;
     }
-    if ((v = json_field(root, "trans_type"))) type = v->u.string;
-    if ((v = json_field(root, "branch_id"))) bid = v->u.string;
-    if ((v = json_field(root, "data"))) data = v->u.string;
-    if (!gid) BAD("gid is required");
-    if (!bid || !*bid) BAD("branch_id is required");
-    if (!type) BAD("trans_type is required");
-    int64_t now = now_ms();
+    if (bad) {
+        api_reply_error(c, 400, bad);
+        free(gid);
+        json_free(root);
+        return;
+    }
     rargs a;
     ra_init(&a);
-    sbuf k, sig;
-    sb_init(&k);
-    sb_init(&sig);
-    engine_trans_key(&k, gid);
-    ra_add(&a, k.ptr, k.len);
-    ra_adds(&a, "prepared");
-    int tt = trans_type_parse(type);
-    if (tt == TT_TCC) {
-        const char *confirm = "", *cancel = "";
-        if ((v = json_field(root, "confirm"))) confirm = v->u.string;
-        if ((v = json_field(root, "cancel"))) cancel = v->u.string;
-        if (!url_is_http(confirm) || !url_is_http(cancel)) {
-            ra_free(&a);
-            sb_free(&k);
-            sb_free(&sig);
-            BAD("confirm and cancel must be http(s) URLs");
-        }
-        if (branch_url_check(c->cfg, confirm, "confirm", aerr, sizeof aerr) ||
-            branch_url_check(c->cfg, cancel, "cancel", aerr, sizeof aerr)) {
-            ra_free(&a);
-            sb_free(&k);
-            sb_free(&sig);
-            BAD("%s", aerr);
-        }
-        sb_printf(&k, "%s", ""); /* reuse k below */
-        sb_reset(&k);
-        sb_printf(&k, "k:%zu:%s:cancel", strlen(bid), bid);
-        sb_printf(&sig, "%s|%s|", confirm, cancel);
-        sb_puts(&sig, data);
-        ra_add(&a, k.ptr, k.len);
-        ra_add(&a, sig.ptr, sig.len);
-        ra_addi(&a, now);
-        ra_addi(&a, 2);
-        ra_addi(&a, BRANCH_FIELDS);
-        add_branch_fields(&a, bid, "cancel", cancel, data, "prepared", now);
-        add_branch_fields(&a, bid, "confirm", confirm, data, "prepared", now);
-    } else if (tt == TT_XA) {
-        const char *url = "";
-        if ((v = json_field(root, "url"))) url = v->u.string;
-        if (!*url || !url_is_http(url)) {
-            ra_free(&a);
-            sb_free(&k);
-            sb_free(&sig);
-            BAD("url is required and must be an http(s) URL");
-        }
-        if (branch_url_check(c->cfg, url, "url", aerr, sizeof aerr)) {
-            ra_free(&a);
-            sb_free(&k);
-            sb_free(&sig);
-            BAD("%s", aerr);
-        }
-        sb_reset(&k);
-        sb_printf(&k, "k:%zu:%s:rollback", strlen(bid), bid);
-        sb_printf(&sig, "%s|", url);
-        sb_puts(&sig, data);
-        ra_add(&a, k.ptr, k.len);
-        ra_add(&a, sig.ptr, sig.len);
-        ra_addi(&a, now);
-        ra_addi(&a, 2);
-        ra_addi(&a, BRANCH_FIELDS);
-        add_branch_fields(&a, bid, "rollback", url, data, "prepared", now);
-        add_branch_fields(&a, bid, "commit", url, data, "prepared", now);
-    } else if (tt == TT_WORKFLOW) {
-        const char *op = NULL, *st = NULL;
-        if ((v = json_field(root, "op"))) op = v->u.string;
-        if ((v = json_field(root, "status"))) st = v->u.string;
-        if (!op || !*op || !st || (strcmp(st, "succeed") != 0 && strcmp(st, "failed") != 0)) {
-            ra_free(&a);
-            sb_free(&k);
-            sb_free(&sig);
-            BAD("workflow registerBranch needs op and status 'succeed' or 'failed'");
-        }
-        sb_reset(&k);
-        sb_printf(&k, "k:%zu:%s:%s", strlen(bid), bid, op);
-        sb_printf(&sig, "%s|", st);
-        sb_puts(&sig, data);
-        ra_add(&a, k.ptr, k.len);
-        ra_add(&a, sig.ptr, sig.len);
-        ra_addi(&a, now);
-        ra_addi(&a, 1);
-        ra_addi(&a, BRANCH_FIELDS);
-        add_branch_fields(&a, bid, op, "", data, st, now);
-    } else {
-        ra_free(&a);
-        sb_free(&k);
-        sb_free(&sig);
-        BAD("registerBranch: trans_type '%s' has no branches to register (tcc, xa, workflow)",
-            type);
-    }
-    sb_free(&k);
-    sb_free(&sig);
+    register_args(&a, gid, tt, &r, bid, data, c->cfg->max_branches);
     c->extra = gid;
-    gid = NULL;
-    store_script("register_branch", 1, &a, registered, c);
-out:
-    free(gid);
+    c->op = tt;
     json_free(root);
-#undef BAD
+    store_script("register_branch", 1, &a, registered, c);
 }

@@ -98,6 +98,8 @@ int auth_check(const dtmd_config *cfg, auth_scope scope, const char *authorizati
 
 typedef struct url_parts {
     char *scheme, *host, *port, *path; /* curl-allocated */
+    char *dpath; /* the path percent-decoded, "." segments dropped (malloc'd) */
+    int dotdot;  /* the decoded path has a ".." segment */
 } url_parts;
 
 static void parts_free(url_parts *p) {
@@ -105,7 +107,37 @@ static void parts_free(url_parts *p) {
     curl_free(p->host);
     curl_free(p->port);
     curl_free(p->path);
+    free(p->dpath);
     memset(p, 0, sizeof *p);
+}
+
+/* A server may decode %2e%2e or %2f before resolving dot segments, so the
+ * path is also checked as it would look decoded: '/' and '\' separate
+ * segments (some servers take either), a segment "." is dropped and ".."
+ * (also "..;x", as servlet containers read it) is remembered in dotdot. */
+static void decoded_path(const char *dec, url_parts *p) {
+    size_t n = strlen(dec);
+    char *out = malloc(n + 1);
+    if (!out) abort();
+    size_t k = 0;
+    const char *seg = dec;
+    for (;;) {
+        size_t len = strcspn(seg, "/\\");
+        size_t core = strcspn(seg, "/\\;");
+        if (core > len) core = len;
+        if (core == 2 && seg[0] == '.' && seg[1] == '.') p->dotdot = 1;
+        int drop = len == 1 && seg[0] == '.';
+        if (!drop) {
+            memcpy(out + k, seg, len);
+            k += len;
+        }
+        if (!seg[len]) break;
+        /* the separator after a dropped "." would double the previous one */
+        if (!drop || k == 0 || out[k - 1] != '/') out[k++] = '/';
+        seg += len + 1;
+    }
+    out[k] = '\0';
+    p->dpath = out;
 }
 
 /* Parse an absolute http(s) URL. 0 ok, -1 not one. */
@@ -119,8 +151,14 @@ static int parse_url(const char *url, url_parts *p) {
         curl_url_get(h, CURLUPART_HOST, &p->host, 0) == CURLUE_OK &&
         curl_url_get(h, CURLUPART_PORT, &p->port, CURLU_DEFAULT_PORT) == CURLUE_OK &&
         curl_url_get(h, CURLUPART_PATH, &p->path, 0) == CURLUE_OK &&
-        (strcasecmp(p->scheme, "http") == 0 || strcasecmp(p->scheme, "https") == 0) && *p->host)
-        rc = 0;
+        (strcasecmp(p->scheme, "http") == 0 || strcasecmp(p->scheme, "https") == 0) && *p->host) {
+        char *dec = NULL;
+        if (curl_url_get(h, CURLUPART_PATH, &dec, CURLU_URLDECODE) == CURLUE_OK) {
+            decoded_path(dec, p);
+            rc = 0;
+        }
+        curl_free(dec);
+    }
     curl_url_cleanup(h);
     if (rc) parts_free(p);
     return rc;
@@ -185,7 +223,10 @@ static int entry_matches(const allow_entry *e, const url_parts *u) {
     if (!e->any_scheme && strcasecmp(e->u.scheme, u->scheme) != 0) return 0;
     if (strcasecmp(e->u.host, u->host) != 0) return 0;
     if (!e->any_port && strcmp(e->u.port, u->port) != 0) return 0;
-    if (!e->any_path && !path_prefix_ok(e->u.path, u->path)) return 0;
+    /* the path as sent and as a decoding server would read it */
+    if (!e->any_path &&
+        (!path_prefix_ok(e->u.path, u->path) || !path_prefix_ok(e->u.path, u->dpath)))
+        return 0;
     return 1;
 }
 
@@ -195,6 +236,11 @@ int branch_url_check(const dtmd_config *cfg, const char *url, const char *what, 
     url_parts u;
     if (parse_url(url, &u) != 0) {
         snprintf(err, errlen, "%s '%.200s' is not an http(s) URL", what, url);
+        return -1;
+    }
+    if (u.dotdot) {
+        parts_free(&u);
+        snprintf(err, errlen, "%s '%.200s' has a '..' path segment (BranchAllow)", what, url);
         return -1;
     }
     int ok = 0;

@@ -43,6 +43,17 @@
  * Limits.MaxInflightCalls = 1024 hanging calls the default cost 16 MB
  * (bench/soak.sh), this costs 4 MB. */
 #define BRANCH_RECV_BUFFER 4096L
+/* A keep-alive connection idle for longer than this many whole seconds
+ * (curl's granularity: idle 2 s or more) is closed instead of reused.
+ * Services close idle connections after a timeout of their own (gunicorn
+ * 2 s, Node and Apache 5 s); a request sent just as that happens is lost
+ * with the connection, and since curl no longer re-sends it (prereq_cb)
+ * that costs a retry after RetryInterval. Busy connections never idle this
+ * long, so reuse under load is unchanged. */
+#define BRANCH_MAX_IDLE_S 1L
+/* The error of a call whose reused connection closed without an answer
+ * (prereq_cb). */
+#define BRANCH_NO_ANSWER "connection closed without an answer"
 
 enum call_state { CALL_PENDING, CALL_COMPLETING };
 
@@ -62,6 +73,7 @@ struct branch_call {
     CURLU *cu;             /* url parsed for curl, only while running (easy_setup says why) */
     struct origin *origin; /* cu is this cached origin's (origin_get), or NULL: cu is ours */
     int shared_headers;    /* headers is g_default_headers, not ours to free */
+    int sends;             /* requests curl set out to send for this call (prereq_cb) */
     branch_call_cb *cb;
     void *arg;
     int64_t start_ms;
@@ -117,6 +129,8 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *userdata);
 static curl_socket_t opensocket_cb(void *clientp, curlsocktype purpose,
                                    struct curl_sockaddr *address);
 static int closesocket_cb(void *clientp, curl_socket_t fd);
+static int prereq_cb(void *clientp, char *conn_primary_ip, char *conn_local_ip,
+                     int conn_primary_port, int conn_local_port);
 
 /* No proxy variable in dtmd's environment (read at branch_call_init; a
  * process's environment does not change from outside): then every handle
@@ -145,7 +159,9 @@ static CURL *easy_new(void) {
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, opensocket_cb);
     curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, closesocket_cb);
+    curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, prereq_cb);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, BRANCH_MAX_IDLE_S);
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
@@ -160,6 +176,7 @@ static void easy_put(CURL *e) {
     if (g_multi && g_easy_pooled < EASY_POOL_MAX) {
         /* Nothing of the finished call may be reachable from the pool. */
         curl_easy_setopt(e, CURLOPT_PRIVATE, NULL);
+        curl_easy_setopt(e, CURLOPT_PREREQDATA, NULL);
         curl_easy_setopt(e, CURLOPT_ERRORBUFFER, NULL);
         curl_easy_setopt(e, CURLOPT_WRITEDATA, NULL);
         curl_easy_setopt(e, CURLOPT_HTTPHEADER, NULL);
@@ -488,6 +505,18 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *userp) {
     return n;
 }
 
+/* CURLOPT_PREREQFUNCTION: curl is about to send c's request on a
+ * connection. A second time means curl would re-send it on a fresh
+ * connection because a reused one died without an answer: the branch may
+ * have read and run the first copy, so the call fails instead, and the
+ * engine's back-off is the only retry. */
+static int prereq_cb(void *clientp, char *conn_primary_ip, char *conn_local_ip,
+                     int conn_primary_port, int conn_local_port) {
+    (void)conn_primary_ip, (void)conn_local_ip, (void)conn_primary_port, (void)conn_local_port;
+    struct branch_call *c = clientp;
+    return c && c->sends++ > 0 ? CURL_PREREQFUNC_ABORT : CURL_PREREQFUNC_OK;
+}
+
 /* ---- call lifecycle --------------------------------------------------- */
 
 static void queue_remove(struct branch_call *c) {
@@ -518,7 +547,13 @@ static void call_unlink(struct branch_call *c) {
 }
 
 static void call_free(struct branch_call *c) {
-    if (c->easy) easy_put(c->easy);
+    /* A handle whose re-send prereq_cb stopped is not pooled: curl counts
+     * those retries per handle, not per transfer (only curl_easy_reset
+     * clears the count), and after five it fails with a misleading text. */
+    if (c->easy && c->sends > 1)
+        curl_easy_cleanup(c->easy);
+    else if (c->easy)
+        easy_put(c->easy);
     origin_put(c);
     free(c->errbuf);
     if (!c->shared_headers) curl_slist_free_all(c->headers);
@@ -540,6 +575,9 @@ static void finish_call(struct branch_call *c, CURLcode res) {
         curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);
         body = c->resp.ptr ? c->resp.ptr : "";
         body_len = c->resp.len;
+    } else if (c->sends > 1) {
+        body = BRANCH_NO_ANSWER; /* rather than curl's "aborted by pre-request callback" */
+        body_len = strlen(body);
     } else {
         body = c->errbuf && c->errbuf[0] ? c->errbuf : curl_easy_strerror(res);
         body_len = strlen(body);
@@ -668,6 +706,7 @@ static int easy_setup(struct branch_call *c) {
     }
     curl_easy_setopt(e, CURLOPT_CURLU, c->cu); /* NULL: CURLOPT_URL alone */
     curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)c);
+    curl_easy_setopt(e, CURLOPT_PREREQDATA, c);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, c->errbuf);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->headers);

@@ -3,8 +3,11 @@
  *
  * A call is started with everything it needs copied in; the callback fires
  * exactly once, from the event loop, unless the call was cancelled first.
- * Connections are reused between calls (one curl multi handle). The result of
- * a call is classified exactly as dtm does (PROTOCOL.md section 3). */
+ * Connections are reused between calls (one curl multi handle), but a call
+ * sends its request once: if the connection dies without an answer, the call
+ * fails rather than being sent again, so the caller's retry is the only one.
+ * The result of a call is classified exactly as dtm does (PROTOCOL.md
+ * section 3). */
 #ifndef DTMD_BRANCH_CALL_H
 #define DTMD_BRANCH_CALL_H
 

@@ -148,6 +148,18 @@ static const key_def keys[] = {
      "expected a non-negative integer (0 = no limit)"},
     {"Limits.MaxActivePasses", K_INT, OFF(max_active_passes), 0, INT_MAX,
      "expected a non-negative integer (0 = no limit)"},
+    {"Limits.CloseIdleAtLimit", K_BOOL, OFF(close_idle_at_limit), 0, 0, NULL},
+    /* caps on what one transaction may ask for (per-transaction fields) */
+    {"Limits.MaxRequestTimeout", K_I64, OFF(max_request_timeout), 1, 1000000000,
+     "expected a positive integer number of seconds"},
+    {"Limits.MaxTimeoutToFail", K_I64, OFF(max_timeout_to_fail), 1, 1000000000,
+     "expected a positive integer number of seconds"},
+    {"Limits.MaxRetryInterval", K_I64, OFF(max_retry_interval), 1, 1000000000,
+     "expected a positive integer number of seconds"},
+    {"Limits.MaxAllBytes", K_SIZE, OFF(max_all_bytes), 1024, INT_MAX,
+     "expected an integer of at least 1024"},
+    {"Metrics.MaxLabelValues", K_INT, OFF(metrics_max_label_values), 1, 1000000,
+     "expected an integer 1..1000000"},
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
@@ -181,7 +193,7 @@ static const char *const unused_keys[] = {
 };
 
 /* Top-level keys whose value is a mapping of dtmd keys. */
-static const char *const sections[] = {"Store", "Limits", "Auth", "Log"};
+static const char *const sections[] = {"Store", "Limits", "Auth", "Log", "Metrics"};
 
 static const key_def *find_key(const char *path) {
     for (size_t i = 0; i < NKEYS; i++)
@@ -648,7 +660,7 @@ void config_defaults(dtmd_config *cfg) {
     cfg->alert_retry_limit = 3;
     cfg->alert_web_hook = dupstr("");
     cfg->max_body_bytes = 1048576;
-    cfg->max_branches = 1000;
+    cfg->max_branches = 2000;
     cfg->max_gid_length = 128;
     cfg->auth_token = dupstr("");
     cfg->auth_admin_token = dupstr("");
@@ -657,7 +669,13 @@ void config_defaults(dtmd_config *cfg) {
     cfg->max_header_bytes = 65536;
     cfg->idle_timeout = 120;
     cfg->max_connections = 10000;
+    cfg->close_idle_at_limit = 1;
     cfg->max_active_passes = 2048;
+    cfg->max_request_timeout = 3600;
+    cfg->max_timeout_to_fail = 604800;
+    cfg->max_retry_interval = 86400;
+    cfg->max_all_bytes = 4194304;
+    cfg->metrics_max_label_values = 100;
 }
 
 /* Shared tail of both loaders: parser already set up (or NULL = no YAML). */

@@ -61,7 +61,7 @@ typedef struct dtmd_config {
 
     /* Limits.* (dtmd only) */
     size_t max_body_bytes; /* Limits.MaxBodyBytes, default 1048576 */
-    int max_branches;      /* Limits.MaxBranches, default 1000 */
+    int max_branches;      /* Limits.MaxBranches, default 2000 */
     int max_gid_length;    /* Limits.MaxGidLength, default 128 */
 
     /* Security and limits (dtmd only; see README "Security and limits") */
@@ -77,6 +77,14 @@ typedef struct dtmd_config {
                                 limit, default 10000 */
     int max_active_passes;   /* Limits.MaxActivePasses: transactions driven in memory at
                               * once (wait_result ones aside), 0 = no limit */
+    int close_idle_at_limit; /* Limits.CloseIdleAtLimit: at MaxConnections close the
+                              * longest-idle connection for a new one, default false */
+    /* per-transaction fields above these are refused (400), seconds */
+    int64_t max_request_timeout;  /* Limits.MaxRequestTimeout, default 3600 */
+    int64_t max_timeout_to_fail;  /* Limits.MaxTimeoutToFail, default 604800 */
+    int64_t max_retry_interval;   /* Limits.MaxRetryInterval, default 86400 */
+    size_t max_all_bytes;         /* Limits.MaxAllBytes: JSON of one /all answer, about */
+    int metrics_max_label_values; /* Metrics.MaxLabelValues: distinct values per label */
 } dtmd_config;
 
 /* Fill cfg with the defaults above (strings are heap copies). */

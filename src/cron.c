@@ -5,6 +5,7 @@
 #include "keys.h"
 #include "log.h"
 #include "metrics.h"
+#include "retention.h"
 #include "store.h"
 #include "trans.h"
 
@@ -238,6 +239,7 @@ static void tick(evutil_socket_t fd, short what, void *arg) {
     (void)fd, (void)what, (void)arg;
     if (cr.round_left == 0) round_begin();
     round_pump();
+    retention_tick();
     arm_timer();
 }
 
@@ -259,6 +261,7 @@ int cron_init(struct event_base *base, const dtmd_config *cfg) {
     cr.timer = evtimer_new(base, tick, NULL);
     cr.kick = event_new(base, -1, 0, kick_cb, NULL);
     engine_set_room_cb(room_again);
+    retention_init(cfg);
     arm_timer();
     return 0;
 }
@@ -363,5 +366,6 @@ void cron_shutdown(void) {
     if (cr.kick) event_free(cr.kick);
     cr.kick = NULL;
     engine_set_room_cb(NULL);
+    retention_shutdown();
     release_leases();
 }

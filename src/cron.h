@@ -6,6 +6,7 @@
  * forward by a lease (RetryInterval) in the same step, so no other process
  * drives them meanwhile. Each leased transaction is loaded and handed to the
  * engine. Nothing here blocks: a shard with a full batch is rescanned at once.
+ * Each tick also trims the shards' gid indexes (retention.h).
  * cron_shutdown (SIGTERM, after the API stopped, before the engine stops)
  * hands the leases of the transactions still being driven back: their due
  * time becomes now, so another process takes them over at its next scan; it

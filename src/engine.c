@@ -13,8 +13,7 @@
 #include "keys.h"
 #include "log.h"
 #include "metrics.h"
-#include "modes.h"
-#include "pass.h"
+#include "mode.h"
 #include "store.h"
 
 #include <event2/event.h>
@@ -28,6 +27,43 @@ typedef struct waiter {
     void *arg;
     struct waiter *next;
 } waiter;
+
+/* One pass over a transaction: the mode decides (mode.h), the pass acts.
+ *
+ * Contract: every effect on the transaction is applied in memory and
+ * persisted at once; the mode is asked again only when no write is pending,
+ * so it never acts on a change that is not stored. The one exception is an
+ * empty URL's success: nothing external happened for such a branch, so its
+ * result fields wait in `pending` and ride along with the pass's next write.
+ * If dtmd dies before that write, calling it again on recovery is harmless;
+ * this saves a Redis round trip per empty branch. */
+typedef struct pass {
+    trans *t;
+    const dtmd_config *cfg;
+    const mode_ops *mode;
+    mode_plan plan;
+    sbuf key, due_key;
+    int64_t due_ms;         /* the due index holds the transaction at least until then */
+    int calls;              /* calls in flight */
+    int writes;             /* store writes in flight */
+    int stopped;            /* a write failed: finish as soon as nothing is in flight */
+    int unknown;            /* a write failed without an answer: what is stored is unknown */
+    char *err;              /* why it stopped */
+    unsigned char *started; /* per branch: called during this pass */
+    int *decided;           /* room for the calls of two decisions (mode_decision) */
+    int cap;                /* branches that room is for */
+    int special_called;     /* the special call was made in this pass */
+    int postponed;          /* the mode's delay was stored in this pass */
+    int retry_exhausted;    /* a retry was refused by retry_limit */
+    char *fail_msg;         /* first FAILURE message of this pass (rollback reason) */
+    branch_outcome halted;  /* a walk stopped on this outcome */
+    char *halt_msg;
+    int64_t started_ms;
+    struct waiter *waiters;
+    int rerun;          /* the stored status changed under the pass: run again when it ends */
+    rargs pending;      /* result fields of empty-URL successes not written yet */
+    struct pass *hnext; /* active-pass hash chain */
+} pass;
 
 typedef struct call_ctx {
     pass *p;
@@ -71,10 +107,6 @@ int engine_active_count(void) {
     return eng.active;
 }
 
-int64_t pass_now(void) {
-    return now_ms();
-}
-
 void engine_trans_key(sbuf *out, const char *gid) {
     key_trans(out, eng.cfg->redis_prefix, key_shard(gid, strlen(gid), eng.cfg->store_shards), gid);
 }
@@ -87,32 +119,27 @@ void engine_index_key(sbuf *out, const char *gid) {
     key_index(out, eng.cfg->redis_prefix, key_shard(gid, strlen(gid), eng.cfg->store_shards));
 }
 
-static const pass_ops *ops_for(int type) {
-    switch (type) {
-        case TT_MSG:
-            return &msg_ops;
-        case TT_TCC:
-            return &tcc_ops;
-        case TT_XA:
-            return &xa_ops;
-        case TT_WORKFLOW:
-            return &workflow_ops;
-        default:
-            return &saga_ops;
-    }
+void engine_expiry_key(sbuf *out, const char *gid) {
+    key_expiry(out, eng.cfg->redis_prefix, key_shard(gid, strlen(gid), eng.cfg->store_shards));
 }
 
 static void drive(trans *t, waiter *waiters);
 static void pass_stop(pass *p, const char *why);
+static void set_status(pass *p, int status, const char *reason);
+static void postpone(pass *p, int64_t until);
+static void call_special(pass *p, const mode_decision *d);
+static int call_branch(pass *p, int bi);
+static void take_result(pass *p, int bi, branch_outcome o, const char *body, size_t len,
+                        int deferred);
+static void pass_write(pass *p, int expected_status, rargs *fields, int64_t due_ms, int finished);
 
 /* Free the pass and everything it owns except its trans and waiters. */
 static void pass_free(pass *p) {
-    if (p->mode && p->ops->free_mode) p->ops->free_mode(p->mode);
+    mode_plan_free(&p->plan);
     sb_free(&p->key);
     sb_free(&p->due_key);
     ra_free(&p->pending);
-    free(p->started);
-    free(p->last);
+    free(p->decided); /* started too */
     free(p->fail_msg);
     free(p->halt_msg);
     free(p->err);
@@ -146,7 +173,7 @@ static void rerun_loaded(void *arg, redisReply *reply, const char *err) {
         pass_end e = {err            ? err
                       : eng.stopping ? "shutting down"
                                      : "transaction vanished",
-                      BR_SUCCESS, NULL};
+                      BR_SUCCESS, NULL, 1};
         notify(r->waiters, r->old, &e);
         trans_free(r->old);
     }
@@ -261,7 +288,7 @@ static void pass_finish(pass *p) {
         engine_lease_move(p->t->gid, "", p->t->lease_until_ms, 0, lease_given_back, NULL);
     metrics_trans(trans_type_name(p->t->type), !p->err && p->halted == BR_SUCCESS,
                   (double)(now_ms() - p->t->create_ms) / 1000.0);
-    pass_end e = {p->err, p->halted, p->halt_msg};
+    pass_end e = {p->err, p->halted, p->halt_msg, p->unknown};
     notify(p->waiters, p->t, &e);
     trans_free(p->t);
     pass_free(p);
@@ -275,16 +302,87 @@ static void pass_stop(pass *p, const char *why) {
     }
 }
 
-/* Called after every asynchronous event of the pass. */
+/* Unlink a call from the pass's bookkeeping and free its context. */
+static void call_forget(call_ctx *c) {
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        eng.calls = c->next;
+    if (c->next) c->next->prev = c->prev;
+    c->p->calls--;
+    free(c);
+}
+
+void engine_cancel(const char *gid, int status, const char *why) {
+    pass *p = find_pass(gid);
+    if (!p) return;
+    for (call_ctx *c = eng.calls, *next; c; c = next) {
+        next = c->next;
+        if (c->p != p) continue;
+        branch_call_cancel(c->call);
+        call_forget(c);
+    }
+    pass_stop(p, why);
+    /* What the request stored; writes of the pass still in flight fail
+     * their compare-and-set on it. */
+    p->t->status = status;
+    free(p->t->rollback_reason);
+    p->t->rollback_reason = xstrdup(why);
+    p->rerun = 0;
+    if (p->calls == 0 && p->writes == 0) pass_finish(p);
+}
+
+static mode_pass view_of(const pass *p) {
+    mode_pass v = {
+        .cfg = p->cfg,
+        .plan = &p->plan,
+        .now = now_ms(),
+        .started = p->started,
+        .calls = p->calls,
+        .special_called = p->special_called,
+        .postponed = p->postponed,
+        .halted = p->halted,
+        .retry_exhausted = p->retry_exhausted,
+        .fail_msg = p->fail_msg,
+    };
+    return v;
+}
+
+/* Ask the mode what to do now and start it. Returns 1 when all it did was
+ * apply empty-URL successes in memory: the mode must be asked again, as the
+ * end of their writes would have made us do. */
+static int run_decision(pass *p) {
+    mode_pass v = view_of(p);
+    mode_decision d;
+    mode_decision_init(&d, p->decided);
+    p->mode->decide(p->t, &v, &d);
+    if (d.status >= 0) {
+        set_status(p, d.status, d.reason);
+        return 0;
+    }
+    if (d.postpone_until > 0) {
+        p->postponed = 1;
+        postpone(p, d.postpone_until);
+        return 0;
+    }
+    if (d.special) {
+        p->special_called = 1;
+        call_special(p, &d);
+        return 0;
+    }
+    int again = 0;
+    /* A call that cannot start writes its error at once: launch no more
+     * until that is stored. */
+    for (int k = 0; k < d.ncalls && !p->stopped && p->writes == 0; k++)
+        again |= call_branch(p, d.calls[k]);
+    return again && p->writes == 0;
+}
+
+/* Called after every asynchronous event of the pass. Bounded: each round of
+ * the loop needs a branch not called before in this pass. */
 static void pass_advance(pass *p) {
     if (p->writes > 0) return;
-    while (!p->stopped && !eng.stopping) {
-        p->deferred = 0;
-        p->ops->advance(p);
-        /* An empty URL's success was recorded without a write: look again,
-         * as the end of that write would have made us do. Bounded: each
-         * round needs a branch not called before in this pass. */
-        if (!p->deferred || p->calls > 0 || p->writes > 0) break;
+    while (!p->stopped && !eng.stopping && run_decision(p)) {
     }
     if (p->calls == 0 && p->writes == 0 && p->pending.argc > 0 && !p->stopped && !eng.stopping) {
         /* Nothing else to write: store the deferred results on their own. */
@@ -323,13 +421,16 @@ static void drive(trans *t, waiter *waiters) {
     p->t = t;
     p->due_ms = t->next_cron_ms; /* a cron lease may hold it longer: conservative */
     p->cfg = eng.cfg;
-    p->ops = ops_for(t->type);
+    p->mode = mode_for(t->type);
+    if (p->mode->plan) p->mode->plan(&p->plan, t);
     p->started_ms = now_ms();
     engine_trans_key(&p->key, t->gid);
     engine_due_key(&p->due_key, t->gid);
     int cap = t->nbranches > 0 ? t->nbranches : 1;
-    p->started = xcalloc((size_t)cap, 1);
-    p->last = xcalloc((size_t)cap, sizeof(branch_outcome));
+    /* One block: room for two decisions' calls, then the started flags. */
+    p->cap = cap;
+    p->decided = xcalloc((size_t)cap, 2 * sizeof *p->decided + 1);
+    p->started = (unsigned char *)(p->decided + 2 * cap);
     p->waiters = waiters;
     ra_init(&p->pending);
     unsigned b = bucket_of(t->gid);
@@ -348,17 +449,10 @@ static void call_done(void *arg, branch_outcome o, long status, const char *body
     pass *p = c->p;
     int bi = c->bi;
     double seconds = metrics_now() - c->start;
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        eng.calls = c->next;
-    if (c->next) c->next->prev = c->prev;
-    free(c);
-    p->calls--;
+    call_forget(c);
     metrics_branch(trans_type_name(p->t->type), bi >= 0 ? p->t->branches[bi].branch_id : "00",
                    bi >= 0 ? p->t->branches[bi].op : "special", (int)o, seconds);
     if (bi >= 0) {
-        p->last[bi] = o;
         branch *b = &p->t->branches[bi];
         log_debug("gid %s: branch %s %s -> %s (HTTP %ld)", p->t->gid, b->branch_id, b->op,
                   branch_outcome_name(o), status);
@@ -374,7 +468,7 @@ static void call_done(void *arg, branch_outcome o, long status, const char *body
                      (int)(len > 200 ? 200 : len), body);
     }
     if (!p->stopped && !eng.stopping) {
-        p->ops->on_result(p, bi, o, status, body, len);
+        take_result(p, bi, o, body, len, 0);
         /* A saga action's FAILURE is an answer, not a fault worth an alert. */
         int answered = bi >= 0 && p->t->branches[bi].status == BS_FAILED;
         if (o == BR_ERROR || (o == BR_FAILURE && !answered))
@@ -474,7 +568,7 @@ static void hold_lease(pass *p) {
     p->t->lease_until_ms = until;
 }
 
-/* Start one HTTP call for the pass; on_result(bi) follows. */
+/* Start one HTTP call for the pass; its answer goes to take_result. */
 static void start_call(pass *p, int bi, const branch_request *req) {
     hold_lease(p);
     call_ctx *c = xcalloc(1, sizeof *c);
@@ -484,8 +578,7 @@ static void start_call(pass *p, int bi, const branch_request *req) {
     c->call = branch_call_start(req, call_done, c);
     if (!c->call) {
         free(c);
-        if (bi >= 0) p->last[bi] = BR_ERROR;
-        p->ops->on_result(p, bi, BR_ERROR, 0, "cannot start call", 17);
+        take_result(p, bi, BR_ERROR, "cannot start call", 17, 0);
         return;
     }
     c->next = eng.calls;
@@ -494,16 +587,15 @@ static void start_call(pass *p, int bi, const branch_request *req) {
     p->calls++;
 }
 
-void pass_call(pass *p, int bi) {
+/* Call branch bi (op URL, payload, headers of the transaction). An empty
+ * URL succeeds at once, its result only in memory: returns 1 then. */
+static int call_branch(pass *p, int bi) {
     trans *t = p->t;
     branch *b = &t->branches[bi];
     p->started[bi] = 1;
-    if (!b->url[0]) { /* empty URL: nothing to call, instant success */
-        p->last[bi] = BR_SUCCESS;
-        p->empty_call = bi + 1; /* its result may wait for the next write */
-        p->ops->on_result(p, bi, BR_SUCCESS, 200, "", 0);
-        p->empty_call = 0;
-        return;
+    if (!b->url[0]) {
+        take_result(p, bi, BR_SUCCESS, "", 0, 1);
+        return 1;
     }
     branch_request req = {
         .url = b->url,
@@ -519,37 +611,31 @@ void pass_call(pass *p, int bi) {
         .timeout_s = (double)trans_request_timeout_ms(t, p->cfg) / 1000.0,
     };
     start_call(p, bi, &req);
+    return 0;
 }
 
-void pass_call_special(pass *p, const char *url, const char *op, const char *body, size_t len) {
+/* Call a URL for the transaction itself rather than a branch (msg
+ * query_prepared, workflow resume): branch_id "00", the decision's op, its
+ * body sent verbatim (GET when empty). Its result comes with bi = -1. */
+static void call_special(pass *p, const mode_decision *d) {
     trans *t = p->t;
-    if (!url || !url[0]) {
-        p->ops->on_result(p, -1, BR_SUCCESS, 200, "", 0);
+    if (!d->special_url || !d->special_url[0]) {
+        take_result(p, -1, BR_SUCCESS, "", 0, 0);
         return;
     }
     branch_request req = {
-        .url = url,
+        .url = d->special_url,
         .gid = t->gid,
         .trans_type = trans_type_name(t->type),
         .branch_id = "00",
-        .op = op,
-        .body = body,
-        .body_len = len,
+        .op = d->special_op,
+        .body = d->special_body,
+        .body_len = d->special_len,
         .headers = (const char *const *)t->header_lines,
         .nheaders = t->nheaders,
         .timeout_s = (double)trans_request_timeout_ms(t, p->cfg) / 1000.0,
     };
     start_call(p, -1, &req);
-}
-
-void pass_halt(pass *p, branch_outcome o, const char *url, const char *body, size_t len) {
-    if (p->halted != BR_SUCCESS) return;
-    p->halted = o;
-    sbuf m;
-    sb_init(&m);
-    sb_printf(&m, "url:%s returned %s: %.*s", url ? url : "", branch_outcome_name(o),
-              (int)(len > 1000 ? 1000 : len), body ? body : "");
-    p->halt_msg = sb_detach(&m);
 }
 
 /* ---- store writes ---------------------------------------------------- */
@@ -558,8 +644,10 @@ static void write_done(void *arg, redisReply *reply, const char *err) {
     pass *p = arg;
     p->writes--;
     if (err) {
+        p->unknown = 1;
         pass_stop(p, err);
-    } else if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
+    } else if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2) {
+        p->unknown = 1;
         pass_stop(p, "unexpected reply from cas_update");
     } else if (strcmp(reply->element[0]->str, "OK") != 0) {
         char why[160];
@@ -572,7 +660,10 @@ static void write_done(void *arg, redisReply *reply, const char *err) {
     pass_advance(p);
 }
 
-void pass_write(pass *p, int expected_status, rargs *fields, int64_t due_ms, int finished) {
+/* Persist fields (name/value pairs) with a CAS on expected_status (the
+ * status before the in-memory change). due_ms: 0 = leave the due index,
+ * -1 = remove (finished), else the new due time. */
+static void pass_write(pass *p, int expected_status, rargs *fields, int64_t due_ms, int finished) {
     /* While other calls of the pass run, do not shorten the lease they hold. */
     if (due_ms > 0 && p->calls > 0 && due_ms < p->due_ms) due_ms = p->due_ms;
     if (due_ms > 0) p->due_ms = due_ms;
@@ -580,7 +671,15 @@ void pass_write(pass *p, int expected_status, rargs *fields, int64_t due_ms, int
     ra_init(&a);
     ra_add(&a, p->key.ptr, p->key.len);
     ra_add(&a, p->due_key.ptr, p->due_key.len);
+    if (finished) { /* the TTL changes: lua/cas_update.lua records it */
+        sbuf k;
+        sb_init(&k);
+        engine_expiry_key(&k, p->t->gid);
+        ra_add(&a, k.ptr, k.len);
+        sb_free(&k);
+    }
     ra_adds(&a, p->t->gid);
+    ra_adds(&a, trans_type_name(p->t->type));
     ra_adds(&a, global_status_name(expected_status));
     if (due_ms < 0)
         ra_adds(&a, "-");
@@ -596,7 +695,7 @@ void pass_write(pass *p, int expected_status, rargs *fields, int64_t due_ms, int
     for (int i = 0; i < fields->argc; i++) ra_add(&a, fields->argv[i], fields->lens[i]);
     ra_free(fields);
     p->writes++;
-    store_script("cas_update", 2, &a, write_done, p);
+    store_script("cas_update", finished ? 3 : 2, &a, write_done, p);
 }
 
 /* The fields of a branch result (PROTOCOL.md 5.1); updates memory. */
@@ -641,19 +740,6 @@ static void result_fields(pass *p, int bi, int new_status, branch_outcome o, rar
     ra_addi(f, t->retry_count);
 }
 
-void pass_record_result(pass *p, int bi, int new_status, branch_outcome o) {
-    rargs f;
-    ra_init(&f);
-    result_fields(p, bi, new_status, o, &f);
-    if (bi >= 0 && p->empty_call == bi + 1 && o == BR_SUCCESS) {
-        for (int i = 0; i < f.argc; i++) ra_add(&p->pending, f.argv[i], f.lens[i]);
-        ra_free(&f);
-        p->deferred = 1;
-        return;
-    }
-    pass_write(p, p->t->status, &f, p->t->next_cron_ms, 0);
-}
-
 /* The fields of a global status change; updates memory. Returns whether
  * the status is final; *due: the due index argument of pass_write. */
 static int status_fields(pass *p, int status, const char *reason, rargs *f, int64_t *due) {
@@ -696,7 +782,10 @@ static int status_fields(pass *p, int status, const char *reason, rargs *f, int6
     return finished;
 }
 
-void pass_set_status(pass *p, int status, const char *reason) {
+/* Change the global status (CAS from the current in-memory status), with an
+ * optional rollback reason; finishing statuses leave the due index and get
+ * the finished TTL. */
+static void set_status(pass *p, int status, const char *reason) {
     int from = p->t->status;
     int64_t due;
     rargs f;
@@ -705,35 +794,79 @@ void pass_set_status(pass *p, int status, const char *reason) {
     pass_write(p, from, &f, due, finished);
 }
 
-void pass_record_final(pass *p, int bi, int new_status, branch_outcome o, int status) {
-    int from = p->t->status;
-    int64_t due;
+/* The mode waits until `until` (msg delay): the due time moves there. */
+static void postpone(pass *p, int64_t until) {
+    trans *t = p->t;
+    t->next_cron_ms = until;
+    t->update_ms = now_ms();
     rargs f;
     ra_init(&f);
-    result_fields(p, bi, new_status, o, &f);
-    int finished = status_fields(p, status, NULL, &f, &due);
-    pass_write(p, from, &f, due, finished);
+    ra_adds(&f, "next_cron_time");
+    ra_addi(&f, t->next_cron_ms);
+    ra_adds(&f, "update_time");
+    ra_addi(&f, t->update_ms);
+    log_debug("gid %s: delayed until %lld", t->gid, (long long)t->next_cron_ms);
+    pass_write(p, t->status, &f, t->next_cron_ms, 0);
 }
 
-/* ---- transactions that settle at creation ----------------------------- */
-
-int pass_settle_actions(trans *t, int64_t now) {
-    for (int i = 0; i < t->nbranches; i++)
-        if (strcmp(t->branches[i].op, "action") == 0 && t->branches[i].url[0]) return 0;
-    for (int i = 0; i < t->nbranches; i++) {
-        branch *b = &t->branches[i];
-        if (strcmp(b->op, "action") != 0) continue;
-        b->status = BS_SUCCEED;
-        b->finish_ms = b->update_ms = now;
+/* A call's answer (bi = -1: the special call): apply the mode's effect in
+ * memory, then persist it. deferred: an empty URL's success, whose fields
+ * wait for the pass's next write. When nothing else of the pass is in
+ * flight and the mode's next decision is a final status with nothing to
+ * call, the result and that status go in ONE write: a Redis round trip
+ * saved per transaction, and both are stored before anything acts on them. */
+static void take_result(pass *p, int bi, branch_outcome o, const char *body, size_t len,
+                        int deferred) {
+    trans *t = p->t;
+    mode_pass v = view_of(p);
+    mode_effect e;
+    mode_effect_init(&e);
+    sbuf text;
+    sb_init(&text);
+    p->mode->result(t, &v, bi, o, body, len, &e, &text);
+    if (e.retry && bi >= 0) {
+        t->retry_count++;
+        p->started[bi] = 0;
     }
-    return 1;
+    if (e.retry_exhausted) p->retry_exhausted = 1;
+    if (e.halt && p->halted == BR_SUCCESS) {
+        p->halted = o;
+        p->halt_msg = xstrdup(text.ptr ? text.ptr : "");
+    }
+    if (e.fail && !p->fail_msg) p->fail_msg = xstrdup(text.ptr ? text.ptr : "");
+    if (e.base_interval) t->next_cron_interval_ms = trans_base_interval_ms(t, p->cfg);
+    int from = t->status;
+    rargs f;
+    ra_init(&f);
+    if (e.record) result_fields(p, bi, e.branch_status, o, &f);
+    if (deferred && e.status < 0) {
+        for (int i = 0; i < f.argc; i++) ra_add(&p->pending, f.argv[i], f.lens[i]);
+        ra_free(&f);
+        sb_free(&text);
+        return;
+    }
+    int status = e.status;
+    const char *reason = status >= 0 && text.len ? text.ptr : NULL;
+    mode_decision d;
+    if (status < 0 && e.record && !p->stopped && p->calls == 0 && p->writes == 0) {
+        /* Its own room for calls: run_decision may be walking the first. */
+        mode_decision_init(&d, p->decided + p->cap);
+        v = view_of(p);
+        status = mode_final_now(p->mode, t, &v, &d);
+        reason = d.reason;
+    }
+    int64_t due = t->next_cron_ms;
+    int finished = 0;
+    if (status >= 0) finished = status_fields(p, status, reason, &f, &due);
+    if (f.argc > 0)
+        pass_write(p, from, &f, due, finished);
+    else
+        ra_free(&f);
+    sb_free(&text);
 }
 
 int engine_settle_new(trans *t, int64_t now) {
-    const pass_ops *ops = ops_for(t->type);
-    if (!ops->settle_new || !ops->settle_new(t, eng.cfg, now)) return 0;
-    t->status = GS_SUCCEED;
-    t->update_ms = t->finish_ms = now;
+    if (!mode_settle(t, eng.cfg, now)) return 0;
     t->lease_until_ms = 0; /* no pass will hold it */
     return 1;
 }

@@ -27,6 +27,7 @@ typedef struct pass_end {
     const char *err;
     int halted; /* branch_outcome */
     const char *halt_msg;
+    int unknown; /* a write's outcome is unknown: t->status may not be what is stored */
 } pass_end;
 
 /* Called exactly once when the pass ends. t is the transaction as the pass
@@ -46,9 +47,17 @@ void engine_drive(trans *t, pass_done_cb *done, void *arg);
  * (branches and status, times = now) and return 1. The caller then stores
  * it finished (no due time, the finished TTL), answers without a pass, and
  * reports it with engine_settled: one Redis round trip for the whole
- * transaction instead of two, and no pass to run. Else t is unchanged. */
+ * transaction instead of two, and no pass to run. Else t is unchanged.
+ * The mode decides (mode_settle in mode.h). */
 int engine_settle_new(trans *t, int64_t now);
 void engine_settled(const trans *t); /* log and metrics of a settled one */
+
+/* A request just stored a final status (forceStop, a msg abort, a workflow
+ * submit): end this process's pass over gid, if any, at once - its queued
+ * and running branch calls are cancelled (their slots freed, nothing more is
+ * sent) and its waiters hear status with why. No branch is called after its
+ * transaction's final status is stored. */
+void engine_cancel(const char *gid, int status, const char *why);
 
 /* Is a pass for gid running in this process? */
 int engine_active(const char *gid);
@@ -92,5 +101,6 @@ long long engine_parked_total(void); /* for /api/metrics */
 void engine_trans_key(sbuf *out, const char *gid);
 void engine_due_key(sbuf *out, const char *gid);
 void engine_index_key(sbuf *out, const char *gid);
+void engine_expiry_key(sbuf *out, const char *gid);
 
 #endif

@@ -9,6 +9,8 @@
  *   <prefix>{<shard>}:due       zset  gid -> next due time (ms), unfinished only
  *   <prefix>{<shard>}:idx       zset  gid (score 0, ordered by gid) of every
  *                                     stored transaction; for /all paging
+ *   <prefix>{<shard>}:exp       zset  gid -> when its hash expires (ms, Redis'
+ *                                     clock): the cron trims both by it
  *   <prefix>{kv}:kv:<cat>       hash  key -> KV record JSON (topics, ...) */
 #ifndef DTMD_KEYS_H
 #define DTMD_KEYS_H
@@ -24,6 +26,7 @@ int key_shard(const char *gid, size_t len, int nshards);
 void key_trans(sbuf *out, const char *prefix, int shard, const char *gid);
 void key_due(sbuf *out, const char *prefix, int shard);
 void key_index(sbuf *out, const char *prefix, int shard);
+void key_expiry(sbuf *out, const char *prefix, int shard);
 void key_kv(sbuf *out, const char *prefix, const char *cat);
 
 #endif

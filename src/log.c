@@ -190,6 +190,32 @@ static void put_json(lbuf *b, const char *s, size_t len) {
     }
 }
 
+/* s with control characters escaped (\n, \r, \t, \xNN), so a logged value
+ * never starts a line of its own or drives a terminal; never splits an
+ * escape at the end. */
+static void put_text(lbuf *b, const char *s, size_t len) {
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != 0x7f) {
+            put(b, (const char *)&s[i], 1);
+            continue;
+        }
+        char esc[8];
+        size_t n = 2;
+        esc[0] = '\\';
+        if (c == '\n')
+            esc[1] = 'n';
+        else if (c == '\r')
+            esc[1] = 'r';
+        else if (c == '\t')
+            esc[1] = 't';
+        else
+            n = (size_t)snprintf(esc, sizeof esc, "\\x%02x", c);
+        if (b->len + n >= b->n) return;
+        put(b, esc, n);
+    }
+}
+
 static void timestamp(lbuf *b, int json) {
     struct timeval tv;
     gettimeofday(&tv, NULL);
@@ -232,7 +258,7 @@ size_t log_format_line(char *buf, size_t n, int json, log_level_t level, const c
         char lv[8];
         snprintf(lv, sizeof lv, " %-5s ", level_names[level]);
         puts_(&b, lv);
-        puts_(&b, msg);
+        put_text(&b, msg, strlen(msg));
         return b.len;
     }
     puts_(&b, "{\"ts\":\"");
@@ -322,9 +348,7 @@ void log_access(struct evhttp_request *req, int status, double seconds) {
         puts_(&b, method);
         puts_(&b, " ");
         b.n = sizeof line - 200;
-        /* a request line never carries control characters through evhttp,
-         * but be safe: the access log must stay one line per request */
-        for (const char *p = uri; *p; p++) put(&b, (unsigned char)*p < 0x20 ? "?" : p, 1);
+        put_text(&b, uri, strlen(uri));
         b.n = sizeof line - 1;
         snprintf(num, sizeof num, " %d %.3fms ", status, seconds * 1000.0);
         puts_(&b, num);

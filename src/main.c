@@ -127,7 +127,9 @@ int main(int argc, char **argv) {
     srandom((unsigned)(time(NULL) ^ getpid()));
     signal(SIGPIPE, SIG_IGN);
 
+    http_api_fit_fd_limit(&cfg);
     http_api_prepare(&cfg);
+    metrics_set_max_label_values(cfg.metrics_max_label_values);
     /* epoll's changelist: the interest changes a loop pass makes on one
      * socket reach the kernel as one epoll_ctl when it next waits. evhttp
      * turns writing off and reading on after every answer, two calls made

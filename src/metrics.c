@@ -157,6 +157,68 @@ static void put_label(labels *l, const char *name, const char *value) {
     l->buf[l->len] = '\0';
 }
 
+/* ---- bounded label values ----
+ * A label whose values a client chooses (branchid: a TCC branch id) would
+ * otherwise add a series for every value ever seen, for the life of the
+ * process: memory, /api/metrics size and the linear series lookup would
+ * grow without bound. The first Metrics.MaxLabelValues distinct values
+ * (as rendered: cut after LABEL_VALUE_MAX bytes) are kept; later ones are
+ * counted under OTHER_VALUE. A hash set of the values kept. */
+#define OTHER_VALUE "other"
+static int max_label_values = 100;
+
+typedef struct value_set {
+    char **slot; /* open addressing, NULL = empty */
+    size_t cap, n;
+} value_set;
+
+static value_set branch_ids;
+
+void metrics_set_max_label_values(int n) {
+    max_label_values = n > 0 ? n : 1;
+}
+
+static uint64_t hash_value(const char *s, size_t len) {
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (size_t i = 0; i < len; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
+    return h;
+}
+
+/* The slot holding s (its first len bytes), or the empty slot where it would go. */
+static char **value_slot(value_set *vs, const char *s, size_t len) {
+    size_t i = (size_t)hash_value(s, len) & (vs->cap - 1);
+    while (vs->slot[i] && !(strlen(vs->slot[i]) == len && memcmp(vs->slot[i], s, len) == 0))
+        i = (i + 1) & (vs->cap - 1);
+    return &vs->slot[i];
+}
+
+static void value_set_grow(value_set *vs) {
+    value_set next = {xcalloc(vs->cap ? vs->cap * 2 : 64, sizeof(char *)),
+                      vs->cap ? vs->cap * 2 : 64, vs->n};
+    for (size_t i = 0; i < vs->cap; i++)
+        if (vs->slot[i]) *value_slot(&next, vs->slot[i], strlen(vs->slot[i])) = vs->slot[i];
+    free(vs->slot);
+    *vs = next;
+}
+
+/* value itself when it is (or may become) one of the kept values, else OTHER_VALUE. */
+static const char *bounded_value(value_set *vs, const char *value) {
+    if (!value) value = "";
+    size_t len = strnlen(value, LABEL_VALUE_MAX);
+    if (vs->cap && *value_slot(vs, value, len)) return value;
+    if ((int)vs->n >= max_label_values) return OTHER_VALUE;
+    if (2 * (vs->n + 1) > vs->cap) value_set_grow(vs);
+    *value_slot(vs, value, len) = xstrndup(value, len);
+    vs->n++;
+    return value;
+}
+
+static void value_set_free(value_set *vs) {
+    for (size_t i = 0; i < vs->cap; i++) free(vs->slot[i]);
+    free(vs->slot);
+    memset(vs, 0, sizeof *vs);
+}
+
 /* The series of f with these labels, created on first use. */
 static series *series_of(family *f, const labels *l) {
     const char *text = l->len ? l->buf : "";
@@ -210,7 +272,7 @@ void metrics_branch(const char *model, const char *branch_id, const char *op, in
     labels l;
     LABELS_INIT(&l);
     put_label(&l, "model", model);
-    put_label(&l, "branchid", branch_id);
+    put_label(&l, "branchid", bounded_value(&branch_ids, branch_id));
     put_label(&l, "branchtype", op);
     put_label(&l, "status", outcome == 0 ? "ok" : "fail");
     series_of(&f_branch, &l)->count++;
@@ -332,6 +394,7 @@ void metrics_reset(void) {
     family_reset(&f_redis);
     family_reset(&f_cron_lag);
     family_reset(&f_loop_lag);
+    value_set_free(&branch_ids);
     if (loop_timer) event_free(loop_timer);
     loop_timer = NULL;
 }

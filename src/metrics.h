@@ -28,6 +28,10 @@ void metrics_trans(const char *model, int ok, double age_seconds);
 void metrics_branch(const char *model, const char *branch_id, const char *op, int outcome,
                     double seconds);
 
+/* Metrics.MaxLabelValues: distinct values a client-chosen label (branchid)
+ * may take; later values are counted under "other". Default 100. */
+void metrics_set_max_label_values(int n);
+
 /* dtmd's own. None of these allocates once its series exists. */
 /* store: one Redis command answered after `seconds` (sent to reply). */
 void metrics_redis(double seconds);

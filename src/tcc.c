@@ -1,4 +1,4 @@
-/* tcc.c - TCC and XA pass logic (PROTOCOL.md 4.4, 4.5).
+/* tcc.c - TCC and XA decisions (PROTOCOL.md 4.4, 4.5, docs/modes.md).
  *
  * Both modes are a second phase over branches the application registered
  * while the transaction was prepared: TCC stores [cancel, confirm] per
@@ -9,10 +9,8 @@
  * as dtm does), XA from first to last. The walk stops at the first call that
  * does not succeed; second-phase ops must not fail, so FAILURE is retried
  * like an error until it succeeds. All done -> succeed / failed. */
-#include "modes.h"
+#include "mode.h"
 
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 typedef struct phase2 {
@@ -23,61 +21,36 @@ typedef struct phase2 {
 static const phase2 tcc_phase2 = {"confirm", "cancel", 1};
 static const phase2 xa_phase2 = {"commit", "rollback", 0};
 
-static const phase2 *phase_of(const pass *p) {
-    return p->t->type == TT_XA ? &xa_phase2 : &tcc_phase2;
-}
-
-static void phase2_advance(pass *p) {
-    trans *t = p->t;
-    const phase2 *ph = phase_of(p);
+static void phase2_decide(const trans *t, const mode_pass *v, mode_decision *d) {
+    const phase2 *ph = t->type == TT_XA ? &xa_phase2 : &tcc_phase2;
     if (t->status == GS_PREPARED) {
-        if (trans_timed_out(t, p->cfg, pass_now())) {
-            char reason[128];
-            snprintf(reason, sizeof reason, "Timeout after %lld seconds",
-                     (long long)(trans_timeout_ms(t, p->cfg) / 1000));
-            pass_set_status(p, GS_ABORTING, reason);
-        }
+        if (trans_timed_out(t, v->cfg, v->now)) mode_timeout(d, t, v->cfg);
         return;
     }
     if (t->status != GS_SUBMITTED && t->status != GS_ABORTING) return;
-    if (p->calls > 0 || p->halted != BR_SUCCESS || !pass_can_launch(p)) return;
+    if (v->calls > 0 || v->halted != BR_SUCCESS) return;
     const char *op = t->status == GS_SUBMITTED ? ph->commit : ph->rollback;
     for (int k = 0; k < t->nbranches; k++) {
         int i = ph->reverse ? t->nbranches - 1 - k : k;
-        branch *b = &t->branches[i];
+        const branch *b = &t->branches[i];
         if (strcmp(b->op, op) != 0 || b->status == BS_SUCCEED) continue;
-        if (p->started[i]) return; /* called in this pass without success */
-        pass_call(p, i);
-        return;
+        if (!v->started[i]) mode_call(d, i);
+        return; /* one at a time; called in this pass without success: later */
     }
-    pass_set_status(p, t->status == GS_SUBMITTED ? GS_SUCCEED : GS_FAILED, NULL);
+    mode_set_status(d, t->status == GS_SUBMITTED ? GS_SUCCEED : GS_FAILED, NULL);
 }
 
-static void phase2_on_result(pass *p, int bi, branch_outcome o, long status, const char *body,
-                             size_t len) {
-    (void)status;
-    trans *t = p->t;
+static void phase2_result(const trans *t, const mode_pass *v, int bi, branch_outcome o,
+                          const char *body, size_t len, mode_effect *e, sbuf *text) {
+    (void)v;
+    e->record = 1;
     if (o == BR_SUCCESS) {
-        /* The last confirm/cancel: result and final status in one write, as
-         * phase2_advance would set it right after persisting the result. */
-        const phase2 *ph = phase_of(p);
-        const char *op = t->status == GS_SUBMITTED ? ph->commit : ph->rollback;
-        int last = pass_alone(p) && p->halted == BR_SUCCESS &&
-                   (t->status == GS_SUBMITTED || t->status == GS_ABORTING) &&
-                   strcmp(t->branches[bi].op, op) == 0;
-        for (int i = 0; i < t->nbranches && last; i++)
-            last = i == bi || strcmp(t->branches[i].op, op) != 0 ||
-                   t->branches[i].status == BS_SUCCEED;
-        if (last)
-            pass_record_final(p, bi, BS_SUCCEED, o,
-                              t->status == GS_SUBMITTED ? GS_SUCCEED : GS_FAILED);
-        else
-            pass_record_result(p, bi, BS_SUCCEED, o);
+        e->branch_status = BS_SUCCEED;
         return;
     }
-    pass_halt(p, o, t->branches[bi].url, body, len);
-    pass_record_result(p, bi, -1, o);
+    e->halt = 1;
+    mode_halt_text(text, bi >= 0 ? t->branches[bi].url : NULL, o, body, len);
 }
 
-const pass_ops tcc_ops = {phase2_advance, phase2_on_result, NULL, NULL};
-const pass_ops xa_ops = {phase2_advance, phase2_on_result, NULL, NULL};
+const mode_ops tcc_mode = {NULL, phase2_decide, phase2_result, 0};
+const mode_ops xa_mode = {NULL, phase2_decide, phase2_result, 0};

@@ -229,6 +229,17 @@ int trans_from_request(yajl_val root, const dtmd_config *cfg, trans **out, char 
         FAIL("retry_interval must be a non-negative integer (seconds)");
     if (get_int(root, "retry_limit", &t->retry_limit))
         FAIL("retry_limit must be a non-negative integer");
+    /* A client could otherwise hold a call slot, or keep a transaction and
+     * its lease alive, for as long as it likes. */
+    if (t->request_timeout > cfg->max_request_timeout)
+        FAIL("request_timeout %lld is above Limits.MaxRequestTimeout (%lld s)",
+             (long long)t->request_timeout, (long long)cfg->max_request_timeout);
+    if (t->timeout_to_fail > cfg->max_timeout_to_fail)
+        FAIL("timeout_to_fail %lld is above Limits.MaxTimeoutToFail (%lld s)",
+             (long long)t->timeout_to_fail, (long long)cfg->max_timeout_to_fail);
+    if (t->retry_interval > cfg->max_retry_interval)
+        FAIL("retry_interval %lld is above Limits.MaxRetryInterval (%lld s)",
+             (long long)t->retry_interval, (long long)cfg->max_retry_interval);
     if (get_str_map(root, "branch_headers", &t->branch_headers))
         FAIL("branch_headers must be an object of strings");
     if (get_str_map(root, "req_extra", &t->req_extra))
@@ -334,32 +345,51 @@ int trans_from_body(const char *body, size_t len, const dtmd_config *cfg, trans 
 
 /* Does the "orders" graph (step -> steps it waits for) have a cycle? A
  * cyclic saga could never start its first step, so it is refused up front.
- * Iterative Kahn: repeatedly finish steps whose dependencies are finished. */
+ * Kahn's topological sort, linear in steps + edges however the entries
+ * repeat: every entry naming a step counts (saga.c merges them too), and a
+ * repeated edge is simply counted and released as often as it appears.
+ * Entries are already validated (keys and values are step indexes). */
 static int orders_cyclic(yajl_val orders, int nsteps) {
-    unsigned char *done = xcalloc((size_t)nsteps, 1);
-    int finished = 0, progress = 1;
-    while (progress) {
-        progress = 0;
-        for (int s = 0; s < nsteps; s++) {
-            if (done[s]) continue;
-            /* Every entry naming step s counts (saga.c merges them too). */
-            int pending = 0;
-            for (size_t i = 0; i < orders->u.object.len && !pending; i++) {
-                int64_t k;
-                yajl_val deps = orders->u.object.values[i];
-                if (parse_i64(orders->u.object.keys[i], &k) || k != s) continue;
-                for (size_t j = 0; j < deps->u.array.len; j++)
-                    if (!done[YAJL_GET_INTEGER(deps->u.array.values[j])]) pending = 1;
-            }
-            if (!pending) {
-                done[s] = 1;
-                finished++;
-                progress = 1;
-            }
-        }
+    size_t nedges = 0;
+    for (size_t i = 0; i < orders->u.object.len; i++)
+        nedges += orders->u.object.values[i]->u.array.len;
+    size_t n = (size_t)nsteps;
+    size_t *indeg = xcalloc(n, sizeof *indeg);
+    size_t *start = xcalloc(n + 1, sizeof *start); /* CSR: step -> steps waiting for it */
+    int *next = xmalloc((nedges ? nedges : 1) * sizeof *next);
+    int *queue = xmalloc(n * sizeof *queue);
+    for (size_t i = 0; i < orders->u.object.len; i++) {
+        int64_t k;
+        parse_i64(orders->u.object.keys[i], &k);
+        yajl_val deps = orders->u.object.values[i];
+        indeg[k] += deps->u.array.len;
+        for (size_t j = 0; j < deps->u.array.len; j++)
+            start[YAJL_GET_INTEGER(deps->u.array.values[j]) + 1]++;
     }
-    free(done);
-    return finished < nsteps;
+    for (size_t s = 0; s < n; s++) start[s + 1] += start[s];
+    size_t *fill = xmalloc(n * sizeof *fill);
+    memcpy(fill, start, n * sizeof *fill);
+    for (size_t i = 0; i < orders->u.object.len; i++) {
+        int64_t k;
+        parse_i64(orders->u.object.keys[i], &k);
+        yajl_val deps = orders->u.object.values[i];
+        for (size_t j = 0; j < deps->u.array.len; j++)
+            next[fill[YAJL_GET_INTEGER(deps->u.array.values[j])]++] = (int)k;
+    }
+    size_t head = 0, tail = 0;
+    for (size_t s = 0; s < n; s++)
+        if (indeg[s] == 0) queue[tail++] = (int)s;
+    while (head < tail) {
+        int s = queue[head++];
+        for (size_t e = start[s]; e < start[s + 1]; e++)
+            if (--indeg[next[e]] == 0) queue[tail++] = next[e];
+    }
+    free(fill);
+    free(queue);
+    free(next);
+    free(start);
+    free(indeg);
+    return tail < n;
 }
 
 /* Saga custom_data: {"concurrent":bool,"orders":{"<step>":[<step>,...]}}. */
@@ -542,8 +572,7 @@ int trans_make_branches(trans *t, const dtmd_config *cfg, const topic_set *topic
             const json_strs *urls = topic_set_find(topics, name);
             if (!urls || urls->n == 0)
                 FAIL("steps[%zu]: topic not found: '%s' has no subscribers", i, name);
-            if ((int)(t->nbranches + urls->n) > cfg->max_branches)
-                FAIL("topic '%s' expands to more than %d branches", name, cfg->max_branches);
+            if (trans_branch_limit(cfg, t->nbranches, urls->n, err, errlen)) goto fail;
             for (size_t j = 0; j < urls->n; j++) {
                 char what[96];
                 snprintf(what, sizeof what, "steps[%zu]: topic '%.40s' subscriber", i, name);
@@ -559,7 +588,9 @@ int trans_make_branches(trans *t, const dtmd_config *cfg, const topic_set *topic
         if (step_url_check(cfg, action, i, "action", err, errlen)) goto fail;
         if (comp && step_url_check(cfg, comp, i, "compensate", err, errlen)) goto fail;
         branch_id_of(id, i + 1, 0);
+        if (t->type == TT_SAGA && trans_branch_limit(cfg, t->nbranches, 2, err, errlen)) goto fail;
         if (t->type == TT_SAGA) trans_add_branch(t, id, "compensate", comp, data, dl, BS_PREPARED);
+        if (t->type != TT_SAGA && trans_branch_limit(cfg, t->nbranches, 1, err, errlen)) goto fail;
         trans_add_branch(t, id, "action", action, data, dl, BS_PREPARED);
     }
     rc = 0;
@@ -568,6 +599,16 @@ fail:
     json_strs_free(&payloads);
     trans_drop_request(t);
     return rc;
+}
+
+int trans_branch_limit(const dtmd_config *cfg, long have, size_t adding, char *err,
+                       size_t errlen) {
+    if (have >= 0 && adding <= (size_t)cfg->max_branches &&
+        (size_t)have + adding <= (size_t)cfg->max_branches)
+        return 0;
+    snprintf(err, errlen, "the transaction would have %lld branches; Limits.MaxBranches is %d",
+             (long long)have + (long long)adding, cfg->max_branches);
+    return -1;
 }
 
 /* ---- hash mapping ---------------------------------------------------- */

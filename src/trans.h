@@ -127,6 +127,14 @@ void topic_set_free(topic_set *ts);
 int trans_make_branches(trans *t, const dtmd_config *cfg, const topic_set *topics, char *err,
                         size_t errlen);
 
+/* Limits.MaxBranches, the most branches a transaction may have (as query
+ * lists them: a saga step is two, a msg step or topic subscriber one, a TCC
+ * or XA registration two, a workflow one): may one with have branches get
+ * adding more? -1 + err (400) if not. registerBranch applies the same limit
+ * inside lua/register_branch.lua, where the stored count is. */
+int trans_branch_limit(const dtmd_config *cfg, long have, size_t adding, char *err,
+                       size_t errlen);
+
 /* Build from an HGETALL reply; NULL if the reply is empty/invalid. */
 trans *trans_from_hash(const redisReply *r);
 

@@ -1,4 +1,4 @@
-/* workflow.c - workflow pass logic (PROTOCOL.md 4.6).
+/* workflow.c - workflow decisions (PROTOCOL.md 4.6, docs/modes.md).
  *
  * A workflow runs inside the application (the SDK); dtmd only records its
  * progress (registerBranch) and outcome (submit). If the application dies
@@ -9,16 +9,14 @@
  * The answer never changes the state here: it only sets when to call again
  * (an error backs off). */
 #include "log.h"
-#include "modes.h"
+#include "mode.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-static void workflow_advance(pass *p) {
-    trans *t = p->t;
-    static char called; /* p->mode = &called: the resume call was made in this pass */
-    if (global_status_final(t->status) || p->mode) return;
-    p->mode = &called;
+/* The resume call's op and body, decoded once per pass. */
+static void workflow_plan(mode_plan *pl, const trans *t) {
+    if (global_status_final(t->status)) return; /* nothing to resume */
     const char *name = "", *data = "";
     char err[64];
     yajl_val root = NULL;
@@ -28,23 +26,33 @@ static void workflow_advance(pass *p) {
         if ((v = json_field(root, "name")) && YAJL_IS_STRING(v)) name = v->u.string;
         if ((v = json_field(root, "data")) && YAJL_IS_STRING(v)) data = v->u.string;
     }
-    size_t len = 0;
-    char *input = base64_decode(data, strlen(data), &len);
-    if (!input) {
+    pl->resume_op = xstrdup(name);
+    pl->resume_input = base64_decode(data, strlen(data), &pl->resume_len);
+    if (!pl->resume_input) {
         log_warn("gid %s: workflow custom_data.data is not base64; resuming with no input", t->gid);
-        len = 0;
+        pl->resume_len = 0;
     }
-    pass_call_special(p, t->query_prepared, name, input, len);
-    free(input);
     if (root) json_free(root);
 }
 
-static void workflow_on_result(pass *p, int bi, branch_outcome o, long status, const char *body,
-                               size_t len) {
-    (void)bi;
-    (void)status;
-    if (o != BR_SUCCESS) pass_halt(p, o, p->t->query_prepared, body, len);
-    pass_record_result(p, -1, -1, o);
+static void workflow_decide(const trans *t, const mode_pass *v, mode_decision *d) {
+    if (global_status_final(t->status) || v->special_called) return;
+    d->special = 1;
+    d->special_url = t->query_prepared;
+    d->special_op = v->plan->resume_op ? v->plan->resume_op : "";
+    d->special_body = v->plan->resume_input;
+    d->special_len = v->plan->resume_len;
 }
 
-const pass_ops workflow_ops = {workflow_advance, workflow_on_result, NULL, NULL};
+static void workflow_result(const trans *t, const mode_pass *v, int bi, branch_outcome o,
+                            const char *body, size_t len, mode_effect *e, sbuf *text) {
+    (void)v;
+    (void)bi;
+    e->record = 1;
+    if (o != BR_SUCCESS) {
+        e->halt = 1;
+        mode_halt_text(text, t->query_prepared, o, body, len);
+    }
+}
+
+const mode_ops workflow_mode = {workflow_plan, workflow_decide, workflow_result, 0};

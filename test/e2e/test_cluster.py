@@ -340,8 +340,11 @@ def test_cluster_sagas_spread_over_masters_and_all_pages(start_cdtmd, stub, clus
         sorted("%s{%d}:t:%s" % (d.prefix, shard_of(g), g) for g in gids)
     assert sorted(k for k in every if k.endswith(":idx")) == \
         sorted("%s{%d}:idx" % (d.prefix, s) for s in range(SHARDS))
+    # each transaction's expiry time (for trimming idx) is in its shard's exp
+    assert sorted(k for k in every if k.endswith(":exp")) == \
+        sorted("%s{%d}:exp" % (d.prefix, s) for s in range(SHARDS))
     # all finished: the due indexes are empty, so Redis has deleted them
-    assert [k for k in every if ":t:" not in k and not k.endswith(":idx")] == []
+    assert [k for k in every if ":t:" not in k and not k.endswith((":idx", ":exp"))] == []
 
     # /all pages through every shard on every master: each gid once
     seen, pos, pages = [], "", 0
@@ -358,6 +361,48 @@ def test_cluster_sagas_spread_over_masters_and_all_pages(start_cdtmd, stub, clus
     assert sorted(seen) == sorted(gids)
     st, body = d.api("GET", "/all?" + urllib.parse.urlencode({"gid": gids[5]}))
     assert st == 200 and [t["gid"] for t in body["transactions"]] == [gids[5]], body
+
+
+def test_cluster_index_trimmed_on_every_master(start_cdtmd, stub, cluster):
+    """The retry scanner keeps every shard's gid index bounded (src/retention.c)
+    on every master: expired gids leave idx and exp without any /all; gids of an
+    older dtmd (idx only) are adopted or dropped by a script that names their
+    hashes as keys of the shard's slot."""
+    d = start_cdtmd(STORE_FINISHED_DATA_EXPIRE=1, STORE_DATA_EXPIRE=600)
+    gids = [gid_in_shard(s, "trim") for s in range(SHARDS)]
+    for g in gids:
+        submit_ok(d, saga(g, [("", "")], wait_result=True))  # stored finished
+    d.stop()
+    kept = [gid_in_shard(s, "kept") for s in (0, 5, 10, 15)]
+
+    def owner_of(key):
+        return cluster.owner(key_slot(key))
+
+    def idx(s):
+        return "%s{%d}:idx" % (d.prefix, s)
+
+    def card(what):
+        return sum(cluster.cmd(owner_of(k), "ZCARD", k)
+                   for k in ("%s{%d}:%s" % (d.prefix, s, what) for s in range(SHARDS)))
+
+    for g in kept:  # an older dtmd's: a hash with a TTL and an idx entry only
+        key = "%s{%d}:t:%s" % (d.prefix, shard_of(g), g)
+        cluster.cmd(owner_of(key), "HSET", key, "status", "succeed")
+        cluster.cmd(owner_of(key), "EXPIRE", key, 600)
+        cluster.cmd(owner_of(idx(shard_of(g))), "ZADD", idx(shard_of(g)), 0, g)
+    for s in range(SHARDS):  # and gids whose hash expired long ago
+        cluster.cmd(owner_of(idx(s)), "ZADD", idx(s), 0, "ghost-%d" % s)
+    assert card("idx") == SHARDS + len(kept) + SHARDS
+    d.start()
+    wait_until(lambda: card("idx") == len(kept) and card("exp") == len(kept), 10,
+               msg="indexes trimmed on every master")
+    for g in kept:
+        s = shard_of(g)
+        key = "%s{%d}:t:%s" % (d.prefix, s, g)
+        when = cluster.cmd(owner_of(key), "PEXPIRETIME", key)
+        got = float(cluster.cmd(owner_of(idx(s)), "ZSCORE", "%s{%d}:exp" % (d.prefix, s), g))
+        assert abs(got - when) <= 50, (g, got, when)
+    assert "index: shard" in d.log.read_text(errors="replace")
 
 
 def test_cluster_msg_topic_fanout(start_cdtmd, stub, cluster):
@@ -622,6 +667,7 @@ def test_cluster_keyslot_matches_redis(cluster):
     for prefix in ("dtmd", "c1a2b3c4", "", "{x}", "a{b"):
         for s in range(SHARDS):
             keys += ["%s{%d}:due" % (prefix, s), "%s{%d}:idx" % (prefix, s),
+                     "%s{%d}:exp" % (prefix, s),
                      "%s{%d}:t:%s" % (prefix, s, new_gid("k"))]
         keys.append("%s{kv}:kv:topics" % prefix)
     keys += ["", "{}", "{", "}", "}{a}", "a{}b{c}", "{{}}", "foo{{bar}}zap", "\u00e9t\u00e9"]

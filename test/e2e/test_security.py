@@ -377,11 +377,12 @@ def ping_on(sock, timeout):
 
 
 def test_max_connections_waits_in_backlog(start_dtmd):
-    """Limits.MaxConnections=5: with 5 client connections open (4 that did a
-    request and stay idle, 1 that never sent a byte) a 6th is not served;
-    closing one of the 5 lets the waiting one through."""
+    """Limits.MaxConnections=5 with Limits.CloseIdleAtLimit off: with 5 client
+    connections open (4 that did a request and stay idle, 1 that never sent a
+    byte) a 6th is not served; closing one of the 5 lets the waiting one
+    through. (The default closes the longest idle instead: test_hostile.py.)"""
     limit = 5
-    d = start_dtmd(LIMITS_MAX_CONNECTIONS=limit)
+    d = start_dtmd(LIMITS_MAX_CONNECTIONS=limit, LIMITS_CLOSE_IDLE_AT_LIMIT="false")
     time.sleep(0.3)  # start()'s readiness probe connection is gone
     socks = []
     try:

@@ -146,6 +146,19 @@ void test_branch_url_check(void) {
     CHECK(!allowed(&c, "http://good.com\\@evil.com/api"));
     CHECK(!allowed(&c, "http://evil.com#@good.com/api"));
     CHECK(!allowed(&c, "http://evil.com?@good.com/api"));
+    /* percent-encoded dot segments and separators: a decoding server could
+     * resolve them out of the allowed prefix */
+    CHECK(!allowed(&c, "http://good.com/api/%2e%2e/admin"));
+    CHECK(!allowed(&c, "http://good.com/api/%2E%2E/admin"));
+    CHECK(!allowed(&c, "http://good.com/api/..%2fadmin"));
+    CHECK(!allowed(&c, "http://good.com/api/.%2e/admin"));
+    CHECK(!allowed(&c, "http://good.com/api/..%5cadmin"));
+    CHECK(!allowed(&c, "http://good.com/api/..;/admin"));
+    CHECK(!allowed(&c, "http://good.com/api%2f..%2fadmin"));
+    CHECK(!allowed(&c, "http://good.com/api%2fx"));
+    CHECK(!allowed(&c, "http://good.com/%61pi/x")); /* /api decoded, but not as sent */
+    CHECK(allowed(&c, "http://good.com/api/%2e/x"));
+    CHECK(allowed(&c, "http://good.com/api/a%20b/..x/x..y"));
     /* https://pay.internal:8443/v1/ */
     CHECK(allowed(&c, "https://pay.internal:8443/v1/charge"));
     CHECK(!allowed(&c, "https://pay.internal/v1/charge"));

@@ -695,6 +695,55 @@ void test_branch_call_reuse(void) {
     env_teardown();
 }
 
+/* ---- idle connections are reused only for a while ----------------------
+ * A connection idle for 2 s or more is closed instead of reused
+ * (BRANCH_MAX_IDLE_S: the service may be closing it just then); one idle
+ * for half a second is reused. /peer tells which connection a call came
+ * over. */
+
+static const int t_idle_gap_ms[3] = {0, 500, 2100}; /* before each call */
+static struct result t_idle_res[3];
+static int t_idle_at;
+
+static void idle_start(evutil_socket_t fd, short what, void *arg);
+
+static void idle_cb(void *arg, branch_outcome o, long status, const char *body, size_t len) {
+    record_cb(arg, o, status, body, len);
+    if (++t_idle_at < 3) {
+        int ms = t_idle_gap_ms[t_idle_at];
+        struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+        event_base_once(t_base, -1, EV_TIMEOUT, idle_start, NULL, &tv);
+    } else {
+        event_base_loopbreak(t_base);
+    }
+}
+
+static void idle_start(evutil_socket_t fd, short what, void *arg) {
+    (void)fd, (void)what, (void)arg;
+    char *url = url_for("/peer");
+    branch_request req = {.url = url, .gid = "g", .op = "action", .timeout_s = 3};
+    t_idle_res[t_idle_at].start_ms = now_ms();
+    CHECK(branch_call_start(&req, idle_cb, &t_idle_res[t_idle_at]) != NULL);
+    free(url);
+}
+
+void test_branch_call_idle_max_age(void) {
+    if (env_setup() != 0) return;
+    memset(t_idle_res, 0, sizeof t_idle_res);
+    t_idle_at = 0;
+    idle_start(-1, 0, NULL);
+    event_base_dispatch(t_base);
+    CHECK_INT(t_idle_at, 3);
+    for (int i = 0; i < 3; i++) {
+        CHECK_INT(t_idle_res[i].outcome, BR_SUCCESS);
+        if (!t_idle_res[i].body) t_idle_res[i].body = xstrdup("");
+    }
+    CHECK_STR(t_idle_res[1].body, t_idle_res[0].body);          /* reused after 0.5 s */
+    CHECK(strcmp(t_idle_res[2].body, t_idle_res[1].body) != 0); /* not after 2.1 s */
+    for (int i = 0; i < 3; i++) free(t_idle_res[i].body);
+    env_teardown();
+}
+
 /* ---- parsed origins, cached and shared (branch_call.c origin_get) -------
  * More origins than the cache holds (64), first all at once (every entry in
  * use: the calls past it parse their own), then again (cached ones shared
@@ -838,6 +887,179 @@ void test_branch_call_handle_reuse(void) {
     CHECK(t_seq_res[1].elapsed_ms >= 380);
     CHECK(t_seq_res[3].elapsed_ms >= 150 && t_seq_res[3].elapsed_ms < 3000);
     env_teardown();
+}
+
+/* ---- one attempt, one request on the wire -------------------------------
+ * A service that reads a request sent over a reused keep-alive connection
+ * and closes the connection without answering: libcurl would send the
+ * request again on a fresh connection by itself (up to five times), so a
+ * branch would run one attempt twice. The call must fail instead, with the
+ * request sent exactly once, and the engine's back-off retries it.
+ *
+ * The service is a raw socket server on the test loop: every request is
+ * answered 200 (keep-alive), except /second when it is not the first
+ * request of its connection: that one is read in full and the connection
+ * closed. Calls run one after another (seq_start), so /second reuses the
+ * connection /first was answered on. */
+
+struct raw_conn {
+    evutil_socket_t fd;
+    struct event *ev;
+    int requests; /* complete requests read on this connection */
+    size_t len;
+    char buf[8192];
+};
+
+#define RAW_CONNS_MAX 16
+static struct raw_conn *t_raw_conns[RAW_CONNS_MAX];
+static evutil_socket_t t_raw_listen = -1;
+static struct event *t_raw_accept_ev;
+static int t_raw_first, t_raw_second, t_raw_third; /* copies of each request seen */
+static int t_raw_closed;                           /* /second requests answered by closing */
+static char t_raw_second_seen[128];                /* method, Content-Length, body of /second */
+
+static void raw_conn_close(struct raw_conn *rc) {
+    for (int i = 0; i < RAW_CONNS_MAX; i++)
+        if (t_raw_conns[i] == rc) t_raw_conns[i] = NULL;
+    event_free(rc->ev);
+    evutil_closesocket(rc->fd);
+    free(rc);
+}
+
+static void raw_conn_cb(evutil_socket_t fd, short what, void *arg) {
+    (void)what;
+    struct raw_conn *rc = arg;
+    ssize_t n = recv(fd, rc->buf + rc->len, sizeof rc->buf - 1 - rc->len, 0);
+    if (n <= 0) {
+        raw_conn_close(rc);
+        return;
+    }
+    rc->len += (size_t)n;
+    rc->buf[rc->len] = '\0';
+    char *end;
+    while ((end = strstr(rc->buf, "\r\n\r\n"))) {
+        size_t head = (size_t)(end + 4 - rc->buf);
+        *end = '\0';
+        const char *cl = strcasestr(rc->buf, "\r\nContent-Length:");
+        size_t body = cl ? strtoul(cl + 17, NULL, 10) : 0;
+        *end = '\r';
+        if (rc->len < head + body) return; /* the rest of the body is on its way */
+        rc->requests++;
+        char method[8] = "", target[256] = "";
+        sscanf(rc->buf, "%7s %255s", method, target);
+        if (strncmp(target, "/first", 6) == 0) t_raw_first++;
+        if (strncmp(target, "/third", 6) == 0) t_raw_third++;
+        if (strncmp(target, "/second", 7) == 0) {
+            t_raw_second++;
+            snprintf(t_raw_second_seen, sizeof t_raw_second_seen, "%s cl=%zu %.*s", method, body,
+                     (int)body, rc->buf + head);
+            if (rc->requests > 1) { /* over a reused connection: no answer */
+                t_raw_closed++;
+                raw_conn_close(rc);
+                return;
+            }
+        }
+        static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                                 "Content-Length: 24\r\n\r\n{\"dtm_result\":\"SUCCESS\"}";
+        CHECK(send(fd, ok, sizeof ok - 1, 0) == (ssize_t)(sizeof ok - 1));
+        memmove(rc->buf, rc->buf + head + body, rc->len - head - body + 1);
+        rc->len -= head + body;
+    }
+    CHECK(rc->len < sizeof rc->buf - 1); /* requests this test sends are small */
+}
+
+static void raw_accept_cb(evutil_socket_t lfd, short what, void *arg) {
+    (void)what, (void)arg;
+    evutil_socket_t fd = accept(lfd, NULL, NULL);
+    if (fd < 0) return;
+    evutil_make_socket_nonblocking(fd);
+    struct raw_conn *rc = xcalloc(1, sizeof *rc);
+    rc->fd = fd;
+    rc->ev = event_new(t_base, fd, EV_READ | EV_PERSIST, raw_conn_cb, rc);
+    event_add(rc->ev, NULL);
+    int i = 0;
+    while (i < RAW_CONNS_MAX && t_raw_conns[i]) i++;
+    CHECK(i < RAW_CONNS_MAX);
+    if (i < RAW_CONNS_MAX)
+        t_raw_conns[i] = rc;
+    else
+        raw_conn_close(rc);
+}
+
+/* The raw server on 127.0.0.1; it takes t_port, so url_for and seq_start
+ * reach it. */
+static int raw_server_start(void) {
+    t_raw_first = t_raw_second = t_raw_third = t_raw_closed = 0;
+    t_raw_second_seen[0] = '\0';
+    t_raw_listen = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t slen = sizeof sin;
+    if (t_raw_listen < 0 || bind(t_raw_listen, (struct sockaddr *)&sin, sizeof sin) != 0 ||
+        listen(t_raw_listen, 16) != 0 ||
+        getsockname(t_raw_listen, (struct sockaddr *)&sin, &slen) != 0) {
+        CHECK(0);
+        return -1;
+    }
+    evutil_make_socket_nonblocking(t_raw_listen);
+    t_port = ntohs(sin.sin_port);
+    t_raw_accept_ev = event_new(t_base, t_raw_listen, EV_READ | EV_PERSIST, raw_accept_cb, NULL);
+    event_add(t_raw_accept_ev, NULL);
+    return 0;
+}
+
+static void raw_server_stop(void) {
+    for (int i = 0; i < RAW_CONNS_MAX; i++)
+        if (t_raw_conns[i]) raw_conn_close(t_raw_conns[i]);
+    if (t_raw_accept_ev) event_free(t_raw_accept_ev);
+    if (t_raw_listen >= 0) evutil_closesocket(t_raw_listen);
+    t_raw_accept_ev = NULL;
+    t_raw_listen = -1;
+}
+
+void test_branch_call_no_resend(void) {
+    static const struct seq_step post[] = {
+        {"/first", "{\"n\":1}", NULL, 3, BR_SUCCESS, "{\"dtm_result\":\"SUCCESS\"}"},
+        {"/second", "{\"n\":2}", NULL, 3, BR_ERROR, "connection closed without an answer"},
+        {"/third", "{\"n\":3}", NULL, 3, BR_SUCCESS, "{\"dtm_result\":\"SUCCESS\"}"},
+    };
+    static const struct seq_step get[] = {
+        {"/first", NULL, NULL, 3, BR_SUCCESS, "{\"dtm_result\":\"SUCCESS\"}"},
+        {"/second", NULL, NULL, 3, BR_ERROR, "connection closed without an answer"},
+        {"/third", NULL, NULL, 3, BR_SUCCESS, "{\"dtm_result\":\"SUCCESS\"}"},
+    };
+    const struct seq_step *const cases[2] = {post, get};
+    const char *const second_seen[2] = {"POST cl=7 {\"n\":2}", "GET cl=0 "};
+    for (int k = 0; k < 2; k++) {
+        if (env_setup() != 0) return;
+        if (raw_server_start() != 0) {
+            raw_server_stop();
+            env_teardown();
+            return;
+        }
+        t_seq = cases[k];
+        t_seq_n = 3;
+        t_seq_at = 0;
+        memset(t_seq_res, 0, sizeof t_seq_res);
+        struct timeval now = {0, 0};
+        event_base_once(t_base, -1, EV_TIMEOUT, seq_start, NULL, &now);
+        event_base_dispatch(t_base);
+        CHECK_INT(t_seq_at, t_seq_n);
+        for (int i = 0; i < t_seq_n; i++) {
+            struct result *r = &t_seq_res[i];
+            CHECK_INT(r->called, 1);
+            CHECK_INT(r->outcome, cases[k][i].want);
+            CHECK_INT(r->status, cases[k][i].want == BR_ERROR ? 0 : 200);
+            CHECK_STR(r->body ? r->body : "", cases[k][i].want_body);
+            free(r->body);
+        }
+        CHECK_INT(t_raw_closed, 1); /* /second came over the connection /first used */
+        CHECK_INT(t_raw_second, 1); /* and was not sent again */
+        CHECK_STR(t_raw_second_seen, second_seen[k]);
+        CHECK_INT(t_raw_first, 1);
+        CHECK_INT(t_raw_third, 1);
+        raw_server_stop();
+        env_teardown();
+    }
 }
 
 /* ---- proxy variables ------------------------------------------------------

@@ -84,7 +84,7 @@ static void check_defaults(const dtmd_config *c) {
     CHECK_INT(c->alert_retry_limit, 3);
     CHECK_STR(c->alert_web_hook, "");
     CHECK_INT(c->max_body_bytes, 1048576);
-    CHECK_INT(c->max_branches, 1000);
+    CHECK_INT(c->max_branches, 2000);
     CHECK_INT(c->max_gid_length, 128);
 }
 
@@ -452,6 +452,11 @@ void test_config_bad_values(void) {
     load_bad("Limits:\n  MaxBranches: 1.5\n", NULL, "Limits.MaxBranches", "integer");
     load_bad("Limits:\n  MaxBranches: 99999999999999999999\n", NULL, "Limits.MaxBranches",
              "integer");
+    load_bad("Limits:\n  MaxRequestTimeout: 0\n", NULL, "Limits.MaxRequestTimeout", "positive");
+    load_bad("Limits:\n  MaxTimeoutToFail: 1000000001\n", NULL, "Limits.MaxTimeoutToFail",
+             "positive");
+    load_bad("Limits:\n  MaxAllBytes: 10\n", NULL, "Limits.MaxAllBytes", "at least 1024");
+    load_bad("Metrics:\n  MaxLabelValues: 0\n", NULL, "Metrics.MaxLabelValues", "1..1000000");
     load_bad("AlertRetryLimit: -1\n", NULL, "AlertRetryLimit", "integer");
     load_bad("AlertRetryLimit: three\n", NULL, "AlertRetryLimit", "'three'");
     /* empty hosts, wrong shapes */

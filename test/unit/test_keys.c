@@ -119,6 +119,10 @@ void test_keys_names(void) {
     CHECK_STR(b.ptr, "dtmd{15}:idx");
     key_index(&b, "pfx-", 1);
     CHECK_STR(b.ptr, "pfx-{1}:idx");
+    key_expiry(&b, "dtmd", 15);
+    CHECK_STR(b.ptr, "dtmd{15}:exp");
+    key_expiry(&b, "", 1023);
+    CHECK_STR(b.ptr, "{1023}:exp");
     key_kv(&b, "dtmd", "topics");
     CHECK_STR(b.ptr, "dtmd{kv}:kv:topics");
     key_kv(&b, "", "%n");
@@ -135,25 +139,29 @@ void test_keys_names(void) {
     CHECK_INT(b.ptr[b.len], '\0');
 
     /* The transaction key and its shard's indexes share one hash tag, so a
-     * Lua script touching all three stays in one Redis Cluster slot. */
+     * Lua script touching all four stays in one Redis Cluster slot. */
     const char *g = "6yJ3TeLnfsaPFVvcq8G3mN";
     int shard = key_shard(g, strlen(g), 16);
     char want[128];
     key_trans(&b, "dtmd", shard, g);
     snprintf(want, sizeof want, "dtmd{%d}:t:%s", shard, g);
     CHECK_STR(b.ptr, want);
-    sbuf d, x;
+    sbuf d, x, e;
     sb_init(&d);
     sb_init(&x);
+    sb_init(&e);
     key_due(&d, "dtmd", shard);
     key_index(&x, "dtmd", shard);
+    key_expiry(&e, "dtmd", shard);
     const char *t1 = strchr(b.ptr, '{'), *t2 = strchr(d.ptr, '{'), *t3 = strchr(x.ptr, '{');
-    CHECK(t1 && t2 && t3);
-    if (t1 && t2 && t3) {
+    const char *t4 = strchr(e.ptr, '{');
+    CHECK(t1 && t2 && t3 && t4);
+    if (t1 && t2 && t3 && t4) {
         size_t n = (size_t)(strchr(t1, '}') - t1) + 1;
-        CHECK(strncmp(t1, t2, n) == 0 && strncmp(t1, t3, n) == 0);
+        CHECK(strncmp(t1, t2, n) == 0 && strncmp(t1, t3, n) == 0 && strncmp(t1, t4, n) == 0);
     }
     sb_free(&d);
     sb_free(&x);
+    sb_free(&e);
     sb_free(&b);
 }

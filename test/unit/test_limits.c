@@ -60,6 +60,8 @@ void test_trans_input_limits(void) {
     CHECK_INT(from_text("{\"gid\":\"a\\u007f\",\"trans_type\":\"saga\"}", &c, err, sizeof err), -1);
     /* \n, \r and ; are still removed as dtm does */
     CHECK_INT(from_text("{\"gid\":\"a\\n;b\",\"trans_type\":\"saga\"}", &c, err, sizeof err), 0);
+    /* the hard cap (10^9 s) holds whatever the configured caps say */
+    c.max_timeout_to_fail = c.max_request_timeout = c.max_retry_interval = 1000000000;
     CHECK_INT(from_text("{\"gid\":\"g\",\"trans_type\":\"saga\",\"timeout_to_fail\":1000000000}",
                         &c, err, sizeof err),
               0);
@@ -70,6 +72,32 @@ void test_trans_input_limits(void) {
                  over[i]);
         CHECK_INT(from_text(body, &c, err, sizeof err), -1);
         CHECK(strstr(err, over[i]) != NULL);
+    }
+    config_free(&c);
+}
+
+/* Limits.MaxRequestTimeout / MaxTimeoutToFail / MaxRetryInterval: at the cap
+ * accepted, above it 400 naming the key. */
+void test_trans_configured_caps(void) {
+    dtmd_config c;
+    config_defaults(&c);
+    char err[256], body[160];
+    CHECK(c.max_request_timeout == 3600 && c.max_timeout_to_fail == 604800 &&
+          c.max_retry_interval == 86400);
+    const struct {
+        const char *field, *key;
+        int64_t cap;
+    } caps[] = {{"request_timeout", "Limits.MaxRequestTimeout", 3600},
+                {"timeout_to_fail", "Limits.MaxTimeoutToFail", 604800},
+                {"retry_interval", "Limits.MaxRetryInterval", 86400}};
+    for (int i = 0; i < 3; i++) {
+        snprintf(body, sizeof body, "{\"gid\":\"g\",\"trans_type\":\"saga\",\"%s\":%lld}",
+                 caps[i].field, (long long)caps[i].cap);
+        CHECK_INT(from_text(body, &c, err, sizeof err), 0);
+        snprintf(body, sizeof body, "{\"gid\":\"g\",\"trans_type\":\"saga\",\"%s\":%lld}",
+                 caps[i].field, (long long)caps[i].cap + 1);
+        CHECK_INT(from_text(body, &c, err, sizeof err), -1);
+        CHECK(strstr(err, caps[i].key) != NULL);
     }
     config_free(&c);
 }

@@ -20,6 +20,16 @@ void test_log_format_text(void) {
     CHECK(strcmp(buf + 23, " warn  hello") == 0);
 }
 
+void test_log_format_text_escapes_controls(void) {
+    char buf[256];
+    log_format_line(buf, sizeof buf, 0, LOG_INFO, "a\nb\r\tc\x1b[0m\x7f");
+    CHECK(strcmp(buf + 23, " info  a\\nb\\r\\tc\\x1b[0m\\x7f") == 0);
+    /* an escape is never cut in half at the end of the buffer */
+    char small[23 + 7 + 3];
+    log_format_line(small, sizeof small, 0, LOG_INFO, "ab\x01");
+    CHECK(strcmp(small + 23, " info  ab") == 0);
+}
+
 void test_log_format_json(void) {
     char buf[512];
     log_format_line(buf, sizeof buf, 1, LOG_INFO, "gid g-1: branch \"01\" failed\\\n\tx");

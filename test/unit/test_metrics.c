@@ -52,3 +52,41 @@ void test_metrics_labels(void) {
     sb_free(&b);
     metrics_reset();
 }
+
+/* Metrics.MaxLabelValues: the first N distinct branch ids get series of
+ * their own, later ones count under "other"; ids equal in their first 64
+ * bytes are one value. */
+void test_metrics_label_values_bounded(void) {
+    metrics_reset();
+    metrics_set_max_label_values(3);
+    char id[100];
+    for (int i = 0; i < 50; i++) {
+        snprintf(id, sizeof id, "id-%d", i);
+        metrics_branch("tcc", id, "confirm", 0, 0.01);
+    }
+    char long1[80], long2[80];
+    memset(long1, 'a', 70);
+    strcpy(long1 + 70, "1");
+    memset(long2, 'a', 70);
+    strcpy(long2 + 70, "2");
+    metrics_branch("tcc", "id-1", "confirm", 0, 0.01); /* a kept value stays itself */
+    sbuf b;
+    sb_init(&b);
+    metrics_render(&b);
+    CHECK(strstr(b.ptr, "branchid=\"id-0\",branchtype=\"confirm\",status=\"ok\"} 1\n") != NULL);
+    CHECK(strstr(b.ptr, "branchid=\"id-1\",branchtype=\"confirm\",status=\"ok\"} 2\n") != NULL);
+    CHECK(strstr(b.ptr, "branchid=\"id-2\",") != NULL);
+    CHECK(strstr(b.ptr, "branchid=\"id-3\",") == NULL);
+    CHECK(strstr(b.ptr, "branchid=\"other\",branchtype=\"confirm\",status=\"ok\"} 47\n") != NULL);
+    sb_free(&b);
+    metrics_reset();
+    metrics_set_max_label_values(1);
+    metrics_branch("tcc", long1, "confirm", 0, 0.01);
+    metrics_branch("tcc", long2, "confirm", 0, 0.01);
+    sb_init(&b);
+    metrics_render(&b);
+    CHECK(strstr(b.ptr, "branchid=\"other\"") == NULL);
+    sb_free(&b);
+    metrics_reset();
+    metrics_set_max_label_values(100);
+}

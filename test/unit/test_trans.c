@@ -869,7 +869,7 @@ void test_trans_msg_topic_branches(void) {
               0);
     if (t) {
         CHECK_INT(trans_make_branches(t, &tcfg, &ts, err, sizeof err), -1);
-        CHECK_STR(err, "topic 'three' expands to more than 3 branches");
+        CHECK_STR(err, "the transaction would have 4 branches; Limits.MaxBranches is 3");
         trans_free(t);
     }
     CHECK_INT(from_text("{\"gid\":\"g\",\"trans_type\":\"msg\",\"steps\":["
@@ -882,6 +882,40 @@ void test_trans_msg_topic_branches(void) {
         trans_free(t);
     }
     topic_set_free(&ts);
+    config_free(&tcfg);
+}
+
+/* Limits.MaxBranches counts branches as query lists them: a saga step is
+ * two. Exactly the limit is accepted, one step over is refused. */
+void test_trans_branch_limit_saga(void) {
+    cfg_init();
+    tcfg.max_branches = 4;
+    const char *two = "{\"gid\":\"g\",\"trans_type\":\"saga\",\"steps\":["
+                      "{\"action\":\"http://s/a\",\"compensate\":\"http://s/b\"},"
+                      "{\"action\":\"http://s/a\",\"compensate\":\"http://s/b\"}],"
+                      "\"payloads\":[\"1\",\"2\"]}";
+    const char *three = "{\"gid\":\"g\",\"trans_type\":\"saga\",\"steps\":["
+                        "{\"action\":\"http://s/a\"},{\"action\":\"http://s/a\"},"
+                        "{\"action\":\"http://s/a\"}],\"payloads\":[\"1\",\"2\",\"3\"]}";
+    char err[512];
+    trans *t = NULL;
+    CHECK_INT(from_text(two, &t, err, sizeof err), 0);
+    if (t) {
+        CHECK_INT(trans_make_branches(t, &tcfg, NULL, err, sizeof err), 0);
+        CHECK_INT(t->nbranches, 4);
+        trans_free(t);
+    }
+    t = NULL;
+    CHECK_INT(from_text(three, &t, err, sizeof err), 0);
+    if (t) {
+        CHECK_INT(trans_make_branches(t, &tcfg, NULL, err, sizeof err), -1);
+        CHECK_STR(err, "the transaction would have 6 branches; Limits.MaxBranches is 4");
+        trans_free(t);
+    }
+    /* the shared check at its edge */
+    CHECK_INT(trans_branch_limit(&tcfg, 3, 1, err, sizeof err), 0);
+    CHECK_INT(trans_branch_limit(&tcfg, 4, 1, err, sizeof err), -1);
+    CHECK_INT(trans_branch_limit(&tcfg, 0, 5, err, sizeof err), -1);
     config_free(&tcfg);
 }
 

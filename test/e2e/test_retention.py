@@ -1,0 +1,182 @@
+"""The shards' gid indexes stay as small as the store, without anyone listing.
+
+Every stored transaction puts its gid in its shard's index zset
+`<prefix>{<shard>}:idx` (for /all). The transaction hash expires
+(Store.DataExpire, Store.FinishedDataExpire once finished); its time of expiry
+is kept in `<prefix>{<shard>}:exp` by the same scripts that set the TTL, and
+the retry scanner removes the gids whose time has passed from both
+(src/retention.c, lua/index_trim.lua). Gids stored by an older dtmd (in the
+index only) are given their hash's expiry, or dropped if the hash is gone, once
+per dtmd start (lua/index_legacy.lua, lua/index_adopt.lua).
+
+These tests never call /all until they have checked the indexes: the indexes
+are read straight from Redis.
+"""
+
+import time
+
+from dtmtest import TIMEOUT_SCALE, S, new_gid, saga, wait_until
+
+PREFIX = "dtmd"
+SHARDS = 4
+# TTLs (s) long enough for the set-up to finish before anything expires,
+# also under valgrind (TIMEOUT_SCALE)
+SHORT = max(2, round(2 * TIMEOUT_SCALE))
+
+
+def shard_of(gid, n=SHARDS):
+    """FNV-1a 32 of the gid modulo the shard count (src/keys.c)."""
+    h = 2166136261
+    for b in gid.encode():
+        h = ((h ^ b) * 16777619) & 0xFFFFFFFF
+    return h % n
+
+
+def idx_key(shard):
+    return "%s{%d}:idx" % (PREFIX, shard)
+
+
+def exp_key(shard):
+    return "%s{%d}:exp" % (PREFIX, shard)
+
+
+def hash_key(gid):
+    return "%s{%d}:t:%s" % (PREFIX, shard_of(gid), gid)
+
+
+def zcard(r, key_of):
+    return sum(r("ZCARD", key_of(s)) for s in range(SHARDS))
+
+
+def idx_score(r, gid):
+    return r("ZSCORE", idx_key(shard_of(gid)), gid)
+
+
+def exp_score(r, gid):
+    v = r("ZSCORE", exp_key(shard_of(gid)), gid)
+    return None if v is None else float(v)
+
+
+def assert_exp_follows_hash(r, gid):
+    """The recorded time is when Redis expires the hash (same clock, ms)."""
+    when = r("PEXPIRETIME", hash_key(gid))
+    assert when > 0, (gid, when)
+    got = exp_score(r, gid)
+    assert got is not None and abs(got - when) <= 50, (gid, got, when)
+    return got
+
+
+def ok(resp):
+    assert resp == (200, {"dtm_result": "SUCCESS"}), resp
+
+
+def finished_saga(dtmd, gid):
+    """A saga whose only step has no URL: stored finished by its submit."""
+    ok(dtmd.submit(saga(gid, [("", "")], wait_result=True)))
+
+
+def prepared_tcc(dtmd, gid):
+    """An unfinished transaction that stays so (it would time out in 1000 s)."""
+    ok(dtmd.api("POST", "/prepare", body={"gid": gid, "trans_type": "tcc",
+                                           "timeout_to_fail": 1000}))
+
+
+def test_index_shrinks_to_zero_without_listing(start_dtmd, redis_server):
+    d = start_dtmd(STORE_SHARDS=SHARDS, STORE_FINISHED_DATA_EXPIRE=SHORT,
+                   STORE_DATA_EXPIRE=2 * SHORT)
+    done = [new_gid("ret-done") for _ in range(40)]
+    open_ = [new_gid("ret-open") for _ in range(10)]
+    for g in done:
+        finished_saga(d, g)
+    for g in open_:
+        prepared_tcc(d, g)
+    with redis_server.client() as r:
+        assert zcard(r, idx_key) == 50
+        # the hashes expire (Redis), then their gids leave both indexes (dtmd)
+        wait_until(lambda: not redis_server.keys("%s*:t:*" % PREFIX), timeout=10,
+                   msg="every transaction hash expired")
+        wait_until(lambda: zcard(r, idx_key) == 0 and zcard(r, exp_key) == 0, timeout=5,
+                   msg="indexes trimmed: idx %d exp %d" % (zcard(r, idx_key), zcard(r, exp_key)))
+        assert redis_server.keys("%s*:idx" % PREFIX) == []
+    assert d.api("GET", "/all") == (200, {"transactions": [], "next_position": ""})
+
+
+def test_entries_live_as_long_as_their_hash(start_dtmd, redis_server):
+    """An unfinished transaction keeps its gid while its hash lives (DataExpire);
+    one that finishes gets the FinishedDataExpire time, and leaves after it."""
+    d = start_dtmd(STORE_SHARDS=SHARDS, STORE_FINISHED_DATA_EXPIRE=SHORT,
+                   STORE_DATA_EXPIRE=3 * SHORT)
+    stays, finishes = new_gid("ret-stays"), new_gid("ret-finishes")
+    prepared_tcc(d, stays)
+    prepared_tcc(d, finishes)
+    with redis_server.client() as r:
+        first = assert_exp_follows_hash(r, finishes)
+        assert_exp_follows_hash(r, stays)
+        time.sleep(1.5)
+        ok(d.api("POST", "/submit", body={"gid": finishes, "trans_type": "tcc",
+                                          "wait_result": True}))
+        d.wait_status(finishes, S)
+        moved = assert_exp_follows_hash(r, finishes)
+        assert first - moved > 1000, (first, moved)  # 3 SHORT from creation -> SHORT from now
+
+        # Polled until both are gone: a gid is never missing while its hash
+        # exists (index read first: a hash gone later is no contradiction).
+        left_at = {}
+        deadline = time.monotonic() + 3 * SHORT + 5 * TIMEOUT_SCALE
+        while len(left_at) < 2 and time.monotonic() < deadline:
+            for g in (stays, finishes):
+                if g in left_at:
+                    continue
+                listed = idx_score(r, g) is not None
+                exists = r("EXISTS", hash_key(g)) == 1
+                assert listed or not exists, "%s left the index while its hash exists" % g
+                if not listed:
+                    left_at[g] = time.monotonic()
+            time.sleep(0.05)
+        assert set(left_at) == {stays, finishes}, left_at
+        assert left_at[finishes] < left_at[stays], left_at
+        assert exp_score(r, stays) is None and exp_score(r, finishes) is None
+        assert zcard(r, idx_key) == 0 and zcard(r, exp_key) == 0
+
+
+def test_entries_of_an_older_dtmd_are_adopted_or_dropped(start_dtmd, redis_server):
+    """An index written by an older dtmd: gids in idx (score 0) and none in exp.
+    After a restart, gids whose hash is gone leave the index, the others get
+    their hash's expiry and leave when it comes; no /all call needed."""
+    d = start_dtmd(STORE_SHARDS=SHARDS, STORE_FINISHED_DATA_EXPIRE=600, STORE_DATA_EXPIRE=600)
+    short = [new_gid("ret-old-short") for _ in range(3)]
+    long_ = [new_gid("ret-old-long") for _ in range(3)] + [new_gid("ret-old-open")]
+    for g in short + long_[:3]:
+        finished_saga(d, g)
+    prepared_tcc(d, long_[3])
+    d.stop()
+    # no hash for these any more: in the older dtmd they were left in idx for good
+    ghosts = ["ret-ghost-%05d" % i for i in range(2600)]
+    by_shard = {}
+    for g in ghosts:
+        by_shard.setdefault(shard_of(g), []).append(g)
+    assert max(len(v) for v in by_shard.values()) > 500  # more than one batch per shard
+    with redis_server.client() as r:
+        for s in range(SHARDS):
+            r("DEL", exp_key(s))
+            args = []
+            for g in by_shard.get(s, []):
+                args += [0, g]
+            if args:
+                r("ZADD", idx_key(s), *args)
+        for g in short:
+            r("PEXPIRE", hash_key(g), SHORT * 1500)
+        assert zcard(r, idx_key) == len(ghosts) + 7 and zcard(r, exp_key) == 0
+
+        d.start()
+        wait_until(lambda: zcard(r, idx_key) == 7 and zcard(r, exp_key) == 7, timeout=10,
+                   msg="ghosts dropped, live gids adopted")
+        for g in short + long_:
+            assert idx_score(r, g) == b"0", g  # /all's paging needs score 0
+            assert_exp_follows_hash(r, g)
+        wait_until(lambda: zcard(r, idx_key) == 4, timeout=10, msg="short-lived gids trimmed")
+        assert all(r("EXISTS", hash_key(g)) == 0 for g in short)
+        assert all(idx_score(r, g) is not None for g in long_)
+        assert zcard(r, exp_key) == 4
+    st, body = d.api("GET", "/all?limit=100")
+    assert st == 200 and sorted(t["gid"] for t in body["transactions"]) == sorted(long_), body
