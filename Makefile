@@ -11,6 +11,7 @@
 #   make fuzz     libFuzzer targets (clang, ASan+UBSan), FUZZ_SECONDS each (default 60)
 #   make bench    throughput benchmark with wrk (see bench/README.md)
 #   make bench-soak  memory with 10,000 transactions in flight and over a 60 s run
+#   make test-model SEED=1 N=200  the model-based random test, long (test/e2e/test_model.py)
 
 PKGS      := libevent hiredis libcurl yajl yaml-0.1
 CC        ?= cc
@@ -173,6 +174,16 @@ test: deps deps-ui
 	@$(MAKE) --no-print-directory all build/unit_tests
 	./build/unit_tests
 	cd test/e2e && $(PYTHON) -m pytest -q -p no:cacheprovider
+
+# The model-based randomized e2e test with N sequences from seed SEED (a few
+# seconds each; `make test` runs a short fixed set). STEPS per sequence.
+SEED  ?= 1
+N     ?= 200
+STEPS ?= 16
+.PHONY: test-model
+test-model: dtmd
+	cd test/e2e && DTMD_MODEL_SEED=$(SEED) DTMD_MODEL_N=$(N) DTMD_MODEL_STEPS=$(STEPS) \
+	  $(PYTHON) -m pytest -q -s -p no:cacheprovider test_model.py
 
 asan:
 	$(MAKE) BUILD=build-asan BIN=dtmd-asan CFLAGS="$(ASAN_CFLAGS)" ALLOC_LIBS= dtmd-asan

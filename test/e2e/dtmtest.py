@@ -53,6 +53,9 @@ REDIS_BIN = "/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") e
 SUCCESS_BODY = '{"dtm_result":"SUCCESS"}'
 ONGOING = (425, '{"dtm_result":"ONGOING"}', 0)
 ERROR = (500, "internal error from stub", 0)
+# A planned reply whose status is CLOSE: the stub reads the request, waits the
+# delay, then closes the connection without answering.
+CLOSE = "close"
 
 # Branch status shorthands (PROTOCOL.md section 10: P/S/F).
 P, S, F = "prepared", "succeed", "failed"
@@ -401,7 +404,7 @@ class RedisServer:
 
 class Call:
     __slots__ = ("name", "method", "path", "raw_query", "query", "headers", "body",
-                 "start", "end", "wall", "status", "port")
+                 "start", "end", "wall", "wall_end", "status", "port")
 
     def __repr__(self):
         return "<%s %s %s q=%s status=%s t=%.3f..%s>" % (
@@ -423,7 +426,12 @@ class Stub:
     Replies are programmed per name: plan(name, [(status, body, delay), ...])
     consumed one per call, then set_default(name, ...) if any, then the global
     default 200 {"dtm_result":"SUCCESS"}. An entry may also be a callable
-    taking the Call and returning (status, body, delay)."""
+    taking the Call and returning (status, body, delay). A status of CLOSE
+    closes the connection after the delay without an answer.
+
+    Each Call has start/end (time.monotonic()) and wall/wall_end (time.time())
+    of the moment the request was read and the moment the answer was sent (or
+    the connection closed)."""
 
     def __init__(self, port=0):
         self._lock = threading.Lock()
@@ -558,7 +566,7 @@ class Stub:
         call.body = body
         call.start = time.monotonic()
         call.wall = time.time()
-        call.end = None
+        call.end = call.wall_end = None
         call.port = self.port
         prefix = "/api/busi/"
         call.name = u.path[len(prefix):] if u.path.startswith(prefix) else None
@@ -572,7 +580,15 @@ class Stub:
             self._cond.notify_all()
         if delay:
             self._stopping.wait(delay)
+        call.wall_end = time.time()
         call.end = time.monotonic()
+        if status == CLOSE:
+            h.close_connection = True
+            try:
+                h.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return
         data = rbody.encode() if isinstance(rbody, str) else rbody
         try:
             h.send_response(status)
