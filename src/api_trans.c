@@ -283,8 +283,8 @@ static void claimed(void *arg, redisReply *reply, const char *err) {
  * consumed. A request never drives a transaction while another process
  * holds it, which dtm's API path ignores (a repeated submit there re-runs
  * the pass at once). */
-static void claim_and_drive(api_call *c, const char *type, const transition *row,
-                            const char *busy, rargs *fields) {
+static void claim_and_drive(api_call *c, const char *type, const transition *row, const char *busy,
+                            rargs *fields) {
     int64_t now = now_ms();
     rargs a;
     ra_init(&a);
@@ -580,8 +580,8 @@ static void workflow_saved(void *arg, redisReply *reply, const char *err) {
         return;
     }
     if (strcmp(tag, "OK") != 0) {
-        transition_verdict v = transition_check(RQ_PREPARE_WORKFLOW, TT_WORKFLOW,
-                                                trans_type_parse(type), global_status_parse(status));
+        transition_verdict v = transition_check(
+            RQ_PREPARE_WORKFLOW, TT_WORKFLOW, trans_type_parse(type), global_status_parse(status));
         if (v != TV_OK) {
             reply_refused(c, RQ_PREPARE_WORKFLOW, c->t->gid, v, status, type, "workflow");
             return;
@@ -689,7 +689,8 @@ static void abort_refused(void *arg, redisReply *reply, const char *err) {
     }
     trans *stored = trans_from_hash(reply);
     transition_verdict v =
-        stored ? transition_check(RQ_ABORT, c->t->type, stored->type, stored->status) : TV_NOT_FOUND;
+        stored ? transition_check(RQ_ABORT, c->t->type, stored->type, stored->status)
+               : TV_NOT_FOUND;
     if (v == TV_OK) v = TV_CONFLICT; /* changed meanwhile: the client may try again */
     reply_refused(c, RQ_ABORT, c->t->gid, v, stored ? global_status_name(stored->status) : "",
                   stored ? trans_type_name(stored->type) : "", trans_type_name(c->t->type));

@@ -43,11 +43,11 @@ typedef struct dtmd_config {
     int http_port;   /* HttpPort, default 36789 */
 
     /* durations in seconds (fractional allowed), all > 0 */
-    double trans_cron_interval;    /* TransCronInterval, default 3 */
-    double timeout_to_fail;        /* TimeoutToFail, default 35 */
-    double retry_interval;         /* RetryInterval, default 10 */
-    double request_timeout;        /* RequestTimeout, default 3 */
-    double retry_max_interval;     /* RetryMaxInterval, default 3600 */
+    double trans_cron_interval; /* TransCronInterval, default 3 */
+    double timeout_to_fail;     /* TimeoutToFail, default 35 */
+    double retry_interval;      /* RetryInterval, default 10 */
+    double request_timeout;     /* RequestTimeout, default 3 */
+    double retry_max_interval;  /* RetryMaxInterval, default 3600 */
 
     log_level_t log_level; /* LogLevel: debug|info|warn|error, default info */
     /* Log.* (Log.Level = LogLevel) */

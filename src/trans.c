@@ -623,8 +623,7 @@ fail:
     return rc;
 }
 
-int trans_branch_limit(const dtmd_config *cfg, long have, size_t adding, char *err,
-                       size_t errlen) {
+int trans_branch_limit(const dtmd_config *cfg, long have, size_t adding, char *err, size_t errlen) {
     if (have >= 0 && adding <= (size_t)cfg->max_branches &&
         (size_t)have + adding <= (size_t)cfg->max_branches)
         return 0;

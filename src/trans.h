@@ -133,8 +133,7 @@ int trans_make_branches(trans *t, const dtmd_config *cfg, const topic_set *topic
  * or XA registration two, a workflow one): may one with have branches get
  * adding more? -1 + err (400) if not. registerBranch applies the same limit
  * inside lua/register_branch.lua, where the stored count is. */
-int trans_branch_limit(const dtmd_config *cfg, long have, size_t adding, char *err,
-                       size_t errlen);
+int trans_branch_limit(const dtmd_config *cfg, long have, size_t adding, char *err, size_t errlen);
 
 /* Build from an HGETALL reply; NULL if the reply is empty/invalid. */
 trans *trans_from_hash(const redisReply *r);

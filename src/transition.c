@@ -45,8 +45,14 @@ static const transition *const table[RQ_COUNT][TT_COUNT] = {
 };
 
 static const char *const request_names[RQ_COUNT] = {
-    "submit",           "prepare",     "abort",           "registerBranch",
-    "submit",           "prepareWorkflow", "forceStop",   "resetNextCronTime",
+    "submit",
+    "prepare",
+    "abort",
+    "registerBranch",
+    "submit",
+    "prepareWorkflow",
+    "forceStop",
+    "resetNextCronTime",
     "resetNextCronTime",
 };
 

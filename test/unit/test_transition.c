@@ -9,7 +9,8 @@
 
 /* Statuses a request may act on, per stored type; NULL: never applies. */
 static const char *const spec[RQ_COUNT][TT_COUNT] = {
-    /*                 saga                  msg                   tcc                   xa                    workflow */
+    /*                 saga                  msg                   tcc                   xa workflow
+     */
     [RQ_SUBMIT] = {"prepared,submitted", "prepared,submitted", "prepared,submitted",
                    "prepared,submitted", NULL},
     [RQ_PREPARE] = {"prepared", "prepared", "prepared", "prepared", "prepared"},
