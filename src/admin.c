@@ -1,7 +1,7 @@
 /* admin.c - serve the embedded admin UI (see admin.h). */
 #include "admin.h"
 
-#include "http_api.h"
+#include "http_reply.h"
 
 #include "log.h"
 #include "metrics.h"

@@ -11,11 +11,11 @@
 #ifndef DTMD_BRANCH_CALL_H
 #define DTMD_BRANCH_CALL_H
 
+#include "outcome.h"
+
 #include <stddef.h>
 
 struct event_base;
-
-typedef enum { BR_SUCCESS = 0, BR_FAILURE, BR_ONGOING, BR_ERROR } branch_outcome;
 
 typedef struct branch_request {
     const char *url; /* stored branch URL, may already carry a query string */

@@ -13,7 +13,7 @@
  * key; dtm would silently keep a zero, which is how misconfigured servers
  * retry in a tight loop. Allocation failure aborts, as everywhere in dtmd. */
 #include "config.h"
-#include "auth.h"
+#include "url_allow.h"
 #include "log.h"
 
 #include <ctype.h>
@@ -447,7 +447,7 @@ static int resolve_branch_allow(dtmd_config *cfg, char **err) {
             if (!e) abort();
             cfg->branch_allow[cfg->nbranch_allow++] = e;
             char msg[200];
-            if (branch_allow_entry_check(e, msg, sizeof msg) != 0) {
+            if (url_allow_entry_check(e, msg, sizeof msg) != 0) {
                 set_err(err, "BranchAllow: %s", msg);
                 return -1;
             }

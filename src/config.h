@@ -8,11 +8,11 @@
 #ifndef DTMD_CONFIG_H
 #define DTMD_CONFIG_H
 
-#include <stddef.h>
-#include <stdio.h>
-#include <stdint.h>
+#include "log.h"
 
-typedef enum { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERROR } log_level_t;
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
 
 /* A Redis node address: one entry of a Store.Host cluster list. */
 typedef struct dtmd_addr {

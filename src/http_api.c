@@ -13,6 +13,7 @@
 #include "api_handlers.h"
 #include "auth.h"
 #include "branch_call.h"
+#include "http_reply.h"
 #include "jsonrpc.h"
 #include "log.h"
 #include "metrics.h"
@@ -378,36 +379,6 @@ static void record_metrics(const api_call *c, int code) {
     metrics_http(api_lc, code, metrics_now() - c->start);
 }
 
-/* The Date header of the current second. evhttp formats one for every
- * answer that has none (gmtime_r and a printf: about 1,200 instructions per
- * saga, callgrind); the text only changes once a second. */
-static const char *date_header(void) {
-    static time_t last = -1;
-    static char text[64];
-    time_t now = time(NULL);
-    if (now != last) {
-        struct tm tm;
-        gmtime_r(&now, &tm);
-        strftime(text, sizeof text, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-        last = now;
-    }
-    return text;
-}
-
-void http_send_reply(struct evhttp_request *req, int code, const char *reason,
-                     struct evbuffer *body) {
-    if (evhttp_request_get_command(req) != EVHTTP_REQ_HEAD) {
-        evhttp_send_reply(req, code, reason, body);
-        return;
-    }
-    char len[32];
-    snprintf(len, sizeof len, "%zu", body ? evbuffer_get_length(body) : (size_t)0);
-    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-    evhttp_remove_header(h, "Content-Length");
-    evhttp_add_header(h, "Content-Length", len);
-    evhttp_send_reply(req, code, reason, NULL);
-}
-
 /* Message framing a proxy in front could read differently from evhttp
  * (request smuggling): a header name with white space or control bytes
  * ("Transfer-Encoding : chunked" is not Transfer-Encoding to evhttp, which
@@ -441,7 +412,7 @@ static void reply_raw(api_call *c, int code, const char *content_type, const cha
         if (c->conn) evhttp_connection_set_closecb(c->conn, NULL, NULL);
         struct evkeyvalq *h = evhttp_request_get_output_headers(c->req);
         evhttp_add_header(h, "Content-Type", content_type);
-        evhttp_add_header(h, "Date", date_header());
+        evhttp_add_header(h, "Date", http_date_header());
         struct evbuffer *out = evbuffer_new();
         evbuffer_add(out, data, len);
         const char *reason = code == 200   ? "OK"

@@ -24,10 +24,4 @@ void http_api_fit_fd_limit(dtmd_config *cfg);
 int http_api_init(struct event_base *base, const dtmd_config *cfg);
 void http_api_shutdown(void);
 
-/* evhttp_send_reply, except that a HEAD request gets the headers only (with
- * the Content-Length a GET would have): evhttp would send the body too, and
- * the client would read it as the start of the next answer. */
-void http_send_reply(struct evhttp_request *req, int code, const char *reason,
-                     struct evbuffer *body);
-
 #endif

@@ -13,7 +13,7 @@
 #ifndef DTMD_JSONRPC_H
 #define DTMD_JSONRPC_H
 
-#include "branch_call.h"
+#include "outcome.h"
 
 #include <stddef.h>
 

@@ -11,9 +11,11 @@
 #ifndef DTMD_LOG_H
 #define DTMD_LOG_H
 
-#include "config.h"
+#include <stddef.h>
 
 struct evhttp_request;
+
+typedef enum { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERROR } log_level_t;
 
 extern log_level_t log_min_level;
 extern int log_access_enabled;

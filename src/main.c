@@ -82,6 +82,33 @@ static void on_signal(evutil_socket_t sig, short what, void *arg) {
     event_base_loopbreak(arg);
 }
 
+/* The gauges /api/metrics reads from the modules that own them. */
+static double gauge_active_passes(void) {
+    return engine_active_count();
+}
+static double gauge_calls_in_flight(void) {
+    return branch_call_pending();
+}
+static double gauge_store_up(void) {
+    return store_is_up() ? 1 : 0;
+}
+static double gauge_parked_total(void) {
+    return (double)engine_parked_total();
+}
+
+static void register_gauges(void) {
+    metrics_add_gauge("dtmd_active_passes", "Transactions being driven by this process.", "gauge",
+                      gauge_active_passes);
+    metrics_add_gauge("dtmd_branch_calls_in_flight", "Branch calls waiting for an answer.", "gauge",
+                      gauge_calls_in_flight);
+    metrics_add_gauge("dtmd_store_up", "1 when the Redis store is connected.", "gauge",
+                      gauge_store_up);
+    metrics_add_gauge("dtmd_parked_total",
+                      "Transactions left in the store for the scanner because "
+                      "Limits.MaxActivePasses was reached.",
+                      "counter", gauge_parked_total);
+}
+
 int main(int argc, char **argv) {
     const char *conf_path = NULL;
     int debug = 0, check = 0;
@@ -146,6 +173,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "dtmd: cannot create the event loop\n");
         return 1;
     }
+    register_gauges();
     if (branch_call_init(base) != 0 || store_init(base, &cfg) != 0 ||
         engine_init(base, &cfg) != 0 || http_api_init(base, &cfg) != 0 ||
         cron_init(base, &cfg) != 0 || metrics_start(base) != 0) {

@@ -7,9 +7,6 @@
  * correct. */
 #include "metrics.h"
 
-#include "branch_call.h"
-#include "engine.h"
-#include "store.h"
 #include "version.h"
 
 #include <event2/event.h>
@@ -345,6 +342,24 @@ static void render_family(sbuf *out, const family *f) {
     }
 }
 
+/* Values other modules own, read at render time (metrics_add_gauge). */
+#define MAX_GAUGES 16
+static struct {
+    const char *name, *help, *type;
+    metrics_read_fn *read;
+} gauges[MAX_GAUGES];
+static int ngauges;
+
+void metrics_add_gauge(const char *name, const char *help, const char *type,
+                       metrics_read_fn *read) {
+    if (ngauges == MAX_GAUGES) abort(); /* a fixed set wired at start */
+    gauges[ngauges].name = name;
+    gauges[ngauges].help = help;
+    gauges[ngauges].type = type;
+    gauges[ngauges].read = read;
+    ngauges++;
+}
+
 void metrics_render(sbuf *out) {
     sb_puts(out, "# HELP dtm_server_info The information of this dtm server.\n"
                  "# TYPE dtm_server_info gauge\n"
@@ -358,18 +373,9 @@ void metrics_render(sbuf *out) {
     render_family(out, &f_redis);
     render_family(out, &f_cron_lag);
     render_family(out, &f_loop_lag);
-    sb_printf(out,
-              "# HELP dtmd_active_passes Transactions being driven by this process.\n"
-              "# TYPE dtmd_active_passes gauge\ndtmd_active_passes %d\n"
-              "# HELP dtmd_branch_calls_in_flight Branch calls waiting for an answer.\n"
-              "# TYPE dtmd_branch_calls_in_flight gauge\ndtmd_branch_calls_in_flight %d\n"
-              "# HELP dtmd_store_up 1 when the Redis store is connected.\n"
-              "# TYPE dtmd_store_up gauge\ndtmd_store_up %d\n"
-              "# HELP dtmd_parked_total Transactions left in the store for the scanner "
-              "because Limits.MaxActivePasses was reached.\n"
-              "# TYPE dtmd_parked_total counter\ndtmd_parked_total %lld\n",
-              engine_active_count(), branch_call_pending(), store_is_up() ? 1 : 0,
-              engine_parked_total());
+    for (int i = 0; i < ngauges; i++)
+        sb_printf(out, "# HELP %s %s\n# TYPE %s %s\n%s %.17g\n", gauges[i].name, gauges[i].help,
+                  gauges[i].name, gauges[i].type, gauges[i].name, gauges[i].read());
     sb_printf(out,
               "# HELP dtmd_event_loop_lag_last_seconds Delay of the latest event-loop probe.\n"
               "# TYPE dtmd_event_loop_lag_last_seconds gauge\n"
@@ -395,6 +401,7 @@ void metrics_reset(void) {
     family_reset(&f_cron_lag);
     family_reset(&f_loop_lag);
     value_set_free(&branch_ids);
+    ngauges = 0;
     if (loop_timer) event_free(loop_timer);
     loop_timer = NULL;
 }

@@ -45,6 +45,13 @@ int metrics_start(struct event_base *base);
 /* Append the exposition text (format 0.0.4). */
 void metrics_render(sbuf *out);
 
+/* A value owned by a module above this one (the passes, the branch calls,
+ * the store), read when metrics are rendered; registered once at start
+ * (main.c) so metrics depends on nothing it reports on. type is
+ * "gauge" or "counter"; name and help are static strings. */
+typedef double metrics_read_fn(void);
+void metrics_add_gauge(const char *name, const char *help, const char *type, metrics_read_fn *read);
+
 void metrics_reset(void); /* frees everything (shutdown, tests) */
 
 #endif

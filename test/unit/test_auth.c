@@ -6,6 +6,7 @@
  * path prefixes off a segment boundary, dot segments, other ports and
  * schemes. */
 #include "auth.h"
+#include "url_allow.h"
 #include "config.h"
 #include "unit.h"
 
@@ -88,7 +89,7 @@ void test_branch_allow_entries(void) {
         "http://svc/", "https://svc:8443/api/", "svc",          "svc:8080", "10.0.0.1", "[::1]",
         "[::1]:80",    "http://[::1]:1/x",      "HTTP://SVC/A/"};
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
-        int rc = branch_allow_entry_check(good[i], err, sizeof err);
+        int rc = url_allow_entry_check(good[i], err, sizeof err);
         if (rc) fprintf(stderr, "  %s: %s\n", good[i], err);
         CHECK_INT(rc, 0);
     }
@@ -96,7 +97,7 @@ void test_branch_allow_entries(void) {
                          "http://", "user@svc",   "svc:99999",    "a b",
                          "svc?x",   "http:// x/", "svc:port"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        CHECK_INT(branch_allow_entry_check(bad[i], err, sizeof err), -1);
+        CHECK_INT(url_allow_entry_check(bad[i], err, sizeof err), -1);
         CHECK(strstr(err, "not a URL prefix") != NULL);
     }
 }

@@ -1,0 +1,66 @@
+"""The layering of dtmd's C modules: no include cycle between modules.
+
+A module is src/<name>.c with its header src/<name>.h; it depends on every
+module whose header its .c or .h includes. A cycle means two modules can
+only be understood (and changed) together, so none may exist. Header-only
+files (types shared by several modules, such as outcome.h) are not modules.
+No server needed."""
+
+import os
+import re
+
+SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "src")
+INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"/]+)\.h"', re.M)
+
+
+def module_graph(src=SRC):
+    names = {f[:-2] for f in os.listdir(src) if f.endswith(".c")}
+    graph = {}
+    for m in names:
+        deps = set()
+        for ext in (".c", ".h"):
+            path = os.path.join(src, m + ext)
+            if os.path.exists(path):
+                with open(path, encoding="utf-8") as f:
+                    deps.update(INCLUDE.findall(f.read()))
+        graph[m] = sorted(d for d in deps if d in names and d != m)
+    return graph
+
+
+def find_cycle(graph):
+    """One cycle as a list of modules [a, b, ..., a], or None."""
+    state = {}  # 1 on the current path, 2 done
+    path = []
+
+    def visit(m):
+        state[m] = 1
+        path.append(m)
+        for d in graph[m]:
+            if state.get(d) == 1:
+                return path[path.index(d):] + [d]
+            if d not in state:
+                found = visit(d)
+                if found:
+                    return found
+        path.pop()
+        state[m] = 2
+        return None
+
+    for m in sorted(graph):
+        if m not in state:
+            found = visit(m)
+            if found:
+                return found
+    return None
+
+
+def test_find_cycle_sees_a_cycle():
+    assert find_cycle({"a": ["b"], "b": ["c"], "c": ["a"]}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": ["b"], "b": [], "c": ["a", "b"]}) is None
+
+
+def test_no_include_cycle_between_modules():
+    graph = module_graph()
+    assert "engine" in graph and "store" in graph, "src/ not found at %s" % SRC
+    cycle = find_cycle(graph)
+    assert cycle is None, "modules include each other: " + " -> ".join(cycle)
