@@ -13,6 +13,7 @@
 #include "keys.h"
 #include "log.h"
 #include "store.h"
+#include "trans_json.h"
 
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>

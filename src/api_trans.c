@@ -14,6 +14,8 @@
 #include "keys.h"
 #include "log.h"
 #include "store.h"
+#include "trans_json.h"
+#include "trans_request.h"
 #include "transition.h"
 
 #include <stdlib.h>

@@ -1,17 +1,14 @@
 /* trans.h - the global transaction and its branches: the in-memory model,
- * validation of request JSON, and the mapping to and from the Redis hash.
+ * its timing, and the mapping to and from the Redis hash. Requests become a
+ * trans in trans_request.h; query answers are written by trans_json.h.
  *
  * A transaction is stored as ONE Redis hash (keys.h) whose fields are the
  * global record's fields (numbers that are 0 are left out) plus "nb" (branch
  * count) and two fields per branch: "b<i>", what never changes (id, op, URL,
  * payload), and "b<i>.s", its state (status and times). One key per
  * transaction keeps every state change a single-key write inside one Lua
- * script and needs no JSON work on the hot path; JSON is only produced for
- * query answers. Few fields because Redis' cost per transaction grows with
- * them: with one field per branch member (9 per branch, 64 for a 2-step
- * saga) save_new cost Redis 25 us per call; with these 20 fields, 15 us, and
- * the empty-URL saga ran 17 % faster (bench/README.md).
- * Times are kept in milliseconds; the JSON answers use RFC 3339 as dtm. */
+ * script, and few fields keep Redis' cost per write low; JSON is only
+ * produced for query answers. Times are kept in milliseconds. */
 #ifndef DTMD_TRANS_H
 #define DTMD_TRANS_H
 
@@ -88,52 +85,9 @@ void trans_free(trans *t);
 branch *trans_add_branch(trans *t, const char *branch_id, const char *op, const char *url,
                          const char *data, size_t data_len, int status);
 
-/* The gid as dtm reads it: '\n', '\r' and ';' removed. NULL + err (400)
- * when nothing is left or it exceeds Limits.MaxGidLength; caller frees. */
-char *trans_clean_gid(const char *raw, const dtmd_config *cfg, char *err, size_t errlen);
-
-/* Parse and validate a create/submit/abort/prepare body. On error returns -1
- * with a client-facing message in err (the caller answers 400). The result
- * has status GS_PREPARED and no branches; type-specific generation of
- * branches is trans_make_branches. need_steps: require and validate steps. */
-int trans_from_request(yajl_val root, const dtmd_config *cfg, trans **out, char *err,
-                       size_t errlen);
-
-/* json_parse + trans_from_request on a request body, keeping payload bytes
- * exactly (also strings holding NUL bytes). */
-int trans_from_body(const char *body, size_t len, const dtmd_config *cfg, trans **out, char *err,
-                    size_t errlen);
-
 /* Free t->request now (it is otherwise freed by trans_make_branches or
  * trans_free): a transaction that lives on does not keep its request. */
 void trans_drop_request(trans *t);
-
-/* Subscriber URLs of msg topics, read from the store before a msg's
- * branches are made: urls[i] belongs to names[i]. */
-typedef struct topic_set {
-    size_t n;
-    char **names;
-    json_strs *urls;
-} topic_set;
-
-/* Names of the topics a msg's steps deliver to ("topic://<name>" actions),
- * without repeats. Returns the count; the caller frees each name and *names. */
-size_t trans_step_topics(const trans *t, char ***names);
-const json_strs *topic_set_find(const topic_set *ts, const char *name);
-void topic_set_free(topic_set *ts);
-
-/* Generate the branches a saga/msg has at creation (PROTOCOL.md 2.4),
- * expanding msg topic steps with topics (may be NULL when no step names a
- * topic). -1 + err on invalid steps or an unknown topic (400). */
-int trans_make_branches(trans *t, const dtmd_config *cfg, const topic_set *topics, char *err,
-                        size_t errlen);
-
-/* Limits.MaxBranches, the most branches a transaction may have (as query
- * lists them: a saga step is two, a msg step or topic subscriber one, a TCC
- * or XA registration two, a workflow one): may one with have branches get
- * adding more? -1 + err (400) if not. registerBranch applies the same limit
- * inside lua/register_branch.lua, where the stored count is. */
-int trans_branch_limit(const dtmd_config *cfg, long have, size_t adding, char *err, size_t errlen);
 
 /* Build from an HGETALL reply; NULL if the reply is empty/invalid. */
 trans *trans_from_hash(const redisReply *r);
@@ -149,10 +103,6 @@ void trans_branch_state_field(const trans *t, int i, rargs *a);
  * state, "<status> <create> <update> <finish> <rollback>" (ms, 0 = unset). */
 void branch_def_value(const branch *b, rargs *a);
 void branch_state_value(const branch *b, rargs *a);
-
-/* JSON of the global record (PROTOCOL.md 2.2) and of branch i (2.3). */
-void trans_to_json(const trans *t, sbuf *out);
-void branch_to_json(const trans *t, int i, sbuf *out);
 
 /* Timing helpers (PROTOCOL.md 5.1, 4.1); all in milliseconds. */
 int64_t trans_base_interval_ms(const trans *t, const dtmd_config *cfg);

@@ -4,6 +4,7 @@
 #include "config.h"
 #include "json.h"
 #include "trans.h"
+#include "trans_request.h"
 #include "unit.h"
 
 #include <stdlib.h>

@@ -7,6 +7,8 @@
 #include "unit.h"
 
 #include "trans.h"
+#include "trans_json.h"
+#include "trans_request.h"
 
 #include <stdint.h>
 #include <stdlib.h>

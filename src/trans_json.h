@@ -1,0 +1,13 @@
+/* trans_json.h - the JSON of a transaction and its branches, as dtm's
+ * query and all answers carry them (times in RFC 3339). */
+#ifndef DTMD_TRANS_JSON_H
+#define DTMD_TRANS_JSON_H
+
+#include "trans.h"
+#include "util.h"
+
+/* JSON of the global record (PROTOCOL.md 2.2) and of branch i (2.3). */
+void trans_to_json(const trans *t, sbuf *out);
+void branch_to_json(const trans *t, int i, sbuf *out);
+
+#endif
