@@ -9,9 +9,9 @@
  * config_env_name) and validation, so the three cannot drift apart.
  *
  * Order: defaults, then the YAML file, then the environment (the environment
- * wins, PROTOCOL.md 12.9). A bad value is refused with a message naming the
- * key; dtm would silently keep a zero, which is how misconfigured servers
- * retry in a tight loop. Allocation failure aborts, as everywhere in dtmd. */
+ * wins: docs/configuration.md#environment-variables). A bad value is refused
+ * with a message naming the key; dtm would silently keep a zero, which is how
+ * misconfigured servers retry in a tight loop. Allocation failure aborts, as everywhere in dtmd. */
 #include "config.h"
 #include "auth.h"
 #include "log.h"

@@ -1,6 +1,6 @@
 /* trans.c - transaction model, request validation, hash mapping, JSON.
  *
- * Validation is strict where dtm is lenient (PROTOCOL.md 12.6): a request
+ * Validation is strict where dtm is lenient (docs/protocol.md#bad-input): a request
  * that dtmd cannot execute faithfully is refused with a message before
  * anything is stored, instead of being stored and retried forever. */
 #include "trans.h"

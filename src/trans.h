@@ -122,7 +122,7 @@ size_t trans_step_topics(const trans *t, char ***names);
 const json_strs *topic_set_find(const topic_set *ts, const char *name);
 void topic_set_free(topic_set *ts);
 
-/* Generate the branches a saga/msg has at creation (PROTOCOL.md 2.4),
+/* Generate the branches a saga/msg has at creation (docs/protocol.md#branches),
  * expanding msg topic steps with topics (may be NULL when no step names a
  * topic). -1 + err on invalid steps or an unknown topic (400). */
 int trans_make_branches(trans *t, const dtmd_config *cfg, const topic_set *topics, char *err,
@@ -150,11 +150,11 @@ void trans_branch_state_field(const trans *t, int i, rargs *a);
 void branch_def_value(const branch *b, rargs *a);
 void branch_state_value(const branch *b, rargs *a);
 
-/* JSON of the global record (PROTOCOL.md 2.2) and of branch i (2.3). */
+/* JSON of the global record and of branch i (docs/protocol.md#stored-records). */
 void trans_to_json(const trans *t, sbuf *out);
 void branch_to_json(const trans *t, int i, sbuf *out);
 
-/* Timing helpers (PROTOCOL.md 5.1, 4.1); all in milliseconds. */
+/* Timing helpers (docs/protocol.md#retries-and-back-off, #timeouts); all in ms. */
 int64_t trans_base_interval_ms(const trans *t, const dtmd_config *cfg);
 int64_t trans_request_timeout_ms(const trans *t, const dtmd_config *cfg);
 int64_t trans_timeout_ms(const trans *t, const dtmd_config *cfg); /* 0 = never */
