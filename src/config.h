@@ -63,7 +63,7 @@ typedef struct dtmd_config {
     int max_branches;      /* Limits.MaxBranches, default 2000 */
     int max_gid_length;    /* Limits.MaxGidLength, default 128 */
 
-    /* Security and limits (dtmd only; see README "Security and limits") */
+    /* Security and limits (dtmd only; see docs/security.md) */
     char *auth_token;        /* Auth.Token: bearer token for the API, "" = open */
     char *auth_admin_token;  /* Auth.AdminToken: token for management routes, "" = none */
     char *branch_allow_text; /* BranchAllow as given (comma list), "" = allow all */

@@ -379,8 +379,8 @@ static void record_metrics(const api_call *c, int code) {
 }
 
 /* The Date header of the current second. evhttp formats one for every
- * answer that has none (gmtime_r and a printf: about 1,200 instructions per
- * saga, callgrind); the text only changes once a second. */
+ * answer that has none (gmtime_r and a printf); the text only changes once
+ * a second. */
 static const char *date_header(void) {
     static time_t last = -1;
     static char text[64];

@@ -8,9 +8,8 @@
  * transaction keeps every state change a single-key write inside one Lua
  * script and needs no JSON work on the hot path; JSON is only produced for
  * query answers. Few fields because Redis' cost per transaction grows with
- * them: with one field per branch member (9 per branch, 64 for a 2-step
- * saga) save_new cost Redis 25 us per call; with these 20 fields, 15 us, and
- * the empty-URL saga ran 17 % faster (bench/README.md).
+ * them: each is a Lua argument to convert and a hash entry to allocate
+ * (docs/performance.md).
  * Times are kept in milliseconds; the JSON answers use RFC 3339 as dtm. */
 #ifndef DTMD_TRANS_H
 #define DTMD_TRANS_H
@@ -95,7 +94,7 @@ char *trans_clean_gid(const char *raw, const dtmd_config *cfg, char *err, size_t
 /* Parse and validate a create/submit/abort/prepare body. On error returns -1
  * with a client-facing message in err (the caller answers 400). The result
  * has status GS_PREPARED and no branches; type-specific generation of
- * branches is trans_make_branches. need_steps: require and validate steps. */
+ * branches is trans_make_branches. */
 int trans_from_request(yajl_val root, const dtmd_config *cfg, trans **out, char *err,
                        size_t errlen);
 
