@@ -21,8 +21,8 @@ PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
 # The allocator dtmd is linked with, first so that it serves every library's
 # malloc too (libcurl, libevent, hiredis): mimalloc, as Redis ships with
-# jemalloc. It takes 13 % of dtmd's instructions per saga that glibc's
-# malloc spent (README "Performance"). `make ALLOC_LIBS=` links glibc's
+# jemalloc: fewer instructions per transaction than glibc's malloc
+# (docs/performance.md). `make ALLOC_LIBS=` links glibc's
 # malloc instead; the sanitizer build always does (ASan brings its own).
 ALLOC_LIBS ?= -lmimalloc
 
@@ -121,7 +121,7 @@ run:
 	@mkdir -p var
 	@REDIS="$(REDIS)" sh conf/run.sh
 
-# ---- install and package (README "Running in production") ----
+# ---- install and package (docs/operations.md#installing) ----
 # `make install` copies the binary, the unit (its paths rewritten for
 # PREFIX), the sample configuration, the logrotate rules, the sysusers.d
 # entry and the docs under $(DESTDIR). Installing into the live system
@@ -135,10 +135,12 @@ DOCDIR     ?= $(PREFIX)/share/doc/dtmd
 UNITDIR    ?= $(PREFIX)/lib/systemd/system
 SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 DOCS       := README.md conf/conf.sample.yml conf/grafana-dashboard.json
+# docs/*.md go to $(DOCDIR)/docs, where README.md's links expect them.
+DOC_PAGES  := $(wildcard docs/*.md)
 
 install: $(BIN)
 	install -d -m 755 $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) \
-	  $(DESTDIR)$(DOCDIR) $(DESTDIR)$(SYSCONFDIR)/logrotate.d
+	  $(DESTDIR)$(DOCDIR) $(DESTDIR)$(DOCDIR)/docs $(DESTDIR)$(SYSCONFDIR)/logrotate.d
 	install -d -m 750 $(DESTDIR)$(SYSCONFDIR)/dtmd
 	install -m 755 $(BIN) $(DESTDIR)$(BINDIR)/dtmd
 	sed -e 's|/usr/local/bin/dtmd|$(BINDIR)/dtmd|g' \
@@ -148,6 +150,7 @@ install: $(BIN)
 	install -m 644 conf/dtmd.sysusers $(DESTDIR)$(SYSUSERSDIR)/dtmd.conf
 	install -m 644 conf/dtmd.logrotate $(DESTDIR)$(SYSCONFDIR)/logrotate.d/dtmd
 	install -m 644 $(DOCS) $(DESTDIR)$(DOCDIR)/
+	install -m 644 $(DOC_PAGES) $(DESTDIR)$(DOCDIR)/docs/
 	[ -e $(DESTDIR)$(SYSCONFDIR)/dtmd/conf.yml ] || \
 	  install -m 640 conf/conf.sample.yml $(DESTDIR)$(SYSCONFDIR)/dtmd/conf.yml
 	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" -eq 0 ]; then \
@@ -188,7 +191,7 @@ test-model: dtmd
 asan:
 	$(MAKE) BUILD=build-asan BIN=dtmd-asan CFLAGS="$(ASAN_CFLAGS)" ALLOC_LIBS= dtmd-asan
 
-# ---- sanitizers and fuzzing (README "Security and limits") ----
+# ---- sanitizers and fuzzing (docs/testing.md#fuzzing) ----
 .PHONY: test-asan asan-unit fuzz
 # CFLAGS given on the command line replace the `+=` above, so the language
 # flags are repeated here (without _GNU_SOURCE, memmem & co. are undeclared).
@@ -204,7 +207,7 @@ test-asan: deps
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ./build-asan/unit_tests
 	cd test/e2e && DTMD_BIN=$(CURDIR)/dtmd-asan $(PYTHON) -m pytest -q -p no:cacheprovider
 
-# ---- valgrind (README "Testing") ----
+# ---- valgrind (docs/testing.md#under-valgrind) ----
 # The normal -O2 -g ./dtmd, every dtmd of the e2e tests started under
 # $(VALGRIND) by the harness (DTMD_WRAPPER in test/e2e/dtmtest.py), each with its
 # own --log-file; a test fails at teardown when valgrind reported an error or a

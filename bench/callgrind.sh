@@ -1,8 +1,8 @@
 #!/bin/sh
 # bench/callgrind.sh - dtmd's user-space instructions per transaction,
 # counted by callgrind: a figure that does not move with the machine's
-# speed, unlike tx/s and CPU time on a shared VM (see bench/README.md,
-# "Results"). For comparing builds: run it on each and compare.
+# speed, unlike tx/s and CPU time on a shared VM (see
+# docs/performance.md#the-machine). For comparing builds: run it on each and compare.
 #
 # Starts a private redis-server, bench/stub and dtmd under
 # valgrind --tool=callgrind with instrumentation off; once dtmd answers,

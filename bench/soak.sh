@@ -1,6 +1,6 @@
 #!/bin/sh
 # bench/soak.sh - dtmd's memory: with 10,000 transactions in flight, and
-# over a long run at full load (see bench/README.md, "Memory").
+# over a long run at full load (results: docs/performance.md#memory).
 #
 # Two measurements, each with its own private redis-server and dtmd on
 # 127.0.0.1, everything stopped on exit:

@@ -1,7 +1,7 @@
 /* alert.h - tell operators about transactions that keep failing.
  *
  * After a branch call failed and its retry interval was doubled, the retry
- * count is log2(interval / base interval) (PROTOCOL.md 3); once it reaches
+ * count is log2(interval / base interval) (docs/protocol.md#alerts); once it reaches
  * AlertRetryLimit, dtmd logs a warning and, if AlertWebHook is set, POSTs
  * {"gid","status","branch","error","retry_count"} to it. The hook's answer
  * is ignored and a failing hook is never retried: alerts must not load the

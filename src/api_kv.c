@@ -4,7 +4,7 @@
  * operation is a single-key script and /scanKV is an HSCAN: both behave the
  * same on Redis Cluster. Topics are read from the store when a msg is
  * created (not from a cache), so a subscription is visible at once to every
- * dtmd sharing the store and deleted topics are gone (PROTOCOL.md 12.2). */
+ * dtmd sharing the store and deleted topics are gone (docs/protocol.md#topics-and-kv). */
 #include "api_handlers.h"
 #include "auth.h"
 

@@ -1,11 +1,11 @@
 /* api_trans.c - endpoints that create or change transactions: submit,
  * prepare, abort, registerBranch, prepareWorkflow, forceStop,
- * resetNextCronTime (PROTOCOL.md 1.2, 4.7).
+ * resetNextCronTime (docs/protocol.md#endpoints, docs/requests.md).
  *
  * Each request is validated completely before anything is written, so bad
  * input is answered 400 with nothing stored. State changes are single Lua
  * scripts (save_new, cas_update, register_branch); a request for a gid that
- * exists never overwrites what is stored (PROTOCOL.md 12.2). */
+ * exists never overwrites what is stored (docs/protocol.md#where-dtmd-differs-from-dtm). */
 #include "api_handlers.h"
 #include "auth.h"
 
@@ -141,7 +141,7 @@ static transition_verdict verdict_of(const char *tag) {
 
 /* ---- driving and answering -------------------------------------------- */
 
-/* wait_result answer (PROTOCOL.md 5.5): a pass that halted on a branch call
+/* wait_result answer (docs/protocol.md#wait_result): a pass that halted on a branch call
  * answers by that call (ONGOING 425, FAILURE 409, error 500); then submit
  * answers 200 only when the transaction succeeded, abort once it failed. */
 static void wait_done(void *arg, const trans *t, const pass_end *e) {
@@ -515,7 +515,7 @@ static void create_or_continue(api_call *c, int status, const char *body, size_t
         return;
     }
     /* Topics are read fresh from the store, so a subscription made through
-     * any dtmd sharing it counts at once (PROTOCOL.md 12.2). */
+     * any dtmd sharing it counts at once (docs/protocol.md#topics-and-kv). */
     rargs a;
     ra_init(&a);
     sbuf k;

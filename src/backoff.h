@@ -1,4 +1,4 @@
-/* backoff.h - retry interval arithmetic (PROTOCOL.md 5.1 and 12.3).
+/* backoff.h - retry interval arithmetic (docs/protocol.md#retries-and-back-off).
  *
  * Pure functions so the numbers that decide when a failing branch is called
  * again are unit tested on their own. All values in milliseconds. */

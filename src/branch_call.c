@@ -48,7 +48,7 @@
  * (curl's granularity: idle 2 s or more) is closed instead of reused.
  * Services close idle connections after a timeout of their own (gunicorn
  * 2 s, Node and Apache 5 s); a request sent just as that happens is lost
- * with the connection, and since curl no longer re-sends it (prereq_cb)
+ * with the connection, and since curl does not re-send it (prereq_cb)
  * that costs a retry after RetryInterval. Busy connections never idle this
  * long, so reuse under load is unchanged. */
 #define BRANCH_MAX_IDLE_S 1L
@@ -119,8 +119,8 @@ static struct event *g_pump; /* starts queued calls from the loop */
 
 /* Finished easy handles, kept for the next call: creating one per call
  * costs several allocations of curl's buffers on the hot path. A pooled
- * handle is not curl_easy_reset (2,900 instructions a call, 1.6 % of
- * dtmd's per saga, callgrind): the options every call shares are set once
+ * handle is not curl_easy_reset, which redoes every default per call: the
+ * options every call shares are set once
  * when the handle is made (easy_new), easy_setup sets all the others on
  * every call, and easy_put clears the pointers into the finished call. */
 #define EASY_POOL_MAX 256
@@ -137,8 +137,8 @@ static int prereq_cb(void *clientp, char *conn_primary_ip, char *conn_local_ip,
 /* No proxy variable in dtmd's environment (read at branch_call_init; a
  * process's environment does not change from outside): then every handle
  * says "no proxy" itself, and curl skips the five getenv calls with which
- * it looks for one on every transfer (1.6 % of dtmd's instructions per
- * saga, callgrind). With one set, curl reads them as usual. */
+ * it looks for one on every transfer. With one set, curl reads them as
+ * usual. */
 static int g_no_proxy_env;
 
 static int proxy_env_absent(void) {
@@ -193,8 +193,8 @@ static void easy_put(CURL *e) {
 /* Parsed origins (scheme://host:port as written) for CURLOPT_CURLU, shared
  * by the calls to them. curl only reads the CURLU it is given: it works on
  * its own copy (curl_url_dup at connect), so one parse serves every call to
- * an origin; parsing it for each call cost 4,600 instructions (4 % of
- * dtmd's per saga, callgrind). Services are few; at most ORIGINS_MAX are
+ * an origin instead of a parse per call on the hot path. Services are
+ * few; at most ORIGINS_MAX are
  * kept, the least recently used one replaced, never one a running call
  * uses (refs): with every entry in use, a call parses its own. */
 #define ORIGINS_MAX 64
@@ -622,8 +622,7 @@ static struct curl_slist *g_default_headers;
 static struct curl_slist *build_headers(const branch_request *req) {
     /* "Name:" removes a header curl would add: Expect (100-continue waits
      * for large bodies) and Accept, which dtm's Go client does not send
-     * either (curl prints each request header byte by byte: its Accept
-     * line cost 3,500 instructions per saga, callgrind). */
+     * either (and curl prints each request header byte by byte). */
     enum { NDEF = 3 };
     const char *defaults[NDEF] = {"Content-Type: application/json", "Expect:", "Accept:"};
     int n = NDEF + (req->nheaders > 0 ? req->nheaders : 0);
@@ -681,20 +680,17 @@ static int easy_setup(struct branch_call *c) {
     curl_easy_setopt(e, CURLOPT_URL, c->url);
     /* Given only CURLOPT_URL, curl parses the URL and then rebuilds it with
      * its own aprintf to normalise it; handed the parsed URL as well, it
-     * skips the rebuild: 92,600 -> 79,800 instructions per call, -6 % of
-     * dtmd's per saga (callgrind, bench saga). A URL curl cannot parse is
-     * left to CURLOPT_URL, so curl reports it as before.
+     * skips the rebuild. A URL curl cannot parse is left to CURLOPT_URL, so
+     * that curl reports the error itself.
      *
      * Without a proxy, curl is given only the origin to parse and the
      * request target (path and query) as it is, with CURLOPT_REQUEST_TARGET:
-     * libcurl 7.88 otherwise prints the path and the long dtm query through
-     * its own printf, a function call per byte, twice (the request line, and
-     * a copy for authentication it builds whether or not there is any), and
-     * parses the query first. dtmd's instructions per saga 315,000 ->
-     * 276,000 (make bench-callgrind). The path goes out as written, as
-     * dtm's Go client sends it; curl would have removed "." and ".."
-     * segments. Through a proxy the target must be the whole URL, so curl
-     * builds it as before. */
+     * otherwise libcurl prints the path and the long dtm query through its
+     * own printf, a function call per byte, twice (the request line, and a
+     * copy for authentication it builds whether or not there is any), and
+     * parses the query first. The path goes out as written, as dtm's Go
+     * client sends it; curl would have removed "." and ".." segments.
+     * Through a proxy the target must be the whole URL, so curl builds it. */
     size_t at, len;
     int split = g_no_proxy_env && branch_url_target(c->url, &at, &len);
     c->cu = split ? origin_get(c, c->url, at) : parse_url(c->url, strlen(c->url));

@@ -6,8 +6,8 @@
  * Connections are reused between calls (one curl multi handle), but a call
  * sends its request once: if the connection dies without an answer, the call
  * fails rather than being sent again, so the caller's retry is the only one.
- * The result of a call is classified exactly as dtm does (PROTOCOL.md
- * section 3). */
+ * The result of a call is classified exactly as dtm does
+ * (docs/protocol.md#calling-a-branch). */
 #ifndef DTMD_BRANCH_CALL_H
 #define DTMD_BRANCH_CALL_H
 

@@ -9,9 +9,9 @@
  * config_env_name) and validation, so the three cannot drift apart.
  *
  * Order: defaults, then the YAML file, then the environment (the environment
- * wins, PROTOCOL.md 12.9). A bad value is refused with a message naming the
- * key; dtm would silently keep a zero, which is how misconfigured servers
- * retry in a tight loop. Allocation failure aborts, as everywhere in dtmd. */
+ * wins: docs/configuration.md#environment-variables). A bad value is refused
+ * with a message naming the key; dtm would silently keep a zero, which is how
+ * misconfigured servers retry in a tight loop. Allocation failure aborts, as everywhere in dtmd. */
 #include "config.h"
 #include "url_allow.h"
 #include "log.h"
@@ -121,7 +121,7 @@ static const key_def keys[] = {
     {"RequestTimeout", K_DUR, OFF(request_timeout), 0, 0, NULL},
     {"RetryMaxInterval", K_DUR, OFF(retry_max_interval), 0, 0, NULL},
     {"LogLevel", K_LEVEL, OFF(log_level), 0, 0, NULL},
-    /* ---- logging (README "Operations"); Log.Level is LogLevel's dtm spelling ---- */
+    /* ---- logging (docs/configuration.md#logs); Log.Level is LogLevel's dtm spelling ---- */
     {"Log.Level", K_LEVEL, OFF(log_level), 0, 0, NULL},
     {"Log.Format", K_LOGFMT, OFF(log_json), 0, 0, NULL},
     {"Log.Outputs", K_LIST, OFF(log_outputs), 0, 0, NULL},
@@ -134,7 +134,7 @@ static const key_def keys[] = {
      "expected a positive integer"},
     {"Limits.MaxBranches", K_INT, OFF(max_branches), 1, INT_MAX, "expected a positive integer"},
     {"Limits.MaxGidLength", K_INT, OFF(max_gid_length), 1, INT_MAX, "expected a positive integer"},
-    /* ---- security and limits (README "Security and limits") ---- */
+    /* ---- security and limits (docs/configuration.md#security) ---- */
     {"Auth.Token", K_STR, OFF(auth_token), 0, 0, NULL},
     {"Auth.AdminToken", K_STR, OFF(auth_admin_token), 0, 0, NULL},
     {"BranchAllow", K_LIST, OFF(branch_allow_text), 0, 0, NULL},

@@ -4,7 +4,7 @@
  * configuration file starts dtmd unchanged. Every key can also be given as an
  * environment variable named by dtm's rule (Store.Host -> STORE_HOST,
  * HttpPort -> HTTP_PORT); unlike dtm, the environment wins over the file
- * (PROTOCOL.md section 12.9). Durations are seconds and may be fractional. */
+ * (docs/configuration.md#environment-variables). Durations are seconds and may be fractional. */
 #ifndef DTMD_CONFIG_H
 #define DTMD_CONFIG_H
 
@@ -63,7 +63,7 @@ typedef struct dtmd_config {
     int max_branches;      /* Limits.MaxBranches, default 2000 */
     int max_gid_length;    /* Limits.MaxGidLength, default 128 */
 
-    /* Security and limits (dtmd only; see README "Security and limits") */
+    /* Security and limits (dtmd only; see docs/security.md) */
     char *auth_token;        /* Auth.Token: bearer token for the API, "" = open */
     char *auth_admin_token;  /* Auth.AdminToken: token for management routes, "" = none */
     char *branch_allow_text; /* BranchAllow as given (comma list), "" = allow all */
@@ -110,7 +110,7 @@ void config_print(const dtmd_config *cfg, FILE *out);
 
 /* How long a process that takes a transaction to drive holds it before any
  * other may: RetryInterval, capped by RetryMaxInterval like every other wait
- * (PROTOCOL.md 12.3). The cron scanner's lease and a request's claim. */
+ * (docs/protocol.md#retries-and-back-off). The cron scanner's lease and a request's claim. */
 int64_t config_lease_ms(const dtmd_config *cfg);
 
 void config_free(dtmd_config *cfg);

@@ -737,7 +737,7 @@ static void pass_write(pass *p, int expected_status, rargs *fields, int64_t due_
     store_script("cas_update", finished ? 3 : 2, &a, write_done, p);
 }
 
-/* The fields of a branch result (PROTOCOL.md 5.1); updates memory. */
+/* The fields of a branch result (docs/protocol.md#retries-and-back-off); updates memory. */
 static void result_fields(pass *p, int bi, int new_status, branch_outcome o, rargs *f) {
     trans *t = p->t;
     branch *b = bi >= 0 ? &t->branches[bi] : NULL;

@@ -1,6 +1,6 @@
 /* engine.h - drives transactions: one "pass" per transaction at a time.
  *
- * A pass runs a transaction's mode logic once (PROTOCOL.md section 4): it
+ * A pass runs a transaction's mode logic once (docs/modes.md): it
  * calls the branches that are due, persists every result with one Lua
  * script before acting on it, changes the global status by compare-and-set,
  * and ends when nothing is in flight and nothing more can be done now. What
@@ -19,7 +19,7 @@
 
 struct event_base;
 
-/* How a pass ended, for wait_result answers (PROTOCOL.md 5.5). err is NULL,
+/* How a pass ended, for wait_result answers (docs/protocol.md#wait_result). err is NULL,
  * or why the pass stopped early (store unavailable / another writer changed
  * the status). halted is BR_SUCCESS, or the outcome of the branch call that
  * made a TCC/XA/msg pass stop walking its branches, with halt_msg saying why. */

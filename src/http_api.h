@@ -2,7 +2,7 @@
  *
  * Handlers never block: each request that needs the store or a whole
  * transaction (wait_result) becomes an api_call answered from a callback.
- * Every answer uses dtm's envelope (PROTOCOL.md 1.1): 200 SUCCESS, 409
+ * Every answer uses dtm's envelope (docs/protocol.md#answers): 200 SUCCESS, 409
  * FAILURE, 425 ONGOING, plus dtmd's 400 for bad input and 503 when the
  * store is unreachable (12.6). */
 #ifndef DTMD_HTTP_API_H

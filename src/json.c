@@ -22,9 +22,8 @@
 /* ---- the tree, built in an arena -------------------------------------
  *
  * yajl_tree_parse makes an allocation for every value, key and string and
- * reallocs an object's key and value arrays at every member: parsing a
- * submit was 68 allocations and 7 % of dtmd's instructions per saga
- * (callgrind). Here yajl's event parser fills nodes of the same public
+ * reallocs an object's key and value arrays at every member: dozens of
+ * allocations per submit. Here yajl's event parser fills nodes of the same public
  * layout (struct yajl_val_s: callers keep the YAJL_* accessors) in an
  * arena (arena.h), each container's members gathered on a stack and copied
  * out at its end, and json_free frees the arena at once. What

@@ -14,7 +14,7 @@ int key_shard(const char *gid, size_t len, int nshards) {
 
 /* "<prefix>{<shard>}<what>": written piece by piece, not with sb_printf,
  * since every transaction's store call names two or three of these keys
- * (vsnprintf was 1.5 % of dtmd's instructions per saga, callgrind). */
+ * and vsnprintf is costly on that path. */
 static void key_shard_part(sbuf *out, const char *prefix, int shard, const char *what) {
     sb_reset(out);
     sb_puts(out, prefix);

@@ -160,9 +160,7 @@ int main(int argc, char **argv) {
     /* epoll's changelist: the interest changes a loop pass makes on one
      * socket reach the kernel as one epoll_ctl when it next waits. evhttp
      * turns writing off and reading on after every answer, two calls made
-     * one: epoll_ctl per saga 4.1 -> 3.05, 15.3 -> 14.3 system calls (strace
-     * -c, bench saga), sys time per saga about -15 % (3 of 4 back-to-back
-     * pairs at a fixed rate). libevent's caveat is dup()ed descriptors, which
+     * one (docs/performance.md). libevent's caveat is dup()ed descriptors, which
      * dtmd never watches; a descriptor closed and reopened within one pass
      * is retried as an ADD by libevent. */
     struct event_config *ec = event_config_new();

@@ -66,7 +66,7 @@ static family f_handled = {"dtm_transaction_handled_duration",
 static family f_branch = {
     "dtm_branch_process_total", "All branches processed by dtm", "counter", NULL, 0, 0, NULL, 0};
 
-/* dtmd's own (README "Operations"). */
+/* dtmd's own (docs/operations.md#metrics). */
 static family f_branch_dur = {"dtmd_branch_call_duration_seconds",
                               "Branch call latency by op and outcome "
                               "(success, failure, ongoing, error).",

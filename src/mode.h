@@ -70,7 +70,7 @@ typedef struct mode_decision {
  * call. The message (halt, fail or status reason) is appended to text. */
 typedef struct mode_effect {
     int branch_status;   /* -1: keep */
-    int record;          /* store the result fields (PROTOCOL.md 5.1) */
+    int record;          /* store the result fields (docs/protocol.md#retries-and-back-off) */
     int retry;           /* retry_count + 1, and call the branch again in this pass */
     int retry_exhausted; /* a retry is refused: retry_limit is reached */
     int halt;            /* the walk stops here; text says why (wait_result) */

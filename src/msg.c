@@ -1,4 +1,4 @@
-/* msg.c - two-phase message decisions (PROTOCOL.md 4.3, docs/modes.md).
+/* msg.c - two-phase message decisions (docs/modes.md#msg).
  *
  * A msg is prepared by the application before its local transaction and
  * submitted after it commits. If the application dies in between, the msg

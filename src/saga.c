@@ -1,4 +1,4 @@
-/* saga.c - SAGA decisions (PROTOCOL.md 4.2, docs/modes.md).
+/* saga.c - SAGA decisions (docs/modes.md#saga).
  *
  * Storage order per step i is [compensate, action] (branch 2i and 2i+1).
  * Forward phase: call every action that is prepared and runnable (its

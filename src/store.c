@@ -77,8 +77,7 @@ static char *ra_copy(rargs *a, const char *s, size_t n) {
 
 /* Room for n more arguments (slots double, starting at RA_FIRST_ARGS).
  * argv and lens share one block, lens after the cap pointers: one
- * allocation per growth instead of two reallocs (ra_reserve made 28 of
- * dtmd's allocations per saga, callgrind). */
+ * allocation per growth instead of two reallocs. */
 static void ra_reserve(rargs *a, int n) {
     if (a->argc + n <= a->cap) return;
     int cap = a->cap ? a->cap : RA_FIRST_ARGS;
@@ -115,8 +114,8 @@ char *ra_alloc(rargs *a, size_t n) {
 
 /* Put n arguments in front of a's, copied into a's arena, without copying
  * a's own: how store_script puts "EVALSHA <sha> <nkeys>" before a script's
- * keys and arguments. It copied all of them (about 30 per call) into a new
- * rargs: 3.6 % of dtmd's instructions in the saga bench (callgrind). */
+ * keys and arguments, without copying the 30 or so arguments of every
+ * command into a new rargs. */
 static void ra_prepend(rargs *a, int n, const char *const *s, const size_t *lens) {
     ra_reserve(a, n);
     memmove(a->argv + n, a->argv, sizeof(char *) * (size_t)a->argc);

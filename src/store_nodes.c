@@ -125,8 +125,8 @@ static size_t resp_format(char *out, size_t cap, int argc, const char **argv, co
 
 /* The command is formatted here and handed over with
  * redisAsyncFormattedCommand: hiredis' own argv formatting (sds, sdscatfmt)
- * was 6 % of dtmd's CPU (perf, bench saga); this is a length pass and one
- * copy, on the stack for the usual small command. */
+ * is costly for every command; this is a length pass and one copy, on the
+ * stack for the usual small command. */
 int node_send(store_node *n, int queue, redisCallbackFn *fn, void *privdata, int argc,
               const char **argv, const size_t *lens) {
     if (nd.stopping || !n->ac || (!n->up && !queue)) return REDIS_ERR;

@@ -1,4 +1,4 @@
-/* tcc.c - TCC and XA decisions (PROTOCOL.md 4.4, 4.5, docs/modes.md).
+/* tcc.c - TCC and XA decisions (docs/modes.md#tcc-and-xa).
  *
  * Both modes are a second phase over branches the application registered
  * while the transaction was prepared: TCC stores [cancel, confirm] per

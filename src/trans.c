@@ -143,7 +143,7 @@ static size_t put_counted(char *out, const char *s, size_t n) {
 
 void branch_def_value(const branch *b, rargs *a) {
     /* Written straight into the command's arena: sized first, no buffer
-     * growing and copied (4 allocations per saga fewer, callgrind). */
+     * growing and copied. */
     const char *part[3] = {b->branch_id ? b->branch_id : "", b->op ? b->op : "",
                            b->url ? b->url : ""};
     size_t data_len = b->data ? b->data_len : 0, len[3], total = data_len;

@@ -104,7 +104,7 @@ void trans_branch_state_field(const trans *t, int i, rargs *a);
 void branch_def_value(const branch *b, rargs *a);
 void branch_state_value(const branch *b, rargs *a);
 
-/* Timing helpers (PROTOCOL.md 5.1, 4.1); all in milliseconds. */
+/* Timing helpers (docs/protocol.md#retries-and-back-off, #timeouts); all in ms. */
 int64_t trans_base_interval_ms(const trans *t, const dtmd_config *cfg);
 int64_t trans_request_timeout_ms(const trans *t, const dtmd_config *cfg);
 int64_t trans_timeout_ms(const trans *t, const dtmd_config *cfg); /* 0 = never */

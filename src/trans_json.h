@@ -6,7 +6,7 @@
 #include "trans.h"
 #include "util.h"
 
-/* JSON of the global record (PROTOCOL.md 2.2) and of branch i (2.3). */
+/* JSON of the global record and of branch i (docs/protocol.md#stored-records). */
 void trans_to_json(const trans *t, sbuf *out);
 void branch_to_json(const trans *t, int i, sbuf *out);
 

@@ -1,7 +1,7 @@
 /* trans_request.c - a transaction from a request body: parsing, validation
  * and the branches a saga or msg has at creation (see trans_request.h).
  *
- * Validation is strict where dtm is lenient (PROTOCOL.md 12.6): a request
+ * Validation is strict where dtm is lenient (docs/protocol.md#bad-input): a request
  * that dtmd cannot execute faithfully is refused with a message before
  * anything is stored, instead of being stored and retried forever. */
 #include "trans_request.h"

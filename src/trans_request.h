@@ -41,7 +41,7 @@ size_t trans_step_topics(const trans *t, char ***names);
 const json_strs *topic_set_find(const topic_set *ts, const char *name);
 void topic_set_free(topic_set *ts);
 
-/* Generate the branches a saga/msg has at creation (PROTOCOL.md 2.4),
+/* Generate the branches a saga/msg has at creation (docs/protocol.md#branches),
  * expanding msg topic steps with topics (may be NULL when no step names a
  * topic). -1 + err on invalid steps or an unknown topic (400). */
 int trans_make_branches(trans *t, const dtmd_config *cfg, const topic_set *topics, char *err,

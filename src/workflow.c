@@ -1,4 +1,4 @@
-/* workflow.c - workflow decisions (PROTOCOL.md 4.6, docs/modes.md).
+/* workflow.c - workflow decisions (docs/modes.md#workflow).
  *
  * A workflow runs inside the application (the SDK); dtmd only records its
  * progress (registerBranch) and outcome (submit). If the application dies

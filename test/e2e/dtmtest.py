@@ -57,7 +57,7 @@ ERROR = (500, "internal error from stub", 0)
 # delay, then closes the connection without answering.
 CLOSE = "close"
 
-# Branch status shorthands (PROTOCOL.md section 10: P/S/F).
+# Branch status shorthands: P/S/F.
 P, S, F = "prepared", "succeed", "failed"
 
 # Timings used by the default dtmd configuration (seconds).

@@ -9,7 +9,7 @@ Set-up (what `make deps-ui` does, repeated here for a bare pytest run):
 Debian's chromium and nodejs, playwright-core from npm into test/e2e/.node.
 The browser tests are skipped, saying why, only when that cannot be done.
 DTMD_UI_SCREENSHOTS=<dir> also writes admin.png / admin-detail.png there
-(docs/ holds the README's copy)."""
+(docs/ holds the copies docs/operations.md shows)."""
 
 import json
 import os

@@ -1,4 +1,4 @@
-"""AlertWebHook (PROTOCOL.md section 3): after a failed branch call doubled the
+"""AlertWebHook (docs/protocol.md#alerts): after a failed branch call doubled the
 retry interval AlertRetryLimit times, dtmd logs a warning and POSTs
 {"gid","status","branch","error","retry_count"} to the hook; the hook's own
 answer does not matter and never delays the transaction."""

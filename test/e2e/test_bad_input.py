@@ -1,4 +1,4 @@
-"""Bad requests: 400 + {"message": ...} and nothing stored (PROTOCOL.md section 12.6)."""
+"""Bad requests: 400 + {"message": ...} and nothing stored (docs/protocol.md#bad-input)."""
 
 import json
 

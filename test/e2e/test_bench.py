@@ -7,7 +7,7 @@ what it refuses. Then bench/run.sh runs once, briefly (1 s per workload, no
 cluster): every transaction it submitted must be found succeed, the Redis round
 trips and branch calls it reports per transaction must be those of each mode,
 and it must leave nothing running. Its figures (tx/s, latency) are measured,
-never asserted (README "Testing").
+never asserted (docs/testing.md).
 """
 
 import json

@@ -919,7 +919,7 @@ def test_cluster_master_failover_under_traffic(rcluster, stub, tmp_path, request
             wait_until(lambda: len(gids) >= n + 20, 15, msg="traffic after CLUSTER FAILOVER")
             # 2. a master killed: its replica is elected after cluster-node-timeout
             # Redis replication is asynchronous: a submit acknowledged in the
-            # master's last moment could die with it (a Redis limit, README).
+            # master's last moment could die with it (a Redis limit, docs/durability.md).
             # So new submits pause while the replica catches up; the passes
             # already running go on writing and are killed mid-flight.
             pairs = masters_and_replicas(c)

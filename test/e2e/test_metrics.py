@@ -1,4 +1,4 @@
-"""GET /api/metrics: Prometheus text with dtm's metric names (PROTOCOL.md 1.2),
+"""GET /api/metrics: Prometheus text with dtm's metric names (docs/operations.md#metrics),
 counting API requests, passes and branch calls; plus dtmd's own gauges."""
 
 import re

@@ -1,7 +1,7 @@
 """MSG (two-phase message), topics and the KV endpoints, end to end.
 
-Spec: /work/shared/PROTOCOL.md sections 1.2, 2.4 (msg layout), 3, 4.3, 4.7, 5, 8
-and 12 (section 12 wins). A msg has one `action` branch per step (per
+Spec: docs/protocol.md (endpoints, branches, calling a branch, topics),
+docs/modes.md#msg and docs/requests.md. A msg has one `action` branch per step (per
 subscriber for `topic://<name>` steps), ids "%02d" or "%02d-%02d"; the
 check-back call is GET query_prepared?branch_id=00&gid=..&op=msg&trans_type=msg.
 Branch statuses P/S = prepared/succeed (msg branches never fail).
@@ -334,7 +334,7 @@ def test_msg_check_back_intervals(start_dtmd, stub):
 
 
 def test_msg_check_back_ongoing_resets_interval(start_dtmd, stub, gid):
-    """PROTOCOL.md 3 / 4.3 (dtm cronReset): a check-back answering ONGOING is asked
+    """docs/modes.md#msg (as dtm): a check-back answering ONGOING is asked
     again after the *base* interval, even after errors had doubled it."""
     d = start_dtmd(TIMEOUT_TO_FAIL=0.3, **FAST)
     stub.plan("QueryPrepared", [ERROR, ERROR, ONGOING])
@@ -449,7 +449,7 @@ def test_msg_check_back_then_delay(start_dtmd, stub, gid):
 
 def test_msg_empty_url_and_empty_payload(dtmd, stub, gid):
     """An empty action URL is an instant success (no call); an empty payload is sent
-    as GET without a body (PROTOCOL.md 3)."""
+    as GET without a body (docs/protocol.md#calling-a-branch)."""
     post_ok(dtmd, "/submit", msg(gid, ["", stub.url("TransIn")], payloads=['{"a":1}', ""]))
     q = dtmd.wait_status(gid, S)
     assert statuses(q) == [S, S]
@@ -483,7 +483,7 @@ def test_msg_empty_urls_with_delay_wait_for_it(dtmd, stub, gid):
 
 
 # --------------------------------------------------------------------------
-# 5: endpoints vs state (PROTOCOL.md 4.7)
+# 5: endpoints vs state (docs/requests.md)
 
 def test_msg_abort_prepared(dtmd, stub, redis_server, gid):
     body = default_msg(stub, gid, timeout_to_fail=1)
@@ -666,7 +666,7 @@ RETRY_CASES = {
     "500": (ERROR, {}),
     "425": (ONGOING, {}),
     "200-ONGOING": (ONGOING_200, {}),
-    # retry_limit is a saga option (PROTOCOL.md 1.3): a msg keeps retrying
+    # retry_limit is a saga option (docs/protocol.md#transaction-requests): a msg keeps retrying
     "500-retry-limit-1": (ERROR, {"retry_limit": 1}),
     # timeout_to_fail only concerns a prepared msg: a submitted one never times out
     "425-timeout-to-fail-1": ((425, "", 0.6), {"timeout_to_fail": 1}),
@@ -733,7 +733,7 @@ def test_msg_wait_result_success(dtmd, stub, gid, prepare_first):
 def test_msg_wait_result_branch_not_done(dtmd, stub, gid, reply, status):
     stub.plan("TransOut", [reply])
     st, resp = dtmd.api("POST", "/submit", body=default_msg(stub, gid, wait_result=True))
-    if status == 409:  # dtm: 409 FAILURE even for ONGOING (PROTOCOL.md 5.5)
+    if status == 409:  # dtm: 409 FAILURE even for ONGOING (docs/protocol.md#wait_result)
         assert_409(st, resp)
     else:
         assert st == 500, (st, resp)
@@ -1072,7 +1072,7 @@ def test_msg_sigkill_prepared(dtmd, stub, gid, when):
 
 def test_msg_delivery_backoff(start_dtmd, stub):
     """ERROR and FAILURE of a msg branch double the interval; ONGOING keeps it
-    (PROTOCOL.md 5.1). Base 0.15 s."""
+    (docs/protocol.md#retries-and-back-off). Base 0.15 s."""
     d = start_dtmd(**FAST)
     g_err, g_on = new_gid("backoff"), new_gid("ongoing")
     stub.plan("Out-err", [ERROR, FAIL_409, ERROR])

@@ -1,5 +1,5 @@
 """Installing and packaging dtmd: `make install`, `make deb`, the systemd unit
-and `make run` (README "Running in production", "Quick start").
+and `make run` (docs/operations.md).
 
 The .deb is built with the repository's Makefile, checked with dpkg-deb (and
 lintian when installed), extracted into a temporary root, and the extracted
@@ -148,6 +148,8 @@ def test_deb_metadata_and_contents(deb):
         "/usr/share/doc/dtmd/README.md.gz": "-rw-r--r--",
         "/usr/share/doc/dtmd/copyright": "-rw-r--r--",
         "/usr/share/doc/dtmd/grafana-dashboard.json": "-rw-r--r--",
+        "/usr/share/doc/dtmd/docs/operations.md": "-rw-r--r--",
+        "/usr/share/doc/dtmd/docs/configuration.md": "-rw-r--r--",
     }
     for path, mode in expect.items():
         assert path in entries, "%s missing from the package:\n%s" % (path, listing)
@@ -257,7 +259,9 @@ def test_make_install_prefix_destdir(tmp_path):
                        "etc/logrotate.d/dtmd": 0o644,
                        "opt/dtmd/share/doc/dtmd/README.md": 0o644,
                        "opt/dtmd/share/doc/dtmd/conf.sample.yml": 0o644,
-                       "opt/dtmd/share/doc/dtmd/grafana-dashboard.json": 0o644}.items():
+                       "opt/dtmd/share/doc/dtmd/grafana-dashboard.json": 0o644,
+                       "opt/dtmd/share/doc/dtmd/docs/operations.md": 0o644,
+                       "opt/dtmd/share/doc/dtmd/docs/protocol.md": 0o644}.items():
         st = (dest / path).stat()
         assert st.st_mode & 0o777 == mode, (path, oct(st.st_mode))
     unit = (dest / "opt/dtmd/lib/systemd/system/dtmd.service").read_text()

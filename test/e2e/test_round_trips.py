@@ -1,9 +1,9 @@
-"""Redis round trips per transaction, mode by mode: the counts README
-("Performance") documents, checked with Redis MONITOR.
+"""Redis round trips per transaction, mode by mode: the counts
+docs/performance.md#redis-round-trips-per-transaction documents, checked with
+Redis MONITOR.
 
-Issue 4 asks for as few round trips as correctness allows and for the count per
-mode in README; these tests hold dtmd to that count, so a change that adds one
-fails here. A round trip is a command dtmd sends that names the transaction
+Every round trip is latency and Redis CPU on the hot path; these tests hold
+dtmd to the documented count, so a change that adds one fails here. A round trip is a command dtmd sends that names the transaction
 (its scripts name the gid in their keys and arguments); what a script does
 inside Redis (MONITOR's "lua" lines) is part of the same round trip.
 

@@ -1,6 +1,6 @@
 """SAGA end to end: real redis-server + dtmd + business stub.
 
-Spec: /work/shared/PROTOCOL.md sections 1-5, 10 ("Saga" table) and 12.
+Spec: docs/protocol.md, docs/modes.md#saga and docs/requests.md.
 Branch arrays are in storage order [compensate1, action1, compensate2,
 action2, ...] with statuses P/S/F = prepared/succeed/failed.
 """
@@ -553,7 +553,7 @@ def test_sdk_shaped_bodies(dtmd, stub, gid, sdk):
 
 
 def test_get_when_payload_empty(dtmd, stub, gid):
-    """Method is POST if the payload is non-empty, else GET (PROTOCOL.md section 3)."""
+    """Method is POST if the payload is non-empty, else GET (docs/protocol.md#calling-a-branch)."""
     submit_ok(dtmd, saga(gid, [(stub.url("TransOut"), "")], payloads=[""]))
     dtmd.wait_status(gid, S)
     c = stub.calls("TransOut")[0]
@@ -829,7 +829,7 @@ def test_two_dtmd_share_one_redis(start_dtmd, stub, gid):
 
 
 # --------------------------------------------------------------------------
-# more options and decisions (PROTOCOL.md section 12)
+# more options and decisions (docs/protocol.md#where-dtmd-differs-from-dtm)
 
 def test_retry_limit_counts_across_restarts(dtmd, stub, gid):
     """12.4: retry_count is persisted; retry_limit counts across passes and restarts."""

@@ -1,4 +1,4 @@
-"""Security and limits (README "Security and limits"): bearer-token auth, the
+"""Security and limits (docs/security.md): bearer-token auth, the
 branch URL allow-list (SSRF defence), request limits and hostile input.
 
 Every hostile request gets a 4xx or a closed connection, never a crash, a

@@ -2,7 +2,7 @@
 error (`last_error`: branch, op, URL, outcome, HTTP status and a body
 excerpt or the transport error, time) and its `retry_count`, both always
 present; branch errors are logged at warn with the gid; `/api/dtmsvr/all`
-filters the stuck ones (`stuckRetries`, `stuckAge`). README "Admin UI"."""
+filters the stuck ones (`stuckRetries`, `stuckAge`). docs/operations.md#why-is-a-transaction-stuck."""
 
 import json
 import time

@@ -1,7 +1,7 @@
 """TCC and XA end to end: real redis-server + dtmd + business stub.
 
-Spec: /work/shared/PROTOCOL.md sections 1, 3, 4.4 (TCC), 4.5 (XA), 4.7
-(endpoint vs state), 5 (retry, wait_result) and 12 (dtmd decisions).
+Spec: docs/protocol.md (calling a branch, retries, wait_result),
+docs/modes.md#tcc-and-xa and docs/requests.md (endpoint vs state).
 
 The application (SDK) registers branches while the transaction is prepared and
 calls try/action itself; dtmd only runs the second phase. Storage order per
@@ -129,7 +129,7 @@ def test_tcc_success_confirms_last_to_first(dtmd, stub, redis_server, gid):
     for c, data, bid in zip(calls, reversed(datas), ("03", "02", "01")):
         assert c.raw_query == "branch_id=%s&gid=%s&op=confirm&trans_type=tcc" % (bid, gid)
         assert c.body == data.encode()
-        # POST with a payload, GET without (PROTOCOL.md 3)
+        # POST with a payload, GET without (docs/protocol.md#calling-a-branch)
         assert c.method == ("POST" if data else "GET"), c
         assert c.headers.get("content-type", "").startswith("application/json")
     for a, b in zip(calls, calls[1:]):
@@ -318,7 +318,7 @@ def test_tcc_ongoing_keeps_interval(start_dtmd, stub, gid):
 
 
 # --------------------------------------------------------------------------
-# TCC: wait_result (PROTOCOL.md 5.5)
+# TCC: wait_result (docs/protocol.md#wait_result)
 
 def test_tcc_wait_result_success(dtmd, stub, gid):
     prepare(dtmd, gid)
@@ -459,7 +459,7 @@ def test_register_branch_strips_gid_like_prepare(dtmd, stub, gid):
 
 
 def test_register_extra_keys_ignored(dtmd, stub, gid):
-    """SDKs send try/status keys too; they are ignored (PROTOCOL.md 4.4)."""
+    """SDKs send try/status keys too; they are ignored (docs/protocol.md#transaction-requests)."""
     prepare(dtmd, gid)
     body = tcc_branch(stub, gid, "01", "A")
     body.update({"try": stub.url("ATry"), "status": "prepared"})
@@ -566,7 +566,7 @@ def test_tcc_sigkill_while_aborting(dtmd, stub, gid):
 
 
 # --------------------------------------------------------------------------
-# endpoint vs state (PROTOCOL.md 4.7)
+# endpoint vs state (docs/requests.md)
 
 def make_tcc_state(dtmd, stub, gid, state):
     """A TCC transaction with one registered branch (A), brought into `state`."""

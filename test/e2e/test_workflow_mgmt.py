@@ -1,6 +1,6 @@
 """Workflow and management endpoints end to end: real redis-server + dtmd + stub.
 
-Spec: /work/shared/PROTOCOL.md sections 1.2, 1.4, 4.6, 4.7, 5 and 12.
+Spec: docs/protocol.md, docs/modes.md#workflow and docs/requests.md.
 
 Workflow: the SDK runs the workflow itself; dtmd records progress
 (registerBranch, no call is ever made for it) and the outcome (submit with
@@ -9,7 +9,7 @@ query_prepared (branch_id 00, op = workflow name, body = decoded input) so the
 SDK can resume; the answer never changes the state.
 
 Management: forceStop, resetNextCronTime, resetCronTime, all; bad input to each
-(400 + {"message"}, nothing stored, PROTOCOL.md 12.6).
+(400 + {"message"}, nothing stored, docs/protocol.md#bad-input).
 """
 
 import datetime

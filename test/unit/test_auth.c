@@ -1,5 +1,5 @@
 /* test_auth.c - unit tests for auth.c (bearer tokens, branch URL allow-list)
- * and the configuration keys of README "Security and limits".
+ * and the configuration keys of docs/security.md.
  *
  * The allow-list is an SSRF defence, so the tests are mostly the tricks a
  * prefix match falls for: userinfo ("http://good@evil/"), host suffixes,

@@ -1,4 +1,4 @@
-/* test_limits.c - input limits of README "Security and limits": JSON nesting
+/* test_limits.c - input limits of docs/security.md#limits: JSON nesting
  * depth, control characters in gids, per-transaction durations capped so the
  * millisecond arithmetic cannot overflow. */
 #include "config.h"
