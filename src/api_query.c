@@ -91,6 +91,7 @@ typedef struct all_item {
     api_call *c;
     char *gid;
     int64_t ms;
+    trans *t; /* its record once loaded, NULL if none */
 } all_item;
 
 typedef struct all_ctx {
@@ -104,8 +105,6 @@ typedef struct all_ctx {
     /* the cursor: the last entry looked at, newest first; NULL = the start */
     int64_t pos_ms;
     char *pos_gid;
-    int64_t done_ms; /* the last entry whose record was looked at */
-    char *done_gid;
     all_item **batch; /* merged entries to load, in order */
     int nbatch;
     all_shard *shards; /* Store.Shards of them */
@@ -122,6 +121,7 @@ typedef struct all_ctx {
 #define ALL_FETCH_MAX 256 /* index entries one all_page call returns at most */
 
 static void all_next(api_call *c);
+static void all_items_free(all_ctx *x);
 
 static void all_shard_clear(all_shard *s) {
     for (int i = 0; i < s->n; i++) free(s->gids[i]);
@@ -139,13 +139,9 @@ static void all_ctx_release(all_ctx *x) {
         free(x->shards[i].from_gid);
     }
     free(x->shards);
-    for (int i = 0; i < x->nbatch; i++) {
-        free(x->batch[i]->gid);
-        free(x->batch[i]);
-    }
+    all_items_free(x);
     free(x->batch);
     free(x->pos_gid);
-    free(x->done_gid);
     free(x->status);
     free(x->type);
     free(x->only_gid);
@@ -153,7 +149,7 @@ static void all_ctx_release(all_ctx *x) {
     x->shards = NULL;
     x->nshards = x->nbatch = 0;
     x->batch = NULL;
-    x->pos_gid = x->done_gid = x->status = x->type = x->only_gid = NULL;
+    x->pos_gid = x->status = x->type = x->only_gid = NULL;
 }
 
 static void all_finish(api_call *c, int done) {
@@ -206,6 +202,18 @@ static int all_exhausted(const all_ctx *x) {
     return 1;
 }
 
+static void all_items_free(all_ctx *x) {
+    for (int i = 0; i < x->nbatch; i++) {
+        trans_free(x->batch[i]->t);
+        free(x->batch[i]->gid);
+        free(x->batch[i]);
+    }
+    x->nbatch = 0;
+}
+
+/* Every record of the batch is in: list them in merge order (on a cluster
+ * the masters answer in any order), up to the byte budget, and page on
+ * after the last one looked at. */
 static void all_batch_done(api_call *c) {
     all_ctx *x = c->extra;
     if (x->store_failed) {
@@ -213,19 +221,19 @@ static void all_batch_done(api_call *c) {
         api_reply_error(c, 503, "store unavailable");
         return;
     }
-    /* page on after the last transaction looked at: the whole batch, or up
-     * to where the byte budget stopped */
-    if (x->done_gid) {
+    for (int i = 0; i < x->nbatch && !x->budget_hit; i++) {
+        all_item *it = x->batch[i];
+        if (it->t && all_match(x, it->t)) {
+            if (x->found++) sb_putc(&x->out, ',');
+            trans_to_json(it->t, &x->out);
+        }
         free(x->pos_gid);
-        x->pos_gid = x->done_gid;
-        x->pos_ms = x->done_ms;
-        x->done_gid = NULL;
+        x->pos_gid = it->gid;
+        x->pos_ms = it->ms;
+        it->gid = NULL;
+        if (x->out.len >= c->cfg->max_all_bytes) x->budget_hit = 1;
     }
-    for (int i = 0; i < x->nbatch; i++) {
-        free(x->batch[i]->gid);
-        free(x->batch[i]);
-    }
-    x->nbatch = 0;
+    all_items_free(x);
     if (x->budget_hit) {
         all_finish(c, 0);
         return;
@@ -241,28 +249,16 @@ static void all_batch_done(api_call *c) {
     all_next(c);
 }
 
-/* Replies arrive in the order the HGETALLs were sent (one connection; on a
- * cluster each master's in order, and a batch's done only once all are in),
- * so records are listed in merge order. An index entry whose hash has
- * expired is skipped here and left to the scanner's trim (src/retention.c). */
+/* An index entry whose hash has expired reads as no record: skipped, and
+ * left to the scanner's trim (src/retention.c). */
 static void all_item_loaded(void *arg, redisReply *reply, const char *err) {
     all_item *it = arg;
     api_call *c = it->c;
     all_ctx *x = c->extra;
-    if (err) {
+    if (err)
         x->store_failed = 1;
-    } else if (!x->budget_hit) {
-        trans *t = trans_from_hash(reply);
-        if (t && all_match(x, t)) {
-            if (x->found++) sb_putc(&x->out, ',');
-            trans_to_json(t, &x->out);
-        }
-        trans_free(t);
-        free(x->done_gid);
-        x->done_gid = xstrdup(it->gid);
-        x->done_ms = it->ms;
-        if (x->out.len >= c->cfg->max_all_bytes) x->budget_hit = 1;
-    }
+    else
+        it->t = trans_from_hash(reply);
     if (--x->pending == 0) all_batch_done(c);
 }
 
