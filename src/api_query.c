@@ -91,7 +91,8 @@ typedef struct all_item {
     api_call *c;
     char *gid;
     int64_t ms;
-    trans *t; /* its record once loaded, NULL if none */
+    trans *t;   /* its record once loaded and until listed, NULL if none */
+    int loaded; /* its HGETALL answered */
 } all_item;
 
 typedef struct all_ctx {
@@ -107,6 +108,7 @@ typedef struct all_ctx {
     char *pos_gid;
     all_item **batch; /* merged entries to load, in order */
     int nbatch;
+    int emitted;       /* batch entries listed so far (all_emit) */
     all_shard *shards; /* Store.Shards of them */
     int nshards;
     char *status, *type;
@@ -208,30 +210,16 @@ static void all_items_free(all_ctx *x) {
         free(x->batch[i]->gid);
         free(x->batch[i]);
     }
-    x->nbatch = 0;
+    x->nbatch = x->emitted = 0;
 }
 
-/* Every record of the batch is in: list them in merge order (on a cluster
- * the masters answer in any order), up to the byte budget, and page on
- * after the last one looked at. */
+/* Every record of the batch is in (and listed): page on, or answer. */
 static void all_batch_done(api_call *c) {
     all_ctx *x = c->extra;
     if (x->store_failed) {
         all_ctx_release(x);
         api_reply_error(c, 503, "store unavailable");
         return;
-    }
-    for (int i = 0; i < x->nbatch && !x->budget_hit; i++) {
-        all_item *it = x->batch[i];
-        if (it->t && all_match(x, it->t)) {
-            if (x->found++) sb_putc(&x->out, ',');
-            trans_to_json(it->t, &x->out);
-        }
-        free(x->pos_gid);
-        x->pos_gid = it->gid;
-        x->pos_ms = it->ms;
-        it->gid = NULL;
-        if (x->out.len >= c->cfg->max_all_bytes) x->budget_hit = 1;
     }
     all_items_free(x);
     if (x->budget_hit) {
@@ -249,16 +237,42 @@ static void all_batch_done(api_call *c) {
     all_next(c);
 }
 
+/* List the batch's records in merge order as far as they are in: one Redis
+ * answers in the order asked, so each at once; a cluster's masters in any
+ * order, so a record may wait for those before it. The cursor moves past
+ * each one looked at, up to the byte budget. */
+static void all_emit(api_call *c) {
+    all_ctx *x = c->extra;
+    while (x->emitted < x->nbatch && x->batch[x->emitted]->loaded && !x->budget_hit) {
+        all_item *it = x->batch[x->emitted++];
+        if (it->t && all_match(x, it->t)) {
+            if (x->found++) sb_putc(&x->out, ',');
+            trans_to_json(it->t, &x->out);
+        }
+        trans_free(it->t);
+        it->t = NULL;
+        free(x->pos_gid);
+        x->pos_gid = it->gid;
+        x->pos_ms = it->ms;
+        it->gid = NULL;
+        if (x->out.len >= c->cfg->max_all_bytes) x->budget_hit = 1;
+    }
+}
+
 /* An index entry whose hash has expired reads as no record: skipped, and
- * left to the scanner's trim (src/retention.c). */
+ * left to the scanner's trim (src/retention.c). Past the byte budget the
+ * records still arriving are not even parsed. */
 static void all_item_loaded(void *arg, redisReply *reply, const char *err) {
     all_item *it = arg;
     api_call *c = it->c;
     all_ctx *x = c->extra;
-    if (err)
+    if (err) {
         x->store_failed = 1;
-    else
+    } else if (!x->budget_hit && !x->store_failed) {
         it->t = trans_from_hash(reply);
+        it->loaded = 1;
+        all_emit(c);
+    }
     if (--x->pending == 0) all_batch_done(c);
 }
 
