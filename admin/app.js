@@ -101,9 +101,8 @@
     p.position = state.positions[state.page];
     $("trans-table").setAttribute("aria-busy", "true");
     return api("GET", "all", p).then(function (data) {
-      var rows = ((data && data.transactions) || []).slice();
-      /* newest first within the page (the API pages by shard and gid) */
-      rows.sort(function (a, b) { return ms(b.create_time) - ms(a.create_time); });
+      /* in the API's order: newest first across every shard and page */
+      var rows = (data && data.transactions) || [];
       var tb = $("trans-table").tBodies[0];
       tb.innerHTML = rows.map(function (t) {
         var retry = FINAL[t.status] ? "" : fmt(t.next_cron_time);

@@ -210,15 +210,18 @@ unfinished() {
         return n" 0 | awk '/^[0-9]+$/ {n += $1; next} {bad = 1} END {print bad ? "error" : n + 0}'
 }
 
-# Status tally of the transactions whose gid starts with $1 (shard indexes
-# are ordered by gid): "succeed 1234 submitted 2 ...", summed over the masters.
+# Status tally of the transactions whose gid starts with $1 (every gid of
+# the shard indexes, by prefix): "succeed 1234 submitted 2 ...", summed over
+# the masters.
 tally() {
     rcli_each --raw EVAL "local pre, n, out = ARGV[1], {}, {}
         for _, k in ipairs(redis.call('KEYS', 'dtmd{*}:idx')) do
           local shard = string.match(k, '{(.-)}')
-          for _, g in ipairs(redis.call('ZRANGEBYLEX', k, '[' .. pre, '(' .. pre .. '\255')) do
-            local st = redis.call('HGET', 'dtmd{' .. shard .. '}:t:' .. g, 'status') or 'missing'
-            n[st] = (n[st] or 0) + 1
+          for _, g in ipairs(redis.call('ZRANGE', k, 0, -1)) do
+            if string.sub(g, 1, #pre) == pre then
+              local st = redis.call('HGET', 'dtmd{' .. shard .. '}:t:' .. g, 'status') or 'missing'
+              n[st] = (n[st] or 0) + 1
+            end
           end
         end
         for st, c in pairs(n) do out[#out + 1] = st; out[#out + 1] = c end

@@ -1,10 +1,11 @@
 -- save_new.lua: store a new transaction atomically, unless its gid exists.
 --
--- KEYS[1] transaction hash, KEYS[2] shard due zset, KEYS[3] shard index zset,
+-- KEYS[1] transaction hash, KEYS[2] shard due zset, KEYS[3] shard index zset
+-- (gets the creation time: /all lists newest first, all_page.lua),
 -- KEYS[4] shard expiry zset (gets the time the hash expires: index_trim.lua)
 -- ARGV[1] gid, ARGV[2] due time (ms), or '-' for a transaction stored already
 -- finished (it settled at creation: engine_settle_new), ARGV[3] TTL (s),
--- ARGV[4..] field/value pairs
+-- ARGV[4] creation time (ms, the hash's create_time), ARGV[5..] field/value pairs
 -- Returns {'OK', ''} or {'EXISTS', <current status>, <current type>}; an
 -- existing transaction is never modified (dtmd never overwrites stored fields).
 local cur = redis.call('HMGET', KEYS[1], 'status', 'trans_type')
@@ -12,14 +13,14 @@ if cur[1] then
   return {'EXISTS', cur[1], cur[2] or ''}
 end
 -- Lua's unpack takes at most about 8,000 values: write in bounded chunks.
-for i = 4, #ARGV, 1000 do
+for i = 5, #ARGV, 1000 do
   redis.call('HSET', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV)))
 end
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 if ARGV[2] ~= '-' then
   redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 end
-redis.call('ZADD', KEYS[3], 0, ARGV[1])
+redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
 -- the hash's expiry by Redis' clock, as EXPIRE counts it (index_trim.lua)
 local now = redis.call('TIME')
 redis.call('ZADD', KEYS[4], string.format('%.0f', now[1] * 1000 + math.floor(now[2] / 1000) + ARGV[3] * 1000), ARGV[1])

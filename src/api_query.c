@@ -1,12 +1,13 @@
 /* api_query.c - read-only and admin endpoints: query, all, resetCronTime.
  *
- * /all pages through the shards' index zsets (keys.h) instead of SCANning
- * the keyspace: the cursor "<shard>:<last gid>" is stable while transactions
- * are added, works the same on Redis Cluster, and each page costs one
- * ZRANGEBYLEX plus one HGETALL per listed transaction (pipelined). Index
- * members whose record has expired are skipped; the retry scanner removes
- * them (retention.h), in one script with the check, so a gid stored again
- * meanwhile is never dropped. */
+ * /all lists newest first across all shards: it merges the shards' index
+ * zsets (keys.h: gid -> creation time) instead of SCANning the keyspace. The
+ * cursor "<creation ms>:<gid>" is the last entry a page looked at, so a page
+ * goes on strictly after it in every shard, transactions created meanwhile
+ * (later) never shift it, and it works the same on Redis Cluster. A page
+ * costs one all_page script per shard (pipelined) plus one HGETALL per
+ * listed transaction (pipelined). Index members whose record has expired are
+ * skipped; the retry scanner removes them (retention.h). */
 #include "api_handlers.h"
 
 #include "engine.h"
@@ -73,18 +74,44 @@ void api_query(api_call *c, struct evkeyvalq *q, const char *body, size_t len) {
 
 /* ---- all ---------------------------------------------------------------- */
 
+/* One shard's index entries fetched and not yet merged, and where its next
+ * fetch starts: after the last entry fetched from it (or the page's cursor). */
+typedef struct all_shard {
+    char **gids;
+    int64_t *ms;
+    int n, next;  /* entries fetched, the next to merge */
+    int ended;    /* the last fetch came back short: nothing after them */
+    int fetching; /* an all_page in flight */
+    int64_t from_ms;
+    char *from_gid; /* NULL = from the page's cursor */
+} all_shard;
+
+/* One HGETALL of a listing: its index entry rides along, as the cursor to
+ * page on from when the byte budget stops the answer after it. */
+typedef struct all_item {
+    api_call *c;
+    char *gid;
+    int64_t ms;
+    trans *t;   /* its record once loaded and until listed, NULL if none */
+    int loaded; /* its HGETALL answered */
+} all_item;
+
 typedef struct all_ctx {
-    int shard;
-    char *after; /* last gid seen in this shard, or NULL */
     int limit;
-    int found;      /* records written to out */
-    int scanned;    /* index entries looked at (bounds work for selective filters) */
-    int pending;    /* HGETALLs in flight */
-    int asked;      /* index entries asked for in this batch */
-    int batch_full; /* the batch was as long as asked: the shard may have more */
+    int found;   /* records written to out */
+    int scanned; /* index entries looked at (bounds work for selective filters) */
+    int pending; /* HGETALLs in flight */
+    int fetches; /* all_page calls in flight */
     int store_failed;
-    int budget_hit;  /* the answer reached Limits.MaxAllBytes: stop adding */
-    char *last_done; /* last gid of this batch looked at before the budget was hit */
+    int budget_hit; /* the answer reached Limits.MaxAllBytes: stop adding */
+    /* the cursor: the last entry looked at, newest first; NULL = the start */
+    int64_t pos_ms;
+    char *pos_gid;
+    all_item **batch; /* merged entries to load, in order */
+    int nbatch;
+    int emitted;       /* batch entries listed so far (all_emit) */
+    all_shard *shards; /* Store.Shards of them */
+    int nshards;
     char *status, *type;
     int64_t ct_start, ct_end; /* ms, 0 = unset */
     /* "stuck" filter (admin UI): unfinished and retried at least this many
@@ -94,17 +121,38 @@ typedef struct all_ctx {
     sbuf out;
 } all_ctx;
 
-static void all_fetch(api_call *c);
+#define ALL_FETCH_MAX 256 /* index entries one all_page call returns at most */
+
+static void all_next(api_call *c);
+static void all_items_free(all_ctx *x);
+
+static void all_shard_clear(all_shard *s) {
+    for (int i = 0; i < s->n; i++) free(s->gids[i]);
+    free(s->gids);
+    free(s->ms);
+    s->gids = NULL;
+    s->ms = NULL;
+    s->n = s->next = 0;
+}
 
 /* c->extra (the all_ctx itself) is freed with the api_call; its members here. */
 static void all_ctx_release(all_ctx *x) {
-    free(x->after);
+    for (int i = 0; x->shards && i < x->nshards; i++) {
+        all_shard_clear(&x->shards[i]);
+        free(x->shards[i].from_gid);
+    }
+    free(x->shards);
+    all_items_free(x);
+    free(x->batch);
+    free(x->pos_gid);
     free(x->status);
     free(x->type);
     free(x->only_gid);
-    free(x->last_done);
     sb_free(&x->out);
-    x->after = x->status = x->type = x->only_gid = x->last_done = NULL;
+    x->shards = NULL;
+    x->nshards = x->nbatch = 0;
+    x->batch = NULL;
+    x->pos_gid = x->status = x->type = x->only_gid = NULL;
 }
 
 static void all_finish(api_call *c, int done) {
@@ -120,13 +168,12 @@ static void all_finish(api_call *c, int done) {
         sb_putc(&b, ']');
     }
     sb_puts(&b, ",\"next_position\":");
-    if (done || x->only_gid) {
+    if (done || x->only_gid || !x->pos_gid) {
         sb_puts(&b, "\"\"");
     } else {
         sbuf pos;
         sb_init(&pos);
-        sb_printf(&pos, "%d:", x->shard);
-        if (x->after) sb_puts(&pos, x->after);
+        sb_printf(&pos, "%lld:%s", (long long)x->pos_ms, x->pos_gid);
         sb_json_str(&b, pos.ptr, pos.len);
         sb_free(&pos);
     }
@@ -151,6 +198,23 @@ static int all_match(all_ctx *x, const trans *t) {
     return 1;
 }
 
+/* Every shard fetched to its end and merged: the listing is complete. */
+static int all_exhausted(const all_ctx *x) {
+    for (int i = 0; i < x->nshards; i++)
+        if (!x->shards[i].ended || x->shards[i].next < x->shards[i].n) return 0;
+    return 1;
+}
+
+static void all_items_free(all_ctx *x) {
+    for (int i = 0; i < x->nbatch; i++) {
+        trans_free(x->batch[i]->t);
+        free(x->batch[i]->gid);
+        free(x->batch[i]);
+    }
+    x->nbatch = x->emitted = 0;
+}
+
+/* Every record of the batch is in (and listed): page on, or answer. */
 static void all_batch_done(api_call *c) {
     all_ctx *x = c->extra;
     if (x->store_failed) {
@@ -158,94 +222,73 @@ static void all_batch_done(api_call *c) {
         api_reply_error(c, 503, "store unavailable");
         return;
     }
-    if (x->budget_hit) { /* page on after the last transaction looked at */
-        free(x->after);
-        x->after = x->last_done;
-        x->last_done = NULL;
+    all_items_free(x);
+    if (x->budget_hit) {
         all_finish(c, 0);
         return;
     }
-    if (!x->batch_full) { /* this shard is exhausted */
-        x->shard++;
-        free(x->after);
-        x->after = NULL;
-    }
-    int all_done = x->shard >= c->cfg->store_shards;
-    if (all_done || x->only_gid || x->found >= x->limit || x->scanned >= x->limit * 10) {
-        all_finish(c, all_done);
+    if (x->only_gid || all_exhausted(x)) {
+        all_finish(c, 1);
         return;
     }
-    all_fetch(c);
+    if (x->found >= x->limit || x->scanned >= x->limit * 10) {
+        all_finish(c, 0);
+        return;
+    }
+    all_next(c);
 }
 
-/* One HGETALL of a listing: the gid rides along, as the cursor to page on
- * from when the byte budget stops the answer after it. */
-typedef struct all_item {
-    api_call *c;
-    char *gid;
-} all_item;
+/* List the batch's records in merge order as far as they are in: one Redis
+ * answers in the order asked, so each at once; a cluster's masters in any
+ * order, so a record may wait for those before it. The cursor moves past
+ * each one looked at, up to the byte budget. */
+static void all_emit(api_call *c) {
+    all_ctx *x = c->extra;
+    while (x->emitted < x->nbatch && x->batch[x->emitted]->loaded && !x->budget_hit) {
+        all_item *it = x->batch[x->emitted++];
+        if (it->t && all_match(x, it->t)) {
+            if (x->found++) sb_putc(&x->out, ',');
+            trans_to_json(it->t, &x->out);
+        }
+        trans_free(it->t);
+        it->t = NULL;
+        free(x->pos_gid);
+        x->pos_gid = it->gid;
+        x->pos_ms = it->ms;
+        it->gid = NULL;
+        if (x->out.len >= c->cfg->max_all_bytes) x->budget_hit = 1;
+    }
+}
 
-/* Replies arrive in the order the HGETALLs were sent (one connection), so
- * records are listed in index order. An index entry whose hash has expired
- * is skipped here and left to the scanner's trim (src/retention.c). */
+/* An index entry whose hash has expired reads as no record: skipped, and
+ * left to the scanner's trim (src/retention.c). Past the byte budget the
+ * records still arriving are not even parsed. */
 static void all_item_loaded(void *arg, redisReply *reply, const char *err) {
     all_item *it = arg;
     api_call *c = it->c;
     all_ctx *x = c->extra;
     if (err) {
         x->store_failed = 1;
-    } else if (!x->budget_hit) {
-        trans *t = trans_from_hash(reply);
-        if (t && all_match(x, t)) {
-            if (x->found++) sb_putc(&x->out, ',');
-            trans_to_json(t, &x->out);
-        }
-        trans_free(t);
-        free(x->last_done);
-        x->last_done = it->gid;
-        it->gid = NULL;
-        if (x->out.len >= c->cfg->max_all_bytes) x->budget_hit = 1;
+    } else if (!x->budget_hit && !x->store_failed) {
+        it->t = trans_from_hash(reply);
+        it->loaded = 1;
+        all_emit(c);
     }
-    free(it->gid);
-    free(it);
     if (--x->pending == 0) all_batch_done(c);
 }
 
-static void all_load(api_call *c, int shard, const char *gid) {
+static void all_load(api_call *c, all_item *it) {
     all_ctx *x = c->extra;
-    all_item *it = xcalloc(1, sizeof *it);
-    it->c = c;
-    it->gid = xstrdup(gid);
     rargs a;
     ra_init(&a);
     sbuf k;
     sb_init(&k);
-    key_trans(&k, c->cfg->redis_prefix, shard, gid);
+    key_trans(&k, c->cfg->redis_prefix, key_shard(it->gid, strlen(it->gid), x->nshards), it->gid);
     ra_adds(&a, "HGETALL");
     ra_add(&a, k.ptr, k.len);
     sb_free(&k);
     x->pending++;
     store_command(&a, all_item_loaded, it);
-}
-
-static void all_index_listed(void *arg, redisReply *reply, const char *err) {
-    api_call *c = arg;
-    all_ctx *x = c->extra;
-    if (err) {
-        all_ctx_release(x);
-        api_reply_store_error(c, NULL, err);
-        return;
-    }
-    size_t n = reply->type == REDIS_REPLY_ARRAY ? reply->elements : 0;
-    x->batch_full = (int)n >= x->asked;
-    x->scanned += (int)n;
-    if (n == 0) {
-        all_batch_done(c);
-        return;
-    }
-    free(x->after);
-    x->after = xstrdup(reply->element[n - 1]->str);
-    for (size_t i = 0; i < n; i++) all_load(c, x->shard, reply->element[i]->str);
 }
 
 /* Records are fetched in batches sized to the byte budget left, judged by
@@ -260,33 +303,136 @@ static int all_batch_size(const api_call *c, const all_ctx *x) {
         size_t fit = left / avg + 1;
         n = fit > 1000 ? 1000 : (int)fit;
     }
+    int scan_left = x->limit * 10 - x->scanned;
+    if (scan_left < n) n = scan_left;
     return want < n ? want : n;
 }
 
-static void all_fetch(api_call *c) {
+/* Newest first: the later creation time, then the greater gid (bytes), which
+ * is the index zsets' reverse order (lua/all_page.lua). */
+static int all_newer(int64_t ams, const char *agid, int64_t bms, const char *bgid) {
+    if (ams != bms) return ams > bms;
+    return strcmp(agid, bgid) > 0;
+}
+
+typedef struct all_fetch_arg {
+    api_call *c;
+    int shard;
+} all_fetch_arg;
+
+static void all_page_listed(void *arg, redisReply *reply, const char *err) {
+    all_fetch_arg *fa = arg;
+    api_call *c = fa->c;
     all_ctx *x = c->extra;
-    rargs a;
-    ra_init(&a);
-    sbuf k;
-    sb_init(&k);
-    key_index(&k, c->cfg->redis_prefix, x->shard);
-    ra_adds(&a, "ZRANGEBYLEX");
-    ra_add(&a, k.ptr, k.len);
-    if (x->after) {
-        sb_reset(&k);
-        sb_putc(&k, '(');
-        sb_puts(&k, x->after);
-        ra_add(&a, k.ptr, k.len);
+    all_shard *s = &x->shards[fa->shard];
+    int asked = s->fetching;
+    free(fa);
+    s->fetching = 0;
+    x->fetches--;
+    if (err || reply->type != REDIS_REPLY_ARRAY || reply->elements % 2) {
+        if (!x->store_failed) log_warn("all: shard index unreadable: %s", err ? err : "bad reply");
+        x->store_failed = 1;
     } else {
-        ra_adds(&a, "-");
+        all_shard_clear(s);
+        int n = (int)reply->elements / 2;
+        s->gids = xcalloc((size_t)n + 1, sizeof *s->gids);
+        s->ms = xcalloc((size_t)n + 1, sizeof *s->ms);
+        for (int i = 0; i < n; i++) {
+            redisReply *g = reply->element[2 * i], *sc = reply->element[2 * i + 1];
+            s->gids[i] = xstrndup(g->str ? g->str : "", g->len);
+            s->ms[i] = sc->str ? (int64_t)strtod(sc->str, NULL) : 0;
+        }
+        s->n = n;
+        s->ended = n < asked;
+        if (n > 0) {
+            free(s->from_gid);
+            s->from_gid = xstrdup(s->gids[n - 1]);
+            s->from_ms = s->ms[n - 1];
+        }
     }
-    ra_adds(&a, "+");
-    ra_adds(&a, "LIMIT");
-    ra_adds(&a, "0");
-    x->asked = all_batch_size(c, x);
-    ra_addi(&a, x->asked);
-    sb_free(&k);
-    store_command(&a, all_index_listed, c);
+    if (x->fetches > 0) return;
+    if (x->store_failed) {
+        all_ctx_release(x);
+        api_reply_error(c, 503, "store unavailable");
+        return;
+    }
+    all_next(c);
+}
+
+/* One all_page per shard whose merged entries ran out, pipelined. */
+static void all_fetch(api_call *c, int count) {
+    all_ctx *x = c->extra;
+    if (count > ALL_FETCH_MAX) count = ALL_FETCH_MAX;
+    for (int i = 0; i < x->nshards; i++) {
+        all_shard *s = &x->shards[i];
+        if (s->ended || s->next < s->n) continue;
+        rargs a;
+        ra_init(&a);
+        sbuf k;
+        sb_init(&k);
+        key_index(&k, c->cfg->redis_prefix, i);
+        ra_add(&a, k.ptr, k.len);
+        sb_free(&k);
+        const char *from = s->from_gid ? s->from_gid : x->pos_gid;
+        if (from) {
+            ra_addi(&a, s->from_gid ? s->from_ms : x->pos_ms);
+            ra_adds(&a, from);
+        } else {
+            ra_adds(&a, "");
+            ra_adds(&a, "");
+        }
+        ra_addi(&a, count);
+        all_fetch_arg *fa = xcalloc(1, sizeof *fa);
+        fa->c = c;
+        fa->shard = i;
+        s->fetching = count;
+        x->fetches++;
+        store_script("all_page", 1, &a, all_page_listed, fa);
+    }
+}
+
+/* Merge the shards' entries, newest first, into the next batch and load its
+ * records; fetch from the shards first wherever the merge cannot tell what
+ * comes next. One page thus costs one all_page per shard (more only for long
+ * pages or selective filters) and one HGETALL per entry looked at. */
+static void all_next(api_call *c) {
+    all_ctx *x = c->extra;
+    int want = all_batch_size(c, x);
+    if (!x->batch) /* all_batch_size's most */
+        x->batch = xcalloc((size_t)(x->limit < 1000 ? x->limit : 1000) + 1, sizeof *x->batch);
+    while (x->nbatch < want) {
+        int best = -1, need_fetch = 0;
+        for (int i = 0; i < x->nshards; i++) {
+            all_shard *s = &x->shards[i];
+            if (s->next >= s->n) {
+                if (!s->ended) need_fetch = 1;
+                continue;
+            }
+            if (best < 0 || all_newer(s->ms[s->next], s->gids[s->next],
+                                      x->shards[best].ms[x->shards[best].next],
+                                      x->shards[best].gids[x->shards[best].next]))
+                best = i;
+        }
+        if (need_fetch) {
+            /* one more than needed: a full answer then means more follow */
+            all_fetch(c, want - x->nbatch + 1);
+            return;
+        }
+        if (best < 0) break;
+        all_shard *s = &x->shards[best];
+        all_item *it = xcalloc(1, sizeof *it);
+        it->c = c;
+        it->ms = s->ms[s->next];
+        it->gid = s->gids[s->next];
+        s->gids[s->next++] = NULL;
+        x->batch[x->nbatch++] = it;
+    }
+    if (x->nbatch == 0) {
+        all_finish(c, 1);
+        return;
+    }
+    x->scanned += x->nbatch;
+    for (int i = 0; i < x->nbatch; i++) all_load(c, x->batch[i]);
 }
 
 static int param_int(struct evkeyvalq *q, const char *name, int64_t def, int64_t *out) {
@@ -332,26 +478,35 @@ void api_all(api_call *c, struct evkeyvalq *q, const char *body, size_t len) {
     if ((v = evhttp_find_header(q, "transType")) && *v) x->type = xstrdup(v);
     const char *pos = evhttp_find_header(q, "position");
     if (pos && *pos) {
-        char *colon = strchr(pos, ':');
-        int64_t shard;
-        char num[16];
+        /* "<creation time ms>:<gid>": the last entry the page before looked at */
+        const char *colon = strchr(pos, ':');
+        int64_t when;
+        char num[24];
         size_t nl = colon ? (size_t)(colon - pos) : 0;
-        if (!colon || nl == 0 || nl >= sizeof num) goto bad_pos;
+        if (!colon || nl == 0 || nl >= sizeof num || !colon[1] ||
+            (int)strlen(colon + 1) > c->cfg->max_gid_length)
+            goto bad_pos;
         memcpy(num, pos, nl);
         num[nl] = '\0';
-        if (parse_i64(num, &shard) || shard < 0 || shard >= c->cfg->store_shards) goto bad_pos;
-        x->shard = (int)shard;
-        if (colon[1]) x->after = xstrdup(colon + 1);
+        if (num[0] < '0' || num[0] > '9' || parse_i64(num, &when) || when < 0) goto bad_pos;
+        x->pos_ms = when;
+        x->pos_gid = xstrdup(colon + 1);
     }
     c->extra = x;
+    x->nshards = c->cfg->store_shards;
     if ((v = evhttp_find_header(q, "gid")) && *v) {
         /* One transaction: look it up directly in its shard. */
         x->only_gid = xstrdup(v);
-        x->shard = key_shard(v, strlen(v), c->cfg->store_shards);
-        all_load(c, x->shard, v);
+        all_item *it = xcalloc(1, sizeof *it);
+        it->c = c;
+        it->gid = xstrdup(v);
+        x->batch = xcalloc(1, sizeof *x->batch);
+        x->batch[x->nbatch++] = it;
+        all_load(c, it);
         return;
     }
-    all_fetch(c);
+    x->shards = xcalloc((size_t)x->nshards, sizeof *x->shards);
+    all_next(c);
     return;
 bad_pos:
     snprintf(msg, sizeof msg, "position '%.60s' is not a cursor returned by /all", pos);

@@ -417,6 +417,7 @@ static void save_new(api_call *c) {
     else
         ra_addi(&a, t->next_cron_ms);
     ra_addi(&a, settled ? c->cfg->finished_data_expire : c->cfg->data_expire);
+    ra_addi(&a, t->create_ms); /* the index's score: /all lists newest first */
     trans_hash_fields(t, &a);
     store_script("save_new", 4, &a, saved, c);
 }
@@ -613,6 +614,7 @@ void api_prepare_workflow(api_call *c, struct evkeyvalq *q, const char *body, si
     ra_adds(&a, t->gid);
     ra_addi(&a, t->next_cron_ms);
     ra_addi(&a, c->cfg->data_expire);
+    ra_addi(&a, t->create_ms);
     trans_hash_fields(t, &a);
     store_script("save_new", 4, &a, workflow_saved, c);
 }

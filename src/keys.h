@@ -7,8 +7,9 @@
  *
  *   <prefix>{<shard>}:t:<gid>   hash  the transaction and its branches
  *   <prefix>{<shard>}:due       zset  gid -> next due time (ms), unfinished only
- *   <prefix>{<shard>}:idx       zset  gid (score 0, ordered by gid) of every
- *                                     stored transaction; for /all paging
+ *   <prefix>{<shard>}:idx       zset  gid -> creation time (ms) of every
+ *                                     stored transaction; /all merges the
+ *                                     shards newest first (lua/all_page.lua)
  *   <prefix>{<shard>}:exp       zset  gid -> when its hash expires (ms, Redis'
  *                                     clock): the cron trims both by it
  *   <prefix>{kv}:kv:<cat>       hash  key -> KV record JSON (topics, ...) */

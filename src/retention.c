@@ -12,7 +12,7 @@
 #define TRIM_BATCH 1000 /* gids one index_trim call removes at most */
 #define TRIM_CALLS 4    /* per shard and tick, while batches come back full */
 #define TRIM_MARGIN_MS 1000
-#define LEGACY_BATCH 500   /* index entries one index_legacy call looks at */
+#define LEGACY_BATCH 500   /* score-0 index entries one walk step looks at */
 #define WALK_CALLS 4       /* batches per shard and tick */
 #define MIN_PERIOD_MS 1000 /* trimming needs no finer grain than the margin */
 #define MAX_SHARDS 1024    /* Store.Shards <= 1024 */
@@ -21,10 +21,10 @@ static struct {
     const dtmd_config *cfg;
     unsigned char trimming[MAX_SHARDS];                 /* an index_trim in flight */
     unsigned char trims[MAX_SHARDS];                    /* index_trim calls this tick */
-    unsigned char walking[MAX_SHARDS];                  /* an index_legacy/adopt in flight */
+    unsigned char walking[MAX_SHARDS];                  /* a listing/index_adopt in flight */
     unsigned char walks[MAX_SHARDS];                    /* legacy batches this tick */
     unsigned char walked[MAX_SHARDS];                   /* the legacy walk reached the end */
-    char *after[MAX_SHARDS];                            /* the walk's last gid, NULL = start */
+    long long skip[MAX_SHARDS];                         /* score-0 gids the walk leaves so */
     long long adopted[MAX_SHARDS], dropped[MAX_SHARDS]; /* by the walk, for its log line */
     int64_t last_tick_ms;
     int stopping;
@@ -32,7 +32,7 @@ static struct {
 
 typedef struct adopt_ctx {
     int shard;
-    char *next; /* where the walk goes on once adopted ("" = it ends) */
+    int last; /* the listing reached the index's end: the walk ends here */
 } adopt_ctx;
 
 static void walk(int shard);
@@ -77,37 +77,38 @@ static void trim(int shard) {
 
 /* ---- the legacy walk --------------------------------------------------- */
 
-/* The batch up to next is done: go on from there, now or next tick. */
-static void walk_advance(int shard, const char *next) {
+/* The walk lists the index's score-0 gids (an older dtmd's: index_adopt.lua)
+ * from the start each time, skipping those it has seen stay at 0: adopting a
+ * gid moves it out of score 0, so the rest move up. */
+
+/* The batch is done: go on, now or next tick, or end the walk. */
+static void walk_advance(int shard, int last) {
     rt.walking[shard] = 0;
-    free(rt.after[shard]);
-    rt.after[shard] = NULL;
-    if (*next) {
-        rt.after[shard] = xstrdup(next);
-    } else {
+    if (last) {
         rt.walked[shard] = 1;
         if (rt.adopted[shard] || rt.dropped[shard])
-            log_info("index: shard %d: %lld gid(s) stored by an older dtmd given their expiry "
-                     "time, %lld of expired transactions removed",
+            log_info("index: shard %d: %lld gid(s) stored by an older dtmd given their creation "
+                     "and expiry time, %lld of expired transactions removed",
                      shard, rt.adopted[shard], rt.dropped[shard]);
+        return;
     }
-    if (!rt.walked[shard] && rt.walks[shard] < WALK_CALLS) walk(shard);
+    if (rt.walks[shard] < WALK_CALLS) walk(shard);
 }
 
 static void adopted(void *arg, redisReply *reply, const char *err) {
     adopt_ctx *x = arg;
     rt.walking[x->shard] = 0;
     if (rt.stopping) goto out;
-    if (err || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
+    if (err || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3) {
         /* the next tick looks at the same batch again */
         log_debug("index: shard %d: adopting failed: %s", x->shard, err ? err : "unexpected reply");
         goto out;
     }
     rt.adopted[x->shard] += reply->element[0]->integer;
     rt.dropped[x->shard] += reply->element[1]->integer;
-    walk_advance(x->shard, x->next);
+    rt.skip[x->shard] += reply->element[2]->integer;
+    walk_advance(x->shard, x->last);
 out:
-    free(x->next);
     free(x);
 }
 
@@ -117,52 +118,58 @@ static void legacy_listed(void *arg, redisReply *reply, const char *err) {
         rt.walking[shard] = 0;
         return;
     }
-    if (err || reply->type != REDIS_REPLY_ARRAY || reply->elements < 1 ||
-        reply->element[0]->type != REDIS_REPLY_STRING) {
+    if (err || reply->type != REDIS_REPLY_ARRAY) {
         log_debug("index: shard %d: legacy walk failed: %s", shard, err ? err : "unexpected reply");
         rt.walking[shard] = 0;
         return;
     }
-    const char *next = reply->element[0]->str;
-    if (reply->elements == 1) { /* every gid of the batch has its time */
-        walk_advance(shard, next);
+    size_t n = reply->elements;
+    int last = n < LEGACY_BATCH;
+    if (n == 0) {
+        walk_advance(shard, last);
         return;
     }
     /* The hashes are passed as keys (the shard's slot: keys.h), so the
      * script may read them on Redis Cluster too. */
-    size_t n = reply->elements - 1;
     rargs a;
     ra_init(&a);
     add_shard_keys(&a, shard);
     sbuf k;
     sb_init(&k);
-    for (size_t i = 1; i <= n; i++) {
+    for (size_t i = 0; i < n; i++) {
         key_trans(&k, rt.cfg->redis_prefix, shard, reply->element[i]->str);
         ra_add(&a, k.ptr, k.len);
     }
     sb_free(&k);
-    for (size_t i = 1; i <= n; i++) ra_add(&a, reply->element[i]->str, reply->element[i]->len);
+    for (size_t i = 0; i < n; i++) ra_add(&a, reply->element[i]->str, reply->element[i]->len);
     adopt_ctx *x = xcalloc(1, sizeof *x);
     x->shard = shard;
-    x->next = xstrdup(next);
+    x->last = last;
     store_script("index_adopt", 2 + (int)n, &a, adopted, x);
 }
 
 static void walk(int shard) {
     rargs a;
     ra_init(&a);
-    add_shard_keys(&a, shard);
-    ra_adds(&a, rt.after[shard] ? rt.after[shard] : "");
+    sbuf k;
+    sb_init(&k);
+    key_index(&k, rt.cfg->redis_prefix, shard);
+    ra_adds(&a, "ZRANGEBYSCORE");
+    ra_add(&a, k.ptr, k.len);
+    sb_free(&k);
+    ra_adds(&a, "0");
+    ra_adds(&a, "0");
+    ra_adds(&a, "LIMIT");
+    ra_addi(&a, rt.skip[shard]);
     ra_addi(&a, LEGACY_BATCH);
     rt.walking[shard] = 1;
     rt.walks[shard]++;
-    store_script("index_legacy", 2, &a, legacy_listed, (void *)(intptr_t)shard);
+    store_command(&a, legacy_listed, (void *)(intptr_t)shard);
 }
 
 /* ---- entry points ------------------------------------------------------ */
 
 void retention_init(const dtmd_config *cfg) {
-    for (int s = 0; s < MAX_SHARDS; s++) free(rt.after[s]);
     memset(&rt, 0, sizeof rt);
     rt.cfg = cfg;
 }
@@ -187,8 +194,4 @@ void retention_tick(void) {
 
 void retention_shutdown(void) {
     rt.stopping = 1;
-    for (int s = 0; s < MAX_SHARDS; s++) {
-        free(rt.after[s]);
-        rt.after[s] = NULL;
-    }
 }

@@ -9,10 +9,12 @@
  * has passed from both zsets (lua/index_trim.lua, a bounded batch, repeated a
  * few times while the batches come back full).
  *
- * Gids stored by a dtmd from before the expiry zset have no time there: after
- * each start every shard's index is walked once in batches (a few per shard
- * and tick; lua/index_legacy.lua), and such gids get their hash's remaining TTL,
- * or leave the index if the hash is gone (lua/index_adopt.lua). */
+ * Gids stored by an older dtmd have score 0 in the index (it listed /all in
+ * gid order), and from the oldest no time in the expiry zset: after each
+ * start every shard's score-0 gids are walked once in batches (a few per
+ * shard and tick), and get their creation time as score and, if missing,
+ * their hash's remaining TTL, or leave the index if the hash is gone
+ * (lua/index_adopt.lua). */
 #ifndef DTMD_RETENTION_H
 #define DTMD_RETENTION_H
 

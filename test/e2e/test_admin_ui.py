@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -133,6 +134,14 @@ def test_admin_static_files(dtmd):
 
 # ---- the UI in a real browser -------------------------------------------------------
 
+def shard_of(gid, nshards=16):
+    """The shard dtmd keeps gid in (FNV-1a modulo Store.Shards, src/keys.c)."""
+    h = 2166136261
+    for b in gid.encode():
+        h = ((h ^ b) * 16777619) & 0xFFFFFFFF
+    return h % nshards
+
+
 def test_admin_ui_in_browser(start_dtmd, stub, gid):
     dtmd = start_dtmd(TIMEOUT_TO_FAIL=300)
     done, running, stuck = seed(dtmd, stub, gid)
@@ -140,6 +149,8 @@ def test_admin_ui_in_browser(start_dtmd, stub, gid):
     for g in more:
         st, body = dtmd.submit(saga(g, [("", "")]))
         assert st == 200, body
+        time.sleep(0.003)  # distinct creation times (ms)
+    assert len({shard_of(g) for g in more}) > 1
     # the failing saga has been retried at least once before the browser looks
     wait_until(lambda: dtmd.trans(running).get("retry_count", 0) >= 1, msg="a retry of " + running)
     res = run_ui(dtmd, stuck=stuck, running=running)
@@ -157,7 +168,9 @@ def test_admin_ui_in_browser(start_dtmd, stub, gid):
     seen = [g for p in pages for g in p]
     assert len(seen) == len(set(seen)) and set(more + [done, running, stuck]) <= set(seen)
     assert [r["gid"] for r in res["first_again"]] == pages[0]
-    # a page lists the newest first
+    # newest first across shards and pages: the first row is the newest
+    assert pages[0][0] == more[-1], pages
+    assert seen[:len(more)] == more[::-1], seen
     created = res["created_order"]
     assert created == sorted(created, reverse=True), created
     # the stuck filter: only the unfinished saga that keeps failing, with

@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 
 from dtmtest import (DEFAULT_ENV, ERROR, REDIS_BIN, Dtmd, Resp, RespError, S, free_port,
-                     new_gid, saga, teardown_problems, wait_until)
+                     new_gid, parse_time, saga, teardown_problems, wait_until)
 
 REDIS_CLI = "/usr/bin/redis-cli" if os.path.exists("/usr/bin/redis-cli") else (
     shutil.which("redis-cli") or "redis-cli")
@@ -346,19 +346,23 @@ def test_cluster_sagas_spread_over_masters_and_all_pages(start_cdtmd, stub, clus
     # all finished: the due indexes are empty, so Redis has deleted them
     assert [k for k in every if ":t:" not in k and not k.endswith((":idx", ":exp"))] == []
 
-    # /all pages through every shard on every master: each gid once
-    seen, pos, pages = [], "", 0
+    # /all pages through every shard on every master: each gid once, newest
+    # first (creation time, then gid, descending) across them all
+    seen, order, pos, pages = [], [], "", 0
     while True:
         st, body = d.api("GET", "/all?" + urllib.parse.urlencode({"limit": 7, "position": pos}))
         assert st == 200, (st, body)
         assert len(body["transactions"]) <= 7
         seen.extend(t["gid"] for t in body["transactions"])
+        order.extend((parse_time(t["create_time"]), t["gid"]) for t in body["transactions"])
         pos = body["next_position"]
         pages += 1
         if not pos:
             break
         assert pages < 40, "paging does not end"
     assert sorted(seen) == sorted(gids)
+    assert order == sorted(order, reverse=True)
+    assert seen[0] == gids[-1] and seen[-1] == gids[0]
     st, body = d.api("GET", "/all?" + urllib.parse.urlencode({"gid": gids[5]}))
     assert st == 200 and [t["gid"] for t in body["transactions"]] == [gids[5]], body
 
@@ -385,9 +389,9 @@ def test_cluster_index_trimmed_on_every_master(start_cdtmd, stub, cluster):
         return sum(cluster.cmd(owner_of(k), "ZCARD", k)
                    for k in ("%s{%d}:%s" % (d.prefix, s, what) for s in range(SHARDS)))
 
-    for g in kept:  # an older dtmd's: a hash with a TTL and an idx entry only
+    for i, g in enumerate(kept):  # an older dtmd's: a hash with a TTL and an idx entry only
         key = "%s{%d}:t:%s" % (d.prefix, shard_of(g), g)
-        cluster.cmd(owner_of(key), "HSET", key, "status", "succeed")
+        cluster.cmd(owner_of(key), "HSET", key, "status", "succeed", "create_time", 1000 + i)
         cluster.cmd(owner_of(key), "EXPIRE", key, 600)
         cluster.cmd(owner_of(idx(shard_of(g))), "ZADD", idx(shard_of(g)), 0, g)
     for s in range(SHARDS):  # and gids whose hash expired long ago
@@ -402,6 +406,8 @@ def test_cluster_index_trimmed_on_every_master(start_cdtmd, stub, cluster):
         when = cluster.cmd(owner_of(key), "PEXPIRETIME", key)
         got = float(cluster.cmd(owner_of(idx(s)), "ZSCORE", "%s{%d}:exp" % (d.prefix, s), g))
         assert abs(got - when) <= 50, (g, got, when)
+        # and its creation time as score, for /all's newest first
+        assert cluster.cmd(owner_of(idx(s)), "ZSCORE", idx(s), g) == str(1000 + kept.index(g)).encode()
     assert "index: shard" in d.log.read_text(errors="replace")
 
 

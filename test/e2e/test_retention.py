@@ -5,15 +5,17 @@ Every stored transaction puts its gid in its shard's index zset
 (Store.DataExpire, Store.FinishedDataExpire once finished); its time of expiry
 is kept in `<prefix>{<shard>}:exp` by the same scripts that set the TTL, and
 the retry scanner removes the gids whose time has passed from both
-(src/retention.c, lua/index_trim.lua). Gids stored by an older dtmd (in the
-index only) are given their hash's expiry, or dropped if the hash is gone, once
-per dtmd start (lua/index_legacy.lua, lua/index_adopt.lua).
+(src/retention.c, lua/index_trim.lua). The index's score is the creation time
+(/all lists newest first). Gids stored by an older dtmd (score 0, some in the
+index only) are given their creation time and their hash's expiry, or dropped
+if the hash is gone, once per dtmd start (src/retention.c, lua/index_adopt.lua).
 
 These tests never call /all until they have checked the indexes: the indexes
 are read straight from Redis.
 """
 
 import time
+import urllib.parse
 
 from dtmtest import TIMEOUT_SCALE, S, new_gid, saga, wait_until
 
@@ -140,43 +142,71 @@ def test_entries_live_as_long_as_their_hash(start_dtmd, redis_server):
 
 
 def test_entries_of_an_older_dtmd_are_adopted_or_dropped(start_dtmd, redis_server):
-    """An index written by an older dtmd: gids in idx (score 0) and none in exp.
-    After a restart, gids whose hash is gone leave the index, the others get
-    their hash's expiry and leave when it comes; no /all call needed."""
+    """An index written by an older dtmd: gids in idx with score 0 (it listed
+    in gid order), and, from the oldest, none in exp. After a restart, gids
+    whose hash is gone leave the index; the others get their creation time as
+    score (so /all lists them newest first) and, if missing, their hash's
+    expiry, and leave when it comes; no /all call needed. A hash without a
+    create_time keeps score 0: listed last."""
     d = start_dtmd(STORE_SHARDS=SHARDS, STORE_FINISHED_DATA_EXPIRE=600, STORE_DATA_EXPIRE=600)
     short = [new_gid("ret-old-short") for _ in range(3)]
     long_ = [new_gid("ret-old-long") for _ in range(3)] + [new_gid("ret-old-open")]
-    for g in short + long_[:3]:
+    recent = [new_gid("ret-old-recent") for _ in range(3)]  # exp, but score 0
+    undated = new_gid("ret-old-undated")
+    for g in short + long_[:3] + recent + [undated]:
         finished_saga(d, g)
+        time.sleep(0.003)  # distinct creation times
     prepared_tcc(d, long_[3])
     d.stop()
+    live = short + long_ + recent + [undated]
     # no hash for these any more: in the older dtmd they were left in idx for good
     ghosts = ["ret-ghost-%05d" % i for i in range(2600)]
     by_shard = {}
-    for g in ghosts:
+    for g in ghosts + live:
         by_shard.setdefault(shard_of(g), []).append(g)
     assert max(len(v) for v in by_shard.values()) > 500  # more than one batch per shard
     with redis_server.client() as r:
+        created = {g: int(r("HGET", hash_key(g), "create_time")) for g in live if g != undated}
+        recent_exp = {g: exp_score(r, g) for g in recent}
         for s in range(SHARDS):
-            r("DEL", exp_key(s))
             args = []
             for g in by_shard.get(s, []):
                 args += [0, g]
-            if args:
-                r("ZADD", idx_key(s), *args)
+            r("ZADD", idx_key(s), *args)
+        for g in short + long_ + [undated]:
+            r("ZREM", exp_key(shard_of(g)), g)
+        r("HDEL", hash_key(undated), "create_time")
         for g in short:
             r("PEXPIRE", hash_key(g), SHORT * 1500)
-        assert zcard(r, idx_key) == len(ghosts) + 7 and zcard(r, exp_key) == 0
+        n = len(live)
+        assert zcard(r, idx_key) == len(ghosts) + n and zcard(r, exp_key) == len(recent)
+        assert all(idx_score(r, g) == b"0" for g in live)
 
         d.start()
-        wait_until(lambda: zcard(r, idx_key) == 7 and zcard(r, exp_key) == 7, timeout=10,
+        wait_until(lambda: zcard(r, idx_key) == n and zcard(r, exp_key) == n, timeout=10,
                    msg="ghosts dropped, live gids adopted")
-        for g in short + long_:
-            assert idx_score(r, g) == b"0", g  # /all's paging needs score 0
+        wait_until(lambda: all(idx_score(r, g) != b"0" for g in created), timeout=10,
+                   msg="creation times given")
+        for g in created:
+            assert int(idx_score(r, g)) == created[g], g  # /all lists newest first
             assert_exp_follows_hash(r, g)
-        wait_until(lambda: zcard(r, idx_key) == 4, timeout=10, msg="short-lived gids trimmed")
+        assert idx_score(r, undated) == b"0"
+        assert exp_score(r, undated) is not None
+        assert all(exp_score(r, g) == recent_exp[g] for g in recent)  # kept as they were
+        wait_until(lambda: zcard(r, idx_key) == n - 3, timeout=10, msg="short-lived gids trimmed")
         assert all(r("EXISTS", hash_key(g)) == 0 for g in short)
-        assert all(idx_score(r, g) is not None for g in long_)
-        assert zcard(r, exp_key) == 4
-    st, body = d.api("GET", "/all?limit=100")
-    assert st == 200 and sorted(t["gid"] for t in body["transactions"]) == sorted(long_), body
+        assert all(idx_score(r, g) is not None for g in long_ + recent)
+        assert zcard(r, exp_key) == n - 3
+    listed = []
+    for limit in (1, 2, 100):
+        pos, got = "", []
+        while True:
+            st, body = d.api("GET", "/all?limit=%d&position=%s" % (limit, urllib.parse.quote(pos)))
+            assert st == 200, body
+            got += [t["gid"] for t in body["transactions"]]
+            pos = body["next_position"]
+            if not pos:
+                break
+        listed.append(got)
+    left = sorted(long_ + recent, key=lambda g: created[g], reverse=True)
+    assert listed == [left + [undated]] * 3, listed

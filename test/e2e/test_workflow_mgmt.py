@@ -674,10 +674,81 @@ def test_all_filters_and_paging(dtmd, stub):
     assert body["transactions"][0]["create_time"] == by_gid[A["wf_ok"]]["create_time"]
 
 
+def all_page(dtmd, **params):
+    st, body = dtmd.api("GET", "/all?" + urllib.parse.urlencode(params))
+    assert st == 200, (params, st, body)
+    return body
+
+
+def test_all_newest_first_across_shards(start_dtmd, stub, redis_server):
+    """/all merges the shards newest first (creation time, then gid, both
+    descending); pages of any size concatenate to exactly that order, with
+    filters too, and a transaction created while paging does not disturb the
+    pages after the cursor."""
+    d = start_dtmd(STORE_SHARDS=4)
+    made, prepared = [], set()
+    for i in range(30):
+        g = new_gid("newest-%02d" % i)
+        if i % 3 == 0:
+            ok(d.api("POST", "/prepare", body={"gid": g, "trans_type": "tcc",
+                                                "timeout_to_fail": 1000}))
+            prepared.add(g)
+        else:
+            ok(d.submit(saga(g, [("", "")], wait_result=True)))
+        made.append(g)
+        time.sleep(0.003)  # distinct creation times (ms)
+    assert len({shard_of(g, 4) for g in made}) == 4
+    newest = made[::-1]
+    times = [ms(t["create_time"]) for t in all_page(d, limit=100)["transactions"]]
+    assert times == sorted(times, reverse=True) and len(set(times)) == 30
+
+    for limit in (1, 7, 29, 30, 31):
+        pages = walk_all(d, limit=limit)
+        assert gids_of(pages) == newest, limit
+        assert all(len(p["transactions"]) == limit for p in pages[:-1]), limit
+    pages = walk_all(d, limit=7)
+    assert [len(p["transactions"]) for p in pages] == [7, 7, 7, 7, 2]
+    assert pages[-1]["next_position"] == ""
+    # filters: the same order, only the matches
+    assert gids_of(walk_all(d, limit=7, status="prepared")) == [g for g in newest if g in prepared]
+    assert gids_of(walk_all(d, limit=3, transType="saga", status="succeed")) == \
+        [g for g in newest if g not in prepared]
+    # the limit: exactly the largest, and one over
+    assert gids_of([all_page(d, limit=10000)]) == newest
+    assert_400(d.api("GET", "/all?limit=10001"))
+
+    # created during paging: the pages after the cursor go on as before
+    first = all_page(d, limit=7)
+    late = new_gid("newest-late")
+    ok(d.submit(saga(late, [("", "")], wait_result=True)))
+    got, pos = gids_of([first]), first["next_position"]
+    while pos:
+        page = all_page(d, limit=7, position=pos)
+        got += gids_of([page])
+        pos = page["next_position"]
+    assert got == newest
+    assert gids_of(walk_all(d, limit=7)) == [late] + newest
+
+    # equal creation times (a second's gids can share a millisecond): the
+    # greater gid first, in every shard, and a cursor inside such a run
+    tie = sorted(made[5:17], reverse=True)
+    when = ms(all_page(d, gid=made[17])["transactions"][0]["create_time"]) + 1
+    with redis_server.client() as r:
+        for g in tie:
+            assert r("ZADD", "dtmd{%d}:idx" % shard_of(g, 4), "XX", when, g) == 0
+    assert len({shard_of(g, 4) for g in tie}) > 1
+    rest = [late] + [g for g in newest if g not in tie]
+    at = rest.index(made[17])
+    want = rest[:at] + tie + rest[at:]
+    for limit in (1, 2, 5, 7):
+        assert gids_of(walk_all(d, limit=limit)) == want, limit
+
+
 def test_all_bad_params(dtmd):
     for qs in ("limit=abc", "limit=0", "limit=-1", "limit=1.5", "limit=100000",
                "createTimeStart=abc", "createTimeEnd=-5", "createTimeStart=1e3",
-               "position=garbage", "position=99999:x", "position=:x", "position=-1:",
+               "position=garbage", "position=99999:", "position=:x", "position=-1:x",
+               "position=+5:x", "position=1e3:x", "position=5:" + "x" * 129,
                "limit=2&position=nocolon"):
         assert_400(dtmd.api("GET", "/all?" + qs), qs)
     assert dtmd.api("GET", "/all?limit=5") == (200, {"transactions": [], "next_position": ""})
