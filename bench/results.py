@@ -194,6 +194,7 @@ def workloads(facts):
             "peak_rss_kb": int(g("hwm_kb") or 0),
             "peak_rss_kb_each": [int(v) for v in g("hwm_kb_each").split()] or None,
             "rss_kb": int(g("rss_kb") or 0),
+            "pss_kb_at_end": int(g("pss_kb") or 0),
             "branch_calls": calls,
             "redis_keys_at_start": int(g("keys0") or 0),
             "branch_calls_per_tx": round(calls / ok, 3) if ok else None,
@@ -385,6 +386,9 @@ def report(facts, outdir):
         "commands dtmd sent (INFO commandstats), including the retry scanner's few; "
         "cores: average CPU over the span, 'other' = processes outside this benchmark.",
     ]
+    lines.append("dtmd PSS at the end of each run (shared libraries' pages divided among the processes "
+                 "mapping them; kB): %s." % ", ".join("%s %s" % (r["workload"], fmt(r["pss_kb_at_end"]))
+                                                      for r in ws if r["store"] == "redis"))
     lines.append("Redis B / tx = INFO used_memory (and used_memory_dataset) after the run minus before, "
                  "per completed transaction (they stay stored); Redis CPU = INFO used_cpu_sys + "
                  "used_cpu_user, the same way (dtmd's own is the CPU s / 1000 tx column).")

@@ -253,7 +253,7 @@ redis_info() {
     rcli_each INFO | tr -d '\r' | awk -F: '
         $1 == "used_memory" {m += $2} $1 == "used_memory_dataset" {d += $2}
         $1 == "used_cpu_sys" || $1 == "used_cpu_user" {c += $2}
-        END {printf "%d %d %.6f", m, d, c}'
+        END {printf "%.0f %.0f %.6f", m, d, c}'
 }
 
 # ---- smoke test: a saga really completes through the stub ---------------
@@ -435,10 +435,13 @@ workload() { # name type empty wait [delay_ms]
     cmd1=$(cmdstats)
     info1=$(redis_info)
     calls1=$(curl -fsS "$STUB/__count")
-    hwm_each="" rss_each=""
+    hwm_each="" rss_each="" pss_each=""
     for dp in $DPIDS; do
         hwm_each="$hwm_each $(status_kb "$dp" VmHWM)"
         rss_each="$rss_each $(status_kb "$dp" VmRSS)"
+        # PSS: the shared libraries' pages (9 MB of the RSS) divided among
+        # the processes mapping them
+        pss_each="$pss_each $(awk '$1 == "Pss:" {print $2}' "/proc/$dp/smaps_rollup" 2>/dev/null || echo 0)"
     done
     {
         echo "w.$name.t_wrk $t0 $t1"
@@ -451,6 +454,7 @@ workload() { # name type empty wait [delay_ms]
         echo "w.$name.hwm_kb $(echo "$hwm_each" | tr ' ' '\n' | sort -n | tail -n 1)"
         echo "w.$name.rss_kb $(echo "$rss_each" | tr ' ' '\n' | sort -n | tail -n 1)"
         echo "w.$name.hwm_kb_each$hwm_each"
+        echo "w.$name.pss_kb $(echo "$pss_each" | tr ' ' '\n' | sort -n | tail -n 1)"
         echo "w.$name.branch_calls $((calls1 - calls0))"
         echo "w.$name.keys0 $keys0"
         echo "w.$name.cmd0 $cmd0"
@@ -517,7 +521,7 @@ preload() {
         echo "preload_seconds $(awk -v a="$tp0" -v b="$(now)" 'BEGIN {printf "%.1f", b - a}')"
         echo "preload_info0 $info_p0"
         echo "preload_info1 $(redis_info)"
-        echo "preload_template_memory_usage $(rcli MEMORY USAGE "$tpl")"
+        echo "preload_template_memory_usage $(rcli MEMORY USAGE "$tpl" SAMPLES 0)"
         echo "preload_template_encoding $(rcli OBJECT ENCODING "$tpl")"
     } >>"$facts"
 }

@@ -205,6 +205,7 @@ def test_runner_completes_every_transaction_and_stops_everything(tmp_path, stub_
     # Redis memory and CPU per transaction, from INFO
     for name in ("saga", "msg", "saga_empty_wait"):
         assert runs[name]["redis_bytes_per_tx"] > 0 and runs[name]["redis_cpu_ms_per_tx"] > 0, runs[name]
+        assert 0 < runs[name]["pss_kb_at_end"] <= runs[name]["rss_kb"], runs[name]
     # every in-flight saga driven, its first call open
     inf = res["inflight"]
     assert inf["n"] == inf["active"] == inf["calls_open"] == 50 and inf["rss_kb"] > 0, inf
