@@ -16,9 +16,9 @@ if #tpl == 0 then return redis.error_reply('no template ' .. KEYS[1]) end
 local ttl = redis.call('TTL', KEYS[1])
 local prefix, nshards, gpre = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local first, n = tonumber(ARGV[4]), tonumber(ARGV[5])
-local tgid, gidpos
+local tgid, gidpos = string.match(KEYS[1], ':t:(.*)$'), nil
 for i = 1, #tpl, 2 do
-  if tpl[i] == 'gid' then tgid, gidpos = tpl[i + 1], i + 1 end
+  if tpl[i] == 'gid' then gidpos = i + 1 end
 end
 local tshard = string.match(KEYS[1], '{(.-)}')
 local idxscore = redis.call('ZSCORE', prefix .. '{' .. tshard .. '}:idx', tgid) or '0'

@@ -42,7 +42,8 @@
 #                  run (copies of a real one, bench/preload.lua; 0 = only
 #                  what the runs before left)
 #   INFLIGHT=1000  sagas kept in flight (hanging branches) on a second dtmd
-#                  for its RSS per in-flight transaction (0 = skip)
+#                  for its RSS per in-flight transaction (0 = skip; at most
+#                  1024, Limits.MaxInflightCalls, so each has a call open)
 #   OUT=bench      where results.json / results.md go
 set -eu
 
@@ -530,12 +531,12 @@ preload() {
 # between requests (wrk's delay(); the achieved rate is reported).
 if [ "$HALF" = 1 ] && grep -q '^w.saga.t_done' "$facts"; then
     pause=$("$PY" "$here/results.py" half-delay "$facts" "$CONNS")
-    [ "$PRELOAD" -gt 0 ] && preload "$PRELOAD"
+    if [ "$PRELOAD" -gt 0 ]; then preload "$PRELOAD"; fi
     workload saga_half saga 0 0 "$pause"
-    # Again on an empty Redis: the runs before leave some 400,000 finished
-    # transactions stored (FinishedDataExpire: a day), and Redis itself then
-    # stalls for 10 - 35 ms now and then (LATENCY LATEST), which decides
-    # the p99; this run shows dtmd's latency without that.
+    # Again on an empty Redis: with many finished transactions stored
+    # (FinishedDataExpire: a day) Redis itself stalls for 10 - 35 ms now and
+    # then (LATENCY LATEST), which decides the p99; this run shows dtmd's
+    # latency without that.
     rcli FLUSHALL >/dev/null
     workload saga_half_fresh saga 0 0 "$pause"
 fi
@@ -552,6 +553,7 @@ fi
 # Limits.MaxInflightCalls (1024) each is driven, its first call open.
 # (RSS then - RSS idle) / INFLIGHT. make bench-soak measures 10,000.
 if [ "$INFLIGHT" -gt 0 ]; then
+    [ "$INFLIGHT" -le 1024 ] || die "INFLIGHT=$INFLIGHT: at most 1024 (Limits.MaxInflightCalls), so each has a call open"
     hold_port=$(pick_port 26791)
     "$PY" "$here/hold.py" serve "$hold_port" >"$tmp/hold.log" 2>&1 &
     hold_pid=$!
@@ -566,7 +568,8 @@ if [ "$INFLIGHT" -gt 0 ]; then
     hold_idle=$(status_kb "$hold_dtmd" VmRSS)
     say "in flight: $INFLIGHT sagas whose branches never answer (dtmd idle RSS $hold_idle kB)"
     "$PY" "$here/hold.py" submit "$hd_port" "$hold_port" "$INFLIGHT" bench || die "submitting to the hold dtmd failed"
-    gauge() { curl -fsS "http://127.0.0.1:$hd_port/api/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
+    # a gauge of the in-flight dtmd, 0 when it cannot be read
+    gauge() { curl -fsS "http://127.0.0.1:$hd_port/api/metrics" | awk -v m="$1" '$1 == m {n = $2} END {print n + 0}'; }
     i=0
     while [ "$(gauge dtmd_active_passes)" -lt "$INFLIGHT" ]; do
         i=$((i + 1))
