@@ -289,6 +289,8 @@ def cluster_table(ws, facts):
         row("submit p50 / p99 ms", lambda r: "%s / %s" % (fmt(r["p50_ms"], "{:.2f}"), fmt(r["p99_ms"], "{:.2f}"))),
         row("dtmd CPU s / 1000 tx (all dtmd)", lambda r: fmt(r["dtmd_cpu_s_per_1000_tx"], "{:.3f}")),
         row("Redis calls / tx", lambda r: fmt(r["redis_round_trips_per_tx"], "{:.2f}")),
+        row("Redis bytes / tx (all masters)", lambda r: fmt(r["redis_bytes_per_tx"])),
+        row("Redis CPU ms / tx (all masters)", lambda r: fmt(r["redis_cpu_ms_per_tx"], "{:.4f}")),
         row("peak RSS MB per dtmd", lambda r: " / ".join(
             "%.1f" % (v / 1024) for v in (r["peak_rss_kb_each"] or [r["peak_rss_kb"]]))),
         row("statuses", lambda r: " ".join("%s %s" % kv for kv in sorted(r["statuses"].items())) or "-"),
