@@ -217,3 +217,22 @@ def test_runner_completes_every_transaction_and_stops_everything(tmp_path, stub_
     # everything it started is stopped, its temporary directory removed
     assert not any(port_open(p) for p in ports.values()), ports
     assert not list(tmp_path.glob("dtmd-bench.*"))
+
+
+def test_footprint_study_runs(tmp_path):
+    """bench/footprint.py (docs/footprint.md), briefly: today's real-URL hash
+    is a hash table and the recommended layout a listpack, several times
+    smaller; the figures themselves are the study's, not asserted here."""
+    r = subprocess.run(["/usr/bin/python3", str(REPO / "bench" / "footprint.py"), "2000", "real URLs"],
+                       env=dict(os.environ, TMPDIR=str(tmp_path)), capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = {}
+    for line in r.stdout.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        rows[cells[0]] = cells
+    today = rows["real URLs: today (hash + idx + exp)"]
+    compact = rows["real URLs: one hash, definition in chunks, exp folded into idx"]
+    assert today[4] == "hashtable" and compact[4] == "listpack", (today, compact)
+    assert 0 < int(compact[1]) * 3 < int(today[1]), (today, compact)
+    assert not list(tmp_path.glob("dtmd-footprint.*"))  # its private Redis's directory is removed
