@@ -241,8 +241,8 @@ def main():
             p = subprocess.run(cli + ["--pipe"], input=b"".join(buf), capture_output=True)
             assert p.returncode == 0, p.stderr
             m1, d1, c1 = info("used_memory"), info("used_memory_dataset"), cpu()
-            mu = subprocess.run(cli + ["MEMORY", "USAGE", key, "SAMPLES", "0"], capture_output=True, text=True).stdout.strip()
-            enc = subprocess.run(cli + ["OBJECT", "ENCODING", key], capture_output=True, text=True).stdout.strip()
+            ask = lambda *a: subprocess.run(cli + list(a), capture_output=True, text=True).stdout.strip()
+            mu, enc = ask("MEMORY", "USAGE", key, "SAMPLES", "0"), ask("OBJECT", "ENCODING", key)
             if kind == "none":
                 mu, enc = "-", "-"
             # Redis CPU to take the commands in (one HSET, EXPIRE and ZADDs a
