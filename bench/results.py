@@ -121,6 +121,20 @@ def wrk_multi(paths, hists):
     return out
 
 
+def redis_info(text):
+    """run.sh's redis_info: (used_memory, used_memory_dataset, CPU seconds), or None."""
+    it = text.split()
+    return (int(it[0]), int(it[1]), float(it[2])) if len(it) == 3 else None
+
+
+def redis_per_tx(before, after, n):
+    """Redis bytes (used_memory, used_memory_dataset) and CPU ms per transaction."""
+    a, b = redis_info(before), redis_info(after)
+    if not a or not b or not n:
+        return None, None, None
+    return (round((b[0] - a[0]) / n), round((b[1] - a[1]) / n), round((b[2] - a[2]) * 1000 / n, 4))
+
+
 def workloads(facts):
     names = []
     for k in facts:
@@ -180,12 +194,17 @@ def workloads(facts):
             "peak_rss_kb": int(g("hwm_kb") or 0),
             "peak_rss_kb_each": [int(v) for v in g("hwm_kb_each").split()] or None,
             "rss_kb": int(g("rss_kb") or 0),
+            "pss_kb_at_end": int(g("pss_kb") or 0),
             "branch_calls": calls,
             "redis_keys_at_start": int(g("keys0") or 0),
             "branch_calls_per_tx": round(calls / ok, 3) if ok else None,
             "redis_round_trips": rt,
             "redis_round_trips_per_tx": round(rt / ok, 3) if ok else None,
         }
+        # Redis's INFO: memory added and CPU spent by the run, per completed
+        # transaction (the transactions stay stored: FinishedDataExpire)
+        mem, ds, rcpu = redis_per_tx(g("redis_info0"), g("redis_info1"), ok)
+        r["redis_bytes_per_tx"], r["redis_dataset_bytes_per_tx"], r["redis_cpu_ms_per_tx"] = mem, ds, rcpu
         # Ceilings: HTTP requests per transaction = the submit + its branch
         # calls; Redis: cas_update-sized script calls per transaction.
         http_per_tx = 1 + (calls / ok if ok else 0)
@@ -212,6 +231,33 @@ def half_delay(facts, conns):
             # minus ~1 ms: the latency of a request at half load
             return max(1, int(round(1000 / per_conn - 1)))
     return 10
+
+
+def inflight(facts):
+    """dtmd's RSS with N transactions in flight (run.sh's second dtmd)."""
+    if "inflight_n" not in facts:
+        return None
+    n = int(facts["inflight_n"])
+    idle, rss = int(facts["inflight_idle_rss_kb"]), int(facts["inflight_rss_kb"])
+    return {"n": n, "idle_rss_kb": idle, "rss_kb": rss, "active": int(float(facts["inflight_active"])),
+            "calls_open": int(float(facts["inflight_calls"])),
+            "rss_bytes_per_tx": round((rss - idle) * 1024 / n) if n else None}
+
+
+def preload(facts):
+    """The transactions copied into Redis before saga_half (bench/preload.lua)."""
+    if "preload_written" not in facts:
+        return None
+    n = int(facts["preload_written"])
+    a, b = redis_info(facts["preload_info0"]), redis_info(facts["preload_info1"])
+    return {"target": int(facts["preload_target"]), "stored_before": int(facts["preload_stored_before"]),
+            "written": n, "seconds": float(facts["preload_seconds"]),
+            "template": facts["preload_template"],
+            "template_memory_usage": int(facts.get("preload_template_memory_usage") or 0),
+            "template_encoding": facts.get("preload_template_encoding"),
+            "redis_bytes_per_tx": round((b[0] - a[0]) / n) if n and a and b else None,
+            "redis_dataset_bytes_per_tx": round((b[1] - a[1]) / n) if n and a and b else None,
+            "redis_used_memory_after": b[0] if b else None}
 
 
 def fmt(v, spec="{:,.0f}"):
@@ -243,6 +289,8 @@ def cluster_table(ws, facts):
         row("submit p50 / p99 ms", lambda r: "%s / %s" % (fmt(r["p50_ms"], "{:.2f}"), fmt(r["p99_ms"], "{:.2f}"))),
         row("dtmd CPU s / 1000 tx (all dtmd)", lambda r: fmt(r["dtmd_cpu_s_per_1000_tx"], "{:.3f}")),
         row("Redis calls / tx", lambda r: fmt(r["redis_round_trips_per_tx"], "{:.2f}")),
+        row("Redis bytes / tx (all masters)", lambda r: fmt(r["redis_bytes_per_tx"])),
+        row("Redis CPU ms / tx (all masters)", lambda r: fmt(r["redis_cpu_ms_per_tx"], "{:.4f}")),
         row("peak RSS MB per dtmd", lambda r: " / ".join(
             "%.1f" % (v / 1024) for v in (r["peak_rss_kb_each"] or [r["peak_rss_kb"]]))),
         row("statuses", lambda r: " ".join("%s %s" % kv for kv in sorted(r["statuses"].items())) or "-"),
@@ -283,6 +331,8 @@ def report(facts, outdir):
             "peak_rss_kb": int(facts.get("final_hwm_kb") or 0),
             "final_rss_kb": int(facts.get("final_rss_kb") or 0),
         },
+        "inflight": inflight(facts),
+        "preload": preload(facts),
         "background_cores": [float(facts.get("background_cores_before") or 0),
                              float(facts.get("background_cores_after") or 0)],
         "dtm_reference": DTM,
@@ -308,14 +358,15 @@ def report(facts, outdir):
         "",
         "| workload | completed tx/s | vs dtm | submits/s | p50 ms | p99 ms | CPU s / 1000 tx "
         "| Redis calls / tx | branch calls / tx | HTTP ceiling tx/s | Redis ceiling tx/s "
-        "| of HTTP ceiling | of Redis ceiling | peak RSS MB | not succeed | cores dtmd/redis/stub/wrk/other |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| of HTTP ceiling | of Redis ceiling | peak RSS MB | not succeed | cores dtmd/redis/stub/wrk/other "
+        "| Redis B / tx | Redis dataset B / tx | Redis CPU ms / tx |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|",
     ]
     for r in ws:
         if r["store"] != "redis":
             continue
         lines.append(
-            "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d | %s |"
+            "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d | %s | %s | %s | %s |"
             % (r["workload"], fmt(r["completed_tps"]),
                fmt(r.get("vs_dtm"), "{:.1f}x"), fmt(r["submit_rps"]),
                fmt(r["p50_ms"], "{:.2f}"), fmt(r["p99_ms"], "{:.2f}"),
@@ -324,7 +375,9 @@ def report(facts, outdir):
                fmt(r["redis_ceiling_tps"]), fmt(r["vs_http_ceiling"], "{:.0%}"),
                fmt(r["vs_redis_ceiling"], "{:.0%}"), fmt(r["peak_rss_kb"] / 1024, "{:.1f}"),
                r["unfinished_or_failed"],
-               "/".join("%.2f" % v for v in r["cores_used"].values())))
+               "/".join("%.2f" % v for v in r["cores_used"].values()),
+               fmt(r["redis_bytes_per_tx"]), fmt(r["redis_dataset_bytes_per_tx"]),
+               fmt(r["redis_cpu_ms_per_tx"], "{:.4f}")))
     lines += [
         "",
         "dtmd RSS: idle %.1f MB, after the runs %.1f MB, peak %.1f MB."
@@ -335,6 +388,28 @@ def report(facts, outdir):
         "commands dtmd sent (INFO commandstats), including the retry scanner's few; "
         "cores: average CPU over the span, 'other' = processes outside this benchmark.",
     ]
+    lines.append("dtmd PSS at the end of each run (shared libraries' pages divided among the processes "
+                 "mapping them; kB): %s." % ", ".join("%s %s" % (r["workload"], fmt(r["pss_kb_at_end"]))
+                                                      for r in ws if r["store"] == "redis"))
+    lines.append("Redis B / tx = INFO used_memory (and used_memory_dataset) after the run minus before, "
+                 "per completed transaction (they stay stored); Redis CPU = INFO used_cpu_sys + "
+                 "used_cpu_user, the same way (dtmd's own is the CPU s / 1000 tx column).")
+    inf = data["inflight"]
+    if inf:
+        lines.append("In flight: a second dtmd (default limits) with %s sagas whose branches never answer "
+                     "(%s driven, %s calls open): RSS %.1f MB against %.1f MB idle = %s bytes per "
+                     "in-flight transaction." % (fmt(inf["n"]), fmt(inf["active"]), fmt(inf["calls_open"]),
+                                                 inf["rss_kb"] / 1024, inf["idle_rss_kb"] / 1024,
+                                                 fmt(inf["rss_bytes_per_tx"])))
+    pre = data["preload"]
+    if pre:
+        lines.append("Preload before saga_half: %s copies of %s (a finished saga of the saga run, %s, "
+                     "MEMORY USAGE %s B) in %.1f s, %s stored before: %s Redis bytes per stored "
+                     "transaction (dataset %s); Redis used_memory %.0f MB after."
+                     % (fmt(pre["written"]), pre["template"], pre["template_encoding"],
+                        fmt(pre["template_memory_usage"]), pre["seconds"], fmt(pre["stored_before"]),
+                        fmt(pre["redis_bytes_per_tx"]), fmt(pre["redis_dataset_bytes_per_tx"]),
+                        (pre["redis_used_memory_after"] or 0) / 1e6))
     for r in ws:
         if r["workload"] in ("saga_half", "saga_half_fresh"):
             lines.append("%s: each connection pauses %.0f ms between requests -> %s submits/s; "

@@ -10,7 +10,9 @@
 #      until every transaction it submitted has finished, and checks in Redis
 #      that each one is stored as succeed;
 #   3. runs the 2-step saga again at half of its measured peak, for the
-#      latency at that load, then once more on an emptied Redis;
+#      latency at that load, with PRELOAD finished transactions stored, then
+#      once more on an emptied Redis; then measures dtmd's RSS with INFLIGHT
+#      transactions in flight;
 #   4. starts a private 3-master Redis Cluster (no replicas, no persistence)
 #      and runs the 2-step saga against it with one dtmd, then with two dtmd
 #      processes sharing it (two wrk in parallel, CONNS/2 connections each);
@@ -36,6 +38,12 @@
 #   NO_BUILD=1     skip building ./dtmd and bench/stub
 #   KEEP=1         keep the temporary directory (logs, wrk output)
 #   DRAIN_TIMEOUT=60   seconds to wait for submitted transactions to finish
+#   PRELOAD=1000000    finished transactions stored for the first half-load
+#                  run (copies of a real one, bench/preload.lua; 0 = only
+#                  what the runs before left)
+#   INFLIGHT=1000  sagas kept in flight (hanging branches) on a second dtmd
+#                  for its RSS per in-flight transaction (0 = skip; at most
+#                  1024, Limits.MaxInflightCalls, so each has a call open)
 #   OUT=bench      where results.json / results.md go
 set -eu
 
@@ -49,6 +57,8 @@ HALF=${HALF:-1}
 CLUSTER=${CLUSTER:-1}
 CLUSTER_DURATION=${CLUSTER_DURATION:-8s}
 DRAIN_TIMEOUT=${DRAIN_TIMEOUT:-60}
+PRELOAD=${PRELOAD:-1000000}
+INFLIGHT=${INFLIGHT:-1000}
 OUT=${OUT:-$here}
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=$(command -v python3)
@@ -87,6 +97,7 @@ fi
 # ---- processes and cleanup ----------------------------------------------
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/dtmd-bench.XXXXXX")
 dtmd_pid="" stub_pid="" redis_pid="" wrk_pid=""
+hold_dtmd="" hold_pid="" # the in-flight measurement's dtmd and hanging service
 wrk_pids="" cl_dtmd_pids="" cl_redis_pids="" # the cluster runs' processes
 
 stop_pid() { # pid: TERM, wait up to 5 s, then KILL
@@ -105,11 +116,13 @@ cleanup() {
     stop_pid "$wrk_pid"
     for p in $wrk_pids; do stop_pid "$p"; done
     stop_pid "$dtmd_pid"
+    stop_pid "$hold_dtmd"
+    stop_pid "$hold_pid"
     for p in $cl_dtmd_pids; do stop_pid "$p"; done
     stop_pid "$stub_pid"
     stop_pid "$redis_pid"
     for p in $cl_redis_pids; do stop_pid "$p"; done
-    wrk_pid="" wrk_pids="" dtmd_pid="" cl_dtmd_pids="" stub_pid="" redis_pid="" cl_redis_pids=""
+    wrk_pid="" wrk_pids="" dtmd_pid="" hold_dtmd="" hold_pid="" cl_dtmd_pids="" stub_pid="" redis_pid="" cl_redis_pids=""
     if [ "${KEEP:-}" = 1 ]; then
         say "kept $tmp"
     else
@@ -236,6 +249,15 @@ cmdstats() {
     rcli_each INFO commandstats | tr -d '\r' |
         sed -n 's/^cmdstat_\([a-z|]*\):calls=\([0-9]*\),.*/\1 \2/p' |
         awk '{n[$1] += $2} END {for (c in n) {printf "%s%s %d", sep, c, n[c]; sep = " "}}'
+}
+
+# Redis's own figures, summed over the servers: "used_memory
+# used_memory_dataset used_cpu_sys+used_cpu_user" (bytes, bytes, seconds).
+redis_info() {
+    rcli_each INFO | tr -d '\r' | awk -F: '
+        $1 == "used_memory" {m += $2} $1 == "used_memory_dataset" {d += $2}
+        $1 == "used_cpu_sys" || $1 == "used_cpu_user" {c += $2}
+        END {printf "%.0f %.0f %.6f", m, d, c}'
 }
 
 # ---- smoke test: a saga really completes through the stub ---------------
@@ -390,6 +412,7 @@ workload() { # name type empty wait [delay_ms]
     calls0=$(curl -fsS "$STUB/__count")
     keys0=$(rcli_each DBSIZE | awk '/^[0-9]+$/ {n += $1} END {print n + 0}')
     cmd0=$(cmdstats)
+    info0=$(redis_info)
     # shellcheck disable=SC2086
     c0=$(ticks_sum $DPIDS) r0=$(ticks_sum $RPIDS) s0=$(ticks "$stub_pid") b0=$(busy_ticks)
     t0=$(now)
@@ -414,11 +437,15 @@ workload() { # name type empty wait [delay_ms]
     # shellcheck disable=SC2086
     c1=$(ticks_sum $DPIDS) r1=$(ticks_sum $RPIDS) s1=$(ticks "$stub_pid") b1=$(busy_ticks)
     cmd1=$(cmdstats)
+    info1=$(redis_info)
     calls1=$(curl -fsS "$STUB/__count")
-    hwm_each="" rss_each=""
+    hwm_each="" rss_each="" pss_each=""
     for dp in $DPIDS; do
         hwm_each="$hwm_each $(status_kb "$dp" VmHWM)"
         rss_each="$rss_each $(status_kb "$dp" VmRSS)"
+        # PSS: the shared libraries' pages (9 MB of the RSS) divided among
+        # the processes mapping them
+        pss_each="$pss_each $(awk '$1 == "Pss:" {print $2}' "/proc/$dp/smaps_rollup" 2>/dev/null || echo 0)"
     done
     {
         echo "w.$name.t_wrk $t0 $t1"
@@ -431,10 +458,13 @@ workload() { # name type empty wait [delay_ms]
         echo "w.$name.hwm_kb $(echo "$hwm_each" | tr ' ' '\n' | sort -n | tail -n 1)"
         echo "w.$name.rss_kb $(echo "$rss_each" | tr ' ' '\n' | sort -n | tail -n 1)"
         echo "w.$name.hwm_kb_each$hwm_each"
+        echo "w.$name.pss_kb $(echo "$pss_each" | tr ' ' '\n' | sort -n | tail -n 1)"
         echo "w.$name.branch_calls $((calls1 - calls0))"
         echo "w.$name.keys0 $keys0"
         echo "w.$name.cmd0 $cmd0"
         echo "w.$name.cmd1 $cmd1"
+        echo "w.$name.redis_info0 $info0"
+        echo "w.$name.redis_info1 $info1"
         echo "w.$name.tally $(tally "$tag-")"
         echo "w.$name.unfinished_end $(unfinished)"
         echo "w.$name.desc $2 $3 $4 ${5:-0}"
@@ -459,15 +489,57 @@ for w in $WORKLOADS; do
     esac
 done
 
+# Top Redis up to $1 finished transactions stored (those the runs before
+# left count): copies of one of the saga run's transactions, written by
+# bench/preload.lua in batches of 50,000 (about 1 s each, while nothing else
+# runs), so they have the layout dtmd wrote. Shards: dtmd's default
+# Store.Shards (16), which this runner does not change.
+preload() {
+    stored=$(rcli --raw EVAL "local n = 0
+        for _, k in ipairs(redis.call('KEYS', 'dtmd{*}:idx')) do n = n + redis.call('ZCARD', k) end
+        return n" 0)
+    tpl=$(rcli --raw EVAL "for _, k in ipairs(redis.call('KEYS', 'dtmd{*}:idx')) do
+          local g = redis.call('ZRANGEBYLEX', k, '[' .. ARGV[1], '(' .. ARGV[1] .. '\255', 'LIMIT', 0, 1)
+          if g[1] then return 'dtmd{' .. string.match(k, '{(.-)}') .. '}:t:' .. g[1] end
+        end
+        return ''" 0 "bsaga-$$-")
+    [ -n "$tpl" ] || die "preload: no transaction of the saga run to copy"
+    [ "$(rcli HGET "$tpl" status)" = succeed ] || die "preload: $tpl is not succeed"
+    want=$(($1 - stored))
+    [ "$want" -gt 0 ] || want=0
+    say "preload: $want copies of $tpl ($stored stored already, $1 wanted)"
+    info_p0=$(redis_info) tp0=$(now) done_n=0
+    gpre="bpre-$$-$(date +%s | awk '{printf "%x", $1}')-0-$(printf '%06x' $$)-"
+    script=$(cat "$here/preload.lua")
+    while [ "$done_n" -lt "$want" ]; do
+        b=$((want - done_n))
+        [ "$b" -le 50000 ] || b=50000
+        rcli EVAL "$script" 1 "$tpl" dtmd 16 "$gpre" "$done_n" "$b" >/dev/null || die "preload failed"
+        done_n=$((done_n + b))
+    done
+    {
+        echo "preload_target $1"
+        echo "preload_stored_before $stored"
+        echo "preload_written $want"
+        echo "preload_template $tpl"
+        echo "preload_seconds $(awk -v a="$tp0" -v b="$(now)" 'BEGIN {printf "%.1f", b - a}')"
+        echo "preload_info0 $info_p0"
+        echo "preload_info1 $(redis_info)"
+        echo "preload_template_memory_usage $(rcli MEMORY USAGE "$tpl" SAMPLES 0)"
+        echo "preload_template_encoding $(rcli OBJECT ENCODING "$tpl")"
+    } >>"$facts"
+}
+
 # Half of the saga's peak: each connection pauses CONNS / (peak / 2) s
 # between requests (wrk's delay(); the achieved rate is reported).
 if [ "$HALF" = 1 ] && grep -q '^w.saga.t_done' "$facts"; then
     pause=$("$PY" "$here/results.py" half-delay "$facts" "$CONNS")
+    if [ "$PRELOAD" -gt 0 ]; then preload "$PRELOAD"; fi
     workload saga_half saga 0 0 "$pause"
-    # Again on an empty Redis: the runs before leave some 400,000 finished
-    # transactions stored (FinishedDataExpire: a day), and Redis itself then
-    # stalls for 10 - 35 ms now and then (LATENCY LATEST), which decides
-    # the p99; this run shows dtmd's latency without that.
+    # Again on an empty Redis: with many finished transactions stored
+    # (FinishedDataExpire: a day) Redis itself stalls for 10 - 35 ms now and
+    # then (LATENCY LATEST), which decides the p99; this run shows dtmd's
+    # latency without that.
     rcli FLUSHALL >/dev/null
     workload saga_half_fresh saga 0 0 "$pause"
 fi
@@ -476,6 +548,49 @@ fi
     echo "final_hwm_kb $(status_kb "$dtmd_pid" VmHWM)"
     echo "final_rss_kb $(status_kb "$dtmd_pid" VmRSS)"
 } >>"$facts"
+
+# dtmd's memory per in-flight transaction: a second dtmd (default limits, its
+# own key prefix on the same Redis, so neither sees the other's transactions)
+# gets INFLIGHT sagas whose branches hang (bench/hold.py: accepts, never
+# answers); with fewer than Limits.MaxActivePasses (2048) and
+# Limits.MaxInflightCalls (1024) each is driven, its first call open.
+# (RSS then - RSS idle) / INFLIGHT. make bench-soak measures 10,000.
+if [ "$INFLIGHT" -gt 0 ]; then
+    [ "$INFLIGHT" -le 1024 ] || die "INFLIGHT=$INFLIGHT: at most 1024 (Limits.MaxInflightCalls), so each has a call open"
+    hold_port=$(pick_port 26791)
+    "$PY" "$here/hold.py" serve "$hold_port" >"$tmp/hold.log" 2>&1 &
+    hold_pid=$!
+    wait_for "$hold_pid" "$PY" -c "import socket; socket.create_connection(('127.0.0.1', $hold_port)).close()" ||
+        die "bench/hold.py did not start"
+    hd_port=$(pick_port 26792)
+    STORE_HOST=127.0.0.1 STORE_PORT=$REDIS_PORT STORE_REDIS_PREFIX=dtmdhold HTTP_HOST=127.0.0.1 \
+        HTTP_PORT=$hd_port LOG_LEVEL=warn REQUEST_TIMEOUT=120 TIMEOUT_TO_FAIL=600 RETRY_INTERVAL=600 \
+        "$DTMD" >"$tmp/dtmd-hold.log" 2>&1 &
+    hold_dtmd=$!
+    wait_for "$hold_dtmd" curl -fsS "http://127.0.0.1:$hd_port/api/ping" || die "the in-flight dtmd did not start"
+    hold_idle=$(status_kb "$hold_dtmd" VmRSS)
+    say "in flight: $INFLIGHT sagas whose branches never answer (dtmd idle RSS $hold_idle kB)"
+    "$PY" "$here/hold.py" submit "$hd_port" "$hold_port" "$INFLIGHT" bench || die "submitting to the hold dtmd failed"
+    # a gauge of the in-flight dtmd, 0 when it cannot be read
+    gauge() { curl -fsS "http://127.0.0.1:$hd_port/api/metrics" | awk -v m="$1" '$1 == m {n = $2} END {print n + 0}'; }
+    i=0
+    while [ "$(gauge dtmd_active_passes)" -lt "$INFLIGHT" ]; do
+        i=$((i + 1))
+        [ $i -lt 300 ] || die "in flight: only $(gauge dtmd_active_passes) of $INFLIGHT driven"
+        sleep 0.1
+    done
+    sleep 1
+    {
+        echo "inflight_n $INFLIGHT"
+        echo "inflight_idle_rss_kb $hold_idle"
+        echo "inflight_rss_kb $(status_kb "$hold_dtmd" VmRSS)"
+        echo "inflight_active $(gauge dtmd_active_passes)"
+        echo "inflight_calls $(gauge dtmd_branch_calls_in_flight)"
+    } >>"$facts"
+    stop_pid "$hold_dtmd"
+    stop_pid "$hold_pid"
+    hold_dtmd="" hold_pid=""
+fi
 grep -ciE 'error|warn' "$tmp/dtmd.log" | sed 's/^/dtmd_log_warnings /' >>"$facts" || true
 
 # ---- Redis Cluster: the saga with one dtmd, then two ----------------------

@@ -74,31 +74,7 @@ facts="$tmp/facts"
 
 # ---- 1. N transactions in flight --------------------------------------------
 HOLD_PORT=$(port)
-"$PY" - "$HOLD_PORT" >"$tmp/hold.log" 2>&1 <<'PYEOF' &
-# Accepts connections and reads them, never answers: a branch that hangs.
-import selectors, socket, sys
-sel = selectors.DefaultSelector()
-srv = socket.socket()
-srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-srv.bind(("127.0.0.1", int(sys.argv[1])))
-srv.listen(4096)
-srv.setblocking(False)
-sel.register(srv, selectors.EVENT_READ)
-while True:
-    for key, _ in sel.select():
-        if key.fileobj is srv:
-            c, _ = srv.accept()
-            c.setblocking(False)
-            sel.register(c, selectors.EVENT_READ)
-        else:
-            try:
-                data = key.fileobj.recv(65536)
-            except OSError:
-                data = b""
-            if not data:
-                sel.unregister(key.fileobj)
-                key.fileobj.close()
-PYEOF
+"$PY" "$here/hold.py" serve "$HOLD_PORT" >"$tmp/hold.log" 2>&1 &
 pids="$pids $!"
 wait_for $! "$PY" -c "import socket; socket.create_connection(('127.0.0.1', $HOLD_PORT)).close()" ||
     die "hold server did not start"
@@ -113,25 +89,7 @@ inflight() {
     start_dtmd "inflight-$label" REQUEST_TIMEOUT=120 TIMEOUT_TO_FAIL=600 RETRY_INTERVAL=600 "$@"
     idle_rss=$(kb "$DPID" VmRSS) idle_anon=$(kb "$DPID" RssAnon)
     say "$label: submitting $N sagas whose first branch never answers"
-    "$PY" - "$DPORT" "$HOLD_PORT" "$N" "$label" <<'PYEOF' || die "submitting failed"
-import http.client, json, sys, threading
-dport, hport, n, label = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-hold = "http://127.0.0.1:%d" % hport
-def work(lo, hi):
-    c = http.client.HTTPConnection("127.0.0.1", dport, timeout=30)
-    for i in range(lo, hi):
-        body = json.dumps({"gid": "inflight-%s-%d" % (label, i), "trans_type": "saga",
-                           "steps": [{"action": hold + "/TransOut", "compensate": hold + "/TransOutRevert"},
-                                     {"action": hold + "/TransIn", "compensate": hold + "/TransInRevert"}],
-                           "payloads": ['{"amount":30}', '{"amount":30}']})
-        c.request("POST", "/api/dtmsvr/submit", body, {"Content-Type": "application/json"})
-        r = c.getresponse()
-        r.read()
-        assert r.status == 200, (i, r.status)
-ths = [threading.Thread(target=work, args=(k * n // 8, (k + 1) * n // 8)) for k in range(8)]
-for t in ths: t.start()
-for t in ths: t.join()
-PYEOF
+    "$PY" "$here/hold.py" submit "$DPORT" "$HOLD_PORT" "$N" "$label" || die "submitting failed"
     # In flight = stored and unfinished (every one is in the due index);
     # dtmd drives min(N, its Limits.MaxActivePasses) of them, the rest wait
     # in Redis (parked).

@@ -164,7 +164,8 @@ def test_runner_completes_every_transaction_and_stops_everything(tmp_path, stub_
     and the counts that do not depend on the machine."""
     ports = {"REDIS_PORT": free_port(), "DTMD_PORT": free_port(), "STUB_PORT": free_port()}
     env = dict(os.environ, DURATION="1s", WORKLOADS="saga msg saga_empty_wait", HALF="1",
-               CLUSTER="0", NO_BUILD="1", DTMD_BIN=str(DTMD_BIN), OUT=str(tmp_path),
+               PRELOAD="60000", INFLIGHT="50", CLUSTER="0", NO_BUILD="1", DTMD_BIN=str(DTMD_BIN),
+               OUT=str(tmp_path),
                TMPDIR=str(tmp_path), DRAIN_TIMEOUT="30", **{k: str(v) for k, v in ports.items()})
     r = subprocess.run(["sh", str(REPO / "bench" / "run.sh")], env=env, capture_output=True,
                        text=True, timeout=240)
@@ -195,6 +196,19 @@ def test_runner_completes_every_transaction_and_stops_everything(tmp_path, stub_
     # the runs before leave their transactions stored; the fresh run starts empty
     assert runs["saga_half"]["redis_keys_at_start"] >= runs["saga"]["completed"]
     assert runs["saga_half_fresh"]["redis_keys_at_start"] == 0
+    # the half-load run starts with PRELOAD finished transactions stored:
+    # copies of one the saga run stored, so as large as dtmd's own
+    pre = res["preload"]
+    assert pre["stored_before"] + pre["written"] == 60000 and pre["written"] > 0, pre
+    assert runs["saga_half"]["redis_keys_at_start"] >= 60000
+    assert pre["redis_bytes_per_tx"] >= pre["template_memory_usage"] > 0, pre
+    # Redis memory and CPU per transaction, from INFO
+    for name in ("saga", "msg", "saga_empty_wait"):
+        assert runs[name]["redis_bytes_per_tx"] > 0 and runs[name]["redis_cpu_ms_per_tx"] > 0, runs[name]
+        assert 0 < runs[name]["pss_kb_at_end"] <= runs[name]["rss_kb"], runs[name]
+    # every in-flight saga driven, its first call open
+    inf = res["inflight"]
+    assert inf["n"] == inf["active"] == inf["calls_open"] == 50 and inf["rss_kb"] > 0, inf
 
     md = (tmp_path / "results.md").read_text()
     assert "| workload | completed tx/s |" in md
@@ -203,3 +217,22 @@ def test_runner_completes_every_transaction_and_stops_everything(tmp_path, stub_
     # everything it started is stopped, its temporary directory removed
     assert not any(port_open(p) for p in ports.values()), ports
     assert not list(tmp_path.glob("dtmd-bench.*"))
+
+
+def test_footprint_study_runs(tmp_path):
+    """bench/footprint.py (docs/footprint.md), briefly: today's real-URL hash
+    is a hash table and the recommended layout a listpack, several times
+    smaller; the figures themselves are the study's, not asserted here."""
+    r = subprocess.run(["/usr/bin/python3", str(REPO / "bench" / "footprint.py"), "2000", "real URLs"],
+                       env=dict(os.environ, TMPDIR=str(tmp_path)), capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = {}
+    for line in r.stdout.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        rows[cells[0]] = cells
+    today = rows["real URLs: today (hash + idx + exp)"]
+    compact = rows["real URLs: one hash, definition in chunks, exp folded into idx"]
+    assert today[4] == "hashtable" and compact[4] == "listpack", (today, compact)
+    assert 0 < int(compact[1]) * 3 < int(today[1]), (today, compact)
+    assert not list(tmp_path.glob("dtmd-footprint.*"))  # its private Redis's directory is removed
