@@ -31,7 +31,8 @@ ALLOC_LIBS ?= -lmimalloc
 # lintian build and check the .deb, systemd brings systemd-analyze.
 RUN_PKGS  := build-essential pkg-config libevent-dev libhiredis-dev libcurl4-openssl-dev libmimalloc-dev \
              libyajl-dev libyaml-dev redis-server
-DEB_PKGS  := $(RUN_PKGS) python3-pytest curl valgrind wrk dpkg-dev fakeroot lintian systemd
+DEB_PKGS  := $(RUN_PKGS) python3-pytest python3-pytest-xdist curl valgrind wrk dpkg-dev fakeroot lintian \
+             systemd
 PYTHON    := /usr/bin/python3
 
 # BUILD and BIN let the sanitizer build live beside the normal one.
@@ -202,10 +203,16 @@ ASAN_CFLAGS := -O1 -g -std=c11 -D_GNU_SOURCE -MMD -MP -fsanitize=address,undefin
 asan-unit: $(LIB_OBJS)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Isrc -Itest/unit -o $(BUILD)/unit_tests test/unit/main.c $(UNIT_SRCS) $(LIB_OBJS) $(PKG_LIBS)
 
+# The memory-checked suites run CHECK_JOBS test files at once (pytest-xdist,
+# whole files per worker, so a file's fixtures are never shared): their dtmd
+# processes mostly wait, so two halve the wall time on 2 cores.
+CHECK_JOBS ?= 2
+XDIST      := $(if $(filter-out 0 1,$(CHECK_JOBS)),-n $(CHECK_JOBS) --dist loadfile)
+
 test-asan: deps
 	$(MAKE) --no-print-directory BUILD=build-asan BIN=dtmd-asan CFLAGS="$(ASAN_CFLAGS)" ALLOC_LIBS= dtmd-asan asan-unit
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ./build-asan/unit_tests
-	cd test/e2e && DTMD_BIN=$(CURDIR)/dtmd-asan $(PYTHON) -m pytest -q -p no:cacheprovider
+	cd test/e2e && DTMD_BIN=$(CURDIR)/dtmd-asan $(PYTHON) -m pytest -q -p no:cacheprovider $(XDIST)
 
 # ---- valgrind (docs/testing.md#under-valgrind) ----
 # The normal -O2 -g ./dtmd, every dtmd of the e2e tests started under
@@ -223,7 +230,7 @@ VALGRIND_TESTS ?=
 
 test-valgrind: deps
 	@$(MAKE) --no-print-directory all
-	cd test/e2e && DTMD_WRAPPER="$(VALGRIND)" $(PYTHON) -m pytest -q -rs -p no:cacheprovider $(VALGRIND_TESTS)
+	cd test/e2e && DTMD_WRAPPER="$(VALGRIND)" $(PYTHON) -m pytest -q -rs -p no:cacheprovider $(XDIST) $(VALGRIND_TESTS)
 
 FUZZ_SECONDS ?= 60
 FUZZ_CFLAGS  := -O1 -g -std=c11 -D_GNU_SOURCE -MMD -MP -fsanitize=fuzzer-no-link,address,undefined \
