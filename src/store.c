@@ -270,10 +270,12 @@ static int *parked_count(const store_req *r) {
 
 /* r cannot be sent now: its node is being (re)connected, or (cluster) its
  * slot's owner is not known yet. Rather than fail at once, it waits until
- * its deadline (Store.CommandTimeout after it was made) for a connection (so a Redis restart or a
- * failover that takes a second is not a burst of 503s), re-routed every PARK_TICK (the slot may
- * have moved to a promoted replica). Bounded per node (Store.MaxQueued), so the backlog of one dead
- * master cannot turn away the commands that wait for another one that is only reconnecting. */
+ * its deadline (Store.CommandTimeout after it was made) for a connection,
+ * so a Redis restart or a failover that takes a second is not a burst of
+ * 503s, re-routed every PARK_TICK (the slot may have moved to a promoted
+ * replica). Bounded per node (Store.MaxQueued), so the backlog of one dead
+ * master cannot turn away the commands that wait for another one that is
+ * only reconnecting. */
 static void park(store_req *r) {
     sent_unlink(r);
     int *count = parked_count(r);
@@ -294,9 +296,6 @@ static void park(store_req *r) {
     }
 }
 
-/* Send r to n (NULL: nowhere to send yet). A redirected or retried command
- * may be queued behind a connection still being set up (queue); a first
- * attempt needs a connected node, and otherwise waits in park(). */
 static void wait_cb(redisAsyncContext *ac, void *replyp, void *privdata);
 
 /* r was just sent to n: it joins n's open WAIT, sent at the end of this
@@ -346,6 +345,10 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg) {
     }
 }
 
+/* Send r to n (NULL: nowhere to send yet). A redirected or retried command
+ * may be queued behind a connection still being set up (queue); a first
+ * attempt needs a connected node, and otherwise waits in park(). Once sent,
+ * r is in st.sent (its deadline watched) and hiredis holds it. */
 static void send_to(store_req *r, store_node *n, int asking, int queue) {
     static const char *asking_argv[] = {"ASKING"};
     static const size_t asking_len[] = {6};
