@@ -911,6 +911,7 @@ def test_cluster_wait_replicas_with_replicas(rcluster, stub, tmp_path, request):
         "HTTP_HOST": "127.0.0.1",
         "HTTP_PORT": str(free_port()),
         "STORE_WAIT_REPLICAS": "1",
+        "STORE_WAIT_TIMEOUT": "1.5",  # slack for a loaded machine, below CommandTimeout (2 s)
     })
     d = Dtmd(env, tmp_path, name="dtmd1")
     _artifact(request, "dtmd1 log tail", lambda: d.log_tail(150))

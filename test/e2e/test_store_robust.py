@@ -108,7 +108,8 @@ def test_wait_replicas_with_replica_succeeds(redis_server, start_dtmd, stub, tmp
     rep = start_replica(tmp_path, "replica", redis_server)
     try:
         wait_replica_synced(redis_server)
-        d = start_dtmd(STORE_WAIT_REPLICAS="1")
+        # WaitTimeout: slack for a loaded machine, below CommandTimeout (2 s)
+        d = start_dtmd(STORE_WAIT_REPLICAS="1", STORE_WAIT_TIMEOUT="1.5")
         gid = new_gid("rep")
         st, resp = d.submit(two_steps(stub, gid))
         assert st == 200, resp
