@@ -900,8 +900,19 @@ def test_cluster_wait_replicas_with_replicas(rcluster, stub, tmp_path, request):
     every shard's saga is acknowledged (its WAIT on its own master) and
     finishes. Runs before the failover test, which kills a master."""
     c = rcluster
-    for replica in masters_and_replicas(c).values():
+    from test_store_robust import write_confirmed
+    for master, replica in masters_and_replicas(c).items():
         wait_until(lambda r=replica: replica_synced(c, r), 20, msg="replica in sync")
+        # a key of a slot this master serves, written and confirmed by WAIT
+        ranges = [(int(e[0]), int(e[1])) for e in c.cmd(master, "CLUSTER", "SLOTS")
+                  if int(e[2][1]) == master]
+        key = next(k for k in ("wrprobe-%d" % i for i in range(100000))
+                   if any(a <= key_slot(k) <= b for a, b in ranges))
+
+        def confirmed(m=master, k=key):
+            with Resp("127.0.0.1", m) as r:
+                return write_confirmed(r, k)
+        wait_until(confirmed, 20, msg="master :%d: a write confirmed by its replica" % master)
     env = dict(DEFAULT_ENV)
     env.update({
         "STORE_DRIVER": "redis",

@@ -39,13 +39,20 @@ def start_replica(tmp_path, name, master):
     return r
 
 
+def write_confirmed(client, key, n=1):
+    """A write on this connection that WAIT confirms n replicas have: the
+    replicas are really streaming (after a diskless sync a master streams to
+    a replica only from its first REPLCONF ACK)."""
+    client("SET", key, "1")
+    return client("WAIT", n, 200) >= n
+
+
 def wait_replica_synced(master, n=1, timeout=10.0):
-    """The master sees n replicas online (their link is up and synced)."""
+    """n replicas of master confirm writes."""
     def ok():
-        info = master.cmd("INFO", "replication").decode()
-        return sum(1 for ln in info.splitlines()
-                   if ln.startswith("slave") and "state=online" in ln) >= n
-    wait_until(ok, timeout, msg="%d replica(s) online on port %d" % (n, master.port))
+        with master.client() as r:
+            return write_confirmed(r, "probe:replicated", n)
+    wait_until(ok, timeout, msg="%d replica(s) confirming writes on port %d" % (n, master.port))
 
 
 # ---- Store.CommandTimeout ---------------------------------------------------
