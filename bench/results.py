@@ -19,8 +19,9 @@ import sys
 # INFO commandstats, so only these count as round trips). The runner's own
 # polling uses EVAL and INFO, which are not counted. HMGET is left out: the
 # scripts run it inside (the stored status and type), and dtmd sends it only
-# to read msg topics, which no workload here uses.
-DTMD_COMMANDS = ("evalsha", "hgetall", "zrangebylex", "zrange", "del", "hdel")
+# to read msg topics, which no workload here uses. WAIT is sent only with
+# Store.WaitReplicas (the saga_replicated run).
+DTMD_COMMANDS = ("evalsha", "hgetall", "zrangebylex", "zrange", "del", "hdel", "wait")
 
 # dtm (Go, Redis store) on a 2-core machine, wrk -t2 -c64 against a C stub
 # (issue 4): completed tx/s, CPU ms per transaction, RSS MB.
@@ -199,6 +200,7 @@ def workloads(facts):
             "redis_keys_at_start": int(g("keys0") or 0),
             "branch_calls_per_tx": round(calls / ok, 3) if ok else None,
             "redis_round_trips": rt,
+            "redis_commands": {c: c1.get(c, 0) - c0.get(c, 0) for c in DTMD_COMMANDS},
             "redis_round_trips_per_tx": round(rt / ok, 3) if ok else None,
         }
         # Redis's INFO: memory added and CPU spent by the run, per completed
@@ -416,6 +418,10 @@ def report(facts, outdir):
                          "%s keys in Redis at its start."
                          % (r["workload"], r["pause_ms"], fmt(r["submit_rps"]),
                             fmt(r["redis_keys_at_start"])))
+        if r["workload"] == "saga_replicated":
+            lines.append("saga_replicated: the saga with Store.WaitReplicas 1 against a replica "
+                         "on :%s (a dtmd of its own, after the runs above); every write waits for "
+                         "one WAIT per loop turn, counted in its Redis calls." % facts.get("replica_port", "?"))
     ct = cluster_table(ws, facts)
     if ct:
         lines += [""] + ct

@@ -13,10 +13,12 @@
 #      latency at that load, with PRELOAD finished transactions stored, then
 #      once more on an emptied Redis; then measures dtmd's RSS with INFLIGHT
 #      transactions in flight;
-#   4. starts a private 3-master Redis Cluster (no replicas, no persistence)
+#   4. starts a replica of the Redis and runs the 2-step saga with a dtmd
+#      that acknowledges only replicated writes (Store.WaitReplicas 1);
+#   5. starts a private 3-master Redis Cluster (no replicas, no persistence)
 #      and runs the 2-step saga against it with one dtmd, then with two dtmd
 #      processes sharing it (two wrk in parallel, CONNS/2 connections each);
-#   5. prints the tables and writes bench/results.json and bench/results.md
+#   6. prints the tables and writes bench/results.json and bench/results.md
 #      (and bench/results.png when gnuplot is installed).
 # Everything started here is stopped on exit, also on Ctrl-C or an error.
 #
@@ -27,13 +29,15 @@
 #   WORKLOADS="saga saga_wait msg saga_empty_wait"   which, in this order
 #   HALF=1         also run the saga at half its peak rate, on the Redis as
 #                  the runs left it and on an emptied one (0 = skip)
+#   REPLICA=1      also run the saga with Store.WaitReplicas 1 against a local
+#                  replica (0 = skip)
 #   CLUSTER=1      also run the saga on a 3-master Redis Cluster, with one and
 #                  with two dtmd (0 = skip)
 #   CLUSTER_DURATION=8s   length of each cluster run
 #   CLUSTER_PORTS="p1 p2 p3"  cluster node ports (default: free ones near
 #                  27001 whose bus port, +10000, is free too)
-#   REDIS_PORT, DTMD_PORT, STUB_PORT   ports (default: a free one near 26379,
-#                  26789, 26790)
+#   REDIS_PORT, DTMD_PORT, STUB_PORT, REPLICA_PORT   ports (default: a free
+#                  one near 26379, 26789, 26790, 26380)
 #   DTMD_BIN=path  the dtmd binary to measure (default ./dtmd, built first)
 #   NO_BUILD=1     skip building ./dtmd and bench/stub
 #   KEEP=1         keep the temporary directory (logs, wrk output)
@@ -54,6 +58,7 @@ CONNS=${CONNS:-64}
 THREADS=${THREADS:-2}
 WORKLOADS=${WORKLOADS:-saga saga_wait msg saga_empty_wait}
 HALF=${HALF:-1}
+REPLICA=${REPLICA:-1}
 CLUSTER=${CLUSTER:-1}
 CLUSTER_DURATION=${CLUSTER_DURATION:-8s}
 DRAIN_TIMEOUT=${DRAIN_TIMEOUT:-60}
@@ -96,7 +101,7 @@ fi
 
 # ---- processes and cleanup ----------------------------------------------
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/dtmd-bench.XXXXXX")
-dtmd_pid="" stub_pid="" redis_pid="" wrk_pid=""
+dtmd_pid="" stub_pid="" redis_pid="" wrk_pid="" replica_pid=""
 hold_dtmd="" hold_pid="" # the in-flight measurement's dtmd and hanging service
 wrk_pids="" cl_dtmd_pids="" cl_redis_pids="" # the cluster runs' processes
 
@@ -120,9 +125,11 @@ cleanup() {
     stop_pid "$hold_pid"
     for p in $cl_dtmd_pids; do stop_pid "$p"; done
     stop_pid "$stub_pid"
+    stop_pid "$replica_pid"
     stop_pid "$redis_pid"
     for p in $cl_redis_pids; do stop_pid "$p"; done
     wrk_pid="" wrk_pids="" dtmd_pid="" hold_dtmd="" hold_pid="" cl_dtmd_pids="" stub_pid="" redis_pid="" cl_redis_pids=""
+    replica_pid=""
     if [ "${KEEP:-}" = 1 ]; then
         say "kept $tmp"
     else
@@ -592,6 +599,36 @@ if [ "$INFLIGHT" -gt 0 ]; then
     hold_dtmd="" hold_pid=""
 fi
 grep -ciE 'error|warn' "$tmp/dtmd.log" | sed 's/^/dtmd_log_warnings /' >>"$facts" || true
+
+# ---- Store.WaitReplicas 1: the saga acknowledged once a replica has it ------
+# A replica of the single Redis (no persistence either), and a dtmd of its
+# own with STORE_WAIT_REPLICAS=1 in place of the first one: every write is
+# followed by a WAIT (one per loop turn, covering that turn's writes).
+if [ "$REPLICA" = 1 ]; then
+    REPLICA_PORT=${REPLICA_PORT:-$(pick_port 26380)}
+    redis-server --bind 127.0.0.1 --port "$REPLICA_PORT" --save '' --appendonly no \
+        --replicaof 127.0.0.1 "$REDIS_PORT" --dir "$tmp" --dbfilename replica.rdb \
+        --logfile "$tmp/replica.log" --daemonize no >/dev/null 2>&1 &
+    replica_pid=$!
+    rcli CONFIG SET repl-diskless-sync-delay 0 >/dev/null
+    wait_for "$replica_pid" sh -c "redis-cli -h 127.0.0.1 -p $REPLICA_PORT INFO replication |
+        grep -q master_link_status:up" || die "the replica did not sync (see $tmp/replica.log)"
+    stop_pid "$dtmd_pid"
+    DTMD_PORT=$(pick_port $((DTMD_PORT + 20)))
+    STORE_HOST=127.0.0.1 STORE_PORT=$REDIS_PORT STORE_REDIS_PREFIX=dtmd HTTP_HOST=127.0.0.1 \
+        HTTP_PORT=$DTMD_PORT STORE_WAIT_REPLICAS=1 LOG_LEVEL=warn "$DTMD" >"$tmp/dtmd-replica.log" 2>&1 &
+    dtmd_pid=$!
+    API="http://127.0.0.1:$DTMD_PORT/api/dtmsvr"
+    wait_for "$dtmd_pid" curl -fsS "http://127.0.0.1:$DTMD_PORT/api/ping" ||
+        die "dtmd with WaitReplicas did not start (see $tmp/dtmd-replica.log)"
+    smoke "$API" "smoke-replica-$$"
+    echo "replica_port $REPLICA_PORT" >>"$facts"
+    STORE_DESC="single Redis + 1 replica, WaitReplicas 1" DPIDS=$dtmd_pid APIS=$API
+    workload saga_replicated saga 0 0
+    grep -ciE 'error|warn' "$tmp/dtmd-replica.log" | sed 's/^/replica_dtmd_log_warnings /' >>"$facts" || true
+    stop_pid "$replica_pid"
+    replica_pid=""
+fi
 
 # ---- Redis Cluster: the saga with one dtmd, then two ----------------------
 # A private 3-master cluster (no replicas, no persistence, nodes.conf in the

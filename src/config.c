@@ -82,6 +82,7 @@ typedef enum {
     K_I64,      /* int64_t within [min, max] */
     K_SIZE,     /* size_t within [min, max] */
     K_DUR,      /* double seconds, > 0 */
+    K_MS,       /* seconds (fractional allowed) stored as int ms within [min, max] ms */
     K_LEVEL,    /* log level name */
     K_LOGFMT,   /* Log.Format: text or json (stored as 0/1) */
     K_BOOL,     /* true/false, yes/no, on/off, 1/0 (stored as int 0/1) */
@@ -113,6 +114,15 @@ static const key_def keys[] = {
     {"Store.Shards", K_INT, OFF(store_shards), 1, 1024, "expected an integer 1..1024"},
     {"Store.MaxQueued", K_INT, OFF(store_max_queued), 1, INT_MAX, "expected a positive integer"},
     {"Store.Cluster", K_BOOL, OFF(store_cluster), 0, 0, NULL},
+    {"Store.CommandTimeout", K_MS, OFF(store_command_timeout_ms), 10, 600000,
+     "expected a number of seconds 0.01..600"},
+    {"Store.WaitReplicas", K_INT, OFF(store_wait_replicas), 0, 1000, "expected an integer 0..1000"},
+    /* WAIT's timeout is in ms and 0 means forever: 1 ms at least */
+    {"Store.WaitTimeout", K_MS, OFF(store_wait_timeout_ms), 1, 600000,
+     "expected a number of seconds 0.001..600"},
+    {"Store.SentinelAddrs", K_STR, OFF(sentinel_addrs_text), 0, 0, NULL},
+    {"Store.SentinelMaster", K_STR, OFF(sentinel_master), 0, 0, NULL},
+    {"Store.SentinelPassword", K_STR, OFF(sentinel_password), 0, 0, NULL},
     {"HttpHost", K_NONEMPTY, OFF(http_host), 0, 0, "expected a listen address"},
     {"HttpPort", K_INT, OFF(http_port), 1, 65535, PORT_EXPECT},
     {"TransCronInterval", K_DUR, OFF(trans_cron_interval), 0, 0, NULL},
@@ -286,6 +296,16 @@ static int set_value(dtmd_config *cfg, const key_def *k, const char *text, const
             *(double *)base = d;
             return 0;
         }
+        case K_MS: {
+            double d;
+            if (parse_seconds(text, &d) != 0 || d > MAX_DURATION_S ||
+                (v = llround(d * 1000)) < k->min || v > k->max) {
+                set_err(err, "%s: %s, got '%.64s'", label, k->expect, text);
+                return -1;
+            }
+            *(int *)base = (int)v;
+            return 0;
+        }
         case K_LOGFMT:
             if (strcasecmp(text, "text") != 0 && strcasecmp(text, "json") != 0) {
                 set_err(err, "%s: expected text or json, got '%.64s'", label, text);
@@ -425,6 +445,60 @@ static int resolve_store_seeds(dtmd_config *cfg, char **err) {
     }
     if (cfg->store_nseeds == 0) {
         set_err(err, "Store.Host: %s, got '%.64s'", SEEDS_EXPECT, h);
+        return -1;
+    }
+    return 0;
+}
+
+#define SENTINELS_EXPECT "expected Redis Sentinel addresses as host:port separated by commas"
+
+/* Store.SentinelAddrs: the sentinels that name the master (Redis Sentinel).
+ * Sentinel and Cluster are two ways of finding the master of a key: a
+ * configuration naming both is a mistake, not a choice. A sentinel entry
+ * without a port takes Sentinel's usual 26379. */
+static int resolve_sentinels(dtmd_config *cfg, char **err) {
+    const char *s = cfg->sentinel_addrs_text;
+    if (!s || !*s) return 0;
+    if (cfg->store_nseeds > 0) {
+        set_err(err, "Store.SentinelAddrs: Redis Sentinel and Redis Cluster (Store.Host list or "
+                     "Store.Cluster) exclude each other");
+        return -1;
+    }
+    if (!cfg->sentinel_master || !cfg->sentinel_master[0]) {
+        set_err(err, "Store.SentinelMaster: expected the master's name, got an empty value");
+        return -1;
+    }
+    size_t max = 1;
+    for (const char *p = s; *p; p++) max += *p == ',';
+    cfg->sentinels = calloc(max, sizeof *cfg->sentinels);
+    if (!cfg->sentinels) abort();
+    const char *p = s, *a, *b;
+    while (next_list_item(&p, &a, &b)) {
+        if (b > a) {
+            if (parse_seed(a, (size_t)(b - a), 26379, &cfg->sentinels[cfg->nsentinels]) != 0) {
+                set_err(err, "Store.SentinelAddrs: %s, got '%.*s'", SENTINELS_EXPECT,
+                        (int)(b - a > 64 ? 64 : b - a), a);
+                return -1;
+            }
+            cfg->nsentinels++;
+        }
+    }
+    if (cfg->nsentinels == 0) {
+        set_err(err, "Store.SentinelAddrs: %s, got '%.64s'", SENTINELS_EXPECT, s);
+        return -1;
+    }
+    return 0;
+}
+
+/* A WAIT holds up the commands behind it on its connection for up to
+ * Store.WaitTimeout: it must end well before they time out. */
+static int check_store_wait(const dtmd_config *cfg, char **err) {
+    if (cfg->store_wait_replicas > 0 &&
+        cfg->store_wait_timeout_ms >= cfg->store_command_timeout_ms) {
+        set_err(err,
+                "Store.WaitTimeout (%g s) must be shorter than Store.CommandTimeout (%g s): a "
+                "WAIT holds up the commands behind it",
+                cfg->store_wait_timeout_ms / 1000.0, cfg->store_command_timeout_ms / 1000.0);
         return -1;
     }
     return 0;
@@ -648,6 +722,12 @@ void config_defaults(dtmd_config *cfg) {
     cfg->finished_data_expire = 86400;
     cfg->store_shards = 16;
     cfg->store_max_queued = 10000;
+    cfg->store_command_timeout_ms = 2000;
+    cfg->store_wait_replicas = 0;
+    cfg->store_wait_timeout_ms = 1000;
+    cfg->sentinel_addrs_text = dupstr("");
+    cfg->sentinel_master = dupstr("mymaster");
+    cfg->sentinel_password = dupstr("");
     cfg->http_host = dupstr("0.0.0.0");
     cfg->http_port = 36789;
     cfg->trans_cron_interval = 3;
@@ -685,6 +765,7 @@ static int load_common(dtmd_config *cfg, yaml_parser_t *parser, const char *what
     config_defaults(cfg);
     if ((parser && load_yaml(cfg, parser, what, warn_cb, err) != 0) ||
         apply_env(cfg, envp, err) != 0 || resolve_store_seeds(cfg, err) != 0 ||
+        resolve_sentinels(cfg, err) != 0 || check_store_wait(cfg, err) != 0 ||
         resolve_branch_allow(cfg, err) != 0) {
         config_free(cfg);
         return -1;
@@ -771,6 +852,14 @@ void config_free(dtmd_config *cfg) {
     free(cfg->store_seeds);
     cfg->store_seeds = NULL;
     cfg->store_nseeds = 0;
+    for (int i = 0; i < cfg->nsentinels; i++) free(cfg->sentinels[i].host);
+    free(cfg->sentinels);
+    cfg->sentinels = NULL;
+    cfg->nsentinels = 0;
+    free(cfg->sentinel_addrs_text);
+    free(cfg->sentinel_master);
+    free(cfg->sentinel_password);
+    cfg->sentinel_addrs_text = cfg->sentinel_master = cfg->sentinel_password = NULL;
     cfg->store_driver = cfg->store_host = cfg->store_user = cfg->store_password = NULL;
     cfg->redis_prefix = cfg->http_host = cfg->alert_web_hook = NULL;
 }
@@ -843,6 +932,9 @@ void config_print(const dtmd_config *cfg, FILE *out) {
                 break;
             case K_DUR:
                 fprintf(out, "%g", *(const double *)base);
+                break;
+            case K_MS:
+                fprintf(out, "%g", *(const int *)base / 1000.0);
                 break;
             case K_LEVEL: {
                 static const char *const names[] = {"debug", "info", "warn", "error"};

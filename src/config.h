@@ -33,11 +33,20 @@ typedef struct dtmd_config {
     int store_shards;             /* Store.Shards, due-index shards, default 16, 1..1024 */
     int store_max_queued;         /* Store.MaxQueued: commands waiting for one node, 10000 */
     int store_cluster;            /* Store.Cluster: Redis Cluster even with one address */
+    int store_command_timeout_ms; /* Store.CommandTimeout: longest wait for any reply, 2000 */
+    int store_wait_replicas;      /* Store.WaitReplicas: WAIT for this many replicas, 0 = off */
+    int store_wait_timeout_ms;    /* Store.WaitTimeout: WAIT's timeout, 1000 */
+    char *sentinel_addrs_text;    /* Store.SentinelAddrs: "h1:p1,h2:p2", "" = no Sentinel */
+    char *sentinel_master;        /* Store.SentinelMaster: the master's name, "mymaster" */
+    char *sentinel_password;      /* Store.SentinelPassword: AUTH on the sentinels, "" = none */
     /* Derived from Store.Host once everything is loaded: a comma in it means
      * Redis Cluster, and each entry ("host:port", "[v6]:port", or a host that
      * takes Store.Port) is a seed node. 0 seeds = one Redis, store_host:port. */
     dtmd_addr *store_seeds;
     int store_nseeds;
+    /* Derived from Store.SentinelAddrs: the sentinels to ask for the master. */
+    dtmd_addr *sentinels;
+    int nsentinels;
 
     char *http_host; /* HttpHost, listen address, default "0.0.0.0" */
     int http_port;   /* HttpPort, default 36789 */

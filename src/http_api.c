@@ -486,10 +486,14 @@ void api_reply_store_error(api_call *c, const char *gid, const char *err) {
     int unavailable = store_err_unavailable(err);
     log_warn("api: %s%s%s%s failed in the store: %s", gid ? "gid " : "", gid ? gid : "",
              gid ? ": " : "", c->api ? c->api : "request", err ? err : "");
+    /* Why it is unavailable (a timeout, replication not confirmed) is
+     * dtmd's own text after "store unavailable: ": the client may see it. */
+    const char *why = unavailable && err[17] == ':' ? err + 17 : "";
     char msg[512];
-    snprintf(msg, sizeof msg, "%s%s%s%s", gid ? "gid " : "", gid ? gid : "", gid ? ": " : "",
-             unavailable ? "store unavailable, try again later"
-                         : "the store failed the request (details in dtmd's log)");
+    snprintf(
+        msg, sizeof msg, "%s%s%s%s%.300s%s", gid ? "gid " : "", gid ? gid : "", gid ? ": " : "",
+        unavailable ? "store unavailable" : "the store failed the request (details in dtmd's log)",
+        why, unavailable ? "; try again later" : "");
     reply_result(c, unavailable ? 503 : 500, NULL, msg, NULL);
 }
 

@@ -187,6 +187,11 @@ int main(int argc, char **argv) {
     if (cfg.store_nseeds > 0)
         log_info("dtmd %s started (Redis Cluster, seeds %s, prefix '%s', %d shards)", DTMD_VERSION,
                  cfg.store_host, cfg.redis_prefix, cfg.store_shards);
+    else if (cfg.nsentinels > 0)
+        log_info("dtmd %s started (Redis Sentinel master '%s', sentinels %s, prefix '%s', %d "
+                 "shards)",
+                 DTMD_VERSION, cfg.sentinel_master, cfg.sentinel_addrs_text, cfg.redis_prefix,
+                 cfg.store_shards);
     else
         log_info("dtmd %s started (store %s:%d prefix '%s', %d shards)", DTMD_VERSION,
                  cfg.store_host, cfg.store_port, cfg.redis_prefix, cfg.store_shards);

@@ -22,14 +22,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define UNAVAILABLE "store unavailable"
 
 #define MAX_REDIRECTS 5    /* MOVED/ASK followed per command */
-#define PARK_GRACE_MS 2000 /* commands wait this long for a connection, then "unavailable" */
 #define PARK_TICK 0.05     /* seconds between tries to send the waiting ones */
+#define SWEEP_TICK 0.1     /* seconds between looks for commands past Store.CommandTimeout */
 #define MAX_TRYAGAIN 10    /* TRYAGAIN (slot mid-migration) retries per command ... */
 #define TRYAGAIN_DELAY 0.1 /* ... this many seconds apart */
+
+struct wait_ticket;
 
 typedef struct store_req {
     rargs args;       /* full command as sent (EVALSHA form for scripts) */
@@ -39,12 +42,39 @@ typedef struct store_req {
     store_node *node; /* where it was last sent, with ASKING or not */
     int asking;
     int redirects, tryagains;
-    int64_t park_until;     /* waiting for a connection until then (ms), 0 = never waited */
-    struct store_req *next; /* in st.delayed or st.parked */
+    struct store_req *next; /* in st.delayed or st.parked (or a sweep's expired list) */
     store_cb *cb;
     void *arg;
-    double t0; /* created (metrics_now), for dtmd_redis_command_duration_seconds */
+    double t0;       /* created (metrics_now), for dtmd_redis_command_duration_seconds */
+    double deadline; /* metrics_now() by which the caller is answered, whatever Redis does */
+    /* Sent and not answered yet: in st.sent, which the sweep walks. */
+    struct store_req *sent_prev, *sent_next;
+    int linked;
+    /* hiredis holds r: reply_cb is still to come, so r outlives an answer
+     * given early (timed out: done), to drop the late reply. */
+    int in_hiredis;
+    int done;     /* the caller has its (timeout) answer; nothing more is delivered */
+    int answered; /* the sweep has called back: free r once hiredis lets go of it */
+    /* Store.WaitReplicas: a write is answered only after a pipelined WAIT
+     * confirmed it; the script's reply waits in held meanwhile. */
+    int wait;
+    struct wait_ticket *ticket; /* the WAIT behind the current attempt */
+    int ticket_idx;             /* r's place in ticket->rs */
+    redisReply *held;
 } store_req;
+
+/* One WAIT and the writes it confirms: every write sent to a node during
+ * one turn of the event loop is followed by a single WAIT (it covers all of
+ * the connection's earlier writes), so a burst of writes costs one WAIT,
+ * and commands behind it are held up by one WAIT at most. hiredis holds the
+ * ticket once the WAIT is sent; a request answered or sent again meanwhile
+ * is detached (its entry set to NULL), so a late or stale answer is
+ * dropped. */
+typedef struct wait_ticket {
+    store_node *node;
+    int n, cap;
+    store_req **rs;
+} wait_ticket;
 
 static struct {
     struct event_base *base;
@@ -55,6 +85,15 @@ static struct {
     int parked_per_node_cap;
     int park_max; /* Store.MaxQueued: parked commands per node, at most */
     struct event *park_ev;
+    store_req *sent; /* sent and unanswered, newest first */
+    struct event *sweep_ev;
+    double cmd_timeout;           /* Store.CommandTimeout, seconds */
+    int wait_replicas;            /* Store.WaitReplicas, 0 = no WAIT */
+    int wait_timeout_ms;          /* Store.WaitTimeout */
+    char wait_n[24], wait_ms[24]; /* WAIT's arguments, formatted once */
+    wait_ticket **open;           /* per node index: writes sent this turn, WAIT not yet */
+    int open_cap;
+    struct event *flush_ev; /* sends the open WAITs once the turn's callbacks are done */
     int stopping;
 } st;
 
@@ -155,8 +194,43 @@ int store_is_up(void) {
     return nodes_all_up();
 }
 
-static void req_free(store_req *r) {
+static void sent_link(store_req *r) {
+    if (r->linked) return;
+    r->linked = 1;
+    r->sent_prev = NULL;
+    r->sent_next = st.sent;
+    if (st.sent) st.sent->sent_prev = r;
+    st.sent = r;
+}
+
+static void sent_unlink(store_req *r) {
+    if (!r->linked) return;
+    r->linked = 0;
+    if (r->sent_prev)
+        r->sent_prev->sent_next = r->sent_next;
+    else
+        st.sent = r->sent_next;
+    if (r->sent_next) r->sent_next->sent_prev = r->sent_prev;
+    r->sent_prev = r->sent_next = NULL;
+}
+
+/* The WAIT sent for r's current attempt no longer concerns r. */
+static void ticket_detach(store_req *r) {
+    if (r->ticket) r->ticket->rs[r->ticket_idx] = NULL;
+    r->ticket = NULL;
+}
+
+/* Everything r owns except r itself (which hiredis may still hold). */
+static void req_release(store_req *r) {
+    sent_unlink(r);
+    ticket_detach(r);
+    if (r->held) freeReplyObject(r->held);
+    r->held = NULL;
     ra_free(&r->args);
+}
+
+static void req_free(store_req *r) {
+    req_release(r);
     free(r);
 }
 
@@ -194,17 +268,17 @@ static int *parked_count(const store_req *r) {
 }
 
 /* r cannot be sent now: its node is being (re)connected, or (cluster) its
- * slot's owner is not known yet. Rather than fail at once, it waits up to
- * PARK_GRACE_MS for a connection (so a Redis restart or a failover that
- * takes a second is not a burst of 503s), re-routed every PARK_TICK (the
- * slot may have moved to a promoted replica). Bounded per node (Store.MaxQueued),
- * so the backlog of one dead master cannot turn away the commands that wait
- * for another one that is only reconnecting. */
+ * slot's owner is not known yet. Rather than fail at once, it waits until
+ * its deadline (Store.CommandTimeout after it was made) for a connection,
+ * so a Redis restart or a failover that takes a second is not a burst of
+ * 503s, re-routed every PARK_TICK (the slot may have moved to a promoted
+ * replica). Bounded per node (Store.MaxQueued), so the backlog of one dead
+ * master cannot turn away the commands that wait for another one that is
+ * only reconnecting. */
 static void park(store_req *r) {
-    int64_t now = now_ms();
-    if (!r->park_until) r->park_until = now + PARK_GRACE_MS;
+    sent_unlink(r);
     int *count = parked_count(r);
-    if (st.stopping || *count >= st.park_max || now >= r->park_until) {
+    if (st.stopping || *count >= st.park_max || metrics_now() >= r->deadline) {
         fail_later(r);
         return;
     }
@@ -221,21 +295,78 @@ static void park(store_req *r) {
     }
 }
 
+static void wait_cb(redisAsyncContext *ac, void *replyp, void *privdata);
+
+/* r was just sent to n: it joins n's open WAIT, sent at the end of this
+ * loop turn on the same connection, behind r. */
+static void wait_join(store_req *r, store_node *n) {
+    int i = node_index(n);
+    if (i >= st.open_cap) {
+        int cap = i + 8;
+        st.open = xrealloc(st.open, (size_t)cap * sizeof *st.open);
+        memset(st.open + st.open_cap, 0, (size_t)(cap - st.open_cap) * sizeof *st.open);
+        st.open_cap = cap;
+    }
+    wait_ticket *t = st.open[i];
+    if (!t) {
+        t = st.open[i] = xcalloc(1, sizeof *t);
+        t->node = n;
+        event_active(st.flush_ev, EV_TIMEOUT, 0);
+    }
+    if (t->n == t->cap) {
+        t->cap = t->cap ? t->cap * 2 : 16;
+        t->rs = xrealloc(t->rs, (size_t)t->cap * sizeof *t->rs);
+    }
+    r->ticket = t;
+    r->ticket_idx = t->n;
+    t->rs[t->n++] = r;
+}
+
+static void ticket_free(wait_ticket *t) {
+    for (int i = 0; i < t->n; i++)
+        if (t->rs[i]) t->rs[i]->ticket = NULL;
+    free(t->rs);
+    free(t);
+}
+
+/* Send every open WAIT. One that cannot be sent (the connection went away
+ * this turn) leaves its requests without a ticket: their own replies (NULL,
+ * from the closed connection) fail them. */
+static void flush_cb(evutil_socket_t fd, short what, void *arg) {
+    (void)fd, (void)what, (void)arg;
+    const char *argv[3] = {"WAIT", st.wait_n, st.wait_ms};
+    size_t lens[3] = {4, strlen(st.wait_n), strlen(st.wait_ms)};
+    for (int i = 0; i < st.open_cap; i++) {
+        wait_ticket *t = st.open[i];
+        if (!t) continue;
+        st.open[i] = NULL;
+        if (node_send(t->node, 1, wait_cb, t, 3, argv, lens) != REDIS_OK) ticket_free(t);
+    }
+}
+
 /* Send r to n (NULL: nowhere to send yet). A redirected or retried command
  * may be queued behind a connection still being set up (queue); a first
- * attempt needs a connected node, and otherwise waits in park(). */
+ * attempt needs a connected node, and otherwise waits in park(). Once sent,
+ * r is in st.sent (its deadline watched) and hiredis holds it. */
 static void send_to(store_req *r, store_node *n, int asking, int queue) {
     static const char *asking_argv[] = {"ASKING"};
     static const size_t asking_len[] = {6};
     r->node = n;
     r->asking = asking;
+    ticket_detach(r);
     int ok = n != NULL;
     if (ok && asking) /* pipelined: ASKING applies to the very next command */
         ok = node_send(n, queue, NULL, NULL, 1, asking_argv, asking_len) == REDIS_OK;
     if (ok)
         ok = node_send(n, queue, reply_cb, r, r->args.argc, (const char **)r->args.argv,
                        r->args.lens) == REDIS_OK;
-    if (!ok) park(r);
+    if (!ok) {
+        park(r);
+        return;
+    }
+    r->in_hiredis = 1;
+    sent_link(r);
+    if (r->wait) wait_join(r, n);
 }
 
 static void park_cb(evutil_socket_t fd, short what, void *arg) {
@@ -313,14 +444,93 @@ static int cluster_reply(store_req *r, store_node *from, const char *err) {
     return 1;
 }
 
+/* A copy of a reply that outlives hiredis' callback (hiredis frees its own
+ * right after): made with the allocator freeReplyObject expects. */
+static redisReply *reply_copy(const redisReply *src) {
+    redisReply *r = xcalloc(1, sizeof *r);
+    r->type = src->type;
+    r->integer = src->integer;
+    if (src->str) {
+        r->len = src->len;
+        r->str = xmalloc(src->len + 1);
+        memcpy(r->str, src->str, src->len);
+        r->str[src->len] = '\0';
+    }
+    if (src->element) {
+        r->elements = src->elements;
+        r->element = xcalloc(src->elements ? src->elements : 1, sizeof *r->element);
+        for (size_t i = 0; i < src->elements; i++)
+            if (src->element[i]) r->element[i] = reply_copy(src->element[i]);
+    }
+    return r;
+}
+
+/* The answer to a WAIT: deliver the held replies of the writes it covers
+ * when enough replicas have them, else fail them as unavailable (the writes
+ * happened on the master but are not confirmed as replicated: an unknown
+ * outcome). */
+static void wait_cb(redisAsyncContext *ac, void *replyp, void *privdata) {
+    (void)ac;
+    wait_ticket *t = privdata;
+    redisReply *reply = replyp;
+    char msg[200] = "";
+    if (!reply || reply->type != REDIS_REPLY_INTEGER)
+        snprintf(msg, sizeof msg, "%s: replication not confirmed: %.100s", UNAVAILABLE,
+                 !reply                             ? "connection lost"
+                 : reply->type == REDIS_REPLY_ERROR ? reply->str
+                                                    : "unexpected reply to WAIT");
+    else if (reply->integer < st.wait_replicas)
+        snprintf(msg, sizeof msg,
+                 "%s: replication: the write reached %lld of %d replicas within %g s "
+                 "(Store.WaitReplicas, Store.WaitTimeout)",
+                 UNAVAILABLE, (long long)reply->integer, st.wait_replicas,
+                 st.wait_timeout_ms / 1000.0);
+    /* Entries are read afresh: a callback may detach later ones. */
+    for (int i = 0; i < t->n; i++) {
+        store_req *r = t->rs[i];
+        if (!r) continue; /* answered or sent again meanwhile */
+        t->rs[i] = NULL;
+        r->ticket = NULL;
+        if (!r->held) continue; /* its own reply still to come: it fails r then */
+        if (msg[0]) {
+            req_fail(r, msg);
+            continue;
+        }
+        redisReply *held = r->held;
+        r->held = NULL;
+        sent_unlink(r);
+        metrics_redis(metrics_now() - r->t0);
+        r->cb(r->arg, held, NULL);
+        freeReplyObject(held);
+        req_free(r);
+    }
+    ticket_free(t);
+}
+
 static void reply_cb(redisAsyncContext *ac, void *replyp, void *privdata) {
     store_req *r = privdata;
     redisReply *reply = replyp;
+    r->in_hiredis = 0;
+    if (r->done) { /* answered by the sweep already: the outcome is dropped */
+        if (r->answered) free(r);
+        return;
+    }
+    sent_unlink(r);
     if (!reply) {
         req_fail(r, UNAVAILABLE ": connection lost");
         return;
     }
     if (reply->type == REDIS_REPLY_ERROR) {
+        ticket_detach(r); /* the WAIT behind it confirms nothing */
+        if (strncmp(reply->str, "READONLY", 8) == 0 || strncmp(reply->str, "LOADING", 7) == 0) {
+            /* A master turned replica (a failover moved it) or a Redis still
+             * loading its data: the store is not usable there right now. */
+            char msg[300];
+            snprintf(msg, sizeof msg, "%s: %.200s", UNAVAILABLE, reply->str);
+            if (reply->str[0] == 'R') nodes_not_master(node_of(ac), reply->str);
+            req_fail(r, msg);
+            return;
+        }
         if (r->script >= 0 && !r->retried && strncmp(reply->str, "NOSCRIPT", 8) == 0) {
             /* This Redis lost its script cache: send the body once, to the
              * same node, which also caches it again for the following
@@ -336,23 +546,103 @@ static void reply_cb(redisAsyncContext *ac, void *replyp, void *privdata) {
         req_fail(r, reply->str);
         return;
     }
+    if (r->wait) {
+        if (!r->ticket) {
+            req_fail(r, UNAVAILABLE ": replication not confirmed: WAIT could not be sent");
+            return;
+        }
+        r->held = reply_copy(reply);
+        sent_link(r); /* still answered by its deadline if WAIT hangs */
+        return;
+    }
     metrics_redis(metrics_now() - r->t0);
     r->cb(r->arg, reply, NULL);
     req_free(r);
 }
 
-static store_req *req_new(store_cb *cb, void *arg) {
+/* wait: r writes, and Store.WaitReplicas asks for its replication. */
+static store_req *req_new(store_cb *cb, void *arg, int wait) {
     store_req *r = xcalloc(1, sizeof *r);
     r->script = -1;
     r->slot = -1;
     r->cb = cb;
     r->arg = arg;
     r->t0 = metrics_now();
+    r->wait = wait && st.wait_replicas > 0;
+    r->deadline = r->t0 + st.cmd_timeout + (r->wait ? st.wait_timeout_ms / 1000.0 : 0);
     return r;
 }
 
+/* Commands that change nothing: no WAIT for them. Anything else dtmd sends
+ * with store_command is taken as a write. */
+static int command_reads(const rargs *a) {
+    static const char *const reads[] = {
+        "HGETALL", "HGET",   "HMGET",         "HSCAN",  "HEXISTS",     "HLEN",   "GET",
+        "MGET",    "EXISTS", "ZRANGEBYSCORE", "ZRANGE", "ZRANGEBYLEX", "ZSCORE", "ZCARD",
+        "SCAN",    "PING",   "TTL",           "PTTL",   "TYPE",        NULL};
+    if (a->argc < 1) return 1;
+    for (int i = 0; reads[i]; i++)
+        if (strcasecmp(a->argv[0], reads[i]) == 0) return 1;
+    return 0;
+}
+
+/* Scripts that change nothing (the others all write). */
+static int script_reads(const char *name) {
+    return strcmp(name, "index_legacy") == 0;
+}
+
+/* Fail every request past its deadline (Store.CommandTimeout, plus
+ * Store.WaitTimeout for a write waiting for replicas) with "unavailable": its
+ * outcome is unknown, as for a lost connection, which callers handle. A
+ * request that hiredis still holds stays allocated, marked done, until its
+ * late reply (dropped) or the connection's end. A connection whose command
+ * hangs that long is stuck (a paused or overloaded Redis answers in order,
+ * so everything behind it hangs too), and its unanswered commands would pile
+ * up in hiredis' buffers: it is closed and opened again. */
+static void sweep_cb(evutil_socket_t fd, short what, void *arg) {
+    (void)fd, (void)what, (void)arg;
+    if (!st.sent) return;
+    double now = metrics_now();
+    store_req *expired = NULL;
+    for (store_req *r = st.sent, *next; r; r = next) {
+        next = r->sent_next;
+        if (r->deadline > now) continue;
+        sent_unlink(r);
+        r->done = 1;
+        r->next = expired;
+        expired = r;
+    }
+    if (!expired) return;
+    store_node **stuck = NULL;
+    int nstuck = 0;
+    char msg[256];
+    while (expired) {
+        store_req *r = expired;
+        expired = r->next;
+        int known = 0;
+        for (int i = 0; i < nstuck && !known; i++) known = stuck[i] == r->node;
+        if (!known && r->node) {
+            stuck = xrealloc(stuck, sizeof *stuck * (size_t)(nstuck + 1));
+            stuck[nstuck++] = r->node;
+        }
+        snprintf(msg, sizeof msg,
+                 "%s: no answer from redis %s:%d within %g s (Store.CommandTimeout%s)", UNAVAILABLE,
+                 r->node ? node_host(r->node) : "?", r->node ? node_port(r->node) : 0,
+                 r->deadline - r->t0, r->wait ? " + Store.WaitTimeout" : "");
+        ticket_detach(r);
+        r->cb(r->arg, NULL, msg);
+        r->answered = 1;
+        if (r->in_hiredis)
+            req_release(r); /* r itself goes with the late reply */
+        else
+            req_free(r);
+    }
+    for (int i = 0; i < nstuck; i++) nodes_drop(stuck[i], "a command got no answer in time");
+    free(stuck);
+}
+
 void store_command(rargs *cmd, store_cb *cb, void *arg) {
-    store_req *r = req_new(cb, arg);
+    store_req *r = req_new(cb, arg, !command_reads(cmd));
     r->args = *cmd;
     ra_init(cmd);
     /* Every command dtmd sends names its key first. */
@@ -373,7 +663,7 @@ void store_script(const char *name, int nkeys, rargs *args, store_cb *cb, void *
         log_error("store: no script named %s", name);
         abort();
     }
-    store_req *r = req_new(cb, arg);
+    store_req *r = req_new(cb, arg, !script_reads(name));
     r->script = idx;
     /* Every key of a script shares one slot (keys.h): KEYS[1] routes it. */
     if (nodes_cluster() && nkeys >= 1 && args->argc >= 1)
@@ -401,12 +691,30 @@ int store_init(struct event_base *base, const dtmd_config *cfg) {
     st.delayed_ev = evtimer_new(base, delayed_cb, NULL);
     st.park_ev = evtimer_new(base, park_cb, NULL);
     st.park_max = cfg->store_max_queued;
+    st.cmd_timeout = cfg->store_command_timeout_ms / 1000.0;
+    st.wait_replicas = cfg->store_wait_replicas;
+    st.wait_timeout_ms = cfg->store_wait_timeout_ms;
+    snprintf(st.wait_n, sizeof st.wait_n, "%d", st.wait_replicas);
+    snprintf(st.wait_ms, sizeof st.wait_ms, "%d", st.wait_timeout_ms);
+    st.flush_ev = event_new(base, -1, 0, flush_cb, NULL);
+    st.sweep_ev = event_new(base, -1, EV_PERSIST, sweep_cb, NULL);
+    struct timeval tv = {0, (suseconds_t)(SWEEP_TICK * 1e6)};
+    evtimer_add(st.sweep_ev, &tv);
     return nodes_init(base, cfg);
 }
 
 void store_shutdown(void) {
     st.stopping = 1;
+    if (st.sweep_ev) event_free(st.sweep_ev);
+    st.sweep_ev = NULL;
     nodes_shutdown(); /* pending callbacks get "store unavailable" */
+    for (int i = 0; i < st.open_cap; i++)
+        if (st.open[i]) ticket_free(st.open[i]);
+    free(st.open);
+    st.open = NULL;
+    st.open_cap = 0;
+    if (st.flush_ev) event_free(st.flush_ev);
+    st.flush_ev = NULL;
     while (st.parked) {
         store_req *r = st.parked;
         st.parked = r->next;

@@ -8,10 +8,15 @@
  * NOSCRIPT answer (Redis restarted or flushed its script cache) is retried
  * once as EVAL. When Redis goes away the connection is re-established in the
  * background; meanwhile a new command waits for the connection (at most
- * 2 s, at most 10000 commands), then fails (from the loop, never
- * re-entrantly) with a "store unavailable" error, which the API maps to 503
- * and the transaction engine to "try again on the next scan". A command
- * already sent when the connection drops fails at once (it may have run). */
+ * Store.CommandTimeout, at most Store.MaxQueued commands), then fails (from
+ * the loop, never re-entrantly) with a "store unavailable" error, which the
+ * API maps to 503 and the transaction engine to "try again on the next
+ * scan". A command already sent when the connection drops, or not answered
+ * within Store.CommandTimeout, fails the same way (it may have run: an
+ * unknown outcome; a late answer is dropped). With Store.WaitReplicas, a
+ * write is answered only once a WAIT behind it confirmed the replicas, and
+ * fails as unavailable otherwise. With Redis Sentinel the single Redis is
+ * whatever master the sentinels name (store_sentinel.h). */
 #ifndef DTMD_STORE_H
 #define DTMD_STORE_H
 

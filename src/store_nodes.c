@@ -13,12 +13,18 @@
  * some slot has no connected node the map is reloaded every second, which is
  * how a failover to a replica is noticed; otherwise every ten seconds. One
  * CLUSTER SLOTS is in flight at a time. If no node is connected at all, the
- * configured seeds are tried again. */
+ * configured seeds are tried again.
+ *
+ * With Redis Sentinel there is one node, whose address is whatever the
+ * sentinels name as the master (store_sentinel.c): it moves when they say so,
+ * and a connection is used only once ROLE says the server is the master, so
+ * a demoted master that comes back is not written to. */
 #include "store_nodes.h"
 
 #include "cluster_slot.h"
 #include "log.h"
 #include "lua_scripts.h"
+#include "store_sentinel.h"
 #include "util.h"
 
 #include <event2/event.h>
@@ -51,6 +57,7 @@ static struct {
     struct event_base *base;
     const dtmd_config *cfg;
     int cluster;
+    int sentinel; /* Redis Sentinel names node 0's address */
     int stopping;
     store_node **nodes;
     int nnodes;
@@ -157,10 +164,18 @@ static store_node *node_find(const char *host, int port) {
     return NULL;
 }
 
+/* Both the back-off before a reconnection and the limit on how long a
+ * connection may take to become usable (a Redis that is paused or
+ * unreachable can leave a connect, or the ROLE asked first, unanswered for
+ * minutes). */
 static void reconnect_timer_cb(evutil_socket_t fd, short what, void *arg) {
     (void)fd, (void)what;
     store_node *n = arg;
-    if (!nd.stopping && !n->ac && n->wanted) node_connect(n);
+    if (nd.stopping) return;
+    if (n->ac && !n->up)
+        nodes_drop(n, "not ready within Store.CommandTimeout");
+    else if (!n->ac && n->wanted)
+        node_connect(n);
 }
 
 /* Find or add; a new node is not connected yet. NULL when the table is full. */
@@ -382,16 +397,35 @@ static void auth_cb(redisAsyncContext *ac, void *replyp, void *privdata) {
     }
 }
 
+/* Sentinel: a connection becomes usable once the server says it is the
+ * master; a replica (a demoted master, or sentinels not yet agreed) sends us
+ * back to the sentinels. */
+static void role_cb(redisAsyncContext *ac, void *replyp, void *privdata) {
+    store_node *n = privdata;
+    redisReply *reply = replyp;
+    if (!reply || nd.stopping || ac != n->ac) return;
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements >= 1 &&
+        reply->element[0]->type == REDIS_REPLY_STRING &&
+        strcmp(reply->element[0]->str, "master") == 0) {
+        n->up = 1;
+        log_info("store: redis %s:%d is the master", n->host, n->port);
+        return;
+    }
+    nodes_not_master(n, reply->type == REDIS_REPLY_ERROR ? reply->str : "ROLE is not master");
+}
+
 static void connect_cb(const redisAsyncContext *ac, int status) {
     store_node *n = ac->data;
+    if (!n) return; /* dropped meanwhile */
     if (status != REDIS_OK) {
         log_warn("store: cannot connect to redis %s:%d: %s", n->host, n->port, ac->errstr);
         n->ac = NULL; /* hiredis frees the context after this callback */
         schedule_reconnect(n);
         refresh_arm(REFRESH_INCOMPLETE); /* with no node up, this wakes the seeds again */
+        if (nd.sentinel) sentinel_reask();
         return;
     }
-    n->up = 1;
+    if (!nd.sentinel) n->up = 1; /* with Sentinel: once ROLE answered */
     n->reconnect_delay = RECONNECT_FIRST;
     log_info("store: connected to redis %s:%d", n->host, n->port);
     /* The first connection loads the map; a later one may complete it. */
@@ -401,6 +435,7 @@ static void connect_cb(const redisAsyncContext *ac, int status) {
 
 static void disconnect_cb(const redisAsyncContext *ac, int status) {
     store_node *n = ac->data;
+    if (!n) return; /* dropped on purpose (nodes_drop) */
     n->up = 0;
     n->ac = NULL;
     if (nd.stopping) return;
@@ -408,6 +443,53 @@ static void disconnect_cb(const redisAsyncContext *ac, int status) {
              status == REDIS_OK ? "" : ": ", status == REDIS_OK ? "" : ac->errstr);
     schedule_reconnect(n);
     if (n->nslots) refresh_arm(REFRESH_SOON);
+    if (nd.sentinel) sentinel_reask();
+}
+
+void nodes_drop(store_node *n, const char *why) {
+    if (nd.stopping || !n || !n->ac) return;
+    log_warn("store: redis %s:%d: %s: closing the connection", n->host, n->port, why);
+    redisAsyncContext *ac = n->ac;
+    n->ac = NULL;
+    n->up = 0;
+    ac->data = NULL;
+    redisAsyncFree(ac); /* from a reply callback: once it returns */
+    schedule_reconnect(n);
+    if (n->nslots) refresh_arm(REFRESH_SOON);
+}
+
+void nodes_not_master(store_node *n, const char *err) {
+    if (!n || nd.stopping) return;
+    if (!nd.sentinel) {
+        log_warn("store: redis %s:%d is not a master: %s", n->host, n->port, err);
+        return;
+    }
+    log_warn("store: redis %s:%d is not the master (%s): asking the sentinels", n->host, n->port,
+             err);
+    nodes_drop(n, "not the master");
+    sentinel_reask();
+}
+
+/* The sentinels name the master: move node 0 there if it is elsewhere. */
+static void sentinel_master(const char *host, int port) {
+    store_node *n = nd.nodes[0];
+    if (nd.stopping) return;
+    if (n->port == port && strcmp(n->host, host) == 0) {
+        if (!n->ac) node_wake(n);
+        return;
+    }
+    if (n->host[0])
+        log_info("store: sentinel: master '%s' is %s:%d (was %s:%d)", nd.cfg->sentinel_master, host,
+                 port, n->host, n->port);
+    else
+        log_info("store: sentinel: master '%s' is %s:%d", nd.cfg->sentinel_master, host, port);
+    nodes_drop(n, "the master moved");
+    free(n->host);
+    n->host = xstrdup(host);
+    n->port = port;
+    n->reconnect_delay = RECONNECT_FIRST;
+    evtimer_del(n->reconnect_ev);
+    node_wake(n);
 }
 
 /* AUTH and SCRIPT LOAD are queued before the connection is even up, so they
@@ -425,6 +507,10 @@ static void node_connect(store_node *n) {
     ac->data = n;
     n->ac = ac;
     redisLibeventAttach(ac, nd.base);
+    double d = nd.cfg->store_command_timeout_ms / 1000.0;
+    if (d < 1) d = 1; /* a connect on a busy machine, with AUTH and ROLE, in 1 s */
+    struct timeval tv = {(time_t)d, (suseconds_t)((d - (double)(time_t)d) * 1e6)};
+    evtimer_add(n->reconnect_ev, &tv);
     redisAsyncSetConnectCallback(ac, connect_cb);
     redisAsyncSetDisconnectCallback(ac, disconnect_cb);
     const dtmd_config *cfg = nd.cfg;
@@ -434,6 +520,7 @@ static void node_connect(store_node *n) {
         else
             redisAsyncCommand(ac, auth_cb, n, "AUTH %s", cfg->store_password);
     }
+    if (nd.sentinel) redisAsyncCommand(ac, role_cb, n, "ROLE");
     for (int i = 0; i < nd.nscripts; i++)
         redisAsyncCommand(ac, script_loaded_cb, (void *)(intptr_t)i, "SCRIPT LOAD %b",
                           lua_scripts[i].text, lua_scripts[i].len);
@@ -450,6 +537,12 @@ int nodes_init(struct event_base *base, const dtmd_config *cfg) {
     while (lua_scripts[nd.nscripts].name) nd.nscripts++;
     nd.shas = xcalloc((size_t)nd.nscripts, sizeof *nd.shas);
     nd.refresh_ev = evtimer_new(base, refresh_timer_cb, NULL);
+    if (cfg->nsentinels > 0) {
+        nd.sentinel = 1;
+        node_get("", 0); /* its address comes from the sentinels */
+        sentinel_init(base, cfg, sentinel_master);
+        return 0;
+    }
     if (!nd.cluster) {
         node_wake(node_get(cfg->store_host, cfg->store_port));
         return 0;
@@ -465,6 +558,7 @@ int nodes_init(struct event_base *base, const dtmd_config *cfg) {
 
 void nodes_shutdown(void) {
     nd.stopping = 1;
+    sentinel_shutdown();
     for (int i = 0; i < nd.nnodes; i++) {
         store_node *n = nd.nodes[i];
         n->up = 0;

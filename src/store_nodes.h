@@ -44,6 +44,15 @@ store_node *nodes_at(const char *host, int port);
 /* MOVED: slot is served by n from now on; the whole map is refreshed soon. */
 void nodes_slot_moved(int slot, store_node *n);
 
+/* Close n's connection now (a command on it got no answer in time, or the
+ * server is not the master): its unanswered commands get a NULL reply; it is
+ * opened again after the usual back-off. */
+void nodes_drop(store_node *n, const char *why);
+
+/* A command on n was refused as it is not a master (READONLY): with
+ * Sentinel, close and ask the sentinels again; otherwise only logged. */
+void nodes_not_master(store_node *n, const char *err);
+
 /* The script's SHA1 once a SCRIPT LOAD answered, else "". */
 const char *nodes_script_sha(int idx);
 

@@ -282,12 +282,14 @@ def scripts_run(seen, gid):
 
 
 class RedisServer:
-    def __init__(self, workdir):
+    """extra_args: more redis-server options, e.g. ["--replicaof", "127.0.0.1", port]."""
+    def __init__(self, workdir, extra_args=()):
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.log = self.dir / "redis.log"
         self.proc = None
+        self.extra_args = [str(a) for a in extra_args]
 
     def start(self, timeout=10.0):
         assert self.proc is None or self.proc.poll() is not None, "redis already running"
@@ -295,7 +297,7 @@ class RedisServer:
             [REDIS_BIN, "--port", str(self.port), "--bind", "127.0.0.1",
              "--dir", str(self.dir), "--appendonly", "yes", "--appendfsync", "always",
              "--save", "", "--daemonize", "no", "--protected-mode", "no",
-             "--logfile", str(self.log)],
+             "--logfile", str(self.log)] + self.extra_args,
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
 
         def ready():

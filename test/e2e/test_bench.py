@@ -162,10 +162,11 @@ def test_runner_completes_every_transaction_and_stops_everything(tmp_path, stub_
     """bench/run.sh end to end, each workload for 1 s (an ASan build under
     test-asan): its JSON and Markdown results, the checks it makes itself,
     and the counts that do not depend on the machine."""
-    ports = {"REDIS_PORT": free_port(), "DTMD_PORT": free_port(), "STUB_PORT": free_port()}
+    ports = {"REDIS_PORT": free_port(), "DTMD_PORT": free_port(), "STUB_PORT": free_port(),
+             "REPLICA_PORT": free_port()}
     env = dict(os.environ, DURATION="1s", WORKLOADS="saga msg saga_empty_wait", HALF="1",
-               PRELOAD="60000", INFLIGHT="50", CLUSTER="0", NO_BUILD="1", DTMD_BIN=str(DTMD_BIN),
-               OUT=str(tmp_path),
+               PRELOAD="60000", INFLIGHT="50", REPLICA="1", CLUSTER="0", NO_BUILD="1",
+               DTMD_BIN=str(DTMD_BIN), OUT=str(tmp_path),
                TMPDIR=str(tmp_path), DRAIN_TIMEOUT="30", **{k: str(v) for k, v in ports.items()})
     r = subprocess.run(["sh", str(REPO / "bench" / "run.sh")], env=env, capture_output=True,
                        text=True, timeout=240)
@@ -176,12 +177,21 @@ def test_runner_completes_every_transaction_and_stops_everything(tmp_path, stub_
     assert res["ceilings"]["http_stub_rps"] > 0 and res["ceilings"]["redis_evalsha_cas_update_ops"] > 0
     assert res["dtmd"]["peak_rss_kb"] >= res["dtmd"]["idle_rss_kb"] > 0
     runs = {w["workload"]: w for w in res["workloads"]}
-    assert set(runs) == {"saga", "msg", "saga_empty_wait", "saga_half", "saga_half_fresh"}, \
-        list(runs)
+    assert set(runs) == {"saga", "msg", "saga_empty_wait", "saga_half", "saga_half_fresh",
+                         "saga_replicated"}, list(runs)
     # Redis round trips and branch calls per transaction (the scanner's few
     # commands ride on top, hence the tolerance)
     expect = {"saga": (3, 2), "msg": (3, 2), "saga_empty_wait": (1, 0), "saga_half": (3, 2),
               "saga_half_fresh": (3, 2)}
+    # WaitReplicas 1: the saga's 3 script calls, and a WAIT behind each loop
+    # turn's writes: some, and at most one per write
+    rw = runs.pop("saga_replicated")
+    assert set(rw["statuses"]) == {"succeed"} and rw["non_2xx"] == 0, rw
+    assert rw["completed"] > 0 and rw["unfinished_at_end"] == 0, rw
+    waits = rw["redis_commands"]["wait"]
+    assert 0 < waits <= 3 * rw["completed"] + 100, rw
+    assert abs(rw["redis_round_trips_per_tx"] - waits / rw["completed"] - 3) < 0.1, rw
+    assert runs["saga"]["redis_commands"]["wait"] == 0, runs["saga"]
     for name, w in runs.items():
         assert w["completed"] > 0 and w["completed"] >= w["submits"] - w["non_2xx"], w
         assert set(w["statuses"]) == {"succeed"}, w["statuses"]
@@ -212,7 +222,7 @@ def test_runner_completes_every_transaction_and_stops_everything(tmp_path, stub_
 
     md = (tmp_path / "results.md").read_text()
     assert "| workload | completed tx/s |" in md
-    for name in runs:
+    for name in list(runs) + ["saga_replicated"]:
         assert "| %s |" % name in md, name
     # everything it started is stopped, its temporary directory removed
     assert not any(port_open(p) for p in ports.values()), ports

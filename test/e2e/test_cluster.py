@@ -663,6 +663,20 @@ def test_cluster_queue_bound_is_per_node(start_cdtmd, stub, cluster):
 # --------------------------------------------------------------------------
 # CRC16 slots against Redis' own answers
 
+def test_cluster_wait_replicas_without_replicas_is_503(start_cdtmd, stub, cluster):
+    """Store.WaitReplicas on a cluster: the WAIT goes to the master of the
+    slot written (store.c sends it on that node's connection); these masters
+    have no replica, so every submit is 503 naming replication, never 200,
+    whatever master its shard lives on; reads need no WAIT."""
+    d = start_cdtmd(STORE_WAIT_REPLICAS="1", STORE_WAIT_TIMEOUT="0.2")
+    for g in shard_gids("wr")[:6]:
+        st, resp = d.submit(two_step_saga(stub, g))
+        assert st == 503, (g, st, resp)
+        assert "replicas" in resp["message"] and "Store.WaitReplicas" in resp["message"], resp
+        st, q = d.api("GET", "/query?gid=" + g)
+        assert st == 200, (st, q)
+
+
 def test_cluster_keyslot_matches_redis(cluster):
     """The slot arithmetic (the same as cluster_slot.c; the unit test checks the C
     code against a table of Redis answers) against CLUSTER KEYSLOT for many keys:
@@ -885,6 +899,50 @@ def replica_synced(c, replica):
     abandons it after twice cluster-node-timeout."""
     info = c.cmd(replica, "INFO", "replication").decode()
     return "master_link_status:up" in info and "master_sync_in_progress:0" in info
+
+
+def test_cluster_wait_replicas_with_replicas(rcluster, stub, tmp_path, request):
+    """Store.WaitReplicas 1 on a cluster whose masters each have a replica:
+    every shard's saga is acknowledged (its WAIT on its own master) and
+    finishes. Runs before the failover test, which kills a master."""
+    c = rcluster
+    from test_store_robust import write_confirmed
+    for master, replica in masters_and_replicas(c).items():
+        wait_until(lambda r=replica: replica_synced(c, r), 20, msg="replica in sync")
+        # a key of a slot this master serves, written and confirmed by WAIT
+        ranges = [(int(e[0]), int(e[1])) for e in c.cmd(master, "CLUSTER", "SLOTS")
+                  if int(e[2][1]) == master]
+        key = next(k for k in ("wrprobe-%d" % i for i in range(100000))
+                   if any(a <= key_slot(k) <= b for a, b in ranges))
+
+        def confirmed(m=master, k=key):
+            with Resp("127.0.0.1", m) as r:
+                return write_confirmed(r, k)
+        wait_until(confirmed, 20, msg="master :%d: a write confirmed by its replica" % master)
+    env = dict(DEFAULT_ENV)
+    env.update({
+        "STORE_DRIVER": "redis",
+        "STORE_HOST": ",".join("127.0.0.1:%d" % p for p in c.ports),
+        "STORE_PORT": str(c.ports[0]),
+        "STORE_REDIS_PREFIX": "wr%s" % uuid.uuid4().hex[:6],
+        "HTTP_HOST": "127.0.0.1",
+        "HTTP_PORT": str(free_port()),
+        "STORE_WAIT_REPLICAS": "1",
+        "STORE_WAIT_TIMEOUT": "1.5",  # slack for a loaded machine, below CommandTimeout (2 s)
+    })
+    d = Dtmd(env, tmp_path, name="dtmd1")
+    _artifact(request, "dtmd1 log tail", lambda: d.log_tail(150))
+    try:
+        d.start()
+        gids = shard_gids("wr")
+        wait_until(lambda: store_ready(d, gids), 10, interval=0.05, msg="store ready")
+        for g in gids:
+            submit_ok(d, two_step_saga(stub, g))
+        for g in gids:
+            d.wait_status(g, S, timeout=15)
+    finally:
+        problems = teardown_problems([d])
+    assert not problems, "\n\n".join(problems)
 
 
 def test_cluster_master_failover_under_traffic(rcluster, stub, tmp_path, request):

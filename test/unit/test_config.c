@@ -85,6 +85,13 @@ static void check_defaults(const dtmd_config *c) {
     CHECK_INT(c->max_body_bytes, 1048576);
     CHECK_INT(c->max_branches, 2000);
     CHECK_INT(c->max_gid_length, 128);
+    CHECK_INT(c->store_command_timeout_ms, 2000);
+    CHECK_INT(c->store_wait_replicas, 0);
+    CHECK_INT(c->store_wait_timeout_ms, 1000);
+    CHECK_STR(c->sentinel_addrs_text, "");
+    CHECK_STR(c->sentinel_master, "mymaster");
+    CHECK_STR(c->sentinel_password, "");
+    CHECK_INT(c->nsentinels, 0);
 }
 
 void test_config_defaults(void) {
@@ -595,4 +602,108 @@ void test_config_store_cluster_seeds(void) {
     load_bad("Store:\n  Host: 'a,[]:1'\n", NULL, "Store.Host", "'[]:1'");
     char *bad_env[] = {"STORE_HOST=a:1,b:-2", NULL};
     load_bad(NULL, bad_env, "Store.Host", "'b:-2'");
+}
+
+/* Store.CommandTimeout / WaitReplicas / WaitTimeout: each bound accepted
+ * exactly and refused one step over; seconds may be fractional (kept in ms);
+ * the environment overrides the file; a WAIT must end before the commands
+ * queued behind it time out. */
+void test_config_store_timeouts(void) {
+    dtmd_config c;
+    reset_warn();
+    if (load_ok(&c, "Store:\n  CommandTimeout: 0.5\n  WaitReplicas: 2\n  WaitTimeout: 0.25\n",
+                NULL) == 0) {
+        CHECK_INT(c.store_command_timeout_ms, 500);
+        CHECK_INT(c.store_wait_replicas, 2);
+        CHECK_INT(c.store_wait_timeout_ms, 250);
+        config_free(&c);
+    }
+    char *env[] = {"STORE_COMMAND_TIMEOUT=0.75", "STORE_WAIT_REPLICAS=1", "STORE_WAIT_TIMEOUT=0.1",
+                   NULL};
+    if (load_ok(&c, "Store:\n  CommandTimeout: 5\n  WaitReplicas: 3\n", env) == 0) {
+        CHECK_INT(c.store_command_timeout_ms, 750);
+        CHECK_INT(c.store_wait_replicas, 1);
+        CHECK_INT(c.store_wait_timeout_ms, 100);
+        config_free(&c);
+    }
+    /* the edges: CommandTimeout 0.01..600 s, WaitReplicas 0..1000, WaitTimeout 0.001..600 s */
+    if (load_ok(&c, "Store:\n  CommandTimeout: 0.01\n  WaitTimeout: 0.001\n", NULL) == 0) {
+        CHECK_INT(c.store_command_timeout_ms, 10);
+        CHECK_INT(c.store_wait_timeout_ms, 1);
+        config_free(&c);
+    }
+    if (load_ok(&c, "Store:\n  CommandTimeout: 600\n  WaitReplicas: 1000\n  WaitTimeout: 599\n",
+                NULL) == 0) {
+        CHECK_INT(c.store_command_timeout_ms, 600000);
+        CHECK_INT(c.store_wait_replicas, 1000);
+        CHECK_INT(c.store_wait_timeout_ms, 599000);
+        config_free(&c);
+    }
+    /* WaitTimeout 600 is in range when nothing waits (WaitReplicas 0) */
+    if (load_ok(&c, "Store:\n  CommandTimeout: 600\n  WaitTimeout: 600\n", NULL) == 0) {
+        CHECK_INT(c.store_wait_timeout_ms, 600000);
+        config_free(&c);
+    }
+    CHECK_INT(warn_count, 0);
+    load_bad("Store:\n  CommandTimeout: 0.009\n", NULL, "Store.CommandTimeout", "0.01..600");
+    load_bad("Store:\n  CommandTimeout: 600.001\n", NULL, "Store.CommandTimeout", "0.01..600");
+    load_bad("Store:\n  CommandTimeout: 0\n", NULL, "Store.CommandTimeout", "'0'");
+    load_bad("Store:\n  CommandTimeout: 2s\n", NULL, "Store.CommandTimeout", "'2s'");
+    load_bad("Store:\n  WaitReplicas: -1\n", NULL, "Store.WaitReplicas", "0..1000");
+    load_bad("Store:\n  WaitReplicas: 1001\n", NULL, "Store.WaitReplicas", "0..1000");
+    load_bad("Store:\n  WaitTimeout: 0.0004\n", NULL, "Store.WaitTimeout", "0.001..600");
+    load_bad("Store:\n  WaitTimeout: 600.001\n", NULL, "Store.WaitTimeout", "0.001..600");
+    char *bad_env[] = {"STORE_WAIT_TIMEOUT=0", NULL};
+    load_bad(NULL, bad_env, "STORE_WAIT_TIMEOUT", "0.001..600");
+    /* WaitTimeout must stay below CommandTimeout once something waits */
+    load_bad("Store:\n  WaitReplicas: 1\n  WaitTimeout: 2\n", NULL, "Store.WaitTimeout",
+             "shorter than Store.CommandTimeout");
+    load_bad("Store:\n  WaitReplicas: 1\n  CommandTimeout: 0.5\n  WaitTimeout: 0.5\n", NULL,
+             "Store.WaitTimeout", "shorter");
+    if (load_ok(&c, "Store:\n  WaitReplicas: 1\n  CommandTimeout: 0.5\n  WaitTimeout: 0.499\n",
+                NULL) == 0)
+        config_free(&c);
+}
+
+/* Store.SentinelAddrs: a host:port list (26379 by default), exclusive with
+ * Redis Cluster; the master's name must not be empty. */
+void test_config_store_sentinel(void) {
+    dtmd_config c;
+    reset_warn();
+    if (load_ok(&c,
+                "Store:\n  SentinelAddrs: 'a:26380, b ,[::1]:26381'\n  SentinelMaster: m1\n"
+                "  SentinelPassword: pw\n",
+                NULL) == 0) {
+        CHECK_INT(c.nsentinels, 3);
+        if (c.nsentinels == 3) {
+            CHECK_STR(c.sentinels[0].host, "a");
+            CHECK_INT(c.sentinels[0].port, 26380);
+            CHECK_STR(c.sentinels[1].host, "b");
+            CHECK_INT(c.sentinels[1].port, 26379);
+            CHECK_STR(c.sentinels[2].host, "::1");
+            CHECK_INT(c.sentinels[2].port, 26381);
+        }
+        CHECK_STR(c.sentinel_master, "m1");
+        CHECK_STR(c.sentinel_password, "pw");
+        CHECK_INT(c.store_nseeds, 0);
+        config_free(&c);
+        CHECK_INT(c.nsentinels, 0);
+        CHECK(c.sentinels == NULL);
+    }
+    char *env[] = {"STORE_SENTINEL_ADDRS=s1:1,s2:2", "STORE_SENTINEL_MASTER=other", NULL};
+    if (load_ok(&c, NULL, env) == 0) {
+        CHECK_INT(c.nsentinels, 2);
+        CHECK_STR(c.sentinel_master, "other");
+        config_free(&c);
+    }
+    CHECK_INT(warn_count, 0);
+    load_bad("Store:\n  SentinelAddrs: 'a:1'\n  Host: 'x:7000,y:7001'\n", NULL,
+             "Store.SentinelAddrs", "exclude each other");
+    load_bad("Store:\n  SentinelAddrs: 'a:1'\n  Cluster: true\n", NULL, "Store.SentinelAddrs",
+             "exclude each other");
+    load_bad("Store:\n  SentinelAddrs: 'a:1'\n  SentinelMaster: ''\n", NULL, "Store.SentinelMaster",
+             "empty");
+    load_bad("Store:\n  SentinelAddrs: ','\n", NULL, "Store.SentinelAddrs", "host:port");
+    load_bad("Store:\n  SentinelAddrs: 'a:65536'\n", NULL, "Store.SentinelAddrs", "'a:65536'");
+    load_bad("Store:\n  SentinelAddrs: 'a:1,b:0'\n", NULL, "Store.SentinelAddrs", "'b:0'");
 }
