@@ -6,19 +6,33 @@
 -- half-changed or unscheduled, and no request changes a transaction of a type
 -- or in a status its rule (src/transition.c) does not allow.
 --
+-- A driving process's write is fenced (docs/failover.md): it applies only
+-- while the hold is still the one the process took (lease_owner, lease_until
+-- and the owner's set, live.lua); otherwise another process took the
+-- transaction over and the writer must stop (LOST).
+--
 -- KEYS[1] transaction hash, KEYS[2] shard due zset, KEYS[3] shard expiry zset
--- (needed with a TTL: it gets the time the hash expires, index_trim.lua)
+-- (with a TTL it gets the time the hash expires, index_trim.lua), KEYS[4]
+-- shard live hash
 -- ARGV[1] gid
 -- ARGV[2] expected trans_type: '' = any
 -- ARGV[3] expected statuses: '' = any, else a comma list ('submitted,aborting')
 -- ARGV[4] due index: '' = leave, '-' = remove (finished), else the new due time (ms)
 -- ARGV[5] TTL in seconds for the hash, '0' = leave
--- ARGV[6..] field/value pairs to write
+-- ARGV[6] the writer's identity, '' = not a holder (a request): not fenced
+-- ARGV[7] the writer's hold (its lease_until)
+-- ARGV[8..] field/value pairs to write
 -- Returns {'OK', <status before>, <type>} / {'CONFLICT', <status>, <type>}
+--       / {'LOST', <status>, <type>}
 --       / {'WRONG_TYPE', <status>, <type>} / {'NOT_FOUND', ''}.
 local cur = redis.call('HMGET', KEYS[1], 'status', 'trans_type')
 if not cur[1] then
   return {'NOT_FOUND', ''}
+end
+local hold = redis.call('HMGET', KEYS[1], 'lease_until', 'lease_owner')
+if ARGV[6] ~= '' and (hold[2] ~= ARGV[6] or hold[1] ~= ARGV[7] or
+    redis.call('SISMEMBER', KEYS[4] .. ':' .. ARGV[6], ARGV[1]) == 0) then
+  return {'LOST', cur[1], cur[2] or ''}
 end
 if ARGV[2] ~= '' and cur[2] ~= ARGV[2] then
   return {'WRONG_TYPE', cur[1], cur[2] or ''}
@@ -27,11 +41,14 @@ if ARGV[3] ~= '' and not string.find(',' .. ARGV[3] .. ',', ',' .. cur[1] .. ','
   return {'CONFLICT', cur[1], cur[2] or ''}
 end
 -- Lua's unpack takes at most about 8,000 values: write in bounded chunks.
-for i = 6, #ARGV, 1000 do
+for i = 8, #ARGV, 1000 do
   redis.call('HSET', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV)))
 end
 if ARGV[4] == '-' then
   redis.call('ZREM', KEYS[2], ARGV[1])
+  if hold[2] and hold[2] ~= '' then -- finished: out of its holder's set
+    redis.call('SREM', KEYS[4] .. ':' .. hold[2], ARGV[1])
+  end
 elseif ARGV[4] ~= '' then
   redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
 end

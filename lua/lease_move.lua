@@ -5,14 +5,16 @@
 -- (engine.c hold_lease); a pass that ends without finishing the transaction
 -- gives the hold back, so a repeated submit may drive it at once; SIGTERM
 -- gives back both hold and due time (cron.c). The hold is only changed while
--- it is still the caller's: a process whose hold ran out must not take it
--- from the one that holds it now.
+-- it is still the caller's - the same lease_until, owner and membership of
+-- the owner's set (live.lua) - so a process whose hold was taken over must
+-- not take it back from the one that holds it now (docs/failover.md).
 --
--- KEYS[1] transaction hash, KEYS[2] shard due zset
+-- KEYS[1] transaction hash, KEYS[2] shard due zset, KEYS[3] shard live hash
 -- ARGV[1] gid
 -- ARGV[2] due time: '' = leave, 'GT:<ms>' = raise to, 'XX:<ms>' = set (if listed)
--- ARGV[3] the caller's hold as it knows it ('' = whatever is stored)
+-- ARGV[3] the caller's hold as it knows it ('0' = none: take it if nobody has)
 -- ARGV[4] new hold end (ms, '0' = nobody)
+-- ARGV[5] the caller's identity
 -- Returns 1 if the hold changed, else 0.
 local mode, due = string.match(ARGV[2], '^(%u%u):(%d+)$')
 if mode == 'GT' then
@@ -20,12 +22,24 @@ if mode == 'GT' then
 elseif mode == 'XX' then
   redis.call('ZADD', KEYS[2], 'XX', due, ARGV[1])
 end
-local held = redis.call('HGET', KEYS[1], 'lease_until')
-if not held and redis.call('EXISTS', KEYS[1]) == 0 then
+local h = redis.call('HMGET', KEYS[1], 'lease_until', 'lease_owner')
+if not h[1] and redis.call('EXISTS', KEYS[1]) == 0 then
   return 0
 end
-if ARGV[3] ~= '' and (tonumber(held or '0') or 0) ~= tonumber(ARGV[3]) then
+local ours = tonumber(ARGV[3]) or 0
+if (tonumber(h[1] or '0') or 0) ~= ours then
   return 0
 end
-redis.call('HSET', KEYS[1], 'lease_until', ARGV[4])
+local set = KEYS[3] .. ':' .. ARGV[5]
+if ours ~= 0 and h[2] and h[2] ~= '' and
+    (h[2] ~= ARGV[5] or redis.call('SISMEMBER', set, ARGV[1]) == 0) then
+  return 0
+end
+if ARGV[4] == '0' then
+  redis.call('HSET', KEYS[1], 'lease_until', '0', 'lease_owner', '')
+  redis.call('SREM', set, ARGV[1])
+else
+  redis.call('HSET', KEYS[1], 'lease_until', ARGV[4], 'lease_owner', ARGV[5])
+  redis.call('SADD', set, ARGV[1])
+end
 return 1

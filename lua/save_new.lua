@@ -1,10 +1,12 @@
 -- save_new.lua: store a new transaction atomically, unless its gid exists.
 --
 -- KEYS[1] transaction hash, KEYS[2] shard due zset, KEYS[3] shard index zset,
--- KEYS[4] shard expiry zset (gets the time the hash expires: index_trim.lua)
+-- KEYS[4] shard expiry zset (gets the time the hash expires: index_trim.lua),
+-- KEYS[5] shard live hash
 -- ARGV[1] gid, ARGV[2] due time (ms), or '-' for a transaction stored already
 -- finished (it settled at creation: engine_settle_new), ARGV[3] TTL (s),
--- ARGV[4..] field/value pairs
+-- ARGV[4] the identity of the process that holds it from now on ('' = none:
+-- the fields then carry no lease_until), ARGV[5..] field/value pairs
 -- Returns {'OK', ''} or {'EXISTS', <current status>, <current type>}; an
 -- existing transaction is never modified (dtmd never overwrites stored fields).
 local cur = redis.call('HMGET', KEYS[1], 'status', 'trans_type')
@@ -12,8 +14,12 @@ if cur[1] then
   return {'EXISTS', cur[1], cur[2] or ''}
 end
 -- Lua's unpack takes at most about 8,000 values: write in bounded chunks.
-for i = 4, #ARGV, 1000 do
+for i = 5, #ARGV, 1000 do
   redis.call('HSET', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV)))
+end
+if ARGV[4] ~= '' then
+  redis.call('HSET', KEYS[1], 'lease_owner', ARGV[4])
+  redis.call('SADD', KEYS[5] .. ':' .. ARGV[4], ARGV[1])
 end
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 if ARGV[2] ~= '-' then

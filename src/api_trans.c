@@ -11,6 +11,7 @@
 
 #include "branch_call.h"
 #include "engine.h"
+#include "liveness.h"
 #include "keys.h"
 #include "log.h"
 #include "store.h"
@@ -35,6 +36,16 @@ static void add_keys(rargs *a, const char *gid, int with_index) {
         engine_index_key(&k, gid);
         ra_add(a, k.ptr, k.len);
     }
+    sb_free(&k);
+}
+
+/* The shard's live hash: scripts that take or check holds need it
+ * (docs/failover.md). */
+static void add_live_key(rargs *a, const char *gid) {
+    sbuf k;
+    sb_init(&k);
+    engine_live_key(&k, gid);
+    ra_add(a, k.ptr, k.len);
     sb_free(&k);
 }
 
@@ -67,7 +78,8 @@ static void cas(const char *gid, const char *type, const transition *row, int64_
     rargs a;
     ra_init(&a);
     add_keys(&a, gid, 0);
-    if (ttl) add_expiry_key(&a, gid);
+    add_expiry_key(&a, gid);
+    add_live_key(&a, gid);
     ra_adds(&a, gid);
     ra_adds(&a, type ? type : "");
     ra_adds(&a, row->from);
@@ -78,9 +90,11 @@ static void cas(const char *gid, const char *type, const transition *row, int64_
     else
         ra_addi(&a, due);
     ra_addi(&a, ttl);
+    ra_adds(&a, ""); /* a request holds nothing: not fenced */
+    ra_adds(&a, "");
     for (int i = 0; i < fields->argc; i++) ra_add(&a, fields->argv[i], fields->lens[i]);
     ra_free(fields);
-    store_script("cas_update", ttl ? 3 : 2, &a, cb, c);
+    store_script("cas_update", 4, &a, cb, c);
 }
 
 /* {tag, status[, type]} replies of our scripts; *type is "" when absent. */
@@ -249,6 +263,7 @@ static void claimed(void *arg, redisReply *reply, const char *err) {
             api_reply_error(c, 500, "stored transaction is malformed");
             return;
         }
+        t->hold_sent_us = c->hold_sent_us;
         drive(c, t);
     } else if (strcmp(tag, "BUSY") == 0 && reply->elements == 3) {
         if (engine_active(gid)) {
@@ -289,15 +304,18 @@ static void claim_and_drive(api_call *c, const char *type, const transition *row
     rargs a;
     ra_init(&a);
     add_keys(&a, c->t->gid, 0);
+    add_live_key(&a, c->t->gid);
     ra_adds(&a, c->t->gid);
     ra_adds(&a, type);
     ra_adds(&a, row->from);
     ra_adds(&a, busy);
     ra_addi(&a, now);
     ra_addi(&a, engine_new_hold(c->t->gid, now + config_lease_ms(c->cfg)));
+    ra_adds(&a, liveness_id());
+    c->hold_sent_us = liveness_now_us();
     for (int i = 0; i < fields->argc; i++) ra_add(&a, fields->argv[i], fields->lens[i]);
     ra_free(fields);
-    store_script("claim", 2, &a, claimed, c);
+    store_script("claim", 3, &a, claimed, c);
 }
 
 /* The options a submit of a prepared transaction brings. dtm runs that pass
@@ -403,20 +421,25 @@ static void save_new(api_call *c) {
     int settled = (c->op & 0xff) == OP_SUBMIT && engine_settle_new(t, now);
     /* A new submit is driven here at once: held until its first due time
      * (lua/claim.lua), which is also when the scanner would look at it. */
-    if ((c->op & 0xff) == OP_SUBMIT && !settled)
+    int held = (c->op & 0xff) == OP_SUBMIT && !settled;
+    if (held) {
         t->lease_until_ms = engine_new_hold(t->gid, t->next_cron_ms);
+        t->hold_sent_us = liveness_now_us();
+    }
     rargs a;
     ra_init(&a);
     add_keys(&a, t->gid, 1);
     add_expiry_key(&a, t->gid);
+    add_live_key(&a, t->gid);
     ra_adds(&a, t->gid);
     if (settled)
         ra_adds(&a, "-"); /* finished: not due */
     else
         ra_addi(&a, t->next_cron_ms);
     ra_addi(&a, settled ? c->cfg->finished_data_expire : c->cfg->data_expire);
+    ra_adds(&a, held ? liveness_id() : "");
     trans_hash_fields(t, &a);
-    store_script("save_new", 4, &a, saved, c);
+    store_script("save_new", 5, &a, saved, c);
 }
 
 /* Parse the body into c->t; answers 400 and returns -1 on bad input. */
@@ -608,11 +631,13 @@ void api_prepare_workflow(api_call *c, struct evkeyvalq *q, const char *body, si
     ra_init(&a);
     add_keys(&a, t->gid, 1);
     add_expiry_key(&a, t->gid);
+    add_live_key(&a, t->gid);
     ra_adds(&a, t->gid);
     ra_addi(&a, t->next_cron_ms);
     ra_addi(&a, c->cfg->data_expire);
+    ra_adds(&a, ""); /* prepared: nobody drives it */
     trans_hash_fields(t, &a);
-    store_script("save_new", 4, &a, workflow_saved, c);
+    store_script("save_new", 5, &a, workflow_saved, c);
 }
 
 static void workflow_submitted(void *arg, redisReply *reply, const char *err) {

@@ -13,6 +13,7 @@
 #include "jsonrpc.h"
 #include "keys.h"
 #include "last_error.h"
+#include "liveness.h"
 #include "log.h"
 #include "metrics.h"
 #include "mode.h"
@@ -50,6 +51,8 @@ typedef struct pass {
     int writes;             /* store writes in flight */
     int stopped;            /* a write failed: finish as soon as nothing is in flight */
     int unknown;            /* a write failed without an answer: what is stored is unknown */
+    int lost;               /* the hold is no longer this process's: write and call nothing */
+    int shard;              /* of the gid (keys.h) */
     char *err;              /* why it stopped */
     unsigned char *started; /* per branch: called during this pass */
     int *decided;           /* room for the calls of two decisions (mode_decision) */
@@ -127,6 +130,10 @@ void engine_expiry_key(sbuf *out, const char *gid) {
     key_expiry(out, eng.cfg->redis_prefix, key_shard(gid, strlen(gid), eng.cfg->store_shards));
 }
 
+void engine_live_key(sbuf *out, const char *gid) {
+    key_live(out, eng.cfg->redis_prefix, key_shard(gid, strlen(gid), eng.cfg->store_shards));
+}
+
 static void drive(trans *t, waiter *waiters);
 static void pass_stop(pass *p, const char *why);
 static void set_status(pass *p, int status, const char *reason);
@@ -171,6 +178,7 @@ static void rerun_loaded(void *arg, redisReply *reply, const char *err) {
     rerun_ctx *r = arg;
     trans *t = err ? NULL : trans_from_hash(reply);
     if (t && !eng.stopping) {
+        t->hold_sent_us = r->old->hold_sent_us; /* the same hold, if still ours */
         trans_free(r->old);
         drive(t, r->waiters);
     } else {
@@ -287,7 +295,8 @@ static void pass_finish(pass *p) {
         store_command(&a, rerun_loaded, r);
         return;
     }
-    if (!global_status_final(p->t->status) && !eng.stopping && p->t->lease_until_ms > now_ms())
+    if (!global_status_final(p->t->status) && !eng.stopping && !p->lost &&
+        p->t->lease_until_ms > now_ms())
         /* Unfinished: give the hold back, so a repeated submit or abort may
          * drive it at once (its due time stays the retry time). */
         engine_lease_move(p->t->gid, "", p->t->lease_until_ms, 0, lease_given_back, NULL);
@@ -426,6 +435,7 @@ static void drive(trans *t, waiter *waiters) {
     p->t = t;
     p->due_ms = t->next_cron_ms; /* a cron lease may hold it longer: conservative */
     p->cfg = eng.cfg;
+    p->shard = key_shard(t->gid, strlen(t->gid), eng.cfg->store_shards);
     p->mode = mode_for(t->type);
     if (p->mode->plan) p->mode->plan(&p->plan, t);
     p->started_ms = now_ms();
@@ -448,6 +458,28 @@ static void drive(trans *t, waiter *waiters) {
 }
 
 /* ---- branch calls ---------------------------------------------------- */
+
+/* May the pass act on its hold now (docs/failover.md)? Only while this
+ * process has stayed live on the shard since the hold was taken; a pass
+ * that has not taken one (hold_sent_us 0) takes it with its first call
+ * (hold_lease), so being live now is what counts then. Once lost, the pass
+ * calls nothing, records nothing and ends: another process may drive the
+ * transaction now. */
+static int hold_live(pass *p) {
+    if (p->lost) return 0;
+    int64_t sent = p->t->hold_sent_us ? p->t->hold_sent_us : liveness_now_us();
+    if (liveness_holds(p->shard, sent)) return 1;
+    p->lost = 1;
+    pass_stop(p, "this process's liveness lapsed: the transaction is left to whoever holds it");
+    return 0;
+}
+
+/* branch_request.may_send: checked right before the request goes out,
+ * also for a call that waited in the Limits.MaxInflightCalls queue. */
+static int call_may_send(void *arg) {
+    call_ctx *c = arg;
+    return !c->p->stopped && hold_live(c->p);
+}
 
 /* Keep what a call that did not succeed answered: the next result write
  * stores it (result_fields). */
@@ -483,7 +515,7 @@ static void call_done(void *arg, branch_outcome o, long status, const char *body
                      p->t->query_prepared ? p->t->query_prepared : "", status,
                      (int)(len > 200 ? 200 : len), body);
     }
-    if (!p->stopped && !eng.stopping) {
+    if (!p->stopped && !eng.stopping && hold_live(p)) {
         take_result(p, bi, o, body, len, 0);
         /* A saga action's FAILURE is an answer, not a fault worth an alert. */
         int answered = bi >= 0 && p->t->branches[bi].status == BS_FAILED;
@@ -509,12 +541,15 @@ void engine_lease_move(const char *gid, const char *due, int64_t ours, int64_t u
     ra_add(&a, k.ptr, k.len);
     engine_due_key(&k, gid);
     ra_add(&a, k.ptr, k.len);
+    engine_live_key(&k, gid);
+    ra_add(&a, k.ptr, k.len);
     sb_free(&k);
     ra_adds(&a, gid);
     ra_adds(&a, due);
     ra_addi(&a, ours);
     ra_addi(&a, until);
-    store_script("lease_move", 2, &a, cb, arg);
+    ra_adds(&a, liveness_id());
+    store_script("lease_move", 3, &a, cb, arg);
 }
 
 /* Distinct per gid bucket, not per process: one process-wide "last + 1"
@@ -579,6 +614,7 @@ static void hold_lease(pass *p) {
     hold_ctx *h = xmalloc(sizeof *h + n);
     h->until = until;
     memcpy(h->gid, p->t->gid, n);
+    if (!p->t->hold_sent_us) p->t->hold_sent_us = liveness_now_us(); /* taking it now */
     engine_lease_move(p->t->gid, due, p->t->lease_until_ms, until, lease_held, h);
     if (until > p->due_ms) p->due_ms = until;
     p->t->lease_until_ms = until;
@@ -586,6 +622,7 @@ static void hold_lease(pass *p) {
 
 /* Start one HTTP call for the pass; its answer goes to take_result. */
 static void start_call(pass *p, int bi, const branch_request *req) {
+    if (!hold_live(p)) return;
     hold_lease(p);
     call_ctx *c = xcalloc(1, sizeof *c);
     c->p = p;
@@ -593,7 +630,9 @@ static void start_call(pass *p, int bi, const branch_request *req) {
     c->op = req->op;
     c->url = req->url;
     c->start = metrics_now();
-    c->call = branch_call_start(req, call_done, c);
+    branch_request gated = *req;
+    gated.may_send = call_may_send;
+    c->call = branch_call_start(&gated, call_done, c);
     if (!c->call) {
         free(c);
         note_error(p, bi, req->op, req->url, BR_ERROR, 0, "cannot start call", 17);
@@ -688,6 +727,9 @@ static void write_done(void *arg, redisReply *reply, const char *err) {
     } else if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2) {
         p->unknown = 1;
         pass_stop(p, "unexpected reply from cas_update");
+    } else if (strcmp(reply->element[0]->str, "LOST") == 0) {
+        p->lost = 1;
+        pass_stop(p, "another process took the transaction over");
     } else if (strcmp(reply->element[0]->str, "OK") != 0) {
         char why[160];
         snprintf(why, sizeof why, "status changed by another writer (%s %s)",
@@ -710,13 +752,13 @@ static void pass_write(pass *p, int expected_status, rargs *fields, int64_t due_
     ra_init(&a);
     ra_add(&a, p->key.ptr, p->key.len);
     ra_add(&a, p->due_key.ptr, p->due_key.len);
-    if (finished) { /* the TTL changes: lua/cas_update.lua records it */
-        sbuf k;
-        sb_init(&k);
-        engine_expiry_key(&k, p->t->gid);
-        ra_add(&a, k.ptr, k.len);
-        sb_free(&k);
-    }
+    sbuf k;
+    sb_init(&k);
+    engine_expiry_key(&k, p->t->gid); /* when the TTL changes, lua/cas_update.lua records it */
+    ra_add(&a, k.ptr, k.len);
+    engine_live_key(&k, p->t->gid);
+    ra_add(&a, k.ptr, k.len);
+    sb_free(&k);
     ra_adds(&a, p->t->gid);
     ra_adds(&a, trans_type_name(p->t->type));
     ra_adds(&a, global_status_name(expected_status));
@@ -727,6 +769,9 @@ static void pass_write(pass *p, int expected_status, rargs *fields, int64_t due_
     else
         ra_addi(&a, due_ms);
     ra_addi(&a, finished ? p->cfg->finished_data_expire : 0);
+    /* Fenced by the hold this pass took (none taken: not fenced). */
+    ra_adds(&a, p->t->hold_sent_us ? liveness_id() : "");
+    ra_addi(&a, p->t->lease_until_ms);
     /* Deferred fields first: a later value of the same field wins in HSET. */
     for (int i = 0; i < p->pending.argc; i++) ra_add(&a, p->pending.argv[i], p->pending.lens[i]);
     ra_free(&p->pending);
@@ -734,7 +779,7 @@ static void pass_write(pass *p, int expected_status, rargs *fields, int64_t due_
     for (int i = 0; i < fields->argc; i++) ra_add(&a, fields->argv[i], fields->lens[i]);
     ra_free(fields);
     p->writes++;
-    store_script("cas_update", finished ? 3 : 2, &a, write_done, p);
+    store_script("cas_update", 4, &a, write_done, p);
 }
 
 /* The fields of a branch result (PROTOCOL.md 5.1); updates memory. */

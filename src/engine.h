@@ -102,5 +102,6 @@ void engine_trans_key(sbuf *out, const char *gid);
 void engine_due_key(sbuf *out, const char *gid);
 void engine_index_key(sbuf *out, const char *gid);
 void engine_expiry_key(sbuf *out, const char *gid);
+void engine_live_key(sbuf *out, const char *gid);
 
 #endif

@@ -12,6 +12,7 @@
 #include "cron.h"
 #include "engine.h"
 #include "http_api.h"
+#include "liveness.h"
 #include "log.h"
 #include "metrics.h"
 #include "store.h"
@@ -147,8 +148,8 @@ int main(int argc, char **argv) {
         return 1;
     }
     if (branch_call_init(base) != 0 || store_init(base, &cfg) != 0 ||
-        engine_init(base, &cfg) != 0 || http_api_init(base, &cfg) != 0 ||
-        cron_init(base, &cfg) != 0 || metrics_start(base) != 0) {
+        liveness_init(base, &cfg) != 0 || engine_init(base, &cfg) != 0 ||
+        http_api_init(base, &cfg) != 0 || cron_init(base, &cfg) != 0 || metrics_start(base) != 0) {
         log_error("start-up failed");
         return 1;
     }
@@ -170,6 +171,7 @@ int main(int argc, char **argv) {
     http_api_shutdown();
     cron_shutdown();
     engine_shutdown();
+    liveness_shutdown();
     store_shutdown();
     metrics_reset();
     branch_call_shutdown();
