@@ -26,7 +26,7 @@ typedef struct api_call {
     const char *api;      /* route name for metrics (static), NULL = unrouted */
     char *rpc_id;         /* a JSON-RPC call's id: answers become JSON-RPC answers */
     double start;         /* metrics_now() at arrival */
-    int64_t hold_sent_us; /* a claim taking a hold was sent then (liveness.h) */
+    int64_t hold_sent_us; /* a script taking a hold was sent then (liveness.h) */
 } api_call;
 
 api_call *api_call_new(struct evhttp_request *req, const dtmd_config *cfg);

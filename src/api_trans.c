@@ -11,12 +11,16 @@
 
 #include "branch_call.h"
 #include "engine.h"
+#include "http_api.h"
 #include "liveness.h"
+#include "stop_sub.h"
 #include "keys.h"
 #include "log.h"
 #include "store.h"
 #include "transition.h"
 
+#include <event2/event.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -71,10 +75,78 @@ static void load_trans(const char *gid, store_cb *cb, api_call *c) {
     store_command(&a, cb, c);
 }
 
+/* ---- ending a transaction another process holds ------------------------
+ *
+ * A request that stores a final status (a row with cancel: forceStop, msg
+ * abort, workflow submit) must not do so while another live process holds
+ * the transaction: that process may be about to send a call it queued. The
+ * script records the stop there and publishes it instead (HELD); the
+ * holder cancels its calls and stores the stop (engine_stop_requested). The
+ * request asks again every STOP_POLL_MS - hearing OK once the holder stored
+ * it, or writing itself once the holder's liveness lapsed - for at most
+ * STOP_WAIT_MS, then answers 503 (the stop stays recorded: the holder's next
+ * write stores it). docs/requests.md "No branch call after the end". */
+
+#define STOP_POLL_MS 50
+#define STOP_WAIT_MS 10000
+
+typedef struct stop_wait {
+    api_call *c;
+    store_cb *cb;
+    rargs args; /* the script's arguments, sent again as they are */
+    int64_t deadline;
+    struct event *ev;
+} stop_wait;
+
+static void stop_wait_send(stop_wait *w);
+
+static void stop_wait_free(stop_wait *w) {
+    ra_free(&w->args);
+    if (w->ev) event_free(w->ev);
+    free(w);
+}
+
+static void stop_wait_tick(evutil_socket_t fd, short what, void *arg) {
+    (void)fd, (void)what;
+    stop_wait_send(arg);
+}
+
+static void stop_wait_reply(void *arg, redisReply *reply, const char *err) {
+    stop_wait *w = arg;
+    int held = !err && reply->type == REDIS_REPLY_ARRAY && reply->elements >= 1 &&
+               reply->element[0]->type == REDIS_REPLY_STRING &&
+               strcmp(reply->element[0]->str, "HELD") == 0;
+    if (!held) {
+        w->cb(w->c, reply, err);
+        stop_wait_free(w);
+        return;
+    }
+    if (now_ms() >= w->deadline) {
+        api_call *c = w->c;
+        stop_wait_free(w);
+        api_reply_error(c, 503,
+                        "the transaction is driven by another dtmd process, which has not stored "
+                        "the stop yet; it is recorded and will be applied");
+        return;
+    }
+    if (!w->ev) w->ev = evtimer_new(http_api_base(), stop_wait_tick, w);
+    struct timeval tv = {0, STOP_POLL_MS * 1000};
+    evtimer_add(w->ev, &tv);
+}
+
+static void stop_wait_send(stop_wait *w) {
+    rargs a;
+    ra_init(&a);
+    for (int i = 0; i < w->args.argc; i++) ra_add(&a, w->args.argv[i], w->args.lens[i]);
+    store_script("cas_update", 4, &a, stop_wait_reply, w);
+}
+
 /* cas_update (lua/cas_update.lua) under a transition row: the script
  * checks the stored type (NULL = any) and status; fields are consumed. */
 static void cas(const char *gid, const char *type, const transition *row, int64_t due, int64_t ttl,
                 rargs *fields, store_cb *cb, api_call *c) {
+    static uint64_t stops;
+    int ending = row->cancel && due < 0;
     rargs a;
     ra_init(&a);
     add_keys(&a, gid, 0);
@@ -91,10 +163,31 @@ static void cas(const char *gid, const char *type, const transition *row, int64_
         ra_addi(&a, due);
     ra_addi(&a, ttl);
     ra_adds(&a, ""); /* a request holds nothing: not fenced */
-    ra_adds(&a, "");
+    if (ending) {
+        char id[64];
+        snprintf(id, sizeof id, "%s:%llu", liveness_id(), (unsigned long long)++stops);
+        ra_adds(&a, id);
+        sbuf ch;
+        sb_init(&ch);
+        stop_sub_channel(&ch, c->cfg->redis_prefix);
+        ra_add(&a, ch.ptr, ch.len);
+        sb_free(&ch);
+    } else {
+        ra_adds(&a, "");
+        ra_adds(&a, "");
+    }
     for (int i = 0; i < fields->argc; i++) ra_add(&a, fields->argv[i], fields->lens[i]);
     ra_free(fields);
-    store_script("cas_update", 4, &a, cb, c);
+    if (!ending) {
+        store_script("cas_update", 4, &a, cb, c);
+        return;
+    }
+    stop_wait *w = xcalloc(1, sizeof *w);
+    w->c = c;
+    w->cb = cb;
+    w->args = a;
+    w->deadline = now_ms() + STOP_WAIT_MS;
+    stop_wait_send(w);
 }
 
 /* {tag, status[, type]} replies of our scripts; *type is "" when absent. */
@@ -257,13 +350,15 @@ static void claimed(void *arg, redisReply *reply, const char *err) {
         return;
     }
     const char *tag = reply->element[0]->str;
-    if (strcmp(tag, "OK") == 0 && reply->elements == 3) {
+    if (strcmp(tag, "OK") == 0 && reply->elements == 4 &&
+        reply->element[3]->type == REDIS_REPLY_INTEGER) {
         trans *t = trans_from_hash(reply->element[2]);
         if (!t) {
             api_reply_error(c, 500, "stored transaction is malformed");
             return;
         }
-        t->hold_sent_us = c->hold_sent_us;
+        t->hold_epoch = reply->element[3]->integer;
+        liveness_note(engine_shard(gid), c->hold_sent_us, t->hold_epoch);
         drive(c, t);
     } else if (strcmp(tag, "BUSY") == 0 && reply->elements == 3) {
         if (engine_active(gid)) {
@@ -311,7 +406,7 @@ static void claim_and_drive(api_call *c, const char *type, const transition *row
     ra_adds(&a, busy);
     ra_addi(&a, now);
     ra_addi(&a, engine_new_hold(c->t->gid, now + config_lease_ms(c->cfg)));
-    ra_adds(&a, liveness_id());
+    liveness_add_args(&a);
     c->hold_sent_us = liveness_now_us();
     for (int i = 0; i < fields->argc; i++) ra_add(&a, fields->argv[i], fields->lens[i]);
     ra_free(fields);
@@ -391,6 +486,9 @@ static void saved(void *arg, redisReply *reply, const char *err) {
         }
         trans *t = c->t;
         c->t = NULL;
+        /* the epoch of the hold save_new took (lua/save_new.lua) */
+        t->hold_epoch = strtoll(type, NULL, 10);
+        liveness_note(engine_shard(t->gid), c->hold_sent_us, t->hold_epoch);
         drive(c, t);
         return;
     }
@@ -424,7 +522,7 @@ static void save_new(api_call *c) {
     int held = (c->op & 0xff) == OP_SUBMIT && !settled;
     if (held) {
         t->lease_until_ms = engine_new_hold(t->gid, t->next_cron_ms);
-        t->hold_sent_us = liveness_now_us();
+        c->hold_sent_us = liveness_now_us();
     }
     rargs a;
     ra_init(&a);
@@ -437,7 +535,12 @@ static void save_new(api_call *c) {
     else
         ra_addi(&a, t->next_cron_ms);
     ra_addi(&a, settled ? c->cfg->finished_data_expire : c->cfg->data_expire);
-    ra_adds(&a, held ? liveness_id() : "");
+    if (held) {
+        liveness_add_args(&a);
+    } else {
+        ra_adds(&a, "");
+        ra_adds(&a, "0");
+    }
     trans_hash_fields(t, &a);
     store_script("save_new", 5, &a, saved, c);
 }
@@ -636,6 +739,7 @@ void api_prepare_workflow(api_call *c, struct evkeyvalq *q, const char *body, si
     ra_addi(&a, t->next_cron_ms);
     ra_addi(&a, c->cfg->data_expire);
     ra_adds(&a, ""); /* prepared: nobody drives it */
+    ra_adds(&a, "0");
     trans_hash_fields(t, &a);
     store_script("save_new", 5, &a, workflow_saved, c);
 }

@@ -86,13 +86,16 @@ static void loaded(void *arg, redisReply *reply, const char *err) {
         log_debug("cron: gid %s: held by another process, left to it", c->gid);
         goto out;
     }
-    trans *t =
-        strcmp(tag, "OK") == 0 && reply->elements == 2 ? trans_from_hash(reply->element[1]) : NULL;
+    trans *t = strcmp(tag, "OK") == 0 && reply->elements == 3 &&
+                       reply->element[2]->type == REDIS_REPLY_INTEGER
+                   ? trans_from_hash(reply->element[1])
+                   : NULL;
     if (!t) {
         log_error("cron: gid %s: stored record is malformed", c->gid);
         goto out;
     }
-    t->hold_sent_us = c->sent_us;
+    t->hold_epoch = reply->element[2]->integer;
+    liveness_note(c->shard, c->sent_us, t->hold_epoch);
     if (global_status_final(t->status)) {
         drop_due(c->shard, c->gid);
         trans_free(t);
@@ -142,14 +145,17 @@ static void leased(void *arg, redisReply *reply, const char *err) {
         ra_add(&a, k.ptr, k.len);
         key_live(&k, cr.cfg->redis_prefix, shard);
         ra_add(&a, k.ptr, k.len);
+        key_due(&k, cr.cfg->redis_prefix, shard);
+        ra_add(&a, k.ptr, k.len);
         sb_free(&k);
         ra_addi(&a, now);
         ra_addi(&a, c->lease_end);
         ra_adds(&a, liveness_id());
         ra_adds(&a, gid);
+        ra_addi(&a, LIVENESS_TTL_MS);
         c->sent_us = liveness_now_us();
         cr.pending++;
-        store_script("lease_load", 2, &a, loaded, c);
+        store_script("lease_load", 3, &a, loaded, c);
     }
     /* A full batch: more may be due. Scan again, or have the next round
      * do it if there is no room now (this round may be past the shard). */

@@ -3,8 +3,6 @@
 
 #include "keys.h"
 #include "log.h"
-#include "store.h"
-#include "util.h"
 
 #include <event2/event.h>
 #include <stdio.h>
@@ -20,8 +18,8 @@ static struct {
     struct event *timer;
     char id[17];
     live_view view[MAX_SHARDS];
-    int64_t sent_us[MAX_SHARDS]; /* the refresh in flight, 0 = none */
-    int in_flight;
+    int64_t sent_us[MAX_SHARDS];       /* the refresh in flight, 0 = none */
+    unsigned char failing[MAX_SHARDS]; /* the last refresh failed: said once */
     void (*takeover_cb)(void);
 } lv;
 
@@ -39,42 +37,65 @@ const char *liveness_id(void) {
     return lv.id;
 }
 
+void liveness_add_args(rargs *a) {
+    ra_adds(a, lv.id);
+    ra_addi(a, LIVENESS_TTL_MS);
+}
+
 void liveness_set_takeover_cb(void (*cb)(void)) {
     lv.takeover_cb = cb;
 }
 
-void liveness_view_refreshed(live_view *v, int64_t t0, int64_t now, int prev_valid) {
-    if (!prev_valid || t0 >= v->until_us) v->since_us = now;
+void liveness_view_note(live_view *v, int64_t t0, int64_t e) {
+    if (e <= 0 || e < v->epoch) return;
     int64_t until = t0 + (int64_t)(LIVENESS_TTL_MS - LIVENESS_MARGIN_MS) * 1000;
-    if (until > v->until_us) v->until_us = until;
+    if (e > v->epoch) {
+        v->epoch = e;
+        v->until_us = until;
+    } else if (until > v->until_us) {
+        v->until_us = until;
+    }
 }
 
-int liveness_view_holds(const live_view *v, int64_t sent, int64_t now) {
-    return v->since_us != 0 && sent > v->since_us && now < v->until_us;
+int liveness_view_holds(const live_view *v, int64_t e, int64_t now) {
+    return v->epoch != 0 && e == v->epoch && now < v->until_us;
 }
 
-int liveness_holds(int shard, int64_t sent_us) {
+void liveness_note(int shard, int64_t sent_us, int64_t epoch) {
+    if (shard < 0 || shard >= MAX_SHARDS) return;
+    live_view *v = &lv.view[shard];
+    int64_t before = v->epoch;
+    liveness_view_note(v, sent_us, epoch);
+    if (before && v->epoch != before)
+        log_warn("liveness: shard %d: liveness had lapsed; holds taken before are given up", shard);
+}
+
+int liveness_holds(int shard, int64_t epoch) {
     if (shard < 0 || shard >= MAX_SHARDS) return 0;
-    return liveness_view_holds(&lv.view[shard], sent_us, liveness_now_us());
+    return liveness_view_holds(&lv.view[shard], epoch, liveness_now_us());
+}
+
+int64_t liveness_epoch(int shard) {
+    if (shard < 0 || shard >= MAX_SHARDS) return 0;
+    const live_view *v = &lv.view[shard];
+    return liveness_now_us() < v->until_us ? v->epoch : 0;
 }
 
 static void refreshed(void *arg, redisReply *reply, const char *err) {
     int shard = (int)(intptr_t)arg;
     int64_t t0 = lv.sent_us[shard];
     lv.sent_us[shard] = 0;
-    lv.in_flight--;
     if (err || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
         reply->element[0]->type != REDIS_REPLY_INTEGER ||
         reply->element[1]->type != REDIS_REPLY_INTEGER) {
-        if (!lv.cfg) return; /* shutting down */
+        if (!lv.cfg || lv.failing[shard]) return; /* shutting down, or said already */
+        lv.failing[shard] = 1;
         log_warn("liveness: shard %d: refresh failed: %s", shard, err ? err : "unexpected reply");
         return;
     }
-    live_view *v = &lv.view[shard];
-    int64_t since = v->since_us;
-    liveness_view_refreshed(v, t0, liveness_now_us(), reply->element[0]->integer != 0);
-    if (since && v->since_us != since)
-        log_warn("liveness: shard %d: liveness lapsed; holds taken before are given up", shard);
+    if (lv.failing[shard]) log_info("liveness: shard %d: refreshed again", shard);
+    lv.failing[shard] = 0;
+    liveness_note(shard, t0, reply->element[0]->integer);
     if (reply->element[1]->integer > 0) {
         log_info("liveness: shard %d: %lld transaction(s) of a process no longer live made due",
                  shard, (long long)reply->element[1]->integer);
@@ -94,11 +115,12 @@ static void refresh_all(evutil_socket_t fd, short what, void *arg) {
         ra_add(&a, k.ptr, k.len);
         key_due(&k, lv.cfg->redis_prefix, s);
         ra_add(&a, k.ptr, k.len);
-        ra_adds(&a, lv.id);
-        ra_addi(&a, LIVENESS_TTL_MS);
+        liveness_add_args(&a);
         lv.sent_us[s] = liveness_now_us();
-        lv.in_flight++;
-        store_script("live", 2, &a, refreshed, (void *)(intptr_t)s);
+        /* Not kept waiting for a connection: a refresh that cannot go out
+         * now is worth nothing later, and must not take the place of
+         * requests in the node's queue (Store.MaxQueued). */
+        store_script_nowait("live", 2, &a, refreshed, (void *)(intptr_t)s);
     }
     sb_free(&k);
 }
@@ -125,11 +147,6 @@ int liveness_init(struct event_base *base, const dtmd_config *cfg) {
     if (!lv.timer) return -1;
     struct timeval tv = {LIVENESS_PERIOD_MS / 1000, (LIVENESS_PERIOD_MS % 1000) * 1000};
     evtimer_add(lv.timer, &tv);
-    /* Before any request: a hold is only this process's once it is live.
-     * Run the loop here until every shard answered (bounded: the store
-     * fails a command after waiting 2 s for a connection). */
-    refresh_all(-1, 0, NULL);
-    while (lv.in_flight > 0) event_base_loop(base, EVLOOP_ONCE);
     return 0;
 }
 

@@ -12,14 +12,19 @@
  * transaction).
  *
  * The process's own view, by its monotonic clock (CLOCK_BOOTTIME, so that a
- * suspended host counts): a refresh sent at t0 and answered OK keeps it live
- * on that shard until t0 + LIVENESS_TTL_MS - LIVENESS_MARGIN_MS. Redis
- * counts the field from when it runs the script (not before t0), by its own
- * clock; the margin covers the two clocks' rates differing. */
+ * suspended host counts): every script that refreshes its field (live.lua,
+ * and those that take a hold) answers with the epoch it is live in; one
+ * sent at t0 and answered keeps it live in that epoch until t0 +
+ * LIVENESS_TTL_MS - LIVENESS_MARGIN_MS. Redis counts the field from when it
+ * runs the script (not before t0), by its own clock; the margin covers the
+ * two clocks' rates differing. A lapse, seen by Redis or by the process,
+ * means a new epoch, and a hold is acted on only in the epoch it was taken
+ * in: another process may have taken it over in the gap. */
 #ifndef DTMD_LIVENESS_H
 #define DTMD_LIVENESS_H
 
 #include "config.h"
+#include "store.h"
 
 #include <stdint.h>
 
@@ -35,30 +40,34 @@ void liveness_shutdown(void);
 /* This process's identity (16 hex digits, new at every start). */
 const char *liveness_id(void);
 
-/* Monotonic microseconds (CLOCK_BOOTTIME): when a hold was asked for. */
+/* Monotonic microseconds (CLOCK_BOOTTIME): when a script was sent. */
 int64_t liveness_now_us(void);
 
-/* May this process act on a hold of a transaction in shard, taken by a
- * command sent at sent_us? Only while it is live on the shard now and has
- * stayed live without a gap since before that command was sent: a gap means
- * another process may have taken the hold over meanwhile. */
-int liveness_holds(int shard, int64_t sent_us);
+/* A script that refreshed this process's liveness on shard, sent at sent_us,
+ * answered with epoch (0 or less: it did not; ignored). */
+void liveness_note(int shard, int64_t sent_us, int64_t epoch);
+
+/* May this process act on a hold in shard taken in epoch, now? */
+int liveness_holds(int shard, int64_t epoch);
+
+/* The epoch this process is live in on shard now, 0 if it is not. */
+int64_t liveness_epoch(int shard);
+
+/* Add the arguments the hold-taking scripts end with: identity, TTL (ms). */
+void liveness_add_args(rargs *a);
 
 /* The view of one shard, and its arithmetic (pure, unit tested). */
 typedef struct live_view {
-    int64_t since_us; /* holds asked for after this count (0 = never live) */
-    int64_t until_us; /* live until then */
+    int64_t epoch;    /* 0 = never live */
+    int64_t until_us; /* live in epoch until then */
 } live_view;
 
-/* A refresh sent at t0 was answered at now; prev_valid: live.lua found this
- * process's field unexpired. A gap - the field had expired in Redis, or the
- * view had (t0 at or past until) - loses every hold taken before: holds
- * count again only when asked for after now. A command sent after this
- * answer runs after the refresh, whatever order the store sent the two in
- * (a command may wait for a connection and go out after a later one). */
-void liveness_view_refreshed(live_view *v, int64_t t0, int64_t now, int prev_valid);
-/* May a hold asked for at sent be acted on at now? */
-int liveness_view_holds(const live_view *v, int64_t sent, int64_t now);
+/* A refresh sent at t0 answered with epoch e. An older epoch's answer
+ * (overtaken by a newer one) changes nothing; a newer epoch replaces the
+ * view: the holds of the old one are lost. */
+void liveness_view_note(live_view *v, int64_t t0, int64_t e);
+/* May a hold taken in epoch e be acted on at now? */
+int liveness_view_holds(const live_view *v, int64_t e, int64_t now);
 
 /* cb runs when a refresh found a dead process's holds and made them due
  * (the scanner should look now rather than at its next tick). */

@@ -15,6 +15,7 @@
 #include "liveness.h"
 #include "log.h"
 #include "metrics.h"
+#include "stop_sub.h"
 #include "store.h"
 #include "version.h"
 
@@ -149,7 +150,8 @@ int main(int argc, char **argv) {
     }
     if (branch_call_init(base) != 0 || store_init(base, &cfg) != 0 ||
         liveness_init(base, &cfg) != 0 || engine_init(base, &cfg) != 0 ||
-        http_api_init(base, &cfg) != 0 || cron_init(base, &cfg) != 0 || metrics_start(base) != 0) {
+        stop_sub_init(base, &cfg) != 0 || http_api_init(base, &cfg) != 0 ||
+        cron_init(base, &cfg) != 0 || metrics_start(base) != 0) {
         log_error("start-up failed");
         return 1;
     }
@@ -170,6 +172,7 @@ int main(int argc, char **argv) {
 
     http_api_shutdown();
     cron_shutdown();
+    stop_sub_shutdown();
     engine_shutdown();
     liveness_shutdown();
     store_shutdown();

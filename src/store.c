@@ -40,6 +40,7 @@ typedef struct store_req {
     int asking;
     int redirects, tryagains;
     int64_t park_until;     /* waiting for a connection until then (ms), 0 = never waited */
+    int nowait;             /* fail rather than wait for a connection (store_script_nowait) */
     struct store_req *next; /* in st.delayed or st.parked */
     store_cb *cb;
     void *arg;
@@ -205,7 +206,7 @@ static void park(store_req *r) {
     int64_t now = now_ms();
     if (!r->park_until) r->park_until = now + PARK_GRACE_MS;
     int *count = parked_count(r);
-    if (st.stopping || *count >= st.park_max || now >= r->park_until) {
+    if (st.stopping || r->nowait || *count >= st.park_max || now >= r->park_until) {
         fail_later(r);
         return;
     }
@@ -362,7 +363,8 @@ void store_command(rargs *cmd, store_cb *cb, void *arg) {
     send_to(r, nodes_for_slot(r->slot), 0, 0);
 }
 
-void store_script(const char *name, int nkeys, rargs *args, store_cb *cb, void *arg) {
+static void script_send(const char *name, int nkeys, rargs *args, store_cb *cb, void *arg,
+                        int nowait) {
     int idx = -1;
     for (int i = 0; lua_scripts[i].name; i++) {
         if (strcmp(lua_scripts[i].name, name) == 0) {
@@ -376,6 +378,7 @@ void store_script(const char *name, int nkeys, rargs *args, store_cb *cb, void *
     }
     store_req *r = req_new(cb, arg);
     r->script = idx;
+    r->nowait = nowait;
     /* Every key of a script shares one slot (keys.h): KEYS[1] routes it. */
     if (nodes_cluster() && nkeys >= 1 && args->argc >= 1)
         r->slot = cluster_key_slot(args->argv[0], args->lens[0]);
@@ -394,6 +397,14 @@ void store_script(const char *name, int nkeys, rargs *args, store_cb *cb, void *
     }
     ra_prepend(&r->args, 3, head, head_len);
     send_to(r, nodes_for_slot(r->slot), 0, 0);
+}
+
+void store_script(const char *name, int nkeys, rargs *args, store_cb *cb, void *arg) {
+    script_send(name, nkeys, args, cb, arg, 0);
+}
+
+void store_script_nowait(const char *name, int nkeys, rargs *args, store_cb *cb, void *arg) {
+    script_send(name, nkeys, args, cb, arg, 1);
 }
 
 int store_init(struct event_base *base, const dtmd_config *cfg) {

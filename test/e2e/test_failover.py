@@ -171,3 +171,78 @@ def test_churn_two_processes_killed_and_restarted(start_dtmd, stub):
     calls = [c for c in stub.calls() if c.query.get("gid") in set(gids)]
     check_no_overlap(calls)
     assert not [c for c in calls if c.name.startswith("C")], "compensations ran"
+
+
+# --------------------------------------------------------------------------
+# Ending a transaction through a process that does not hold it
+# (docs/requests.md "No branch call after the end")
+
+def force_stop(d, gid):
+    return d.api("POST", "/forceStop", body={"gid": gid})
+
+
+def test_force_stop_through_another_process_cancels_the_holders_calls(start_dtmd, stub, gid):
+    """B drives: two sagas hang in its calls (MaxInflightCalls 2), a third
+    one's call waits in B's queue. forceStop of the third through A answers
+    200 failed, and its call is never sent, not even when B's slots free up;
+    forceStop of a running one through A: its next step is never called."""
+    b = start_dtmd(LIMITS_MAX_INFLIGHT_CALLS=2, **SLOW_ENV)
+    a = start_dtmd(**SLOW_ENV)
+    stub.set_default("Hang", 200, SUCCESS_BODY, 3.0)
+    hung = [gid + "-h1", gid + "-h2"]
+    for g in hung:
+        submit_ok(b, saga(g, [(stub.url("Hang"), stub.url("HangComp")),
+                              (stub.url("Next"), stub.url("NextComp"))], request_timeout=60))
+    stub.wait_calls("Hang", 2)
+    submit_ok(b, saga(gid, [(stub.url("Queued"), stub.url("QueuedComp"))], request_timeout=60))
+    time.sleep(0.3)
+    assert stub.count("Queued") == 0
+    st, resp = force_stop(a, gid)
+    assert st == 200, (st, resp)
+    answered = time.time()
+    assert a.status(gid) == "failed"
+    st, resp = force_stop(a, hung[0])
+    assert st == 200, (st, resp)
+    answered_h = time.time()
+    assert a.status(hung[0]) == "failed"
+    # B's slots free up (the hanging calls answer after 3 s); the other saga goes on
+    b.wait_status(hung[1], S, timeout=15)
+    time.sleep(1.0)
+    assert not gid_calls(stub, gid), stub.summary()
+    late = [c for c in gid_calls(stub, hung[0]) if c.wall > answered_h]
+    assert not late, late
+    assert [c.name for c in gid_calls(stub, hung[0])] == ["Hang"], stub.summary()
+    q = a.query(gid)
+    assert q["transaction"]["rollback_reason"] == "force stopped", q
+    assert a.status(hung[0]) == "failed" and answered <= answered_h
+
+
+@pytest.mark.no_valgrind("stalls a process past its 2 s liveness")
+def test_force_stop_through_another_process_while_the_holder_is_stalled(start_dtmd, stub, gid):
+    """B drives a saga whose call hangs and is SIGSTOPped: forceStop through A
+    waits for B's liveness to lapse, then stores the stop itself (200). B,
+    resumed, records nothing and calls nothing more for that gid."""
+    b = start_dtmd(**SLOW_ENV)
+    a = start_dtmd(**SLOW_ENV)
+    stub.plan("In", [(200, SUCCESS_BODY, 8.0)])
+    submit_ok(b, two_steps(stub, gid))
+    stub.wait_calls("In", 1)
+    b.proc.send_signal(signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        st, resp = force_stop(a, gid)
+        took = time.monotonic() - t0
+        assert st == 200, (st, resp)
+        assert took < 8, took
+        answered = time.time()
+    finally:
+        b.proc.send_signal(signal.SIGCONT)
+    wait_until(lambda: gid_calls(stub, gid, "In")[0].end is not None, 15)
+    time.sleep(2)
+    q = a.query(gid)
+    assert q["transaction"]["status"] == "failed", q
+    assert q["transaction"]["rollback_reason"] == "force stopped", q
+    # In's SUCCESS came back to the stalled B after the stop: not recorded
+    assert [br["status"] for br in q["branches"]] == [P, S, P, P], q
+    assert not [c for c in gid_calls(stub, gid) if c.wall > answered], stub.summary()
+    assert b.running

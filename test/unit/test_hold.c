@@ -34,31 +34,31 @@ void test_liveness_view(void) {
     const int64_t s = 1000000; /* microseconds */
     const int64_t live = (LIVENESS_TTL_MS - LIVENESS_MARGIN_MS) * 1000LL;
     live_view v = {0, 0};
-    CHECK(!liveness_view_holds(&v, 5, 10)); /* never live: nothing */
-    /* first refresh sent at 10 s, answered at 10.2 s */
-    liveness_view_refreshed(&v, 10 * s, 10 * s + 200000, 0);
-    CHECK(v.since_us == 10 * s + 200000);
-    CHECK(v.until_us == 10 * s + live);
-    CHECK(!liveness_view_holds(&v, 10 * s + 100000, 10 * s + 300000)); /* asked before the answer */
-    CHECK(liveness_view_holds(&v, 10 * s + 300000, 10 * s + 300000));
-    CHECK(liveness_view_holds(&v, 10 * s + 300000, 10 * s + live - 1));
-    CHECK(!liveness_view_holds(&v, 10 * s + 300000, 10 * s + live)); /* TTL - margin passed */
-    /* refreshed in time, field still valid: the same run, extended */
-    liveness_view_refreshed(&v, 11 * s, 11 * s + 1000, 1);
-    CHECK(v.since_us == 10 * s + 200000);
+    CHECK(!liveness_view_holds(&v, 0, 10)); /* never live: nothing */
+    CHECK(!liveness_view_holds(&v, 1, 10));
+    /* a refresh sent at 10 s answered: live in epoch 3 */
+    liveness_view_note(&v, 10 * s, 3);
+    CHECK(v.epoch == 3 && v.until_us == 10 * s + live);
+    CHECK(liveness_view_holds(&v, 3, 10 * s));
+    CHECK(liveness_view_holds(&v, 3, 10 * s + live - 1));
+    CHECK(!liveness_view_holds(&v, 3, 10 * s + live)); /* TTL - margin passed */
+    CHECK(!liveness_view_holds(&v, 2, 10 * s));        /* a hold of another epoch */
+    /* refreshed in time, same epoch: extended */
+    liveness_view_note(&v, 11 * s, 3);
+    CHECK(v.epoch == 3 && v.until_us == 11 * s + live);
+    /* an older script answered late never shortens the view */
+    liveness_view_note(&v, 10 * s + 500000, 3);
     CHECK(v.until_us == 11 * s + live);
-    CHECK(liveness_view_holds(&v, 10 * s + 300000, 11 * s + live - 1));
-    /* an older refresh answered late never shortens the view */
-    liveness_view_refreshed(&v, 10 * s + 500000, 11 * s + 2000, 1);
-    CHECK(v.until_us == 11 * s + live);
-    /* Redis says the field had expired (stalled, swept): earlier holds lost */
-    liveness_view_refreshed(&v, 12 * s, 12 * s + 1000, 0);
-    CHECK(v.since_us == 12 * s + 1000);
-    CHECK(!liveness_view_holds(&v, 10 * s + 300000, 12 * s + 2000));
-    CHECK(liveness_view_holds(&v, 12 * s + 2000, 12 * s + 2000));
-    /* the view lapsed by the process's own clock (a refresh sent too late):
-     * lost as well, even if Redis still had the field */
-    liveness_view_refreshed(&v, 12 * s + live + 1, 12 * s + live + 2, 1);
-    CHECK(v.since_us == 12 * s + live + 2);
-    CHECK(!liveness_view_holds(&v, 12 * s + 2000, 12 * s + live + 3));
+    /* an older epoch's answer (overtaken) changes nothing */
+    liveness_view_note(&v, 12 * s, 2);
+    CHECK(v.epoch == 3 && v.until_us == 11 * s + live);
+    /* no epoch (the script did not refresh): nothing */
+    liveness_view_note(&v, 12 * s, 0);
+    CHECK(v.epoch == 3);
+    /* a lapse (Redis started epoch 4): the old holds are lost at once,
+     * even before the old view ran out */
+    liveness_view_note(&v, 11 * s + 100000, 4);
+    CHECK(v.epoch == 4 && v.until_us == 11 * s + 100000 + live);
+    CHECK(!liveness_view_holds(&v, 3, 11 * s + 200000));
+    CHECK(liveness_view_holds(&v, 4, 11 * s + 200000));
 }
