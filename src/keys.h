@@ -12,7 +12,9 @@
  *   <prefix>{<shard>}:exp       zset  gid -> when its hash expires (ms, Redis'
  *                                     clock): the cron trims both by it
  *   <prefix>{<shard>}:live      hash  process identity -> liveness expiry (ms,
- *                                     Redis' clock): docs/failover.md
+ *                                     Redis' clock), e:<identity> -> its epoch,
+ *                                     #epoch -> the shard's counter:
+ *                                     docs/failover.md
  *   <prefix>{<shard>}:live:<id> set   gids that process holds in the shard;
  *                                     named in the scripts from the live key
  *   <prefix>{kv}:kv:<cat>       hash  key -> KV record JSON (topics, ...) */
