@@ -103,8 +103,10 @@ static void refreshed(void *arg, redisReply *reply, const char *err) {
     }
 }
 
-static void refresh_all(evutil_socket_t fd, short what, void *arg) {
-    (void)fd, (void)what, (void)arg;
+/* One refresh per shard. wait: the first, at start-up, waits for the store's
+ * connection like any command, so the process is live as soon as it is
+ * connected; the periodic ones do not (below). */
+static void refresh_round(int wait) {
     sbuf k;
     sb_init(&k);
     for (int s = 0; s < lv.cfg->store_shards && s < MAX_SHARDS; s++) {
@@ -120,9 +122,17 @@ static void refresh_all(evutil_socket_t fd, short what, void *arg) {
         /* Not kept waiting for a connection: a refresh that cannot go out
          * now is worth nothing later, and must not take the place of
          * requests in the node's queue (Store.MaxQueued). */
-        store_script_nowait("live", 2, &a, refreshed, (void *)(intptr_t)s);
+        if (wait)
+            store_script("live", 2, &a, refreshed, (void *)(intptr_t)s);
+        else
+            store_script_nowait("live", 2, &a, refreshed, (void *)(intptr_t)s);
     }
     sb_free(&k);
+}
+
+static void refresh_all(evutil_socket_t fd, short what, void *arg) {
+    (void)fd, (void)what, (void)arg;
+    refresh_round(0);
 }
 
 /* 64 random bits from the kernel; the time and pid if that fails (two
@@ -147,6 +157,7 @@ int liveness_init(struct event_base *base, const dtmd_config *cfg) {
     if (!lv.timer) return -1;
     struct timeval tv = {LIVENESS_PERIOD_MS / 1000, (LIVENESS_PERIOD_MS % 1000) * 1000};
     evtimer_add(lv.timer, &tv);
+    refresh_round(1);
     return 0;
 }
 
