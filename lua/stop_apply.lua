@@ -11,7 +11,7 @@
 -- KEYS[1] transaction hash, KEYS[2] shard due zset, KEYS[3] shard expiry
 -- zset, KEYS[4] shard live hash
 -- ARGV[1] gid, ARGV[2] the caller's identity
--- Returns {'OK', <new status>} / {'NONE', ''} (no stop recorded)
+-- Returns {'OK', <new status>, <rollback_reason>} / {'NONE', ''} (no stop recorded)
 --       / {'NOT_OURS', ''} / {'CONFLICT', <status>}.
 local h = redis.call('HMGET', KEYS[1], 'status', 'lease_owner', 'stop_req')
 if not h[1] or not h[3] then
@@ -36,4 +36,5 @@ if req.ttl ~= '0' then
   local t = redis.call('TIME')
   redis.call('ZADD', KEYS[3], string.format('%.0f', t[1] * 1000 + math.floor(t[2] / 1000) + req.ttl * 1000), ARGV[1])
 end
-return {'OK', redis.call('HGET', KEYS[1], 'status')}
+local now = redis.call('HMGET', KEYS[1], 'status', 'rollback_reason')
+return {'OK', now[1], now[2] or ''}

@@ -373,7 +373,8 @@ typedef struct stop_ctx {
 
 static void stop_applied(void *arg, redisReply *reply, const char *err) {
     stop_ctx *x = arg;
-    const char *tag = !err && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
+    const char *tag = !err && reply->type == REDIS_REPLY_ARRAY &&
+                              (reply->elements == 2 || reply->elements == 3) &&
                               reply->element[0]->type == REDIS_REPLY_STRING &&
                               reply->element[1]->type == REDIS_REPLY_STRING
                           ? reply->element[0]->str
@@ -389,6 +390,12 @@ static void stop_applied(void *arg, redisReply *reply, const char *err) {
         if (tag && (strcmp(tag, "OK") == 0 || strcmp(tag, "CONFLICT") == 0)) {
             int st = global_status_parse(reply->element[1]->str);
             if (st >= 0) p->t->status = st;
+            /* what its waiters hear, as with engine_cancel */
+            if (reply->elements == 3 && reply->element[2]->type == REDIS_REPLY_STRING &&
+                reply->element[2]->str[0]) {
+                free(p->t->rollback_reason);
+                p->t->rollback_reason = xstrdup(reply->element[2]->str);
+            }
         } else if (!tag) {
             p->unknown = 1;
         }

@@ -246,3 +246,26 @@ def test_force_stop_through_another_process_while_the_holder_is_stalled(start_dt
     assert [br["status"] for br in q["branches"]] == [P, S, P, P], q
     assert not [c for c in gid_calls(stub, gid) if c.wall > answered], stub.summary()
     assert b.running
+
+
+def test_force_stop_through_another_process_answers_the_holders_waiter(start_dtmd, stub, gid):
+    """A wait_result submit to B, whose call runs: forceStop through A
+    answers 200, and B's client hears the stop (409 "force stopped"), as
+    when both requests reach one process."""
+    b = start_dtmd(**SLOW_ENV)
+    a = start_dtmd(**SLOW_ENV)
+    stub.set_default("Slow", 200, SUCCESS_BODY, 3.0)
+    res = {}
+    t = threading.Thread(target=lambda: res.update(r=b.submit(
+        saga(gid, [(stub.url("Slow"), stub.url("SlowComp")), (stub.url("Next"), "")],
+             request_timeout=60, wait_result=True))))
+    t.start()
+    stub.wait_calls("Slow", 1)
+    st, resp = force_stop(a, gid)
+    assert st == 200, (st, resp)
+    t.join(15)
+    st, body = res["r"]
+    assert st == 409 and "force stopped" in body.get("message", ""), (st, body)
+    assert a.status(gid) == "failed"
+    time.sleep(3.5)  # the slow call answers: nothing follows it
+    assert [c.name for c in gid_calls(stub, gid)] == ["Slow"], stub.summary()
