@@ -417,7 +417,10 @@ workload() { # name type empty wait [delay_ms]
     fi
     say "workload $name: wrk $shape -d$WDUR (type $2, empty URLs $3, wait_result $4${5:+, ${5} ms pause}; $STORE_DESC)"
     calls0=$(curl -fsS "$STUB/__count")
+    # stored keys, not counting the processes' liveness (docs/failover.md)
     keys0=$(rcli_each DBSIZE | awk '/^[0-9]+$/ {n += $1} END {print n + 0}')
+    live0=$(for rp in $RPORTS; do redis-cli -h 127.0.0.1 -p "$rp" --scan --pattern '*}:live*'; done | wc -l)
+    keys0=$((keys0 - live0))
     cmd0=$(cmdstats)
     info0=$(redis_info)
     # shellcheck disable=SC2086

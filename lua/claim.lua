@@ -3,26 +3,79 @@
 -- A repeated submit or abort may reach any dtmd process sharing the store
 -- while another one is calling the transaction's branches; driving it there
 -- too would call a branch twice at once. Whoever drives a transaction holds
--- it: the hash field lease_until, set when it starts (save_new for a new
--- submit, lease_load.lua for the cron scanner, this script for a request),
--- extended while calls run and cleared when the pass ends unfinished
--- (lease_move.lua). A request drives at once, as dtm does, unless somebody
+-- it: the hash fields lease_until and lease_owner (the process's identity),
+-- set when it starts (save_new for a new submit, lease_load.lua for the cron
+-- scanner, this script for a request), extended while calls run and cleared
+-- when the pass ends unfinished (lease_move.lua). A hold counts while its
+-- owner is live on the shard (live.lua) and its lease_until has not passed
+-- (docs/failover.md). A request drives at once, as dtm does, unless somebody
 -- holds the transaction: then it answers from the stored state instead. A
 -- request that moves the status out of one (prepared -> submitted) needs no
 -- hold: its compare-and-set excludes every other driver, whose own CAS fails.
 -- The due index moves to the lease end in the same step, so no scanner
 -- offers the transaction meanwhile.
 --
--- KEYS[1] transaction hash, KEYS[2] shard due zset
+-- KEYS[1] transaction hash, KEYS[2] shard due zset, KEYS[3] shard live hash
 -- ARGV[1] gid
 -- ARGV[2] expected trans_type ('' = any)
 -- ARGV[3] expected statuses (comma list)
 -- ARGV[4] statuses that a hold blocks (comma list, '' = none)
 -- ARGV[5] now (ms), ARGV[6] lease end (ms)
--- ARGV[7..] field/value pairs to write
--- Returns {'OK', <status before>, <hash as after the write>}
+-- ARGV[7] this process's identity, ARGV[8] its liveness TTL (ms)
+-- ARGV[9..] field/value pairs to write
+-- Returns {'OK', <status before>, <hash as after the write>, <epoch>}
 --       / {'BUSY', <status>, <held until>} / {'CONFLICT', <status>, <type>}
 --       / {'WRONG_TYPE', <status>, <type>} / {'NOT_FOUND', ''}.
+-- The owner of a hold that still counts, '' for a hold without an owner
+-- (its lease_until alone counts), or nil: no hold, its lease_until passed,
+-- or its owner's liveness lapsed (docs/failover.md; live.lua).
+local function holder(hash, live, gid, now)
+  local h = redis.call('HMGET', hash, 'lease_until', 'lease_owner')
+  if (tonumber(h[1] or '0') or 0) <= now then
+    return nil
+  end
+  if not h[2] or h[2] == '' then
+    return ''
+  end
+  local t = redis.call('TIME')
+  local exp = tonumber(redis.call('HGET', live, h[2]) or '0') or 0
+  if exp <= t[1] * 1000 + math.floor(t[2] / 1000) then
+    return nil
+  end
+  if redis.call('SISMEMBER', live .. ':' .. h[2], gid) == 0 then
+    return nil
+  end
+  return h[2]
+end
+-- This process is live on the shard from now for ttl ms (live.lua). If
+-- its liveness had lapsed, it starts a new epoch (a per-shard counter, never
+-- reused) and its holds of the old one become due now: it gave them up.
+-- Returns the epoch the process's holds taken now belong to.
+local function touch(live, due, me, ttl)
+  local t = redis.call('TIME')
+  local now = t[1] * 1000 + math.floor(t[2] / 1000)
+  local ep = redis.call('HGET', live, 'e:' .. me)
+  if not ep or (tonumber(redis.call('HGET', live, me) or '0') or 0) <= now then
+    ep = redis.call('HINCRBY', live, '#epoch', 1)
+    redis.call('HSET', live, 'e:' .. me, ep)
+    local set = live .. ':' .. me
+    for _, gid in ipairs(redis.call('SMEMBERS', set)) do
+      redis.call('ZADD', due, 'XX', now, gid)
+    end
+    redis.call('DEL', set)
+  end
+  redis.call('HSET', live, me, now + tonumber(ttl))
+  return tonumber(ep)
+end
+-- Take the hold for owner me until `untl`, from whoever had it.
+local function take(hash, live, gid, me, untl)
+  local old = redis.call('HGET', hash, 'lease_owner')
+  if old and old ~= '' and old ~= me then
+    redis.call('SREM', live .. ':' .. old, gid)
+  end
+  redis.call('HSET', hash, 'lease_until', untl, 'lease_owner', me)
+  redis.call('SADD', live .. ':' .. me, gid)
+end
 local function listed(list, s)
   return list ~= '' and string.find(',' .. list .. ',', ',' .. s .. ',', 1, true) ~= nil
 end
@@ -37,14 +90,14 @@ end
 if not listed(ARGV[3], cur) then
   return {'CONFLICT', cur, st[2] or ''}
 end
-local held = tonumber(st[3] or '0') or 0
-if listed(ARGV[4], cur) and held > tonumber(ARGV[5]) then
-  return {'BUSY', cur, tostring(held)}
+if listed(ARGV[4], cur) and holder(KEYS[1], KEYS[3], ARGV[1], tonumber(ARGV[5])) then
+  return {'BUSY', cur, st[3]}
 end
 -- Lua's unpack takes at most about 8,000 values: write in bounded chunks.
-for i = 7, #ARGV, 1000 do
+for i = 9, #ARGV, 1000 do
   redis.call('HSET', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV)))
 end
-redis.call('HSET', KEYS[1], 'lease_until', ARGV[6])
+local ep = touch(KEYS[3], KEYS[2], ARGV[7], ARGV[8])
+take(KEYS[1], KEYS[3], ARGV[1], ARGV[7], ARGV[6])
 redis.call('ZADD', KEYS[2], ARGV[6], ARGV[1])
-return {'OK', cur, redis.call('HGETALL', KEYS[1])}
+return {'OK', cur, redis.call('HGETALL', KEYS[1]), ep}

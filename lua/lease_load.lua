@@ -1,16 +1,68 @@
 -- lease_load.lua: the cron scanner takes one transaction it leased from the
--- due index (lease_due.lua) and reads it, unless a request of another
--- process claimed it meanwhile (claim.lua): then that process drives it.
+-- due index (lease_due.lua) and reads it, unless a process holds it (a
+-- request's claim.lua, or a pass still running): then that process drives
+-- it. A hold whose owner's liveness lapsed is taken over (docs/failover.md).
 --
--- KEYS[1] transaction hash
--- ARGV[1] now (ms), ARGV[2] lease end (ms)
--- Returns {'OK', <hash>} / {'BUSY'} / {'NOT_FOUND'}.
+-- KEYS[1] transaction hash, KEYS[2] shard live hash, KEYS[3] shard due zset
+-- ARGV[1] now (ms), ARGV[2] lease end (ms), ARGV[3] this process's identity,
+-- ARGV[4] gid, ARGV[5] its liveness TTL (ms)
+-- Returns {'OK', <hash>, <epoch>} / {'BUSY'} / {'NOT_FOUND'}.
+-- The owner of a hold that still counts, '' for a hold without an owner
+-- (its lease_until alone counts), or nil: no hold, its lease_until passed,
+-- or its owner's liveness lapsed (docs/failover.md; live.lua).
+local function holder(hash, live, gid, now)
+  local h = redis.call('HMGET', hash, 'lease_until', 'lease_owner')
+  if (tonumber(h[1] or '0') or 0) <= now then
+    return nil
+  end
+  if not h[2] or h[2] == '' then
+    return ''
+  end
+  local t = redis.call('TIME')
+  local exp = tonumber(redis.call('HGET', live, h[2]) or '0') or 0
+  if exp <= t[1] * 1000 + math.floor(t[2] / 1000) then
+    return nil
+  end
+  if redis.call('SISMEMBER', live .. ':' .. h[2], gid) == 0 then
+    return nil
+  end
+  return h[2]
+end
+-- This process is live on the shard from now for ttl ms (live.lua). If
+-- its liveness had lapsed, it starts a new epoch (a per-shard counter, never
+-- reused) and its holds of the old one become due now: it gave them up.
+-- Returns the epoch the process's holds taken now belong to.
+local function touch(live, due, me, ttl)
+  local t = redis.call('TIME')
+  local now = t[1] * 1000 + math.floor(t[2] / 1000)
+  local ep = redis.call('HGET', live, 'e:' .. me)
+  if not ep or (tonumber(redis.call('HGET', live, me) or '0') or 0) <= now then
+    ep = redis.call('HINCRBY', live, '#epoch', 1)
+    redis.call('HSET', live, 'e:' .. me, ep)
+    local set = live .. ':' .. me
+    for _, gid in ipairs(redis.call('SMEMBERS', set)) do
+      redis.call('ZADD', due, 'XX', now, gid)
+    end
+    redis.call('DEL', set)
+  end
+  redis.call('HSET', live, me, now + tonumber(ttl))
+  return tonumber(ep)
+end
+-- Take the hold for owner me until `untl`, from whoever had it.
+local function take(hash, live, gid, me, untl)
+  local old = redis.call('HGET', hash, 'lease_owner')
+  if old and old ~= '' and old ~= me then
+    redis.call('SREM', live .. ':' .. old, gid)
+  end
+  redis.call('HSET', hash, 'lease_until', untl, 'lease_owner', me)
+  redis.call('SADD', live .. ':' .. me, gid)
+end
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return {'NOT_FOUND'}
 end
-local held = tonumber(redis.call('HGET', KEYS[1], 'lease_until') or '0') or 0
-if held > tonumber(ARGV[1]) then
+if holder(KEYS[1], KEYS[2], ARGV[4], tonumber(ARGV[1])) then
   return {'BUSY'}
 end
-redis.call('HSET', KEYS[1], 'lease_until', ARGV[2])
-return {'OK', redis.call('HGETALL', KEYS[1])}
+local ep = touch(KEYS[2], KEYS[3], ARGV[3], ARGV[5])
+take(KEYS[1], KEYS[2], ARGV[4], ARGV[3], ARGV[2])
+return {'OK', redis.call('HGETALL', KEYS[1]), ep}

@@ -2,19 +2,50 @@
 --
 -- KEYS[1] transaction hash, KEYS[2] shard due zset, KEYS[3] shard index zset
 -- (gets the creation time: /all lists newest first, all_page.lua),
--- KEYS[4] shard expiry zset (gets the time the hash expires: index_trim.lua)
+-- KEYS[4] shard expiry zset (gets the time the hash expires: index_trim.lua),
+-- KEYS[5] shard live hash
 -- ARGV[1] gid, ARGV[2] due time (ms), or '-' for a transaction stored already
 -- finished (it settled at creation: engine_settle_new), ARGV[3] TTL (s),
--- ARGV[4] creation time (ms, the hash's create_time), ARGV[5..] field/value pairs
--- Returns {'OK', ''} or {'EXISTS', <current status>, <current type>}; an
+-- ARGV[4] creation time (ms, the hash's create_time),
+-- ARGV[5] the identity of the process that holds it from now on ('' = none:
+-- the fields then carry no lease_until), ARGV[6] its liveness TTL (ms),
+-- ARGV[7..] field/value pairs
+-- Returns {'OK', '', <epoch of the hold, 0 = none>} or {'EXISTS', <current
+-- status>, <current type>}; an
 -- existing transaction is never modified (dtmd never overwrites stored fields).
+-- This process is live on the shard from now for ttl ms (live.lua). If
+-- its liveness had lapsed, it starts a new epoch (a per-shard counter, never
+-- reused) and its holds of the old one become due now: it gave them up.
+-- Returns the epoch the process's holds taken now belong to.
+local function touch(live, due, me, ttl)
+  local t = redis.call('TIME')
+  local now = t[1] * 1000 + math.floor(t[2] / 1000)
+  local ep = redis.call('HGET', live, 'e:' .. me)
+  if not ep or (tonumber(redis.call('HGET', live, me) or '0') or 0) <= now then
+    ep = redis.call('HINCRBY', live, '#epoch', 1)
+    redis.call('HSET', live, 'e:' .. me, ep)
+    local set = live .. ':' .. me
+    for _, gid in ipairs(redis.call('SMEMBERS', set)) do
+      redis.call('ZADD', due, 'XX', now, gid)
+    end
+    redis.call('DEL', set)
+  end
+  redis.call('HSET', live, me, now + tonumber(ttl))
+  return tonumber(ep)
+end
 local cur = redis.call('HMGET', KEYS[1], 'status', 'trans_type')
 if cur[1] then
   return {'EXISTS', cur[1], cur[2] or ''}
 end
 -- Lua's unpack takes at most about 8,000 values: write in bounded chunks.
-for i = 5, #ARGV, 1000 do
+for i = 7, #ARGV, 1000 do
   redis.call('HSET', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV)))
+end
+local ep = 0
+if ARGV[5] ~= '' then
+  ep = touch(KEYS[5], KEYS[2], ARGV[5], ARGV[6])
+  redis.call('HSET', KEYS[1], 'lease_owner', ARGV[5])
+  redis.call('SADD', KEYS[5] .. ':' .. ARGV[5], ARGV[1])
 end
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 if ARGV[2] ~= '-' then
@@ -24,4 +55,4 @@ redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
 -- the hash's expiry by Redis' clock, as EXPIRE counts it (index_trim.lua)
 local now = redis.call('TIME')
 redis.call('ZADD', KEYS[4], string.format('%.0f', now[1] * 1000 + math.floor(now[2] / 1000) + ARGV[3] * 1000), ARGV[1])
-return {'OK', ''}
+return {'OK', '', tostring(ep)}

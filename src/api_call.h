@@ -10,6 +10,8 @@
 #include "config.h"
 #include "trans.h"
 
+#include <stdint.h>
+
 struct evhttp_request;
 struct evhttp_connection;
 
@@ -21,9 +23,10 @@ typedef struct api_call {
     int op;      /* endpoint-specific */
     void *extra; /* endpoint-specific, freed with free() */
     size_t extra_n;
-    const char *api; /* route name for metrics (static), NULL = unrouted */
-    char *rpc_id;    /* a JSON-RPC call's id: answers become JSON-RPC answers */
-    double start;    /* metrics_now() at arrival */
+    const char *api;      /* route name for metrics (static), NULL = unrouted */
+    char *rpc_id;         /* a JSON-RPC call's id: answers become JSON-RPC answers */
+    double start;         /* metrics_now() at arrival */
+    int64_t hold_sent_us; /* a script taking a hold was sent then (liveness.h) */
 } api_call;
 
 api_call *api_call_new(struct evhttp_request *req, const dtmd_config *cfg);

@@ -11,6 +11,9 @@
 
 #include "branch_call.h"
 #include "engine.h"
+#include "http_api.h"
+#include "liveness.h"
+#include "stop_sub.h"
 #include "keys.h"
 #include "log.h"
 #include "store.h"
@@ -18,6 +21,8 @@
 #include "trans_request.h"
 #include "transition.h"
 
+#include <event2/event.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,6 +42,16 @@ static void add_keys(rargs *a, const char *gid, int with_index) {
         engine_index_key(&k, gid);
         ra_add(a, k.ptr, k.len);
     }
+    sb_free(&k);
+}
+
+/* The shard's live hash: scripts that take or check holds need it
+ * (docs/failover.md). */
+static void add_live_key(rargs *a, const char *gid) {
+    sbuf k;
+    sb_init(&k);
+    engine_live_key(&k, gid);
+    ra_add(a, k.ptr, k.len);
     sb_free(&k);
 }
 
@@ -62,14 +77,83 @@ static void load_trans(const char *gid, store_cb *cb, api_call *c) {
     store_command(&a, cb, c);
 }
 
+/* ---- ending a transaction another process holds ------------------------
+ *
+ * A request that stores a final status (a row with cancel: forceStop, msg
+ * abort, workflow submit) must not do so while another live process holds
+ * the transaction: that process may be about to send a call it queued. The
+ * script records the stop there and publishes it instead (HELD); the
+ * holder cancels its calls and stores the stop (engine_stop_requested). The
+ * request asks again every STOP_POLL_MS - hearing OK once the holder stored
+ * it, or writing itself once the holder's liveness lapsed - for at most
+ * STOP_WAIT_MS, then answers 503 (the stop stays recorded: the holder's next
+ * write stores it). docs/requests.md "No branch call after the end". */
+
+#define STOP_POLL_MS 50
+#define STOP_WAIT_MS 10000
+
+typedef struct stop_wait {
+    api_call *c;
+    store_cb *cb;
+    rargs args; /* the script's arguments, sent again as they are */
+    int64_t deadline;
+    struct event *ev;
+} stop_wait;
+
+static void stop_wait_send(stop_wait *w);
+
+static void stop_wait_free(stop_wait *w) {
+    ra_free(&w->args);
+    if (w->ev) event_free(w->ev);
+    free(w);
+}
+
+static void stop_wait_tick(evutil_socket_t fd, short what, void *arg) {
+    (void)fd, (void)what;
+    stop_wait_send(arg);
+}
+
+static void stop_wait_reply(void *arg, redisReply *reply, const char *err) {
+    stop_wait *w = arg;
+    int held = !err && reply->type == REDIS_REPLY_ARRAY && reply->elements >= 1 &&
+               reply->element[0]->type == REDIS_REPLY_STRING &&
+               strcmp(reply->element[0]->str, "HELD") == 0;
+    if (!held) {
+        w->cb(w->c, reply, err);
+        stop_wait_free(w);
+        return;
+    }
+    if (now_ms() >= w->deadline) {
+        api_call *c = w->c;
+        stop_wait_free(w);
+        api_reply_error(c, 503,
+                        "the transaction is driven by another dtmd process, which has not stored "
+                        "the stop yet; it is recorded and will be applied");
+        return;
+    }
+    if (!w->ev) w->ev = evtimer_new(http_api_base(), stop_wait_tick, w);
+    struct timeval tv = {0, STOP_POLL_MS * 1000};
+    evtimer_add(w->ev, &tv);
+}
+
+static void stop_wait_send(stop_wait *w) {
+    rargs a;
+    ra_init(&a);
+    for (int i = 0; i < w->args.argc; i++) ra_add(&a, w->args.argv[i], w->args.lens[i]);
+    store_script("cas_update", 4, &a, stop_wait_reply, w);
+}
+
 /* cas_update (lua/cas_update.lua) under a transition row: the script
  * checks the stored type (NULL = any) and status; fields are consumed. */
 static void cas(const char *gid, const char *type, const transition *row, int64_t due, int64_t ttl,
                 rargs *fields, store_cb *cb, api_call *c) {
+    static uint64_t stops;
+    int ending = row->cancel && due < 0;
     rargs a;
     ra_init(&a);
     add_keys(&a, gid, 0);
-    if (ttl) add_expiry_key(&a, gid);
+    add_expiry_key(&a, gid);
+    add_live_key(&a, gid);
     ra_adds(&a, gid);
     ra_adds(&a, type ? type : "");
     ra_adds(&a, row->from);
@@ -80,9 +164,32 @@ static void cas(const char *gid, const char *type, const transition *row, int64_
     else
         ra_addi(&a, due);
     ra_addi(&a, ttl);
+    ra_adds(&a, ""); /* a request holds nothing: not fenced */
+    if (ending) {
+        char id[64];
+        snprintf(id, sizeof id, "%s:%llu", liveness_id(), (unsigned long long)++stops);
+        ra_adds(&a, id);
+        sbuf ch;
+        sb_init(&ch);
+        stop_sub_channel(&ch, c->cfg->redis_prefix);
+        ra_add(&a, ch.ptr, ch.len);
+        sb_free(&ch);
+    } else {
+        ra_adds(&a, "");
+        ra_adds(&a, "");
+    }
     for (int i = 0; i < fields->argc; i++) ra_add(&a, fields->argv[i], fields->lens[i]);
     ra_free(fields);
-    store_script("cas_update", ttl ? 3 : 2, &a, cb, c);
+    if (!ending) {
+        store_script("cas_update", 4, &a, cb, c);
+        return;
+    }
+    stop_wait *w = xcalloc(1, sizeof *w);
+    w->c = c;
+    w->cb = cb;
+    w->args = a;
+    w->deadline = now_ms() + STOP_WAIT_MS;
+    stop_wait_send(w);
 }
 
 /* {tag, status[, type]} replies of our scripts; *type is "" when absent. */
@@ -245,12 +352,15 @@ static void claimed(void *arg, redisReply *reply, const char *err) {
         return;
     }
     const char *tag = reply->element[0]->str;
-    if (strcmp(tag, "OK") == 0 && reply->elements == 3) {
+    if (strcmp(tag, "OK") == 0 && reply->elements == 4 &&
+        reply->element[3]->type == REDIS_REPLY_INTEGER) {
         trans *t = trans_from_hash(reply->element[2]);
         if (!t) {
             api_reply_error(c, 500, "stored transaction is malformed");
             return;
         }
+        t->hold_epoch = reply->element[3]->integer;
+        liveness_note(engine_shard(gid), c->hold_sent_us, t->hold_epoch);
         drive(c, t);
     } else if (strcmp(tag, "BUSY") == 0 && reply->elements == 3) {
         if (engine_active(gid)) {
@@ -291,15 +401,18 @@ static void claim_and_drive(api_call *c, const char *type, const transition *row
     rargs a;
     ra_init(&a);
     add_keys(&a, c->t->gid, 0);
+    add_live_key(&a, c->t->gid);
     ra_adds(&a, c->t->gid);
     ra_adds(&a, type);
     ra_adds(&a, row->from);
     ra_adds(&a, busy);
     ra_addi(&a, now);
     ra_addi(&a, engine_new_hold(c->t->gid, now + config_lease_ms(c->cfg)));
+    liveness_add_args(&a);
+    c->hold_sent_us = liveness_now_us();
     for (int i = 0; i < fields->argc; i++) ra_add(&a, fields->argv[i], fields->lens[i]);
     ra_free(fields);
-    store_script("claim", 2, &a, claimed, c);
+    store_script("claim", 3, &a, claimed, c);
 }
 
 /* The options a submit of a prepared transaction brings. dtm runs that pass
@@ -375,6 +488,9 @@ static void saved(void *arg, redisReply *reply, const char *err) {
         }
         trans *t = c->t;
         c->t = NULL;
+        /* the epoch of the hold save_new took (lua/save_new.lua) */
+        t->hold_epoch = strtoll(type, NULL, 10);
+        liveness_note(engine_shard(t->gid), c->hold_sent_us, t->hold_epoch);
         drive(c, t);
         return;
     }
@@ -405,12 +521,16 @@ static void save_new(api_call *c) {
     int settled = (c->op & 0xff) == OP_SUBMIT && engine_settle_new(t, now);
     /* A new submit is driven here at once: held until its first due time
      * (lua/claim.lua), which is also when the scanner would look at it. */
-    if ((c->op & 0xff) == OP_SUBMIT && !settled)
+    int held = (c->op & 0xff) == OP_SUBMIT && !settled;
+    if (held) {
         t->lease_until_ms = engine_new_hold(t->gid, t->next_cron_ms);
+        c->hold_sent_us = liveness_now_us();
+    }
     rargs a;
     ra_init(&a);
     add_keys(&a, t->gid, 1);
     add_expiry_key(&a, t->gid);
+    add_live_key(&a, t->gid);
     ra_adds(&a, t->gid);
     if (settled)
         ra_adds(&a, "-"); /* finished: not due */
@@ -418,8 +538,14 @@ static void save_new(api_call *c) {
         ra_addi(&a, t->next_cron_ms);
     ra_addi(&a, settled ? c->cfg->finished_data_expire : c->cfg->data_expire);
     ra_addi(&a, t->create_ms); /* the index's score: /all lists newest first */
+    if (held) {
+        liveness_add_args(&a);
+    } else {
+        ra_adds(&a, "");
+        ra_adds(&a, "0");
+    }
     trans_hash_fields(t, &a);
-    store_script("save_new", 4, &a, saved, c);
+    store_script("save_new", 5, &a, saved, c);
 }
 
 /* Parse the body into c->t; answers 400 and returns -1 on bad input. */
@@ -611,12 +737,15 @@ void api_prepare_workflow(api_call *c, struct evkeyvalq *q, const char *body, si
     ra_init(&a);
     add_keys(&a, t->gid, 1);
     add_expiry_key(&a, t->gid);
+    add_live_key(&a, t->gid);
     ra_adds(&a, t->gid);
     ra_addi(&a, t->next_cron_ms);
     ra_addi(&a, c->cfg->data_expire);
     ra_addi(&a, t->create_ms);
+    ra_adds(&a, ""); /* prepared: nobody drives it */
+    ra_adds(&a, "0");
     trans_hash_fields(t, &a);
-    store_script("save_new", 4, &a, workflow_saved, c);
+    store_script("save_new", 5, &a, workflow_saved, c);
 }
 
 static void workflow_submitted(void *arg, redisReply *reply, const char *err) {

@@ -70,12 +70,13 @@ struct branch_call {
     char *body; /* our copy of the POST payload (NULL for GET) */
     size_t body_len;
     sbuf resp;
-    char *errbuf;          /* CURL_ERROR_SIZE bytes, only while running (as easy) */
-    CURLU *cu;             /* url parsed for curl, only while running (easy_setup says why) */
-    struct origin *origin; /* cu is this cached origin's (origin_get), or NULL: cu is ours */
-    int shared_headers;    /* headers is g_default_headers, not ours to free */
-    int sends;             /* requests curl set out to send for this call (prereq_cb) */
-    int jsonrpc;           /* branch_request.jsonrpc */
+    char *errbuf;               /* CURL_ERROR_SIZE bytes, only while running (as easy) */
+    CURLU *cu;                  /* url parsed for curl, only while running (easy_setup says why) */
+    struct origin *origin;      /* cu is this cached origin's (origin_get), or NULL: cu is ours */
+    int shared_headers;         /* headers is g_default_headers, not ours to free */
+    int sends;                  /* requests curl set out to send for this call (prereq_cb) */
+    int (*may_send)(void *arg); /* branch_request.may_send */
+    int jsonrpc;                /* branch_request.jsonrpc */
     branch_call_cb *cb;
     void *arg;
     int64_t start_ms;
@@ -516,7 +517,10 @@ static int prereq_cb(void *clientp, char *conn_primary_ip, char *conn_local_ip,
                      int conn_primary_port, int conn_local_port) {
     (void)conn_primary_ip, (void)conn_local_ip, (void)conn_primary_port, (void)conn_local_port;
     struct branch_call *c = clientp;
-    return c && c->sends++ > 0 ? CURL_PREREQFUNC_ABORT : CURL_PREREQFUNC_OK;
+    if (!c) return CURL_PREREQFUNC_OK;
+    if (c->sends++ > 0) return CURL_PREREQFUNC_ABORT;
+    /* The caller's last word (engine.c: is the transaction still ours?). */
+    return c->may_send && !c->may_send(c->arg) ? CURL_PREREQFUNC_ABORT : CURL_PREREQFUNC_OK;
 }
 
 /* ---- call lifecycle --------------------------------------------------- */
@@ -857,6 +861,7 @@ branch_call *branch_call_start(const branch_request *req, branch_call_cb *cb, vo
     }
     c->timeout_s = req->timeout_s;
     c->jsonrpc = req->jsonrpc;
+    c->may_send = req->may_send;
     c->state = CALL_PENDING;
     c->next = g_calls;
     if (g_calls) g_calls->prev = c;

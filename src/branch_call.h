@@ -30,6 +30,10 @@ typedef struct branch_request {
     int nheaders;
     double timeout_s; /* whole-request timeout, seconds (fractional ok) */
     int jsonrpc;      /* body is a JSON-RPC request: its answer's error code counts too */
+    /* NULL, or asked right before the request goes out (also after waiting
+     * in the Limits.MaxInflightCalls queue) with the callback's arg: 0 =
+     * send nothing, the call fails as a transport error. */
+    int (*may_send)(void *arg);
 } branch_request;
 
 typedef struct branch_call branch_call;

@@ -3,6 +3,7 @@
 
 #include "engine.h"
 #include "keys.h"
+#include "liveness.h"
 #include "log.h"
 #include "metrics.h"
 #include "retention.h"
@@ -35,6 +36,7 @@ typedef struct load_ctx {
     int shard;
     char *gid;
     int64_t lease_end; /* the hold lease_load.lua takes */
+    int64_t sent_us;   /* when it was asked for (liveness.h) */
 } load_ctx;
 
 static int scan_shard(int shard);
@@ -84,12 +86,16 @@ static void loaded(void *arg, redisReply *reply, const char *err) {
         log_debug("cron: gid %s: held by another process, left to it", c->gid);
         goto out;
     }
-    trans *t =
-        strcmp(tag, "OK") == 0 && reply->elements == 2 ? trans_from_hash(reply->element[1]) : NULL;
+    trans *t = strcmp(tag, "OK") == 0 && reply->elements == 3 &&
+                       reply->element[2]->type == REDIS_REPLY_INTEGER
+                   ? trans_from_hash(reply->element[1])
+                   : NULL;
     if (!t) {
         log_error("cron: gid %s: stored record is malformed", c->gid);
         goto out;
     }
+    t->hold_epoch = reply->element[2]->integer;
+    liveness_note(c->shard, c->sent_us, t->hold_epoch);
     if (global_status_final(t->status)) {
         drop_due(c->shard, c->gid);
         trans_free(t);
@@ -137,11 +143,19 @@ static void leased(void *arg, redisReply *reply, const char *err) {
         sb_init(&k);
         key_trans(&k, cr.cfg->redis_prefix, shard, gid);
         ra_add(&a, k.ptr, k.len);
+        key_live(&k, cr.cfg->redis_prefix, shard);
+        ra_add(&a, k.ptr, k.len);
+        key_due(&k, cr.cfg->redis_prefix, shard);
+        ra_add(&a, k.ptr, k.len);
         sb_free(&k);
         ra_addi(&a, now);
         ra_addi(&a, c->lease_end);
+        ra_adds(&a, liveness_id());
+        ra_adds(&a, gid);
+        ra_addi(&a, LIVENESS_TTL_MS);
+        c->sent_us = liveness_now_us();
         cr.pending++;
-        store_script("lease_load", 1, &a, loaded, c);
+        store_script("lease_load", 3, &a, loaded, c);
     }
     /* A full batch: more may be due. Scan again, or have the next round
      * do it if there is no room now (this round may be past the shard). */
@@ -254,6 +268,13 @@ static void room_again(void) {
     if (cr.kick) event_active(cr.kick, 0, 0);
 }
 
+/* A process's liveness lapsed and its transactions were made due
+ * (liveness.h): scan every shard now, not at the next tick. */
+static void takeover(void) {
+    cr.again = 1;
+    if (cr.kick) event_active(cr.kick, 0, 0);
+}
+
 int cron_init(struct event_base *base, const dtmd_config *cfg) {
     memset(&cr, 0, sizeof cr);
     cr.base = base;
@@ -261,6 +282,7 @@ int cron_init(struct event_base *base, const dtmd_config *cfg) {
     cr.timer = evtimer_new(base, tick, NULL);
     cr.kick = event_new(base, -1, 0, kick_cb, NULL);
     engine_set_room_cb(room_again);
+    liveness_set_takeover_cb(takeover);
     retention_init(cfg);
     arm_timer();
     return 0;
@@ -366,6 +388,7 @@ void cron_shutdown(void) {
     if (cr.kick) event_free(cr.kick);
     cr.kick = NULL;
     engine_set_room_cb(NULL);
+    liveness_set_takeover_cb(NULL);
     retention_shutdown();
     release_leases();
 }

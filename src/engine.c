@@ -13,6 +13,7 @@
 #include "jsonrpc.h"
 #include "keys.h"
 #include "last_error.h"
+#include "liveness.h"
 #include "log.h"
 #include "metrics.h"
 #include "mode.h"
@@ -50,6 +51,9 @@ typedef struct pass {
     int writes;             /* store writes in flight */
     int stopped;            /* a write failed: finish as soon as nothing is in flight */
     int unknown;            /* a write failed without an answer: what is stored is unknown */
+    int lost;               /* the hold is no longer this process's: write and call nothing */
+    int stop_sent;          /* a requested stop is being stored (stop_apply) */
+    int shard;              /* of the gid (keys.h) */
     char *err;              /* why it stopped */
     unsigned char *started; /* per branch: called during this pass */
     int *decided;           /* room for the calls of two decisions (mode_decision) */
@@ -127,8 +131,17 @@ void engine_expiry_key(sbuf *out, const char *gid) {
     key_expiry(out, eng.cfg->redis_prefix, key_shard(gid, strlen(gid), eng.cfg->store_shards));
 }
 
+int engine_shard(const char *gid) {
+    return key_shard(gid, strlen(gid), eng.cfg->store_shards);
+}
+
+void engine_live_key(sbuf *out, const char *gid) {
+    key_live(out, eng.cfg->redis_prefix, key_shard(gid, strlen(gid), eng.cfg->store_shards));
+}
+
 static void drive(trans *t, waiter *waiters);
 static void pass_stop(pass *p, const char *why);
+static void pass_advance(pass *p);
 static void set_status(pass *p, int status, const char *reason);
 static void postpone(pass *p, int64_t until);
 static void call_special(pass *p, const mode_decision *d);
@@ -171,6 +184,7 @@ static void rerun_loaded(void *arg, redisReply *reply, const char *err) {
     rerun_ctx *r = arg;
     trans *t = err ? NULL : trans_from_hash(reply);
     if (t && !eng.stopping) {
+        t->hold_epoch = r->old->hold_epoch; /* the same hold, if still ours */
         trans_free(r->old);
         drive(t, r->waiters);
     } else {
@@ -287,7 +301,8 @@ static void pass_finish(pass *p) {
         store_command(&a, rerun_loaded, r);
         return;
     }
-    if (!global_status_final(p->t->status) && !eng.stopping && p->t->lease_until_ms > now_ms())
+    if (!global_status_final(p->t->status) && !eng.stopping && !p->lost &&
+        p->t->lease_until_ms > now_ms())
         /* Unfinished: give the hold back, so a repeated submit or abort may
          * drive it at once (its due time stays the retry time). */
         engine_lease_move(p->t->gid, "", p->t->lease_until_ms, 0, lease_given_back, NULL);
@@ -318,15 +333,21 @@ static void call_forget(call_ctx *c) {
     free(c);
 }
 
-void engine_cancel(const char *gid, int status, const char *why) {
-    pass *p = find_pass(gid);
-    if (!p) return;
+/* Cancel the pass's queued and running calls: their slots are freed and
+ * nothing more of them is sent. */
+static void cancel_calls(pass *p) {
     for (call_ctx *c = eng.calls, *next; c; c = next) {
         next = c->next;
         if (c->p != p) continue;
         branch_call_cancel(c->call);
         call_forget(c);
     }
+}
+
+void engine_cancel(const char *gid, int status, const char *why) {
+    pass *p = find_pass(gid);
+    if (!p) return;
+    cancel_calls(p);
     pass_stop(p, why);
     /* What the request stored; writes of the pass still in flight fail
      * their compare-and-set on it. */
@@ -335,6 +356,99 @@ void engine_cancel(const char *gid, int status, const char *why) {
     p->t->rollback_reason = xstrdup(why);
     p->rerun = 0;
     if (p->calls == 0 && p->writes == 0) pass_finish(p);
+}
+
+/* ---- a stop asked for through another process ----------------------------
+ *
+ * A request that ends a transaction this process holds, sent to another
+ * process, records the stop on the transaction (stop_req, lua/cas_update.lua)
+ * and publishes the gid (stop_sub.c); this process's own next write is told
+ * so too (STOP). Either way: cancel the pass's calls first, then store the
+ * stop (lua/stop_apply.lua), so no call starts after the final status. */
+
+typedef struct stop_ctx {
+    pass *p; /* NULL: no pass of the gid here; a write of the pass otherwise */
+    char gid[];
+} stop_ctx;
+
+static void stop_applied(void *arg, redisReply *reply, const char *err) {
+    stop_ctx *x = arg;
+    const char *tag = !err && reply->type == REDIS_REPLY_ARRAY &&
+                              (reply->elements == 2 || reply->elements == 3) &&
+                              reply->element[0]->type == REDIS_REPLY_STRING &&
+                              reply->element[1]->type == REDIS_REPLY_STRING
+                          ? reply->element[0]->str
+                          : NULL;
+    if (!tag)
+        log_warn("gid %s: storing a requested stop failed: %s", x->gid,
+                 err ? err : "unexpected reply");
+    else if (strcmp(tag, "OK") == 0)
+        log_info("gid %s: stopped as another process's request asked: %s", x->gid,
+                 reply->element[1]->str);
+    pass *p = x->p;
+    if (p) {
+        if (tag && (strcmp(tag, "OK") == 0 || strcmp(tag, "CONFLICT") == 0)) {
+            int st = global_status_parse(reply->element[1]->str);
+            if (st >= 0) p->t->status = st;
+            /* what its waiters hear, as with engine_cancel */
+            if (reply->elements == 3 && reply->element[2]->type == REDIS_REPLY_STRING &&
+                reply->element[2]->str[0]) {
+                free(p->t->rollback_reason);
+                p->t->rollback_reason = xstrdup(reply->element[2]->str);
+            }
+        } else if (!tag) {
+            p->unknown = 1;
+        }
+        p->writes--;
+        pass_advance(p);
+    }
+    free(x);
+}
+
+static void send_stop_apply(const char *gid, pass *p) {
+    size_t n = strlen(gid) + 1;
+    stop_ctx *x = xmalloc(sizeof *x + n);
+    x->p = p;
+    memcpy(x->gid, gid, n);
+    rargs a;
+    ra_init(&a);
+    sbuf k;
+    sb_init(&k);
+    engine_trans_key(&k, gid);
+    ra_add(&a, k.ptr, k.len);
+    engine_due_key(&k, gid);
+    ra_add(&a, k.ptr, k.len);
+    engine_expiry_key(&k, gid);
+    ra_add(&a, k.ptr, k.len);
+    engine_live_key(&k, gid);
+    ra_add(&a, k.ptr, k.len);
+    sb_free(&k);
+    ra_adds(&a, gid);
+    ra_adds(&a, liveness_id());
+    if (p) p->writes++;
+    store_script("stop_apply", 4, &a, stop_applied, x);
+}
+
+/* The pass learned of a stop: it calls nothing more and stores the stop. */
+static void pass_stop_requested(pass *p) {
+    cancel_calls(p);
+    pass_stop(p, "stopped by a request to another process");
+    p->rerun = 0;
+    if (p->stop_sent) return;
+    p->stop_sent = 1;
+    send_stop_apply(p->t->gid, p);
+}
+
+void engine_stop_requested(const char *gid) {
+    pass *p = find_pass(gid);
+    if (p) {
+        pass_stop_requested(p);
+        if (p->calls == 0 && p->writes == 0) pass_finish(p);
+    } else {
+        /* Held here without a pass (its hold not given back yet): only the
+         * holder may store it, and the script checks that. */
+        send_stop_apply(gid, NULL);
+    }
 }
 
 static mode_pass view_of(const pass *p) {
@@ -426,6 +540,7 @@ static void drive(trans *t, waiter *waiters) {
     p->t = t;
     p->due_ms = t->next_cron_ms; /* a cron lease may hold it longer: conservative */
     p->cfg = eng.cfg;
+    p->shard = key_shard(t->gid, strlen(t->gid), eng.cfg->store_shards);
     p->mode = mode_for(t->type);
     if (p->mode->plan) p->mode->plan(&p->plan, t);
     p->started_ms = now_ms();
@@ -448,6 +563,28 @@ static void drive(trans *t, waiter *waiters) {
 }
 
 /* ---- branch calls ---------------------------------------------------- */
+
+/* May the pass act on its hold now (docs/failover.md)? Only while this
+ * process has stayed live on the shard since the hold was taken; a pass
+ * that has not taken one (hold_epoch 0) takes it with its first call
+ * (hold_lease), so being live now is what counts then. Once lost, the pass
+ * calls nothing, records nothing and ends: another process may drive the
+ * transaction now. */
+static int hold_live(pass *p) {
+    if (p->lost) return 0;
+    int64_t e = p->t->hold_epoch ? p->t->hold_epoch : liveness_epoch(p->shard);
+    if (e && liveness_holds(p->shard, e)) return 1;
+    p->lost = 1;
+    pass_stop(p, "this process's liveness lapsed: the transaction is left to whoever holds it");
+    return 0;
+}
+
+/* branch_request.may_send: checked right before the request goes out,
+ * also for a call that waited in the Limits.MaxInflightCalls queue. */
+static int call_may_send(void *arg) {
+    call_ctx *c = arg;
+    return !c->p->stopped && hold_live(c->p);
+}
 
 /* Keep what a call that did not succeed answered: the next result write
  * stores it (result_fields). */
@@ -483,7 +620,7 @@ static void call_done(void *arg, branch_outcome o, long status, const char *body
                      p->t->query_prepared ? p->t->query_prepared : "", status,
                      (int)(len > 200 ? 200 : len), body);
     }
-    if (!p->stopped && !eng.stopping) {
+    if (!p->stopped && !eng.stopping && hold_live(p)) {
         take_result(p, bi, o, body, len, 0);
         /* A saga action's FAILURE is an answer, not a fault worth an alert. */
         int answered = bi >= 0 && p->t->branches[bi].status == BS_FAILED;
@@ -509,12 +646,15 @@ void engine_lease_move(const char *gid, const char *due, int64_t ours, int64_t u
     ra_add(&a, k.ptr, k.len);
     engine_due_key(&k, gid);
     ra_add(&a, k.ptr, k.len);
+    engine_live_key(&k, gid);
+    ra_add(&a, k.ptr, k.len);
     sb_free(&k);
     ra_adds(&a, gid);
     ra_adds(&a, due);
     ra_addi(&a, ours);
     ra_addi(&a, until);
-    store_script("lease_move", 2, &a, cb, arg);
+    liveness_add_args(&a);
+    store_script("lease_move", 3, &a, cb, arg);
 }
 
 /* Distinct per gid bucket, not per process: one process-wide "last + 1"
@@ -540,6 +680,8 @@ int64_t engine_held_until(const char *gid) {
  * recognised by the hold it asked for. Owned by the reply callback. */
 typedef struct hold_ctx {
     int64_t until;
+    int64_t sent_us; /* liveness.h: the script refreshes it */
+    int shard;
     char gid[];
 } hold_ctx;
 
@@ -551,8 +693,20 @@ static void lease_held(void *arg, redisReply *reply, const char *err) {
         /* Our hold ran out and another process holds it now (lua/claim.lua):
          * call nothing more, that process drives it. */
         pass *p = find_pass(h->gid);
-        if (p && p->t->lease_until_ms == h->until)
+        if (p && p->t->lease_until_ms == h->until) {
+            p->lost = 1;
             pass_stop(p, "another process took the transaction over");
+        }
+    } else if (reply->type == REDIS_REPLY_INTEGER) {
+        /* Held, in the epoch the reply names (liveness.h): a pass that
+         * counted on another one has lost it. */
+        liveness_note(h->shard, h->sent_us, reply->integer);
+        pass *p = find_pass(h->gid);
+        if (p && p->t->lease_until_ms == h->until && p->t->hold_epoch != reply->integer) {
+            p->lost = 1;
+            pass_stop(p, "this process's liveness lapsed: the transaction is left to whoever "
+                         "holds it");
+        }
     }
     free(h);
 }
@@ -579,6 +733,10 @@ static void hold_lease(pass *p) {
     hold_ctx *h = xmalloc(sizeof *h + n);
     h->until = until;
     memcpy(h->gid, p->t->gid, n);
+    h->sent_us = liveness_now_us();
+    h->shard = p->shard;
+    /* Taking one now: in the epoch this process is live in (hold_live). */
+    if (!p->t->hold_epoch) p->t->hold_epoch = liveness_epoch(p->shard);
     engine_lease_move(p->t->gid, due, p->t->lease_until_ms, until, lease_held, h);
     if (until > p->due_ms) p->due_ms = until;
     p->t->lease_until_ms = until;
@@ -586,6 +744,7 @@ static void hold_lease(pass *p) {
 
 /* Start one HTTP call for the pass; its answer goes to take_result. */
 static void start_call(pass *p, int bi, const branch_request *req) {
+    if (!hold_live(p)) return;
     hold_lease(p);
     call_ctx *c = xcalloc(1, sizeof *c);
     c->p = p;
@@ -593,7 +752,9 @@ static void start_call(pass *p, int bi, const branch_request *req) {
     c->op = req->op;
     c->url = req->url;
     c->start = metrics_now();
-    c->call = branch_call_start(req, call_done, c);
+    branch_request gated = *req;
+    gated.may_send = call_may_send;
+    c->call = branch_call_start(&gated, call_done, c);
     if (!c->call) {
         free(c);
         note_error(p, bi, req->op, req->url, BR_ERROR, 0, "cannot start call", 17);
@@ -688,6 +849,11 @@ static void write_done(void *arg, redisReply *reply, const char *err) {
     } else if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2) {
         p->unknown = 1;
         pass_stop(p, "unexpected reply from cas_update");
+    } else if (strcmp(reply->element[0]->str, "LOST") == 0) {
+        p->lost = 1;
+        pass_stop(p, "another process took the transaction over");
+    } else if (strcmp(reply->element[0]->str, "STOP") == 0) {
+        pass_stop_requested(p);
     } else if (strcmp(reply->element[0]->str, "OK") != 0) {
         char why[160];
         snprintf(why, sizeof why, "status changed by another writer (%s %s)",
@@ -710,13 +876,13 @@ static void pass_write(pass *p, int expected_status, rargs *fields, int64_t due_
     ra_init(&a);
     ra_add(&a, p->key.ptr, p->key.len);
     ra_add(&a, p->due_key.ptr, p->due_key.len);
-    if (finished) { /* the TTL changes: lua/cas_update.lua records it */
-        sbuf k;
-        sb_init(&k);
-        engine_expiry_key(&k, p->t->gid);
-        ra_add(&a, k.ptr, k.len);
-        sb_free(&k);
-    }
+    sbuf k;
+    sb_init(&k);
+    engine_expiry_key(&k, p->t->gid); /* when the TTL changes, lua/cas_update.lua records it */
+    ra_add(&a, k.ptr, k.len);
+    engine_live_key(&k, p->t->gid);
+    ra_add(&a, k.ptr, k.len);
+    sb_free(&k);
     ra_adds(&a, p->t->gid);
     ra_adds(&a, trans_type_name(p->t->type));
     ra_adds(&a, global_status_name(expected_status));
@@ -727,6 +893,10 @@ static void pass_write(pass *p, int expected_status, rargs *fields, int64_t due_
     else
         ra_addi(&a, due_ms);
     ra_addi(&a, finished ? p->cfg->finished_data_expire : 0);
+    /* Fenced by the hold this pass took (none taken: not fenced). */
+    ra_adds(&a, p->t->hold_epoch ? liveness_id() : "");
+    ra_addi(&a, p->t->lease_until_ms);
+    ra_adds(&a, ""); /* not a request's stop */
     /* Deferred fields first: a later value of the same field wins in HSET. */
     for (int i = 0; i < p->pending.argc; i++) ra_add(&a, p->pending.argv[i], p->pending.lens[i]);
     ra_free(&p->pending);
@@ -734,7 +904,7 @@ static void pass_write(pass *p, int expected_status, rargs *fields, int64_t due_
     for (int i = 0; i < fields->argc; i++) ra_add(&a, fields->argv[i], fields->lens[i]);
     ra_free(fields);
     p->writes++;
-    store_script("cas_update", finished ? 3 : 2, &a, write_done, p);
+    store_script("cas_update", 4, &a, write_done, p);
 }
 
 /* The fields of a branch result (docs/protocol.md#retries-and-back-off); updates memory. */

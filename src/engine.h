@@ -59,6 +59,11 @@ void engine_settled(const trans *t); /* log and metrics of a settled one */
  * transaction's final status is stored. */
 void engine_cancel(const char *gid, int status, const char *why);
 
+/* A request to another process asked to stop gid (stop_sub.c): if this
+ * process holds it, cancel its calls and store the stop (lua/stop_apply.lua,
+ * docs/requests.md). */
+void engine_stop_requested(const char *gid);
+
 /* Is a pass for gid running in this process? */
 int engine_active(const char *gid);
 int engine_active_count(void);
@@ -102,5 +107,7 @@ void engine_trans_key(sbuf *out, const char *gid);
 void engine_due_key(sbuf *out, const char *gid);
 void engine_index_key(sbuf *out, const char *gid);
 void engine_expiry_key(sbuf *out, const char *gid);
+void engine_live_key(sbuf *out, const char *gid);
+int engine_shard(const char *gid); /* keys.h: the gid's shard */
 
 #endif

@@ -38,6 +38,7 @@
 
 static struct {
     struct evhttp *http;
+    struct event_base *base;
     const dtmd_config *cfg;
     struct evconnlistener *listener; /* of the bound socket; NULL once shut down */
     int max_conns;                   /* Limits.MaxConnections; 0 = unlimited */
@@ -683,8 +684,13 @@ static void route_request(struct evhttp_request *req, void *arg) {
     evhttp_clear_headers(&query);
 }
 
+struct event_base *http_api_base(void) {
+    return api.base;
+}
+
 int http_api_init(struct event_base *base, const dtmd_config *cfg) {
     api.cfg = cfg;
+    api.base = base;
     api.http = evhttp_new(base);
     if (!api.http) return -1;
     /* Bodies up to 4x the limit are read so the client gets dtmd's clear 400;

@@ -22,6 +22,7 @@ void http_api_prepare(const dtmd_config *cfg);
  * not, lower cfg->max_connections (with a warning). Before http_api_prepare. */
 void http_api_fit_fd_limit(dtmd_config *cfg);
 int http_api_init(struct event_base *base, const dtmd_config *cfg);
+struct event_base *http_api_base(void); /* for timers of requests that wait */
 void http_api_shutdown(void);
 
 #endif

@@ -41,6 +41,10 @@ void key_expiry(sbuf *out, const char *prefix, int shard) {
     key_shard_part(out, prefix, shard, ":exp");
 }
 
+void key_live(sbuf *out, const char *prefix, int shard) {
+    key_shard_part(out, prefix, shard, ":live");
+}
+
 void key_kv(sbuf *out, const char *prefix, const char *cat) {
     sb_reset(out);
     sb_printf(out, "%s{kv}:kv:", prefix);

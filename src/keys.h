@@ -12,6 +12,12 @@
  *                                     shards newest first (lua/all_page.lua)
  *   <prefix>{<shard>}:exp       zset  gid -> when its hash expires (ms, Redis'
  *                                     clock): the cron trims both by it
+ *   <prefix>{<shard>}:live      hash  process identity -> liveness expiry (ms,
+ *                                     Redis' clock), e:<identity> -> its epoch,
+ *                                     #epoch -> the shard's counter:
+ *                                     docs/failover.md
+ *   <prefix>{<shard>}:live:<id> set   gids that process holds in the shard;
+ *                                     named in the scripts from the live key
  *   <prefix>{kv}:kv:<cat>       hash  key -> KV record JSON (topics, ...) */
 #ifndef DTMD_KEYS_H
 #define DTMD_KEYS_H
@@ -28,6 +34,7 @@ void key_trans(sbuf *out, const char *prefix, int shard, const char *gid);
 void key_due(sbuf *out, const char *prefix, int shard);
 void key_index(sbuf *out, const char *prefix, int shard);
 void key_expiry(sbuf *out, const char *prefix, int shard);
+void key_live(sbuf *out, const char *prefix, int shard);
 void key_kv(sbuf *out, const char *prefix, const char *cat);
 
 #endif

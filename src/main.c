@@ -12,8 +12,10 @@
 #include "cron.h"
 #include "engine.h"
 #include "http_api.h"
+#include "liveness.h"
 #include "log.h"
 #include "metrics.h"
+#include "stop_sub.h"
 #include "store.h"
 #include "version.h"
 
@@ -173,7 +175,8 @@ int main(int argc, char **argv) {
     }
     register_gauges();
     if (branch_call_init(base) != 0 || store_init(base, &cfg) != 0 ||
-        engine_init(base, &cfg) != 0 || http_api_init(base, &cfg) != 0 ||
+        liveness_init(base, &cfg) != 0 || engine_init(base, &cfg) != 0 ||
+        stop_sub_init(base, &cfg) != 0 || http_api_init(base, &cfg) != 0 ||
         cron_init(base, &cfg) != 0 || metrics_start(base) != 0) {
         log_error("start-up failed");
         return 1;
@@ -200,7 +203,9 @@ int main(int argc, char **argv) {
 
     http_api_shutdown();
     cron_shutdown();
+    stop_sub_shutdown();
     engine_shutdown();
+    liveness_shutdown();
     store_shutdown();
     metrics_reset();
     branch_call_shutdown();

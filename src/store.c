@@ -42,6 +42,7 @@ typedef struct store_req {
     store_node *node; /* where it was last sent, with ASKING or not */
     int asking;
     int redirects, tryagains;
+    int nowait;             /* fail rather than wait for a connection (store_script_nowait) */
     struct store_req *next; /* in st.delayed or st.parked (or a sweep's expired list) */
     store_cb *cb;
     void *arg;
@@ -278,7 +279,7 @@ static int *parked_count(const store_req *r) {
 static void park(store_req *r) {
     sent_unlink(r);
     int *count = parked_count(r);
-    if (st.stopping || *count >= st.park_max || metrics_now() >= r->deadline) {
+    if (st.stopping || r->nowait || *count >= st.park_max || metrics_now() >= r->deadline) {
         fail_later(r);
         return;
     }
@@ -586,9 +587,10 @@ static int command_reads(const rargs *a) {
     return 0;
 }
 
-/* Scripts that change nothing (the others all write). */
+/* Scripts that change nothing (the others all write, the liveness refresh
+ * too: a takeover on a promoted replica must see it). */
 static int script_reads(const char *name) {
-    return strcmp(name, "index_legacy") == 0;
+    return strcmp(name, "all_page") == 0;
 }
 
 /* Fail every request past its deadline (Store.CommandTimeout, plus
@@ -651,7 +653,8 @@ void store_command(rargs *cmd, store_cb *cb, void *arg) {
     send_to(r, nodes_for_slot(r->slot), 0, 0);
 }
 
-void store_script(const char *name, int nkeys, rargs *args, store_cb *cb, void *arg) {
+static void script_send(const char *name, int nkeys, rargs *args, store_cb *cb, void *arg,
+                        int nowait) {
     int idx = -1;
     for (int i = 0; lua_scripts[i].name; i++) {
         if (strcmp(lua_scripts[i].name, name) == 0) {
@@ -665,6 +668,7 @@ void store_script(const char *name, int nkeys, rargs *args, store_cb *cb, void *
     }
     store_req *r = req_new(cb, arg, !script_reads(name));
     r->script = idx;
+    r->nowait = nowait;
     /* Every key of a script shares one slot (keys.h): KEYS[1] routes it. */
     if (nodes_cluster() && nkeys >= 1 && args->argc >= 1)
         r->slot = cluster_key_slot(args->argv[0], args->lens[0]);
@@ -683,6 +687,14 @@ void store_script(const char *name, int nkeys, rargs *args, store_cb *cb, void *
     }
     ra_prepend(&r->args, 3, head, head_len);
     send_to(r, nodes_for_slot(r->slot), 0, 0);
+}
+
+void store_script(const char *name, int nkeys, rargs *args, store_cb *cb, void *arg) {
+    script_send(name, nkeys, args, cb, arg, 0);
+}
+
+void store_script_nowait(const char *name, int nkeys, rargs *args, store_cb *cb, void *arg) {
+    script_send(name, nkeys, args, cb, arg, 1);
 }
 
 int store_init(struct event_base *base, const dtmd_config *cfg) {

@@ -70,6 +70,11 @@ void store_command(rargs *cmd, store_cb *cb, void *arg);
  * followed by the arguments; takes ownership of args' contents. */
 void store_script(const char *name, int nkeys, rargs *args, store_cb *cb, void *arg);
 
+/* The same, but failing at once (from the loop) when its node is not
+ * connected, instead of waiting for the connection: for periodic commands
+ * that are worth nothing late (liveness.h). */
+void store_script_nowait(const char *name, int nkeys, rargs *args, store_cb *cb, void *arg);
+
 /* True if err means the store could not be reached (vs a Redis error). */
 int store_err_unavailable(const char *err);
 

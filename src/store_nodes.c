@@ -470,6 +470,13 @@ void nodes_not_master(store_node *n, const char *err) {
     sentinel_reask();
 }
 
+int nodes_sentinel_master(const char **host, int *port) {
+    if (!nd.sentinel || !nd.nodes || !nd.nodes[0] || !nd.nodes[0]->host[0]) return -1;
+    *host = nd.nodes[0]->host;
+    *port = nd.nodes[0]->port;
+    return 0;
+}
+
 /* The sentinels name the master: move node 0 there if it is elsewhere. */
 static void sentinel_master(const char *host, int port) {
     store_node *n = nd.nodes[0];

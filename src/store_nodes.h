@@ -27,6 +27,9 @@ int nodes_init(struct event_base *base, const dtmd_config *cfg);
 void nodes_shutdown(void);
 
 int nodes_cluster(void); /* Redis Cluster mode */
+/* With Redis Sentinel: the master's address as the sentinels last named it;
+ * -1 when not known yet (or no Sentinel). Valid until the master moves. */
+int nodes_sentinel_master(const char **host, int *port);
 
 /* The whole keyspace is reachable: the Redis is connected, or (cluster)
  * every slot has a node and every such node is connected. */

@@ -67,6 +67,10 @@ typedef struct trans {
     /* The process driving it holds it until then (ms; 0 = nobody): see
      * lua/claim.lua. Stored as "lease_until", never shown in the API. */
     int64_t lease_until_ms;
+    /* The epoch of this process's liveness the hold was taken in (0 = this
+     * process took none): it acts on the hold only while still live in that
+     * epoch (liveness.h). Not stored. */
+    int64_t hold_epoch;
     int wait_result, concurrent;
     int64_t timeout_to_fail, request_timeout, retry_interval, retry_limit, retry_count; /* s */
     branch *branches;

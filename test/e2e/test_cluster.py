@@ -343,8 +343,13 @@ def test_cluster_sagas_spread_over_masters_and_all_pages(start_cdtmd, stub, clus
     # each transaction's expiry time (for trimming idx) is in its shard's exp
     assert sorted(k for k in every if k.endswith(":exp")) == \
         sorted("%s{%d}:exp" % (d.prefix, s) for s in range(SHARDS))
-    # all finished: the due indexes are empty, so Redis has deleted them
-    assert [k for k in every if ":t:" not in k and not k.endswith((":idx", ":exp"))] == []
+    # the process's liveness, per shard in the shard's slot (docs/failover.md)
+    assert sorted(k for k in every if k.endswith(":live")) == \
+        sorted("%s{%d}:live" % (d.prefix, s) for s in range(SHARDS))
+    # all finished: the due indexes and the holders' sets are empty, so Redis
+    # has deleted them
+    assert [k for k in every if ":t:" not in k and
+            not k.endswith((":idx", ":exp", ":live"))] == []
 
     # /all pages through every shard on every master: each gid once, newest
     # first (creation time, then gid, descending) across them all

@@ -123,6 +123,8 @@ void test_keys_names(void) {
     CHECK_STR(b.ptr, "dtmd{15}:exp");
     key_expiry(&b, "", 1023);
     CHECK_STR(b.ptr, "{1023}:exp");
+    key_live(&b, "dtmd", 15);
+    CHECK_STR(b.ptr, "dtmd{15}:live");
     key_kv(&b, "dtmd", "topics");
     CHECK_STR(b.ptr, "dtmd{kv}:kv:topics");
     key_kv(&b, "", "%n");
