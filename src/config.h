@@ -113,10 +113,6 @@ int config_load_from(dtmd_config *cfg, const char *yaml_text, char *const *envp,
  * "Store.RedisPrefix" -> "STORE_REDIS_PREFIX", "HTTPPort" -> "HTTP_PORT". */
 void config_env_name(const char *key, char *out, size_t n);
 
-/* Print every key's effective value as YAML ("Store.Host: \"127.0.0.1\"  # env
- * STORE_HOST"), passwords and tokens masked. For dtmd --check-config. */
-void config_print(const dtmd_config *cfg, FILE *out);
-
 /* How long a process that takes a transaction to drive holds it before any
  * other may: RetryInterval, capped by RetryMaxInterval like every other wait
  * (docs/protocol.md#retries-and-back-off). The cron scanner's lease and a request's claim. */

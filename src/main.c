@@ -9,6 +9,7 @@
  * exits 0, or 1 with the error. */
 #include "branch_call.h"
 #include "config.h"
+#include "config_print.h"
 #include "cron.h"
 #include "engine.h"
 #include "http_api.h"
