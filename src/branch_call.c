@@ -1,13 +1,13 @@
 /* branch_call.c - outgoing HTTP calls to branch URLs (see branch_call.h).
  *
  * Why this shape: dtmd is one thread around one libevent event_base, so a
- * branch call must never block. libcurl's multi interface does the HTTP work
- * and tells us, through CURLMOPT_SOCKETFUNCTION / CURLMOPT_TIMERFUNCTION,
- * which sockets to watch and when to wake it; we translate that into libevent
- * events and feed readiness back with curl_multi_socket_action (the pattern of
- * libcurl's hiperfifo.c / multi-event.c examples). One multi handle lives for
- * the whole process so its connection cache keeps keep-alive connections to
- * business services between calls.
+ * branch call must never block. libcurl's multi interface does the HTTP work,
+ * driven by the event loop (branch_loop.c); what a call sends and how its
+ * answer is classified is branch_request.c's. This file is the calls' life:
+ * starting, the Limits.MaxInflightCalls queue, completion and cancellation,
+ * and the things kept between calls (easy handles, parsed origins). One
+ * multi handle lives for the whole process so its connection cache keeps
+ * keep-alive connections to business services between calls.
  *
  * Ownership: a branch_call copies everything it needs (URL, body, headers) at
  * start, so the caller's request may go away. It sits on a doubly linked list
@@ -22,6 +22,8 @@
  * message, so a stale message is never seen). */
 #include "branch_call.h"
 
+#include "branch_loop.h"
+
 #include "jsonrpc.h"
 #include "log.h"
 #include "util.h"
@@ -31,9 +33,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 /* Larger responses are truncated silently: dtm only looks for substrings in
  * the body and an error message does not need more. */
@@ -82,32 +81,8 @@ struct branch_call {
     int64_t start_ms;
 };
 
-/* One socket curl uses, found by its fd (g_fds) and attached to curl's
- * socket with curl_multi_assign while curl watches it.
- *
- * A keep-alive connection's event stays registered between calls: curl says
- * CURL_POLL_REMOVE when a call ends and asks for the same socket again at
- * the next call, and deleting and re-adding the event cost two epoll_ctl
- * calls per branch call (strace, bench saga: 4 of dtmd's 17 system calls
- * per transaction). Only for the connections curl opens through
- * opensocket_cb, because it closes them through closesocket_cb, where the
- * event goes; any other socket (a resolver's) is let go at once. An event
- * that fires while curl does not watch its socket (the peer closed an idle
- * connection) is deleted then. */
-struct sock_ctx {
-    curl_socket_t fd;
-    struct event *ev; /* NULL until first watched */
-    short kind;       /* the events ev is registered for; 0 = not registered */
-    int watched;      /* curl asked for this socket and did not remove it */
-    int conn;         /* opened by opensocket_cb: closed by closesocket_cb */
-};
-
-static struct event_base *g_base;
 static CURLM *g_multi;
-static struct event *g_timer;
 static struct branch_call *g_calls; /* head of the pending list */
-static struct sock_ctx **g_fds;     /* fd -> its sock_ctx, NULL if none */
-static int g_nfds;                  /* length of g_fds */
 static int g_pending;
 static int g_completing;          /* callbacks running (shutdown may come from one) */
 static int g_global_cleanup_owed; /* shutdown ran inside a callback */
@@ -121,17 +96,14 @@ static struct event *g_pump; /* starts queued calls from the loop */
 /* Finished easy handles, kept for the next call: creating one per call
  * costs several allocations of curl's buffers on the hot path. A pooled
  * handle is not curl_easy_reset, which redoes every default per call: the
- * options every call shares are set once
- * when the handle is made (easy_new), easy_setup sets all the others on
- * every call, and easy_put clears the pointers into the finished call. */
+ * options every call shares are set once when the handle is made (easy_new),
+ * easy_setup sets all the others on every call, and easy_put clears the
+ * pointers into the finished call. */
 #define EASY_POOL_MAX 256
 static CURL *g_easy_pool[EASY_POOL_MAX];
 static int g_easy_pooled;
 
 static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *userdata);
-static curl_socket_t opensocket_cb(void *clientp, curlsocktype purpose,
-                                   struct curl_sockaddr *address);
-static int closesocket_cb(void *clientp, curl_socket_t fd);
 static int prereq_cb(void *clientp, char *conn_primary_ip, char *conn_local_ip,
                      int conn_primary_port, int conn_local_port);
 
@@ -160,8 +132,8 @@ static CURL *easy_new(void) {
     curl_easy_setopt(e, CURLOPT_BUFFERSIZE, BRANCH_RECV_BUFFER);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, opensocket_cb);
-    curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, closesocket_cb);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, branch_loop_opensocket);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, branch_loop_closesocket);
     curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, prereq_cb);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, BRANCH_MAX_IDLE_S);
@@ -194,10 +166,10 @@ static void easy_put(CURL *e) {
 /* Parsed origins (scheme://host:port as written) for CURLOPT_CURLU, shared
  * by the calls to them. curl only reads the CURLU it is given: it works on
  * its own copy (curl_url_dup at connect), so one parse serves every call to
- * an origin instead of a parse per call on the hot path. Services are
- * few; at most ORIGINS_MAX are
- * kept, the least recently used one replaced, never one a running call
- * uses (refs): with every entry in use, a call parses its own. */
+ * an origin instead of a parse per call on the hot path. Services are few;
+ * at most ORIGINS_MAX are kept, the least recently used one replaced, never
+ * one a running call uses (refs): with every entry in use, a call parses its
+ * own. */
 #define ORIGINS_MAX 64
 struct origin {
     char *text;
@@ -260,103 +232,7 @@ static void origin_put(struct branch_call *c) {
     c->cu = NULL;
 }
 
-/* ---- pure helpers ----------------------------------------------------- */
-
-const char *branch_outcome_name(branch_outcome o) {
-    switch (o) {
-        case BR_SUCCESS:
-            return "SUCCESS";
-        case BR_FAILURE:
-            return "FAILURE";
-        case BR_ONGOING:
-            return "ONGOING";
-        case BR_ERROR:
-            return "ERROR";
-    }
-    return "ERROR";
-}
-
-/* Length-bounded substring test: response bodies are not NUL-terminated. */
-static int body_has(const char *body, size_t len, const char *needle) {
-    if (!body) return 0;
-    return memmem(body, len, needle, strlen(needle)) != NULL;
-}
-
-/* dtm's classification; the order of the tests is part of the protocol. */
-branch_outcome branch_classify(long http_status, const char *body, size_t body_len) {
-    if (http_status == 0) return BR_ERROR;
-    if (http_status == 425 || body_has(body, body_len, "ONGOING")) return BR_ONGOING;
-    if (http_status == 409 || body_has(body, body_len, "FAILURE")) return BR_FAILURE;
-    if (http_status != 200) return BR_ERROR;
-    return BR_SUCCESS;
-}
-
-/* Go's url.QueryEscape: unreserved bytes kept, space -> '+', rest %XX. */
-static void query_escape(sbuf *b, const char *s) {
-    static const char hex[] = "0123456789ABCDEF";
-    const unsigned char *p = (const unsigned char *)s;
-    while (*p) {
-        /* Runs of unreserved bytes (all of a typical gid or id) in one append. */
-        const unsigned char *run = p;
-        while ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
-               *p == '-' || *p == '_' || *p == '.' || *p == '~')
-            p++;
-        if (p > run) sb_append(b, (const char *)run, (size_t)(p - run));
-        if (!*p) break;
-        if (*p == ' ') {
-            sb_putc(b, '+');
-        } else {
-            char esc[3] = {'%', hex[*p >> 4], hex[*p & 15]};
-            sb_append(b, esc, 3);
-        }
-        p++;
-    }
-}
-
-/* Appends the four dtm query parameters as dtm (resty + url.Values) does.
- * A fragment, if any, stays after the query so the parameters reach the
- * server. */
-char *branch_build_url(const char *url, const char *gid, const char *trans_type,
-                       const char *branch_id, const char *op) {
-    /* url.Values.Encode sorts keys: branch_id, gid, op, trans_type. */
-    const char *keys[4] = {"branch_id", "gid", "op", "trans_type"};
-    const char *vals[4] = {branch_id, gid, op, trans_type};
-    const char *frag = strchr(url, '#');
-    size_t base_len = frag ? (size_t)(frag - url) : strlen(url);
-    sbuf b;
-    sb_init(&b);
-    /* the usual size at once: a typical URL outgrew 64 and 128 bytes */
-    sb_reserve(&b, base_len + 64 + (gid ? 3 * strlen(gid) : 0) + (frag ? strlen(frag) : 0));
-    sb_append(&b, url, base_len);
-    int has_query = memchr(url, '?', base_len) != NULL;
-    int need_sep = !(base_len > 0 && (url[base_len - 1] == '?' || url[base_len - 1] == '&'));
-    for (int i = 0; i < 4; i++) {
-        if (!vals[i]) continue;
-        if (need_sep) sb_putc(&b, has_query ? '&' : '?');
-        has_query = need_sep = 1;
-        sb_puts(&b, keys[i]);
-        sb_putc(&b, '=');
-        query_escape(&b, vals[i]);
-    }
-    if (frag) sb_puts(&b, frag);
-    if (!b.ptr) sb_puts(&b, ""); /* empty URL and no parameters */
-    return sb_detach(&b);
-}
-
-int branch_url_target(const char *url, size_t *at, size_t *len) {
-    const char *p = strstr(url, "://");
-    if (!p || (size_t)(p - url) > 5) return 0;
-    p += 3 + strcspn(p + 3, "/?#");
-    if (*p != '/') return 0;
-    const char *end = p + strcspn(p, "#");
-    for (const char *q = p; q < end; q++)
-        if ((unsigned char)*q <= ' ' || *q == 0x7f) return 0;
-    *at = (size_t)(p - url);
-    *len = (size_t)(end - p);
-    return 1;
-}
-
-/* ---- libevent <-> libcurl glue --------------------------------------- */
+/* ---- completed transfers ---------------------------------------------- */
 
 static void finish_call(struct branch_call *c, CURLcode res);
 
@@ -375,127 +251,6 @@ static void check_multi_info(void) {
         if (!priv) continue;
         finish_call((struct branch_call *)(void *)priv, res);
     }
-}
-
-/* libevent says a socket is ready: tell curl if it watches it; else the
- * lingering event of an idle connection fired (its peer closed it or sent
- * something): stop watching until curl asks again. */
-static void sock_event_cb(evutil_socket_t fd, short what, void *arg) {
-    struct sock_ctx *s = arg;
-    if (!s->watched) {
-        event_del(s->ev);
-        s->kind = 0;
-        return;
-    }
-    int action =
-        ((what & EV_READ) ? CURL_CSELECT_IN : 0) | ((what & EV_WRITE) ? CURL_CSELECT_OUT : 0);
-    int running = 0;
-    curl_multi_socket_action(g_multi, (curl_socket_t)fd, action, &running);
-    check_multi_info();
-}
-
-/* curl's timeout expired (or curl asked to be kicked immediately). */
-static void timer_event_cb(evutil_socket_t fd, short what, void *arg) {
-    (void)fd;
-    (void)what;
-    (void)arg;
-    int running = 0;
-    curl_multi_socket_action(g_multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    check_multi_info();
-}
-
-static struct sock_ctx *sock_find(curl_socket_t fd) {
-    return fd >= 0 && fd < g_nfds ? g_fds[fd] : NULL;
-}
-
-static struct sock_ctx *sock_new(curl_socket_t fd, int conn) {
-    if (fd >= g_nfds) {
-        int n = g_nfds ? g_nfds : 64;
-        while (n <= fd) n *= 2;
-        g_fds = xrealloc(g_fds, (size_t)n * sizeof *g_fds);
-        memset(g_fds + g_nfds, 0, (size_t)(n - g_nfds) * sizeof *g_fds);
-        g_nfds = n;
-    }
-    struct sock_ctx *s = xcalloc(1, sizeof *s);
-    s->fd = fd;
-    s->conn = conn;
-    g_fds[fd] = s;
-    return s;
-}
-
-static void sock_free(struct sock_ctx *s) {
-    g_fds[s->fd] = NULL;
-    if (s->ev) event_free(s->ev);
-    free(s);
-}
-
-/* CURLOPT_OPENSOCKETFUNCTION: the socket of a new connection, known from
- * now on so that its event may outlive a call (struct sock_ctx). */
-static curl_socket_t opensocket_cb(void *clientp, curlsocktype purpose,
-                                   struct curl_sockaddr *addr) {
-    (void)clientp;
-    (void)purpose;
-    curl_socket_t fd = socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
-    if (fd != CURL_SOCKET_BAD) {
-        struct sock_ctx *old = sock_find(fd);
-        if (old) sock_free(old); /* a socket closed without telling us */
-        sock_new(fd, 1);
-    }
-    return fd;
-}
-
-/* CURLOPT_CLOSESOCKETFUNCTION: curl closes a connection: its event goes
- * first, while the fd is still valid and not yet reused. */
-static int closesocket_cb(void *clientp, curl_socket_t fd) {
-    (void)clientp;
-    struct sock_ctx *s = sock_find(fd);
-    if (s) sock_free(s);
-    return close(fd);
-}
-
-/* CURLMOPT_SOCKETFUNCTION: start, change or stop watching a socket. */
-static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp) {
-    (void)easy;
-    (void)userp;
-    struct sock_ctx *s = socketp ? socketp : sock_find(fd);
-    if (what == CURL_POLL_REMOVE) {
-        if (!s) return 0;
-        s->watched = 0;
-        if (!s->conn) sock_free(s);
-        /* else the event stays registered for the connection's next call */
-        return 0;
-    }
-    short kind = EV_PERSIST;
-    if (what & CURL_POLL_IN) kind |= EV_READ;
-    if (what & CURL_POLL_OUT) kind |= EV_WRITE;
-    if (!s) s = sock_new(fd, 0);
-    if (!socketp) curl_multi_assign(g_multi, fd, s);
-    s->watched = 1;
-    if (s->kind == kind) return 0; /* already registered for exactly this */
-    if (!s->ev) {
-        s->ev = event_new(g_base, fd, kind, sock_event_cb, s);
-        if (!s->ev) return -1;
-    } else {
-        if (s->kind) event_del(s->ev);
-        event_assign(s->ev, g_base, fd, kind, sock_event_cb, s);
-    }
-    s->kind = kind;
-    event_add(s->ev, NULL);
-    return 0;
-}
-
-/* CURLMOPT_TIMERFUNCTION: -1 stops the timer, 0 means "call me soon"
- * (never call socket_action from inside this callback). */
-static int timer_cb(CURLM *multi, long timeout_ms, void *userp) {
-    (void)multi;
-    (void)userp;
-    if (timeout_ms < 0) {
-        evtimer_del(g_timer);
-    } else {
-        struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-        evtimer_add(g_timer, &tv);
-    }
-    return 0;
 }
 
 /* CURLOPT_WRITEFUNCTION: collect the body up to the cap, drop the rest
@@ -605,59 +360,9 @@ static void finish_call(struct branch_call *c, CURLcode res) {
     }
 }
 
-/* A header's name, for override detection: the bytes before ':' or ';'
- * (curl's "Name;" form sends an empty header). */
-static size_t header_name_len(const char *h) {
-    return strcspn(h, ":;");
-}
-
-static int header_same_name(const char *a, const char *b) {
-    size_t la = header_name_len(a), lb = header_name_len(b);
-    return la == lb && strncasecmp(a, b, la) == 0;
-}
-
-/* Defaults first, then the caller's lines; a later line with the same name
- * replaces an earlier one (curl itself would send both). Lines containing
- * CR/LF are dropped: they would let a stored header inject raw HTTP. */
 /* The headers of a call without branch_headers (nearly all of them): built
  * once and shared, instead of a list of 2 copied strings per call. */
 static struct curl_slist *g_default_headers;
-
-static struct curl_slist *build_headers(const branch_request *req) {
-    /* "Name:" removes a header curl would add: Expect (100-continue waits
-     * for large bodies) and Accept, which dtm's Go client does not send
-     * either (and curl prints each request header byte by byte). */
-    enum { NDEF = 3 };
-    const char *defaults[NDEF] = {"Content-Type: application/json", "Expect:", "Accept:"};
-    int n = NDEF + (req->nheaders > 0 ? req->nheaders : 0);
-    const char **all = xcalloc((size_t)n, sizeof *all);
-    for (int i = 0; i < NDEF; i++) all[i] = defaults[i];
-    for (int i = NDEF; i < n; i++) {
-        const char *h = req->headers[i - NDEF];
-        if (!h || !*h || strpbrk(h, "\r\n")) {
-            if (h && *h) log_warn("branch call: dropping header with CR/LF");
-            continue;
-        }
-        all[i] = h;
-    }
-    struct curl_slist *list = NULL;
-    for (int i = 0; i < n; i++) {
-        if (!all[i]) continue;
-        int overridden = 0;
-        for (int j = i + 1; j < n && !overridden; j++)
-            if (all[j] && header_same_name(all[i], all[j])) overridden = 1;
-        if (overridden) continue;
-        struct curl_slist *nl = curl_slist_append(list, all[i]);
-        if (!nl) {
-            curl_slist_free_all(list);
-            list = NULL;
-            break;
-        }
-        list = nl;
-    }
-    free(all);
-    return list;
-}
 
 /* The parsed URL for curl (CURLOPT_CURLU), from url[0..len); NULL if curl
  * cannot parse it. */
@@ -775,26 +480,20 @@ int branch_call_queued(void) {
 int branch_call_init(struct event_base *base) {
     if (g_multi) return 0;
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return -1;
-    g_base = base;
     g_no_proxy_env = proxy_env_absent();
     g_multi = curl_multi_init();
-    g_timer = evtimer_new(base, timer_event_cb, NULL);
     g_pump = event_new(base, -1, 0, pump_cb, NULL);
-    if (!g_multi || !g_timer || !g_pump) {
+    if (!g_multi || !g_pump || branch_loop_init(base, g_multi, check_multi_info) != 0) {
         if (g_multi) curl_multi_cleanup(g_multi);
-        if (g_timer) event_free(g_timer);
         if (g_pump) event_free(g_pump);
         g_pump = NULL;
         g_multi = NULL;
-        g_timer = NULL;
         curl_global_cleanup();
         return -1;
     }
-    curl_multi_setopt(g_multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
-    curl_multi_setopt(g_multi, CURLMOPT_TIMERFUNCTION, timer_cb);
     curl_multi_setopt(g_multi, CURLMOPT_MAXCONNECTS, (long)BRANCH_MAX_CONNECTS);
     const branch_request plain = {.nheaders = 0};
-    g_default_headers = build_headers(&plain); /* NULL: each call builds its own */
+    g_default_headers = branch_build_headers(&plain); /* NULL: each call builds its own */
     return 0;
 }
 
@@ -817,17 +516,9 @@ void branch_call_shutdown(void) {
             origins_in_use = 1;
     }
     if (!origins_in_use) g_norigins = 0;
-    /* curl closed its connections (closesocket_cb); free what is left */
-    for (int fd = 0; fd < g_nfds; fd++)
-        if (g_fds[fd]) sock_free(g_fds[fd]);
-    free(g_fds);
-    g_fds = NULL;
-    g_nfds = 0;
-    event_free(g_timer);
-    g_timer = NULL;
+    branch_loop_shutdown();
     event_free(g_pump);
     g_pump = NULL;
-    g_base = NULL;
     if (g_completing)
         g_global_cleanup_owed = 1;
     else
@@ -849,7 +540,7 @@ branch_call *branch_call_start(const branch_request *req, branch_call_cb *cb, vo
         c->headers = g_default_headers;
         c->shared_headers = 1;
     } else {
-        c->headers = build_headers(req);
+        c->headers = branch_build_headers(req);
     }
     if (!c->headers) goto fail;
     size_t body_len = req->body ? req->body_len : 0;

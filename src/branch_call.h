@@ -11,30 +11,11 @@
 #ifndef DTMD_BRANCH_CALL_H
 #define DTMD_BRANCH_CALL_H
 
-#include "outcome.h"
+#include "branch_request.h"
 
 #include <stddef.h>
 
 struct event_base;
-
-typedef struct branch_request {
-    const char *url; /* stored branch URL, may already carry a query string */
-    const char *gid; /* the four query parameters dtm appends; NULL = omitted */
-    const char *trans_type;
-    const char *branch_id;
-    const char *op;
-    const char *body; /* payload bytes sent verbatim; NULL/0 = empty */
-    size_t body_len;
-    int force_post;             /* POST even with an empty body (xa); otherwise GET when empty */
-    const char *const *headers; /* extra "Name: value" lines, applied after Content-Type */
-    int nheaders;
-    double timeout_s; /* whole-request timeout, seconds (fractional ok) */
-    int jsonrpc;      /* body is a JSON-RPC request: its answer's error code counts too */
-    /* NULL, or asked right before the request goes out (also after waiting
-     * in the Limits.MaxInflightCalls queue) with the callback's arg: 0 =
-     * send nothing, the call fails as a transport error. */
-    int (*may_send)(void *arg);
-} branch_request;
 
 typedef struct branch_call branch_call;
 
@@ -64,26 +45,5 @@ int branch_call_pending(void);
 void branch_call_set_max_inflight(int n);
 /* Calls waiting in that queue. */
 int branch_call_queued(void);
-
-/* Pure helpers (unit tested). */
-
-/* dtm's classification: 425 or body containing "ONGOING" -> ONGOING; 409 or
- * body containing "FAILURE" -> FAILURE; other non-200 -> ERROR; 200 -> SUCCESS.
- * http_status 0 means transport error -> ERROR. */
-branch_outcome branch_classify(long http_status, const char *body, size_t body_len);
-
-/* Split an absolute http(s) URL into its origin (scheme://authority,
- * url[0..*at)) and its request target: the path and query, url[*at..*at +
- * *len), without a fragment. Returns 0 if the URL has no path starting with
- * '/' or its target holds a byte that must not go on a request line as it is
- * (space, control, DEL). */
-int branch_url_target(const char *url, size_t *at, size_t *len);
-
-/* url + "?" or "&" + branch_id=..&gid=..&op=..&trans_type=.. (sorted keys,
- * percent-encoded values, NULL values omitted). Returns a malloc'd string. */
-char *branch_build_url(const char *url, const char *gid, const char *trans_type,
-                       const char *branch_id, const char *op);
-
-const char *branch_outcome_name(branch_outcome o);
 
 #endif

@@ -191,16 +191,16 @@ static int load_yaml(dtmd_config *cfg, yaml_parser_t *parser, const char *what,
         const char *problem = parser->problem ? parser->problem : "syntax error";
         if (parser->error == YAML_READER_ERROR)
             config_set_err(err, "%s: YAML error at byte %lu: %s", what,
-                    (unsigned long)parser->problem_offset, problem);
+                           (unsigned long)parser->problem_offset, problem);
         else if (parser->context)
-            config_set_err(err, "%s: YAML error at line %lu, column %lu: %s %s started at line %lu", what,
-                    (unsigned long)parser->problem_mark.line + 1,
-                    (unsigned long)parser->problem_mark.column + 1, problem, parser->context,
-                    (unsigned long)parser->context_mark.line + 1);
+            config_set_err(err, "%s: YAML error at line %lu, column %lu: %s %s started at line %lu",
+                           what, (unsigned long)parser->problem_mark.line + 1,
+                           (unsigned long)parser->problem_mark.column + 1, problem, parser->context,
+                           (unsigned long)parser->context_mark.line + 1);
         else
             config_set_err(err, "%s: YAML error at line %lu, column %lu: %s", what,
-                    (unsigned long)parser->problem_mark.line + 1,
-                    (unsigned long)parser->problem_mark.column + 1, problem);
+                           (unsigned long)parser->problem_mark.line + 1,
+                           (unsigned long)parser->problem_mark.column + 1, problem);
         return -1;
     }
     int rc = 0;

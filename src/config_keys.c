@@ -132,7 +132,6 @@ const key_def config_keys[] = {
 };
 const size_t config_nkeys = sizeof config_keys / sizeof config_keys[0];
 
-
 const key_def *config_find_key(const char *path) {
     for (size_t i = 0; i < config_nkeys; i++)
         if (strcmp(config_keys[i].path, path) == 0) return &config_keys[i];
@@ -212,12 +211,14 @@ int config_set_value(dtmd_config *cfg, const key_def *k, const char *text, const
         case K_DUR: {
             double d;
             if (parse_seconds(text, &d) != 0 || !(d > 0)) {
-                config_set_err(err, "%s: expected a positive number of seconds, got '%.64s'", label, text);
+                config_set_err(err, "%s: expected a positive number of seconds, got '%.64s'", label,
+                               text);
                 return -1;
             }
             if (d > MAX_DURATION_S) {
-                config_set_err(err, "%s: expected a positive number of seconds up to %.0f, got '%.64s'",
-                        label, MAX_DURATION_S, text);
+                config_set_err(err,
+                               "%s: expected a positive number of seconds up to %.0f, got '%.64s'",
+                               label, MAX_DURATION_S, text);
                 return -1;
             }
             *(double *)base = d;
@@ -255,7 +256,8 @@ int config_set_value(dtmd_config *cfg, const key_def *k, const char *text, const
         case K_LEVEL: {
             log_level_t lv;
             if (log_parse_level(text, &lv) != 0) {
-                config_set_err(err, "%s: expected debug, info, warn or error, got '%.64s'", label, text);
+                config_set_err(err, "%s: expected debug, info, warn or error, got '%.64s'", label,
+                               text);
                 return -1;
             }
             *(log_level_t *)base = lv;
@@ -364,7 +366,7 @@ static int resolve_store_seeds(dtmd_config *cfg, char **err) {
             if (parse_seed(a, (size_t)(b - a), cfg->store_port,
                            &cfg->store_seeds[cfg->store_nseeds]) != 0) {
                 config_set_err(err, "Store.Host: %s, got '%.*s'", SEEDS_EXPECT,
-                        (int)(b - a > 64 ? 64 : b - a), a);
+                               (int)(b - a > 64 ? 64 : b - a), a);
                 return -1;
             }
             cfg->store_nseeds++;
@@ -387,8 +389,9 @@ static int resolve_sentinels(dtmd_config *cfg, char **err) {
     const char *s = cfg->sentinel_addrs_text;
     if (!s || !*s) return 0;
     if (cfg->store_nseeds > 0) {
-        config_set_err(err, "Store.SentinelAddrs: Redis Sentinel and Redis Cluster (Store.Host list or "
-                     "Store.Cluster) exclude each other");
+        config_set_err(err,
+                       "Store.SentinelAddrs: Redis Sentinel and Redis Cluster (Store.Host list or "
+                       "Store.Cluster) exclude each other");
         return -1;
     }
     if (!cfg->sentinel_master || !cfg->sentinel_master[0]) {
@@ -404,7 +407,7 @@ static int resolve_sentinels(dtmd_config *cfg, char **err) {
         if (b > a) {
             if (parse_seed(a, (size_t)(b - a), 26379, &cfg->sentinels[cfg->nsentinels]) != 0) {
                 config_set_err(err, "Store.SentinelAddrs: %s, got '%.*s'", SENTINELS_EXPECT,
-                        (int)(b - a > 64 ? 64 : b - a), a);
+                               (int)(b - a > 64 ? 64 : b - a), a);
                 return -1;
             }
             cfg->nsentinels++;
@@ -422,10 +425,11 @@ static int resolve_sentinels(dtmd_config *cfg, char **err) {
 static int check_store_wait(const dtmd_config *cfg, char **err) {
     if (cfg->store_wait_replicas > 0 &&
         cfg->store_wait_timeout_ms >= cfg->store_command_timeout_ms) {
-        config_set_err(err,
-                "Store.WaitTimeout (%g s) must be shorter than Store.CommandTimeout (%g s): a "
-                "WAIT holds up the commands behind it",
-                cfg->store_wait_timeout_ms / 1000.0, cfg->store_command_timeout_ms / 1000.0);
+        config_set_err(
+            err,
+            "Store.WaitTimeout (%g s) must be shorter than Store.CommandTimeout (%g s): a "
+            "WAIT holds up the commands behind it",
+            cfg->store_wait_timeout_ms / 1000.0, cfg->store_command_timeout_ms / 1000.0);
         return -1;
     }
     return 0;
@@ -456,7 +460,6 @@ static int resolve_branch_allow(dtmd_config *cfg, char **err) {
     }
     return 0;
 }
-
 
 /* ---- after loading ---- */
 

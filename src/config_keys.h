@@ -31,7 +31,6 @@ typedef struct key_def {
     const char *expect; /* what a valid value looks like, for messages */
 } key_def;
 
-
 /* Every dtmd key, in the order --check-config prints them. */
 extern const key_def config_keys[];
 extern const size_t config_nkeys;
