@@ -31,6 +31,8 @@ typedef struct api_call {
 
 api_call *api_call_new(struct evhttp_request *req, const dtmd_config *cfg);
 
+/* Send data as it is (not JSON-RPC wrapped), then free the call. */
+void api_reply_raw(api_call *c, int code, const char *content_type, const char *data, size_t len);
 /* Send a JSON body with a status code, then free the call. A JSON-RPC call
  * (rpc_id set) gets it as a JSON-RPC answer instead (jsonrpc_answer). */
 void api_reply_json(api_call *c, int code, const char *json);

@@ -24,10 +24,10 @@
  * A keep-alive connection's event stays registered between calls: curl says
  * CURL_POLL_REMOVE when a call ends and asks for the same socket again at
  * the next call, and deleting and re-adding the event cost two epoll_ctl
- * calls per branch call (strace, bench saga: 4 of dtmd's 17 system calls
- * per transaction). Only for the connections curl opens through
- * branch_loop_opensocket, because it closes them through branch_loop_closesocket, where the
- * event goes; any other socket (a resolver's) is let go at once. An event
+ * calls per branch call. Only for the connections curl opens through
+ * branch_loop_opensocket, because it closes them through
+ * branch_loop_closesocket, where the event goes; any other socket (a
+ * resolver's) is let go at once. An event
  * that fires while curl does not watch its socket (the peer closed an idle
  * connection) is deleted then. */
 struct sock_ctx {

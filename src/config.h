@@ -4,7 +4,9 @@
  * configuration file starts dtmd unchanged. Every key can also be given as an
  * environment variable named by dtm's rule (Store.Host -> STORE_HOST,
  * HttpPort -> HTTP_PORT); unlike dtm, the environment wins over the file
- * (docs/configuration.md#environment-variables). Durations are seconds and may be fractional. */
+ * (docs/configuration.md#environment-variables). Durations are seconds and may
+ * be fractional. This header is the configuration every module reads;
+ * config_load.h loads it, config_print.h shows it. */
 #ifndef DTMD_CONFIG_H
 #define DTMD_CONFIG_H
 
@@ -97,17 +99,6 @@ typedef struct dtmd_config {
 
 /* Fill cfg with the defaults above (strings are heap copies). */
 void config_defaults(dtmd_config *cfg);
-
-/* Load path (may be NULL: defaults + environment only), then apply the
- * environment. Returns 0, or -1 with a malloc'd message in *err naming the
- * offending key. Unknown keys are reported through warn_cb (may be NULL). */
-typedef void config_warn_fn(const char *msg);
-int config_load(dtmd_config *cfg, const char *path, config_warn_fn *warn_cb, char **err);
-
-/* Same as config_load, but reads the YAML from a string and the environment
- * from envp (NULL-terminated "K=V" array; NULL = no environment). For tests. */
-int config_load_from(dtmd_config *cfg, const char *yaml_text, char *const *envp,
-                     config_warn_fn *warn_cb, char **err);
 
 /* The env variable name for a dotted key by dtm's rule, into out (size n).
  * "Store.RedisPrefix" -> "STORE_REDIS_PREFIX", "HTTPPort" -> "HTTP_PORT". */

@@ -14,13 +14,6 @@ struct event_base;
 struct evbuffer;
 struct evhttp_request;
 
-/* Before the event base is created: with Limits.MaxConnections, installs the
- * libevent lock callbacks that tell when a client connection is gone. */
-void http_api_prepare(const dtmd_config *cfg);
-/* Raise the soft RLIMIT_NOFILE toward the hard one so Limits.MaxConnections,
- * Limits.MaxInflightCalls and dtmd's own descriptors fit; when they still do
- * not, lower cfg->max_connections (with a warning). Before http_api_prepare. */
-void http_api_fit_fd_limit(dtmd_config *cfg);
 int http_api_init(struct event_base *base, const dtmd_config *cfg);
 struct event_base *http_api_base(void); /* for timers of requests that wait */
 void http_api_shutdown(void);

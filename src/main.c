@@ -9,10 +9,12 @@
  * exits 0, or 1 with the error. */
 #include "branch_call.h"
 #include "config.h"
+#include "config_load.h"
 #include "config_print.h"
 #include "cron.h"
 #include "engine.h"
 #include "http_api.h"
+#include "http_conn.h"
 #include "liveness.h"
 #include "log.h"
 #include "metrics.h"
@@ -157,8 +159,8 @@ int main(int argc, char **argv) {
     srandom((unsigned)(time(NULL) ^ getpid()));
     signal(SIGPIPE, SIG_IGN);
 
-    http_api_fit_fd_limit(&cfg);
-    http_api_prepare(&cfg);
+    http_conn_fit_fd_limit(&cfg);
+    http_conn_prepare(&cfg);
     metrics_set_max_label_values(cfg.metrics_max_label_values);
     /* epoll's changelist: the interest changes a loop pass makes on one
      * socket reach the kernel as one epoll_ctl when it next waits. evhttp

@@ -8,6 +8,7 @@
 #include "auth.h"
 #include "url_allow.h"
 #include "config.h"
+#include "config_load.h"
 #include "unit.h"
 
 #include <stdlib.h>

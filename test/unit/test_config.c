@@ -6,6 +6,7 @@
  * names the key. These tests pin each of those promises down, feeding YAML
  * text and an explicit environment through config_load_from. */
 #include "config.h"
+#include "config_load.h"
 #include "unit.h"
 
 #include <stdio.h>

@@ -4,6 +4,7 @@
  * backslashes, control characters, overlong text) and carry the gid of
  * "gid <gid>: ..." messages; the text format is unchanged. */
 #include "config.h"
+#include "config_load.h"
 #include "log.h"
 #include "unit.h"
 
