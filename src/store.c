@@ -6,9 +6,15 @@
  * transparent fallback when Redis forgot them, and, on a Redis Cluster,
  * sending each command to the master of its first key's hash slot and
  * following MOVED/ASK when a slot has moved. Requests keep their arguments
- * until answered for those retries. The connections themselves (reconnect,
- * AUTH, SCRIPT LOAD, the cluster's slot map) are store_nodes.c's. */
+ * until answered for those retries, and each is answered by its deadline
+ * (Store.CommandTimeout) whatever Redis does. The connections themselves
+ * (reconnect, AUTH, SCRIPT LOAD, the cluster's slot map) are store_nodes.c's,
+ * the WAIT behind writes (Store.WaitReplicas) store_wait.c's, and a
+ * command's argument list rargs.c's. */
 #include "store.h"
+
+#include "store_int.h"
+#include "store_wait.h"
 
 #include "cluster_slot.h"
 #include "log.h"
@@ -24,58 +30,11 @@
 #include <string.h>
 #include <strings.h>
 
-#define UNAVAILABLE "store unavailable"
-
 #define MAX_REDIRECTS 5    /* MOVED/ASK followed per command */
 #define PARK_TICK 0.05     /* seconds between tries to send the waiting ones */
 #define SWEEP_TICK 0.1     /* seconds between looks for commands past Store.CommandTimeout */
 #define MAX_TRYAGAIN 10    /* TRYAGAIN (slot mid-migration) retries per command ... */
 #define TRYAGAIN_DELAY 0.1 /* ... this many seconds apart */
-
-struct wait_ticket;
-
-typedef struct store_req {
-    rargs args;       /* full command as sent (EVALSHA form for scripts) */
-    int script;       /* index into lua_scripts, or -1 for plain commands */
-    int retried;      /* already re-sent as EVAL after NOSCRIPT */
-    int slot;         /* hash slot of the first key (cluster), -1 = none */
-    store_node *node; /* where it was last sent, with ASKING or not */
-    int asking;
-    int redirects, tryagains;
-    int nowait;             /* fail rather than wait for a connection (store_script_nowait) */
-    struct store_req *next; /* in st.delayed or st.parked (or a sweep's expired list) */
-    store_cb *cb;
-    void *arg;
-    double t0;       /* created (metrics_now), for dtmd_redis_command_duration_seconds */
-    double deadline; /* metrics_now() by which the caller is answered, whatever Redis does */
-    /* Sent and not answered yet: in st.sent, which the sweep walks. */
-    struct store_req *sent_prev, *sent_next;
-    int linked;
-    /* hiredis holds r: reply_cb is still to come, so r outlives an answer
-     * given early (timed out: done), to drop the late reply. */
-    int in_hiredis;
-    int done;     /* the caller has its (timeout) answer; nothing more is delivered */
-    int answered; /* the sweep has called back: free r once hiredis lets go of it */
-    /* Store.WaitReplicas: a write is answered only after a pipelined WAIT
-     * confirmed it; the script's reply waits in held meanwhile. */
-    int wait;
-    struct wait_ticket *ticket; /* the WAIT behind the current attempt */
-    int ticket_idx;             /* r's place in ticket->rs */
-    redisReply *held;
-} store_req;
-
-/* One WAIT and the writes it confirms: every write sent to a node during
- * one turn of the event loop is followed by a single WAIT (it covers all of
- * the connection's earlier writes), so a burst of writes costs one WAIT,
- * and commands behind it are held up by one WAIT at most. hiredis holds the
- * ticket once the WAIT is sent; a request answered or sent again meanwhile
- * is detached (its entry set to NULL), so a late or stale answer is
- * dropped. */
-typedef struct wait_ticket {
-    store_node *node;
-    int n, cap;
-    store_req **rs;
-} wait_ticket;
 
 static struct {
     struct event_base *base;
@@ -88,104 +47,11 @@ static struct {
     struct event *park_ev;
     store_req *sent; /* sent and unanswered, newest first */
     struct event *sweep_ev;
-    double cmd_timeout;           /* Store.CommandTimeout, seconds */
-    int wait_replicas;            /* Store.WaitReplicas, 0 = no WAIT */
-    int wait_timeout_ms;          /* Store.WaitTimeout */
-    char wait_n[24], wait_ms[24]; /* WAIT's arguments, formatted once */
-    wait_ticket **open;           /* per node index: writes sent this turn, WAIT not yet */
-    int open_cap;
-    struct event *flush_ev; /* sends the open WAITs once the turn's callbacks are done */
+    double cmd_timeout;  /* Store.CommandTimeout, seconds */
+    int wait_replicas;   /* Store.WaitReplicas, 0 = no WAIT */
+    int wait_timeout_ms; /* Store.WaitTimeout */
     int stopping;
 } st;
-
-/* Arguments' bytes: the arena starts small and doubles: most commands are
- * a few short arguments, and every command waiting for Redis keeps its
- * arena (Store.MaxQueued of them per node while one reconnects; 10,000
- * SIGTERM hand-backs at once), so a fixed 4 kB chunk plus 64 argument
- * slots cost 5 kB per command where 300 bytes do. */
-#define RA_FIRST_CHUNK 240
-#define RA_FIRST_ARGS 8
-
-void ra_init(rargs *a) {
-    memset(a, 0, sizeof *a);
-    arena_init(&a->bytes, RA_FIRST_CHUNK);
-}
-
-static char *ra_copy(rargs *a, const char *s, size_t n) {
-    return arena_strndup(&a->bytes, s, n);
-}
-
-/* Room for n more arguments (slots double, starting at RA_FIRST_ARGS).
- * argv and lens share one block, lens after the cap pointers: one
- * allocation per growth instead of two reallocs. */
-static void ra_reserve(rargs *a, int n) {
-    if (a->argc + n <= a->cap) return;
-    int cap = a->cap ? a->cap : RA_FIRST_ARGS;
-    while (cap < a->argc + n) cap *= 2;
-    char **argv = xmalloc((sizeof(char *) + sizeof(size_t)) * (size_t)cap);
-    size_t *lens = (size_t *)(argv + cap);
-    if (a->argc) {
-        memcpy(argv, a->argv, sizeof(char *) * (size_t)a->argc);
-        memcpy(lens, a->lens, sizeof(size_t) * (size_t)a->argc);
-    }
-    free(a->argv);
-    a->argv = argv;
-    a->lens = lens;
-    a->cap = cap;
-}
-
-void ra_add(rargs *a, const char *s, size_t n) {
-    ra_reserve(a, 1);
-    if (!s) n = 0;
-    a->argv[a->argc] = ra_copy(a, s, n);
-    a->lens[a->argc] = n;
-    a->argc++;
-}
-
-char *ra_alloc(rargs *a, size_t n) {
-    ra_reserve(a, 1);
-    char *p = arena_alloc(&a->bytes, n + 1, 1);
-    p[n] = '\0';
-    a->argv[a->argc] = p;
-    a->lens[a->argc] = n;
-    a->argc++;
-    return p;
-}
-
-/* Put n arguments in front of a's, copied into a's arena, without copying
- * a's own: how store_script puts "EVALSHA <sha> <nkeys>" before a script's
- * keys and arguments, without copying the 30 or so arguments of every
- * command into a new rargs. */
-static void ra_prepend(rargs *a, int n, const char *const *s, const size_t *lens) {
-    ra_reserve(a, n);
-    memmove(a->argv + n, a->argv, sizeof(char *) * (size_t)a->argc);
-    memmove(a->lens + n, a->lens, sizeof(size_t) * (size_t)a->argc);
-    for (int i = 0; i < n; i++) {
-        a->argv[i] = ra_copy(a, s[i], lens[i]);
-        a->lens[i] = lens[i];
-    }
-    a->argc += n;
-}
-
-void ra_set(rargs *a, int i, const char *s, size_t n) {
-    a->argv[i] = ra_copy(a, s, n);
-    a->lens[i] = n;
-}
-
-void ra_adds(rargs *a, const char *s) {
-    ra_add(a, s, s ? strlen(s) : 0);
-}
-
-void ra_addi(rargs *a, int64_t v) {
-    char tmp[24];
-    ra_add(a, tmp, fmt_i64(tmp, v));
-}
-
-void ra_free(rargs *a) {
-    arena_free(&a->bytes);
-    free(a->argv); /* lens too: the same block */
-    ra_init(a);
-}
 
 int store_err_unavailable(const char *err) {
     return err && strncmp(err, UNAVAILABLE, strlen(UNAVAILABLE)) == 0;
@@ -213,12 +79,6 @@ static void sent_unlink(store_req *r) {
         st.sent = r->sent_next;
     if (r->sent_next) r->sent_next->sent_prev = r->sent_prev;
     r->sent_prev = r->sent_next = NULL;
-}
-
-/* The WAIT sent for r's current attempt no longer concerns r. */
-static void ticket_detach(store_req *r) {
-    if (r->ticket) r->ticket->rs[r->ticket_idx] = NULL;
-    r->ticket = NULL;
 }
 
 /* Everything r owns except r itself (which hiredis may still hold). */
@@ -296,55 +156,6 @@ static void park(store_req *r) {
     }
 }
 
-static void wait_cb(redisAsyncContext *ac, void *replyp, void *privdata);
-
-/* r was just sent to n: it joins n's open WAIT, sent at the end of this
- * loop turn on the same connection, behind r. */
-static void wait_join(store_req *r, store_node *n) {
-    int i = node_index(n);
-    if (i >= st.open_cap) {
-        int cap = i + 8;
-        st.open = xrealloc(st.open, (size_t)cap * sizeof *st.open);
-        memset(st.open + st.open_cap, 0, (size_t)(cap - st.open_cap) * sizeof *st.open);
-        st.open_cap = cap;
-    }
-    wait_ticket *t = st.open[i];
-    if (!t) {
-        t = st.open[i] = xcalloc(1, sizeof *t);
-        t->node = n;
-        event_active(st.flush_ev, EV_TIMEOUT, 0);
-    }
-    if (t->n == t->cap) {
-        t->cap = t->cap ? t->cap * 2 : 16;
-        t->rs = xrealloc(t->rs, (size_t)t->cap * sizeof *t->rs);
-    }
-    r->ticket = t;
-    r->ticket_idx = t->n;
-    t->rs[t->n++] = r;
-}
-
-static void ticket_free(wait_ticket *t) {
-    for (int i = 0; i < t->n; i++)
-        if (t->rs[i]) t->rs[i]->ticket = NULL;
-    free(t->rs);
-    free(t);
-}
-
-/* Send every open WAIT. One that cannot be sent (the connection went away
- * this turn) leaves its requests without a ticket: their own replies (NULL,
- * from the closed connection) fail them. */
-static void flush_cb(evutil_socket_t fd, short what, void *arg) {
-    (void)fd, (void)what, (void)arg;
-    const char *argv[3] = {"WAIT", st.wait_n, st.wait_ms};
-    size_t lens[3] = {4, strlen(st.wait_n), strlen(st.wait_ms)};
-    for (int i = 0; i < st.open_cap; i++) {
-        wait_ticket *t = st.open[i];
-        if (!t) continue;
-        st.open[i] = NULL;
-        if (node_send(t->node, 1, wait_cb, t, 3, argv, lens) != REDIS_OK) ticket_free(t);
-    }
-}
-
 /* Send r to n (NULL: nowhere to send yet). A redirected or retried command
  * may be queued behind a connection still being set up (queue); a first
  * attempt needs a connected node, and otherwise waits in park(). Once sent,
@@ -367,7 +178,7 @@ static void send_to(store_req *r, store_node *n, int asking, int queue) {
     }
     r->in_hiredis = 1;
     sent_link(r);
-    if (r->wait) wait_join(r, n);
+    if (r->wait) store_wait_join(r, n);
 }
 
 static void park_cb(evutil_socket_t fd, short what, void *arg) {
@@ -466,46 +277,20 @@ static redisReply *reply_copy(const redisReply *src) {
     return r;
 }
 
-/* The answer to a WAIT: deliver the held replies of the writes it covers
- * when enough replicas have them, else fail them as unavailable (the writes
- * happened on the master but are not confirmed as replicated: an unknown
- * outcome). */
-static void wait_cb(redisAsyncContext *ac, void *replyp, void *privdata) {
-    (void)ac;
-    wait_ticket *t = privdata;
-    redisReply *reply = replyp;
-    char msg[200] = "";
-    if (!reply || reply->type != REDIS_REPLY_INTEGER)
-        snprintf(msg, sizeof msg, "%s: replication not confirmed: %.100s", UNAVAILABLE,
-                 !reply                             ? "connection lost"
-                 : reply->type == REDIS_REPLY_ERROR ? reply->str
-                                                    : "unexpected reply to WAIT");
-    else if (reply->integer < st.wait_replicas)
-        snprintf(msg, sizeof msg,
-                 "%s: replication: the write reached %lld of %d replicas within %g s "
-                 "(Store.WaitReplicas, Store.WaitTimeout)",
-                 UNAVAILABLE, (long long)reply->integer, st.wait_replicas,
-                 st.wait_timeout_ms / 1000.0);
-    /* Entries are read afresh: a callback may detach later ones. */
-    for (int i = 0; i < t->n; i++) {
-        store_req *r = t->rs[i];
-        if (!r) continue; /* answered or sent again meanwhile */
-        t->rs[i] = NULL;
-        r->ticket = NULL;
-        if (!r->held) continue; /* its own reply still to come: it fails r then */
-        if (msg[0]) {
-            req_fail(r, msg);
-            continue;
-        }
-        redisReply *held = r->held;
-        r->held = NULL;
-        sent_unlink(r);
-        metrics_redis(metrics_now() - r->t0);
-        r->cb(r->arg, held, NULL);
-        freeReplyObject(held);
-        req_free(r);
+/* The end of a write that waited for its WAIT (store_wait.c): err NULL
+ * delivers its held reply, else it fails with err. */
+static void wait_settle(store_req *r, const char *err) {
+    if (err) {
+        req_fail(r, err);
+        return;
     }
-    ticket_free(t);
+    redisReply *held = r->held;
+    r->held = NULL;
+    sent_unlink(r);
+    metrics_redis(metrics_now() - r->t0);
+    r->cb(r->arg, held, NULL);
+    freeReplyObject(held);
+    req_free(r);
 }
 
 static void reply_cb(redisAsyncContext *ac, void *replyp, void *privdata) {
@@ -706,9 +491,7 @@ int store_init(struct event_base *base, const dtmd_config *cfg) {
     st.cmd_timeout = cfg->store_command_timeout_ms / 1000.0;
     st.wait_replicas = cfg->store_wait_replicas;
     st.wait_timeout_ms = cfg->store_wait_timeout_ms;
-    snprintf(st.wait_n, sizeof st.wait_n, "%d", st.wait_replicas);
-    snprintf(st.wait_ms, sizeof st.wait_ms, "%d", st.wait_timeout_ms);
-    st.flush_ev = event_new(base, -1, 0, flush_cb, NULL);
+    store_wait_init(base, cfg, wait_settle);
     st.sweep_ev = event_new(base, -1, EV_PERSIST, sweep_cb, NULL);
     struct timeval tv = {0, (suseconds_t)(SWEEP_TICK * 1e6)};
     evtimer_add(st.sweep_ev, &tv);
@@ -720,13 +503,7 @@ void store_shutdown(void) {
     if (st.sweep_ev) event_free(st.sweep_ev);
     st.sweep_ev = NULL;
     nodes_shutdown(); /* pending callbacks get "store unavailable" */
-    for (int i = 0; i < st.open_cap; i++)
-        if (st.open[i]) ticket_free(st.open[i]);
-    free(st.open);
-    st.open = NULL;
-    st.open_cap = 0;
-    if (st.flush_ev) event_free(st.flush_ev);
-    st.flush_ev = NULL;
+    store_wait_shutdown();
     while (st.parked) {
         store_req *r = st.parked;
         st.parked = r->next;
