@@ -3,6 +3,7 @@
  * config_load shares). A successful load is freed again; an error must come
  * with a message. Build and run with `make fuzz`. */
 #include "config.h"
+#include "config_load.h"
 
 #include <stdint.h>
 #include <stdlib.h>

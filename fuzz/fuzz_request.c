@@ -9,6 +9,7 @@
  * `make fuzz`. */
 #include "auth.h"
 #include "config.h"
+#include "config_load.h"
 #include "trans.h"
 #include "util.h"
 

@@ -9,7 +9,7 @@
 * No file depends on a specification outside the repository: none mentions
   the name of the spec dtmd was first written from, nor a path into
   the directory beside the repository it came from.
-* docs/configuration.md lists exactly the keys of src/config.c's table.
+* docs/configuration.md lists exactly the keys of src/config_keys.c's table.
 * README.md stays a front page (under 10 KB).
 
 The checker itself is tested on a made-up tree, so a checker that cannot
@@ -197,7 +197,7 @@ def test_no_file_depends_on_a_spec_outside_the_repository():
 
 
 def test_configuration_doc_lists_exactly_the_config_table():
-    src = (REPO / "src" / "config.c").read_text()
+    src = (REPO / "src" / "config_keys.c").read_text()
     table = src[src.index("keys[] = {"):]
     table = table[:table.index("};")]
     keys = set(re.findall(r'^\s*\{"([A-Za-z][A-Za-z.]*)",\s*K_', table, re.M))
@@ -207,8 +207,8 @@ def test_configuration_doc_lists_exactly_the_config_table():
         if line.startswith("| `"):
             first = line.split("|")[1]
             documented |= set(re.findall(r"`([A-Z][A-Za-z.]*)`", first))
-    assert keys - documented == set(), "keys of src/config.c missing from docs/configuration.md"
-    assert documented - keys == set(), "docs/configuration.md lists keys src/config.c does not have"
+    assert keys - documented == set(), "keys of src/config_keys.c missing from docs/configuration.md"
+    assert documented - keys == set(), "docs/configuration.md lists keys src/config_keys.c does not have"
 
 
 def test_readme_is_a_front_page():
