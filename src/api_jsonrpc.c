@@ -4,7 +4,7 @@
  * The envelope is checked here; the method's params are then handed, as a
  * JSON body, to the very handler that serves the HTTP endpoint of that name,
  * with the call marked (api_call.rpc_id) so that its answer goes out as a
- * JSON-RPC answer (http_api.c, api_reply_json). Nothing else differs. */
+ * JSON-RPC answer (api_call.c, api_reply_json). Nothing else differs. */
 #include "api_handlers.h"
 #include "json.h"
 #include "jsonrpc.h"

@@ -3,7 +3,7 @@
  * Chunks are malloc'd as needed: the first of a chosen size, each next one
  * twice the last (or the request, if larger). A piece never moves, so
  * pointers into the arena stay valid until arena_free. Used for a Redis
- * command's arguments (store.c) and for a parsed JSON document (json.c),
+ * command's arguments (rargs.c) and for a parsed JSON document (json.c),
  * where one allocation per piece was the cost that showed in profiles.
  * Moving the struct (plain assignment) moves the ownership. */
 #ifndef DTMD_ARENA_H

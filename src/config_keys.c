@@ -2,7 +2,7 @@
  *
  * Why a module of its own: every dtmd key is described once, in `config_keys`
  * below: its YAML path, its type and range, and where it lives in
- * dtmd_config. The YAML loader, the environment overrides (config.c) and
+ * dtmd_config. The YAML loader, the environment overrides (config_load.c) and
  * --check-config (config_print.c) all walk this one table, so they cannot
  * drift apart. A bad value is refused with a message naming the key; dtm
  * would silently keep a zero, which is how misconfigured servers retry in a

@@ -1,5 +1,5 @@
 /* config_keys.h - the configuration key table and its value parsing: the
- * interface config.c (loading) and config_print.c share. Not for the rest of
+ * interface config_load.c and config_print.c share. Not for the rest of
  * dtmd, which sees only dtmd_config (config.h). */
 #ifndef DTMD_CONFIG_KEYS_H
 #define DTMD_CONFIG_KEYS_H

@@ -1,5 +1,5 @@
 /* outcome.h - what one branch call came to, as dtm classifies it: shared by
- * the plain HTTP (branch_call.c) and JSON-RPC (jsonrpc.c) classifiers. */
+ * the plain HTTP (branch_request.c) and JSON-RPC (jsonrpc.c) classifiers. */
 #ifndef DTMD_OUTCOME_H
 #define DTMD_OUTCOME_H
 

@@ -7,7 +7,7 @@
  * "http://good.evil/" cannot pass as "good": the host must be equal, the port
  * equal (scheme default when omitted), and the path, as sent and as a
  * decoding server would read it, start with the entry's path on a '/'
- * boundary. Free of dtmd's configuration so config.c can validate entries. */
+ * boundary. Free of dtmd's configuration so config_keys.c can validate entries. */
 #ifndef DTMD_URL_ALLOW_H
 #define DTMD_URL_ALLOW_H
 
