@@ -10,6 +10,9 @@
 #include "auth.h"
 #include "config.h"
 #include "trans.h"
+#include "trans_json.h"
+#include "trans_request.h"
+#include "trans_hash.h"
 #include "util.h"
 
 #include <stdint.h>

@@ -6,6 +6,7 @@
 #define DTMD_API_HANDLERS_H
 
 #include "api_call.h"
+#include "store.h"
 
 #include <stddef.h>
 
@@ -29,5 +30,8 @@ api_handler api_json_rpc;
 /* api_kv.c: topics and KV */
 api_handler api_subscribe, api_unsubscribe, api_query_kv, api_scan_kv;
 void api_delete_topic(api_call *c, const char *topic);
+/* HMGET of the KV records of n topics (names), for a msg's topic steps; the
+ * reply (an array in the names' order) goes to cb. */
+void api_load_topics(const dtmd_config *cfg, char *const *names, size_t n, store_cb *cb, void *arg);
 
 #endif

@@ -14,9 +14,8 @@
 #include "http_api.h"
 #include "liveness.h"
 #include "stop_sub.h"
-#include "keys.h"
 #include "log.h"
-#include "store.h"
+#include "trans_store.h"
 #include "trans_json.h"
 #include "trans_request.h"
 #include "transition.h"
@@ -28,54 +27,6 @@
 
 enum { OP_SUBMIT = 1, OP_PREPARE, OP_ABORT, OP_WORKFLOW };
 #define F_WAIT 0x100 /* wait_result requested */
-
-/* ---- store helpers ----------------------------------------------------- */
-
-static void add_keys(rargs *a, const char *gid, int with_index) {
-    sbuf k;
-    sb_init(&k);
-    engine_trans_key(&k, gid);
-    ra_add(a, k.ptr, k.len);
-    engine_due_key(&k, gid);
-    ra_add(a, k.ptr, k.len);
-    if (with_index) {
-        engine_index_key(&k, gid);
-        ra_add(a, k.ptr, k.len);
-    }
-    sb_free(&k);
-}
-
-/* The shard's live hash: scripts that take or check holds need it
- * (docs/failover.md). */
-static void add_live_key(rargs *a, const char *gid) {
-    sbuf k;
-    sb_init(&k);
-    engine_live_key(&k, gid);
-    ra_add(a, k.ptr, k.len);
-    sb_free(&k);
-}
-
-/* The shard's expiry zset: every script that sets the hash's TTL records it
- * there (lua/index_trim.lua). */
-static void add_expiry_key(rargs *a, const char *gid) {
-    sbuf k;
-    sb_init(&k);
-    engine_expiry_key(&k, gid);
-    ra_add(a, k.ptr, k.len);
-    sb_free(&k);
-}
-
-static void load_trans(const char *gid, store_cb *cb, api_call *c) {
-    rargs a;
-    ra_init(&a);
-    sbuf k;
-    sb_init(&k);
-    engine_trans_key(&k, gid);
-    ra_adds(&a, "HGETALL");
-    ra_add(&a, k.ptr, k.len);
-    sb_free(&k);
-    store_command(&a, cb, c);
-}
 
 /* ---- ending a transaction another process holds ------------------------
  *
@@ -94,7 +45,7 @@ static void load_trans(const char *gid, store_cb *cb, api_call *c) {
 
 typedef struct stop_wait {
     api_call *c;
-    store_cb *cb;
+    tstore_cb *cb;
     rargs args; /* the script's arguments, sent again as they are */
     int64_t deadline;
     struct event *ev;
@@ -113,12 +64,9 @@ static void stop_wait_tick(evutil_socket_t fd, short what, void *arg) {
     stop_wait_send(arg);
 }
 
-static void stop_wait_reply(void *arg, redisReply *reply, const char *err) {
+static void stop_wait_reply(void *arg, tstore_reply *reply, const char *err) {
     stop_wait *w = arg;
-    int held = !err && reply->type == REDIS_REPLY_ARRAY && reply->elements >= 1 &&
-               reply->element[0]->type == REDIS_REPLY_STRING &&
-               strcmp(reply->element[0]->str, "HELD") == 0;
-    if (!held) {
+    if (err || reply->tag != TS_HELD) {
         w->cb(w->c, reply, err);
         stop_wait_free(w);
         return;
@@ -137,72 +85,34 @@ static void stop_wait_reply(void *arg, redisReply *reply, const char *err) {
 }
 
 static void stop_wait_send(stop_wait *w) {
-    rargs a;
-    ra_init(&a);
-    for (int i = 0; i < w->args.argc; i++) ra_add(&a, w->args.argv[i], w->args.lens[i]);
-    store_script("cas_update", 4, &a, stop_wait_reply, w);
+    tstore_cas_send(&w->args, stop_wait_reply, w);
 }
 
 /* cas_update (lua/cas_update.lua) under a transition row: the script
  * checks the stored type (NULL = any) and status; fields are consumed. */
 static void cas(const char *gid, const char *type, const transition *row, int64_t due, int64_t ttl,
-                rargs *fields, store_cb *cb, api_call *c) {
+                rargs *fields, tstore_cb *cb, api_call *c) {
     static uint64_t stops;
     int ending = row->cancel && due < 0;
-    rargs a;
-    ra_init(&a);
-    add_keys(&a, gid, 0);
-    add_expiry_key(&a, gid);
-    add_live_key(&a, gid);
-    ra_adds(&a, gid);
-    ra_adds(&a, type ? type : "");
-    ra_adds(&a, row->from);
-    if (due < 0)
-        ra_adds(&a, "-");
-    else if (due == 0)
-        ra_adds(&a, "");
-    else
-        ra_addi(&a, due);
-    ra_addi(&a, ttl);
-    ra_adds(&a, ""); /* a request holds nothing: not fenced */
-    if (ending) {
-        char id[64];
-        snprintf(id, sizeof id, "%s:%llu", liveness_id(), (unsigned long long)++stops);
-        ra_adds(&a, id);
-        sbuf ch;
-        sb_init(&ch);
-        stop_sub_channel(&ch, c->cfg->redis_prefix);
-        ra_add(&a, ch.ptr, ch.len);
-        sb_free(&ch);
-    } else {
-        ra_adds(&a, "");
-        ra_adds(&a, "");
-    }
-    for (int i = 0; i < fields->argc; i++) ra_add(&a, fields->argv[i], fields->lens[i]);
-    ra_free(fields);
+    tstore_cas x = {.gid = gid, .type = type, .from = row->from, .due_ms = due, .ttl_s = ttl};
     if (!ending) {
-        store_script("cas_update", 4, &a, cb, c);
+        tstore_cas_update(&x, fields, cb, c);
         return;
     }
+    char id[64];
+    snprintf(id, sizeof id, "%s:%llu", liveness_id(), (unsigned long long)++stops);
+    sbuf ch;
+    sb_init(&ch);
+    stop_sub_channel(&ch, c->cfg->redis_prefix);
+    x.stop_id = id;
+    x.stop_channel = ch.ptr;
     stop_wait *w = xcalloc(1, sizeof *w);
     w->c = c;
     w->cb = cb;
-    w->args = a;
+    tstore_cas_args(&x, fields, &w->args);
+    sb_free(&ch);
     w->deadline = now_ms() + STOP_WAIT_MS;
     stop_wait_send(w);
-}
-
-/* {tag, status[, type]} replies of our scripts; *type is "" when absent. */
-static int script_reply(const redisReply *r, const char **tag, const char **status,
-                        const char **type) {
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 2 || r->elements > 3) return -1;
-    for (size_t i = 0; i < r->elements; i++)
-        if (r->element[i]->type != REDIS_REPLY_STRING && r->element[i]->type != REDIS_REPLY_STATUS)
-            return -1;
-    *tag = r->element[0]->str;
-    *status = r->element[1]->str;
-    *type = r->elements == 3 ? r->element[2]->str : "";
-    return 0;
 }
 
 /* Answer a request the store (or the table) refused: 404 absent, 400 a
@@ -239,11 +149,27 @@ static void reply_refused(api_call *c, trans_request rq, const char *gid, transi
 }
 
 /* The verdict a script's reply tag stands for. */
-static transition_verdict verdict_of(const char *tag) {
-    if (strcmp(tag, "OK") == 0) return TV_OK;
-    if (strcmp(tag, "NOT_FOUND") == 0) return TV_NOT_FOUND;
-    if (strcmp(tag, "WRONG_TYPE") == 0) return TV_WRONG_TYPE;
-    return TV_CONFLICT;
+static transition_verdict verdict_of(tstore_tag tag) {
+    switch (tag) {
+        case TS_OK:
+            return TV_OK;
+        case TS_NOT_FOUND:
+            return TV_NOT_FOUND;
+        case TS_WRONG_TYPE:
+            return TV_WRONG_TYPE;
+        default:
+            return TV_CONFLICT;
+    }
+}
+
+/* Answer a script's refusal r of request rq on gid (req_type: the type the
+ * request named, NULL = any): the HTTP answer its tag stands for. */
+static void reply_for_tag(api_call *c, trans_request rq, const char *gid, const tstore_reply *r,
+                          const char *req_type) {
+    if (r->tag == TS_BAD)
+        api_reply_error(c, 500, "unexpected reply from store");
+    else
+        reply_refused(c, rq, gid, verdict_of(r->tag), r->status, r->type, req_type);
 }
 
 /* ---- driving and answering -------------------------------------------- */
@@ -289,17 +215,18 @@ static void drive(api_call *c, trans *t) {
     }
 }
 
-static void loaded_then_drive(void *arg, redisReply *reply, const char *err) {
+static void loaded_then_drive(void *arg, tstore_reply *reply, const char *err) {
     api_call *c = arg;
     if (err) {
         api_reply_store_error(c, c->t->gid, err);
         return;
     }
-    trans *t = trans_from_hash(reply);
+    trans *t = reply->t;
     if (!t) {
         api_reply_error(c, 500, "stored transaction vanished or is malformed");
         return;
     }
+    reply->t = NULL;
     drive(c, t);
 }
 
@@ -319,56 +246,44 @@ static trans_request request_of(const api_call *c) {
 
 /* After a msg abort's CAS stored it failed: end this process's calls of it
  * (a query_prepared check-back may be in flight); the pass only reports. */
-static void cas_then_drive(void *arg, redisReply *reply, const char *err) {
+static void cas_then_drive(void *arg, tstore_reply *reply, const char *err) {
     api_call *c = arg;
-    const char *tag, *status, *type;
     if (err) {
         api_reply_store_error(c, c->t->gid, err);
         return;
     }
-    if (script_reply(reply, &tag, &status, &type)) {
-        api_reply_error(c, 500, "unexpected reply from store");
-        return;
-    }
-    transition_verdict v = verdict_of(tag);
-    if (v != TV_OK) {
-        reply_refused(c, RQ_ABORT, c->t->gid, v, status, type, trans_type_name(c->t->type));
+    if (reply->tag != TS_OK) {
+        reply_for_tag(c, RQ_ABORT, c->t->gid, reply, trans_type_name(c->t->type));
         return;
     }
     engine_cancel(c->t->gid, GS_FAILED, "aborted");
-    load_trans(c->t->gid, loaded_then_drive, c);
+    tstore_load(c->t->gid, loaded_then_drive, c);
 }
 
-static void claimed(void *arg, redisReply *reply, const char *err) {
+static void claimed(void *arg, tstore_reply *reply, const char *err) {
     api_call *c = arg;
     const char *gid = c->t->gid;
     if (err) {
         api_reply_store_error(c, gid, err);
         return;
     }
-    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 2 ||
-        reply->element[0]->type != REDIS_REPLY_STRING) {
-        api_reply_error(c, 500, "unexpected reply from store");
-        return;
-    }
-    const char *tag = reply->element[0]->str;
-    if (strcmp(tag, "OK") == 0 && reply->elements == 4 &&
-        reply->element[3]->type == REDIS_REPLY_INTEGER) {
-        trans *t = trans_from_hash(reply->element[2]);
+    if (reply->tag == TS_OK) {
+        trans *t = reply->t;
         if (!t) {
             api_reply_error(c, 500, "stored transaction is malformed");
             return;
         }
-        t->hold_epoch = reply->element[3]->integer;
-        liveness_note(engine_shard(gid), c->hold_sent_us, t->hold_epoch);
+        reply->t = NULL;
+        t->hold_epoch = reply->epoch;
+        liveness_note(tstore_shard(gid), c->hold_sent_us, t->hold_epoch);
         drive(c, t);
-    } else if (strcmp(tag, "BUSY") == 0 && reply->elements == 3) {
+    } else if (reply->tag == TS_BUSY) {
         if (engine_active(gid)) {
             /* Held by this process: join its pass. */
-            load_trans(gid, loaded_then_drive, c);
+            tstore_load(gid, loaded_then_drive, c);
         } else if (c->op & F_WAIT) {
             char msg[256];
-            long long due = strtoll(reply->element[2]->str, NULL, 10) - now_ms();
+            long long due = reply->held_until - now_ms();
             snprintf(msg, sizeof msg,
                      "gid %s: being processed by another dtmd process or waiting for its "
                      "next retry (due in %lld ms)",
@@ -378,13 +293,7 @@ static void claimed(void *arg, redisReply *reply, const char *err) {
             api_reply_ok(c); /* accepted: it is in progress */
         }
     } else {
-        const char *status, *type;
-        if (script_reply(reply, &tag, &status, &type)) {
-            api_reply_error(c, 500, "unexpected reply from store");
-            return;
-        }
-        reply_refused(c, request_of(c), gid, verdict_of(tag), status, type,
-                      trans_type_name(c->t->type));
+        reply_for_tag(c, request_of(c), gid, reply, trans_type_name(c->t->type));
     }
 }
 
@@ -398,21 +307,9 @@ static void claimed(void *arg, redisReply *reply, const char *err) {
 static void claim_and_drive(api_call *c, const char *type, const transition *row, const char *busy,
                             rargs *fields) {
     int64_t now = now_ms();
-    rargs a;
-    ra_init(&a);
-    add_keys(&a, c->t->gid, 0);
-    add_live_key(&a, c->t->gid);
-    ra_adds(&a, c->t->gid);
-    ra_adds(&a, type);
-    ra_adds(&a, row->from);
-    ra_adds(&a, busy);
-    ra_addi(&a, now);
-    ra_addi(&a, engine_new_hold(c->t->gid, now + config_lease_ms(c->cfg)));
-    liveness_add_args(&a);
+    int64_t lease_end = engine_new_hold(c->t->gid, now + config_lease_ms(c->cfg));
     c->hold_sent_us = liveness_now_us();
-    for (int i = 0; i < fields->argc; i++) ra_add(&a, fields->argv[i], fields->lens[i]);
-    ra_free(fields);
-    store_script("claim", 3, &a, claimed, c);
+    tstore_claim(c->t->gid, type, row->from, busy, now, lease_end, fields, claimed, c);
 }
 
 /* The options a submit of a prepared transaction brings. dtm runs that pass
@@ -424,28 +321,23 @@ static void claim_and_drive(api_call *c, const char *type, const transition *row
  * steps and payloads never change the stored branches. */
 static void submit_options(const trans *rq, rargs *f, int64_t now) {
     const struct {
-        const char *name, *value;
-    } strs[] = {{"custom_data", rq->custom_data},
-                {"query_prepared", rq->query_prepared},
-                {"branch_headers", rq->branch_headers}};
+        trans_field name;
+        const char *value;
+    } strs[] = {{TF_CUSTOM_DATA, rq->custom_data},
+                {TF_QUERY_PREPARED, rq->query_prepared},
+                {TF_BRANCH_HEADERS, rq->branch_headers}};
     const struct {
-        const char *name;
+        trans_field name;
         int64_t value;
-    } nums[] = {{"wait_result", rq->wait_result},         {"concurrent", rq->concurrent},
-                {"timeout_to_fail", rq->timeout_to_fail}, {"request_timeout", rq->request_timeout},
-                {"retry_interval", rq->retry_interval},   {"retry_limit", rq->retry_limit}};
+    } nums[] = {
+        {TF_WAIT_RESULT, rq->wait_result},         {TF_CONCURRENT, rq->concurrent},
+        {TF_TIMEOUT_TO_FAIL, rq->timeout_to_fail}, {TF_REQUEST_TIMEOUT, rq->request_timeout},
+        {TF_RETRY_INTERVAL, rq->retry_interval},   {TF_RETRY_LIMIT, rq->retry_limit}};
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
-        if (strs[i].value && strs[i].value[0]) {
-            ra_adds(f, strs[i].name);
-            ra_adds(f, strs[i].value);
-        }
+        if (strs[i].value && strs[i].value[0]) trans_set(f, strs[i].name, strs[i].value);
     for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++)
-        if (nums[i].value) {
-            ra_adds(f, nums[i].name);
-            ra_addi(f, nums[i].value);
-        }
-    ra_adds(f, "create_time");
-    ra_addi(f, now);
+        if (nums[i].value) trans_set_int(f, nums[i].name, nums[i].value);
+    trans_set_int(f, TF_CREATE_TIME, now);
 }
 
 /* A submit of a stored prepared or submitted transaction: prepared moves to
@@ -456,27 +348,20 @@ static void submit_stored(api_call *c, const transition *row, int stored_status)
     int64_t now = now_ms();
     rargs f;
     ra_init(&f);
-    ra_adds(&f, "status");
-    ra_adds(&f, global_status_name(row->to));
-    ra_adds(&f, "update_time");
-    ra_addi(&f, now);
+    trans_set(&f, TF_STATUS, global_status_name(row->to));
+    trans_set_int(&f, TF_UPDATE_TIME, now);
     if (stored_status == GS_PREPARED) submit_options(c->t, &f, now);
     claim_and_drive(c, trans_type_name(c->t->type), row, "submitted", &f);
 }
 
-static void saved(void *arg, redisReply *reply, const char *err) {
+static void saved(void *arg, tstore_reply *reply, const char *err) {
     api_call *c = arg;
-    const char *tag, *status, *type;
     if (err) {
         api_reply_store_error(c, c->t->gid, err);
         return;
     }
-    if (script_reply(reply, &tag, &status, &type)) {
-        api_reply_error(c, 500, "unexpected reply from store");
-        return;
-    }
     int op = c->op & 0xff;
-    if (strcmp(tag, "OK") == 0) {
+    if (reply->tag == TS_OK) {
         if (op == OP_PREPARE) {
             api_reply_ok(c);
             return;
@@ -488,24 +373,27 @@ static void saved(void *arg, redisReply *reply, const char *err) {
         }
         trans *t = c->t;
         c->t = NULL;
-        /* the epoch of the hold save_new took (lua/save_new.lua) */
-        t->hold_epoch = strtoll(type, NULL, 10);
-        liveness_note(engine_shard(t->gid), c->hold_sent_us, t->hold_epoch);
+        t->hold_epoch = reply->epoch; /* of the hold save_new took (lua/save_new.lua) */
+        liveness_note(tstore_shard(t->gid), c->hold_sent_us, t->hold_epoch);
         drive(c, t);
+        return;
+    }
+    if (reply->tag != TS_EXISTS) {
+        api_reply_error(c, 500, "unexpected reply from store");
         return;
     }
     /* The gid exists: what the request may do to it is the table's. A
      * prepare writes nothing, so its check here is the whole check; a
      * submit's claim checks again atomically with its write. */
     trans_request rq = request_of(c);
-    transition_verdict v =
-        transition_check(rq, c->t->type, trans_type_parse(type), global_status_parse(status));
+    int status = global_status_parse(reply->status);
+    transition_verdict v = transition_check(rq, c->t->type, trans_type_parse(reply->type), status);
     if (v != TV_OK) {
-        reply_refused(c, rq, c->t->gid, v, status, type, trans_type_name(c->t->type));
+        reply_refused(c, rq, c->t->gid, v, reply->status, reply->type, trans_type_name(c->t->type));
     } else if (op == OP_PREPARE) {
         api_reply_ok(c);
     } else {
-        submit_stored(c, transition_find(rq, c->t->type), global_status_parse(status));
+        submit_stored(c, transition_find(rq, c->t->type), status);
     }
 }
 
@@ -526,26 +414,8 @@ static void save_new(api_call *c) {
         t->lease_until_ms = engine_new_hold(t->gid, t->next_cron_ms);
         c->hold_sent_us = liveness_now_us();
     }
-    rargs a;
-    ra_init(&a);
-    add_keys(&a, t->gid, 1);
-    add_expiry_key(&a, t->gid);
-    add_live_key(&a, t->gid);
-    ra_adds(&a, t->gid);
-    if (settled)
-        ra_adds(&a, "-"); /* finished: not due */
-    else
-        ra_addi(&a, t->next_cron_ms);
-    ra_addi(&a, settled ? c->cfg->finished_data_expire : c->cfg->data_expire);
-    ra_addi(&a, t->create_ms); /* the index's score: /all lists newest first */
-    if (held) {
-        liveness_add_args(&a);
-    } else {
-        ra_adds(&a, "");
-        ra_adds(&a, "0");
-    }
-    trans_hash_fields(t, &a);
-    store_script("save_new", 5, &a, saved, c);
+    tstore_save_new(t, settled ? -1 : t->next_cron_ms,
+                    settled ? c->cfg->finished_data_expire : c->cfg->data_expire, held, saved, c);
 }
 
 /* Parse the body into c->t; answers 400 and returns -1 on bad input. */
@@ -643,18 +513,9 @@ static void create_or_continue(api_call *c, int status, const char *body, size_t
     }
     /* Topics are read fresh from the store, so a subscription made through
      * any dtmd sharing it counts at once (docs/protocol.md#topics-and-kv). */
-    rargs a;
-    ra_init(&a);
-    sbuf k;
-    sb_init(&k);
-    key_kv(&k, c->cfg->redis_prefix, "topics");
-    ra_adds(&a, "HMGET");
-    ra_add(&a, k.ptr, k.len);
-    sb_free(&k);
-    for (size_t i = 0; i < n; i++) ra_adds(&a, names[i]);
     c->extra = names;
     c->extra_n = n;
-    store_command(&a, topics_loaded, c);
+    api_load_topics(c->cfg, names, n, topics_loaded, c);
 }
 
 void api_submit(api_call *c, struct evkeyvalq *q, const char *body, size_t len) {
@@ -671,13 +532,13 @@ void api_prepare(api_call *c, struct evkeyvalq *q, const char *body, size_t len)
 
 /* ---- workflow ----------------------------------------------------------- */
 
-static void workflow_loaded(void *arg, redisReply *reply, const char *err) {
+static void workflow_loaded(void *arg, tstore_reply *reply, const char *err) {
     api_call *c = arg;
     if (err) {
         api_reply_store_error(c, c->t->gid, err);
         return;
     }
-    trans *t = trans_from_hash(reply);
+    const trans *t = reply->t;
     if (!t) {
         api_reply_error(c, 500, "stored transaction vanished or is malformed");
         return;
@@ -694,29 +555,29 @@ static void workflow_loaded(void *arg, redisReply *reply, const char *err) {
     sb_puts(&b, "]}");
     api_reply_json(c, 200, b.ptr);
     sb_free(&b);
-    trans_free(t);
 }
 
-static void workflow_saved(void *arg, redisReply *reply, const char *err) {
+static void workflow_saved(void *arg, tstore_reply *reply, const char *err) {
     api_call *c = arg;
-    const char *tag, *status, *type;
     if (err) {
         api_reply_store_error(c, c->t->gid, err);
         return;
     }
-    if (script_reply(reply, &tag, &status, &type)) {
+    if (reply->tag == TS_BAD) {
         api_reply_error(c, 500, "unexpected reply from store");
         return;
     }
-    if (strcmp(tag, "OK") != 0) {
-        transition_verdict v = transition_check(
-            RQ_PREPARE_WORKFLOW, TT_WORKFLOW, trans_type_parse(type), global_status_parse(status));
+    if (reply->tag != TS_OK) {
+        transition_verdict v =
+            transition_check(RQ_PREPARE_WORKFLOW, TT_WORKFLOW, trans_type_parse(reply->type),
+                             global_status_parse(reply->status));
         if (v != TV_OK) {
-            reply_refused(c, RQ_PREPARE_WORKFLOW, c->t->gid, v, status, type, "workflow");
+            reply_refused(c, RQ_PREPARE_WORKFLOW, c->t->gid, v, reply->status, reply->type,
+                          "workflow");
             return;
         }
     }
-    load_trans(c->t->gid, workflow_loaded, c);
+    tstore_load(c->t->gid, workflow_loaded, c);
 }
 
 void api_prepare_workflow(api_call *c, struct evkeyvalq *q, const char *body, size_t len) {
@@ -733,40 +594,23 @@ void api_prepare_workflow(api_call *c, struct evkeyvalq *q, const char *body, si
     t->create_ms = t->update_ms = now;
     t->next_cron_interval_ms = trans_base_interval_ms(t, c->cfg);
     t->next_cron_ms = now + t->next_cron_interval_ms;
-    rargs a;
-    ra_init(&a);
-    add_keys(&a, t->gid, 1);
-    add_expiry_key(&a, t->gid);
-    add_live_key(&a, t->gid);
-    ra_adds(&a, t->gid);
-    ra_addi(&a, t->next_cron_ms);
-    ra_addi(&a, c->cfg->data_expire);
-    ra_addi(&a, t->create_ms);
-    ra_adds(&a, ""); /* prepared: nobody drives it */
-    ra_adds(&a, "0");
-    trans_hash_fields(t, &a);
-    store_script("save_new", 5, &a, workflow_saved, c);
+    /* prepared: nobody drives it */
+    tstore_save_new(t, t->next_cron_ms, c->cfg->data_expire, 0, workflow_saved, c);
 }
 
-static void workflow_submitted(void *arg, redisReply *reply, const char *err) {
+static void workflow_submitted(void *arg, tstore_reply *reply, const char *err) {
     api_call *c = arg;
-    const char *tag, *status, *type;
     if (err) {
         api_reply_store_error(c, c->t->gid, err);
         return;
     }
-    if (script_reply(reply, &tag, &status, &type)) {
-        api_reply_error(c, 500, "unexpected reply from store");
-        return;
-    }
-    transition_verdict v = verdict_of(tag);
-    if (v == TV_OK) {
+    if (reply->tag == TS_OK) {
         engine_cancel(c->t->gid, c->t->status, "workflow submitted");
         api_reply_ok(c);
-    } else if (v == TV_NOT_FOUND) {
+    } else if (reply->tag == TS_NOT_FOUND) {
         api_reply_error(c, 404, "no such workflow: call prepareWorkflow first");
     } else {
-        reply_refused(c, RQ_WORKFLOW_SUBMIT, c->t->gid, v, status, type, "workflow");
+        reply_for_tag(c, RQ_WORKFLOW_SUBMIT, c->t->gid, reply, "workflow");
     }
 }
 
@@ -791,19 +635,14 @@ static void workflow_submit(api_call *c) {
     t->status = global_status_parse(status);
     rargs f;
     ra_init(&f);
-    ra_adds(&f, "status");
-    ra_adds(&f, status);
-    ra_adds(&f, "update_time");
-    ra_addi(&f, now);
-    ra_adds(&f, strcmp(status, "succeed") == 0 ? "finish_time" : "rollback_time");
-    ra_addi(&f, now);
+    trans_set(&f, TF_STATUS, status);
+    trans_set_int(&f, TF_UPDATE_TIME, now);
+    trans_set_int(&f, strcmp(status, "succeed") == 0 ? TF_FINISH_TIME : TF_ROLLBACK_TIME, now);
     if (reason && *reason) {
-        ra_adds(&f, "rollback_reason");
-        ra_adds(&f, reason);
+        trans_set(&f, TF_ROLLBACK_REASON, reason);
     }
     if (result && *result) {
-        ra_adds(&f, "result");
-        ra_adds(&f, result);
+        trans_set(&f, TF_RESULT, result);
     }
     if (extra) json_free(extra);
     cas(t->gid, "workflow", transition_find(RQ_WORKFLOW_SUBMIT, TT_WORKFLOW), -1,
@@ -814,20 +653,19 @@ static void workflow_submit(api_call *c) {
 
 /* An abort its row never allows (a saga or workflow): read the stored
  * transaction only to say why, as dtm does, with nothing written. */
-static void abort_refused(void *arg, redisReply *reply, const char *err) {
+static void abort_refused(void *arg, tstore_reply *reply, const char *err) {
     api_call *c = arg;
     if (err) {
         api_reply_store_error(c, c->t->gid, err);
         return;
     }
-    trans *stored = trans_from_hash(reply);
+    const trans *stored = reply->t;
     transition_verdict v =
         stored ? transition_check(RQ_ABORT, c->t->type, stored->type, stored->status)
                : TV_NOT_FOUND;
     if (v == TV_OK) v = TV_CONFLICT; /* changed meanwhile: the client may try again */
     reply_refused(c, RQ_ABORT, c->t->gid, v, stored ? global_status_name(stored->status) : "",
                   stored ? trans_type_name(stored->type) : "", trans_type_name(c->t->type));
-    trans_free(stored);
 }
 
 /* Abort by the row of the request's type; the script checks that the stored
@@ -841,24 +679,20 @@ void api_abort(api_call *c, struct evkeyvalq *q, const char *body, size_t len) {
     if (c->t->wait_result) c->op |= F_WAIT;
     const transition *row = transition_find(RQ_ABORT, c->t->type);
     if (!row || !row->from[0]) {
-        load_trans(c->t->gid, abort_refused, c);
+        tstore_load(c->t->gid, abort_refused, c);
         return;
     }
     const char *type = trans_type_name(c->t->type);
     int64_t now = now_ms();
     rargs f;
     ra_init(&f);
-    ra_adds(&f, "status");
-    ra_adds(&f, global_status_name(row->to));
-    ra_adds(&f, "update_time");
-    ra_addi(&f, now);
+    trans_set(&f, TF_STATUS, global_status_name(row->to));
+    trans_set_int(&f, TF_UPDATE_TIME, now);
     if (c->t->rollback_reason && c->t->rollback_reason[0]) {
-        ra_adds(&f, "rollback_reason");
-        ra_adds(&f, c->t->rollback_reason);
+        trans_set(&f, TF_ROLLBACK_REASON, c->t->rollback_reason);
     }
     if (global_status_final(row->to)) {
-        ra_adds(&f, "rollback_time");
-        ra_addi(&f, now);
+        trans_set_int(&f, TF_ROLLBACK_TIME, now);
         cas(c->t->gid, type, row, -1, c->cfg->finished_data_expire, &f, cas_then_drive, c);
     } else {
         claim_and_drive(c, type, row, global_status_name(row->to), &f);
@@ -889,31 +723,25 @@ static char *parse_gid_body(api_call *c, const char *body, size_t len) {
 static void reset_cron_fields(rargs *f) {
     int64_t now = now_ms();
     ra_init(f);
-    ra_adds(f, "next_cron_time");
-    ra_addi(f, now);
-    ra_adds(f, "update_time");
-    ra_addi(f, now);
+    trans_set_int(f, TF_NEXT_CRON_TIME, now);
+    trans_set_int(f, TF_UPDATE_TIME, now);
 }
 
 /* forceStop / resetNextCronTime: c->op is the request (RQ_*). */
-static void simple_cas_done(void *arg, redisReply *reply, const char *err) {
+static void simple_cas_done(void *arg, tstore_reply *reply, const char *err) {
     api_call *c = arg;
     const char *gid = c->extra;
-    const char *tag, *status, *type;
     if (err) {
         api_reply_store_error(c, gid, err);
         return;
     }
-    if (script_reply(reply, &tag, &status, &type)) {
-        api_reply_error(c, 500, "unexpected reply from store");
-        return;
-    }
-    transition_verdict v = verdict_of(tag);
-    if (v == TV_OK) {
-        const transition *row = transition_find((trans_request)c->op, trans_type_parse(type));
+    if (reply->tag == TS_OK) {
+        const transition *row =
+            transition_find((trans_request)c->op, trans_type_parse(reply->type));
         if (row && row->cancel) engine_cancel(gid, GS_FAILED, "force stopped");
         api_reply_ok(c);
-    } else if (v == TV_CONFLICT && c->op == RQ_RESET_CRON) {
+    } else if (reply->tag != TS_BAD && verdict_of(reply->tag) == TV_CONFLICT &&
+               c->op == RQ_RESET_CRON) {
         /* Finished: dtm still rewrites its times; it stays out of the due
          * index and keeps its expiry. */
         rargs f;
@@ -921,7 +749,7 @@ static void simple_cas_done(void *arg, redisReply *reply, const char *err) {
         c->op = RQ_RESET_CRON_FINAL;
         cas(gid, NULL, transition_find(RQ_RESET_CRON_FINAL, TT_SAGA), 0, 0, &f, simple_cas_done, c);
     } else {
-        reply_refused(c, (trans_request)c->op, gid, v, status, type, NULL);
+        reply_for_tag(c, (trans_request)c->op, gid, reply, NULL);
     }
 }
 
@@ -939,14 +767,10 @@ void api_force_stop(api_call *c, struct evkeyvalq *q, const char *body, size_t l
     int64_t now = now_ms();
     rargs f;
     ra_init(&f);
-    ra_adds(&f, "status");
-    ra_adds(&f, "failed");
-    ra_adds(&f, "update_time");
-    ra_addi(&f, now);
-    ra_adds(&f, "rollback_time");
-    ra_addi(&f, now);
-    ra_adds(&f, "rollback_reason");
-    ra_adds(&f, "force stopped");
+    trans_set(&f, TF_STATUS, "failed");
+    trans_set_int(&f, TF_UPDATE_TIME, now);
+    trans_set_int(&f, TF_ROLLBACK_TIME, now);
+    trans_set(&f, TF_ROLLBACK_REASON, "force stopped");
     log_info("gid %s: force stop requested", gid);
     any_type_cas(c, RQ_FORCE_STOP, -1, c->cfg->finished_data_expire, &f);
 }
@@ -967,34 +791,37 @@ void api_reset_next_cron_time(api_call *c, struct evkeyvalq *q, const char *body
 /* ---- registerBranch --------------------------------------------------------- */
 
 /* c->extra is the gid, c->op the request's type. */
-static void registered(void *arg, redisReply *reply, const char *err) {
+static void registered(void *arg, tstore_reply *reply, const char *err) {
     api_call *c = arg;
     const char *gid = c->extra;
-    const char *tag, *status, *type;
     if (err) {
         api_reply_store_error(c, gid, err);
         return;
     }
-    if (script_reply(reply, &tag, &status, &type)) {
-        api_reply_error(c, 500, "unexpected reply from store");
-        return;
-    }
     char msg[256];
-    if (strcmp(tag, "OK") == 0 || strcmp(tag, "SAME") == 0) {
-        api_reply_ok(c);
-    } else if (strcmp(tag, "DUPLICATE") == 0) {
-        snprintf(msg, sizeof msg, "gid %s: branch already registered with different content", gid);
-        api_reply_failure(c, msg);
-    } else if (strcmp(tag, "TOO_MANY") == 0) {
-        snprintf(msg, sizeof msg,
-                 "gid %s: the transaction has %s branches; Limits.MaxBranches is %d", gid, status,
-                 c->cfg->max_branches);
-        api_reply_error(c, 400, msg);
-    } else if (strcmp(tag, "WRONG_TYPE") == 0) {
-        reply_refused(c, RQ_REGISTER, gid, TV_WRONG_TYPE, status, type, trans_type_name(c->op));
-    } else { /* absent or not prepared: dtm's words */
-        snprintf(msg, sizeof msg, "no trans with gid: %s status: prepared found", gid);
-        api_reply_failure(c, msg);
+    switch (reply->tag) {
+        case TS_OK:
+        case TS_SAME:
+            api_reply_ok(c);
+            break;
+        case TS_DUPLICATE:
+            snprintf(msg, sizeof msg, "gid %s: branch already registered with different content",
+                     gid);
+            api_reply_failure(c, msg);
+            break;
+        case TS_TOO_MANY:
+            snprintf(msg, sizeof msg,
+                     "gid %s: the transaction has %s branches; Limits.MaxBranches is %d", gid,
+                     reply->status, c->cfg->max_branches);
+            api_reply_error(c, 400, msg);
+            break;
+        case TS_WRONG_TYPE:
+        case TS_BAD:
+            reply_for_tag(c, RQ_REGISTER, gid, reply, trans_type_name(c->op));
+            break;
+        default: /* absent or not prepared: dtm's words */
+            snprintf(msg, sizeof msg, "no trans with gid: %s status: prepared found", gid);
+            api_reply_failure(c, msg);
     }
 }
 
@@ -1059,54 +886,6 @@ static int reg_workflow(yajl_val root, const dtmd_config *cfg, registration *r, 
 static reg_parser *const reg_parsers[TT_COUNT] = {
     [TT_TCC] = reg_tcc, [TT_XA] = reg_xa, [TT_WORKFLOW] = reg_workflow};
 
-/* Fields add_branch_fields writes per branch (register_branch.lua's m). */
-#define BRANCH_FIELDS 2
-
-/* A registered branch as (suffix, value) pairs: register_branch.lua stores
- * them as "b<index><suffix>", the layout of trans_branch_fields. */
-static void add_branch_fields(rargs *a, const char *id, const char *op, const char *url,
-                              const char *data, const char *status, int64_t now) {
-    branch b = {.branch_id = (char *)id,
-                .op = (char *)op,
-                .url = (char *)url,
-                .data = (char *)data,
-                .data_len = strlen(data),
-                .status = branch_status_parse(status),
-                .create_ms = now,
-                .update_ms = now,
-                .finish_ms = strcmp(status, "prepared") == 0 ? 0 : now};
-    ra_adds(a, "");
-    branch_def_value(&b, a);
-    ra_adds(a, ".s");
-    branch_state_value(&b, a);
-}
-
-/* register_branch.lua's arguments for registration r of branch bid. */
-static void register_args(rargs *a, const char *gid, int type, const registration *r,
-                          const char *bid, const char *data, int max_branches) {
-    int64_t now = now_ms();
-    sbuf b;
-    sb_init(&b);
-    engine_trans_key(&b, gid);
-    ra_add(a, b.ptr, b.len);
-    ra_adds(a, trans_type_name(type));
-    ra_adds(a, transition_find(RQ_REGISTER, type)->from);
-    sb_reset(&b);
-    sb_printf(&b, "k:%zu:%s:%s", strlen(bid), bid, r->ident_op);
-    ra_add(a, b.ptr, b.len);
-    sb_reset(&b);
-    for (int i = 0; i < 3 && r->sig[i]; i++) sb_printf(&b, "%s|", r->sig[i]);
-    sb_puts(&b, data);
-    ra_add(a, b.ptr, b.len);
-    sb_free(&b);
-    ra_addi(a, now);
-    ra_addi(a, r->n);
-    ra_addi(a, BRANCH_FIELDS);
-    ra_addi(a, max_branches);
-    for (int i = 0; i < r->n; i++)
-        add_branch_fields(a, bid, r->op[i], r->url[i], data, r->status, now);
-}
-
 void api_register_branch(api_call *c, struct evkeyvalq *q, const char *body, size_t len) {
     (void)q;
     char err[256];
@@ -1157,11 +936,20 @@ void api_register_branch(api_call *c, struct evkeyvalq *q, const char *body, siz
         json_free(root);
         return;
     }
-    rargs a;
-    ra_init(&a);
-    register_args(&a, gid, tt, &r, bid, data, c->cfg->max_branches);
+    tstore_registration reg = {.gid = gid,
+                               .type = tt,
+                               .from = transition_find(RQ_REGISTER, tt)->from,
+                               .bid = bid,
+                               .ident_op = r.ident_op,
+                               .data = data,
+                               .sig = r.sig,
+                               .n = r.n,
+                               .op = r.op,
+                               .url = r.url,
+                               .status = r.status,
+                               .max_branches = c->cfg->max_branches};
     c->extra = gid;
     c->op = tt;
-    json_free(root);
-    store_script("register_branch", 1, &a, registered, c);
+    tstore_register_branch(&reg, registered, c);
+    json_free(root); /* after: bid, data and r's strings point into it */
 }

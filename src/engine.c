@@ -17,7 +17,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "mode.h"
-#include "store.h"
+#include "trans_store.h"
 
 #include <event2/event.h>
 #include <limits.h>
@@ -45,7 +45,6 @@ typedef struct pass {
     const dtmd_config *cfg;
     const mode_ops *mode;
     mode_plan plan;
-    sbuf key, due_key;
     int64_t due_ms;         /* the due index holds the transaction at least until then */
     int calls;              /* calls in flight */
     int writes;             /* store writes in flight */
@@ -115,30 +114,6 @@ int engine_active_count(void) {
     return eng.active;
 }
 
-void engine_trans_key(sbuf *out, const char *gid) {
-    key_trans(out, eng.cfg->redis_prefix, key_shard(gid, strlen(gid), eng.cfg->store_shards), gid);
-}
-
-void engine_due_key(sbuf *out, const char *gid) {
-    key_due(out, eng.cfg->redis_prefix, key_shard(gid, strlen(gid), eng.cfg->store_shards));
-}
-
-void engine_index_key(sbuf *out, const char *gid) {
-    key_index(out, eng.cfg->redis_prefix, key_shard(gid, strlen(gid), eng.cfg->store_shards));
-}
-
-void engine_expiry_key(sbuf *out, const char *gid) {
-    key_expiry(out, eng.cfg->redis_prefix, key_shard(gid, strlen(gid), eng.cfg->store_shards));
-}
-
-int engine_shard(const char *gid) {
-    return key_shard(gid, strlen(gid), eng.cfg->store_shards);
-}
-
-void engine_live_key(sbuf *out, const char *gid) {
-    key_live(out, eng.cfg->redis_prefix, key_shard(gid, strlen(gid), eng.cfg->store_shards));
-}
-
 static void drive(trans *t, waiter *waiters);
 static void pass_stop(pass *p, const char *why);
 static void pass_advance(pass *p);
@@ -153,8 +128,6 @@ static void pass_write(pass *p, int expected_status, rargs *fields, int64_t due_
 /* Free the pass and everything it owns except its trans and waiters. */
 static void pass_free(pass *p) {
     mode_plan_free(&p->plan);
-    sb_free(&p->key);
-    sb_free(&p->due_key);
     ra_free(&p->pending);
     free(p->decided); /* started too */
     free(p->fail_msg);
@@ -180,9 +153,10 @@ typedef struct rerun_ctx {
     waiter *waiters;
 } rerun_ctx;
 
-static void rerun_loaded(void *arg, redisReply *reply, const char *err) {
+static void rerun_loaded(void *arg, tstore_reply *reply, const char *err) {
     rerun_ctx *r = arg;
-    trans *t = err ? NULL : trans_from_hash(reply);
+    trans *t = err ? NULL : reply->t;
+    if (t) reply->t = NULL;
     if (t && !eng.stopping) {
         t->hold_epoch = r->old->hold_epoch; /* the same hold, if still ours */
         trans_free(r->old);
@@ -235,7 +209,7 @@ int engine_room(void) {
     return eng.active < limit_active() ? limit_active() - eng.active : 0;
 }
 
-static void parked_back(void *arg, redisReply *reply, const char *err) {
+static void parked_back(void *arg, tstore_reply *reply, const char *err) {
     char *gid = arg;
     (void)reply;
     /* Nothing is lost either way: if the hold was not given back, the
@@ -248,7 +222,7 @@ void engine_park(trans *t) {
     char due[32];
     snprintf(due, sizeof due, "XX:%lld", (long long)now_ms());
     log_debug("gid %s: parked (Limits.MaxActivePasses %d reached)", t->gid, limit_active());
-    engine_lease_move(t->gid, due, t->lease_until_ms, 0, parked_back, xstrdup(t->gid));
+    tstore_lease_move(t->gid, due, t->lease_until_ms, 0, parked_back, xstrdup(t->gid));
     eng.parked++;
     eng.backlog = 1;
     trans_free(t);
@@ -266,7 +240,7 @@ long long engine_parked_total(void) {
     return eng.parked;
 }
 
-static void lease_given_back(void *arg, redisReply *reply, const char *err) {
+static void lease_given_back(void *arg, tstore_reply *reply, const char *err) {
     (void)arg, (void)reply;
     if (err) log_debug("giving a lease back failed: %s", err);
 }
@@ -293,19 +267,15 @@ static void pass_finish(pass *p) {
         rerun_ctx *r = xcalloc(1, sizeof *r);
         r->old = p->t;
         r->waiters = p->waiters;
-        rargs a;
-        ra_init(&a);
-        ra_adds(&a, "HGETALL");
-        ra_add(&a, p->key.ptr, p->key.len);
+        tstore_load(p->t->gid, rerun_loaded, r);
         pass_free(p);
-        store_command(&a, rerun_loaded, r);
         return;
     }
     if (!global_status_final(p->t->status) && !eng.stopping && !p->lost &&
         p->t->lease_until_ms > now_ms())
         /* Unfinished: give the hold back, so a repeated submit or abort may
          * drive it at once (its due time stays the retry time). */
-        engine_lease_move(p->t->gid, "", p->t->lease_until_ms, 0, lease_given_back, NULL);
+        tstore_lease_move(p->t->gid, "", p->t->lease_until_ms, 0, lease_given_back, NULL);
     metrics_trans(trans_type_name(p->t->type), !p->err && p->halted == BR_SUCCESS,
                   (double)(now_ms() - p->t->create_ms) / 1000.0);
     pass_end e = {p->err, p->halted, p->halt_msg, p->unknown};
@@ -371,32 +341,25 @@ typedef struct stop_ctx {
     char gid[];
 } stop_ctx;
 
-static void stop_applied(void *arg, redisReply *reply, const char *err) {
+static void stop_applied(void *arg, tstore_reply *r, const char *err) {
     stop_ctx *x = arg;
-    const char *tag = !err && reply->type == REDIS_REPLY_ARRAY &&
-                              (reply->elements == 2 || reply->elements == 3) &&
-                              reply->element[0]->type == REDIS_REPLY_STRING &&
-                              reply->element[1]->type == REDIS_REPLY_STRING
-                          ? reply->element[0]->str
-                          : NULL;
-    if (!tag)
+    int ok = !err && r->tag != TS_BAD;
+    if (!ok)
         log_warn("gid %s: storing a requested stop failed: %s", x->gid,
                  err ? err : "unexpected reply");
-    else if (strcmp(tag, "OK") == 0)
-        log_info("gid %s: stopped as another process's request asked: %s", x->gid,
-                 reply->element[1]->str);
+    else if (r->tag == TS_OK)
+        log_info("gid %s: stopped as another process's request asked: %s", x->gid, r->status);
     pass *p = x->p;
     if (p) {
-        if (tag && (strcmp(tag, "OK") == 0 || strcmp(tag, "CONFLICT") == 0)) {
-            int st = global_status_parse(reply->element[1]->str);
+        if (ok && (r->tag == TS_OK || r->tag == TS_CONFLICT)) {
+            int st = global_status_parse(r->status);
             if (st >= 0) p->t->status = st;
             /* what its waiters hear, as with engine_cancel */
-            if (reply->elements == 3 && reply->element[2]->type == REDIS_REPLY_STRING &&
-                reply->element[2]->str[0]) {
+            if (r->reason && r->reason[0]) {
                 free(p->t->rollback_reason);
-                p->t->rollback_reason = xstrdup(reply->element[2]->str);
+                p->t->rollback_reason = xstrdup(r->reason);
             }
-        } else if (!tag) {
+        } else if (!ok) {
             p->unknown = 1;
         }
         p->writes--;
@@ -410,23 +373,8 @@ static void send_stop_apply(const char *gid, pass *p) {
     stop_ctx *x = xmalloc(sizeof *x + n);
     x->p = p;
     memcpy(x->gid, gid, n);
-    rargs a;
-    ra_init(&a);
-    sbuf k;
-    sb_init(&k);
-    engine_trans_key(&k, gid);
-    ra_add(&a, k.ptr, k.len);
-    engine_due_key(&k, gid);
-    ra_add(&a, k.ptr, k.len);
-    engine_expiry_key(&k, gid);
-    ra_add(&a, k.ptr, k.len);
-    engine_live_key(&k, gid);
-    ra_add(&a, k.ptr, k.len);
-    sb_free(&k);
-    ra_adds(&a, gid);
-    ra_adds(&a, liveness_id());
     if (p) p->writes++;
-    store_script("stop_apply", 4, &a, stop_applied, x);
+    tstore_stop_apply(gid, stop_applied, x);
 }
 
 /* The pass learned of a stop: it calls nothing more and stores the stop. */
@@ -544,8 +492,6 @@ static void drive(trans *t, waiter *waiters) {
     p->mode = mode_for(t->type);
     if (p->mode->plan) p->mode->plan(&p->plan, t);
     p->started_ms = now_ms();
-    engine_trans_key(&p->key, t->gid);
-    engine_due_key(&p->due_key, t->gid);
     int cap = t->nbranches > 0 ? t->nbranches : 1;
     /* One block: room for two decisions' calls, then the started flags. */
     p->cap = cap;
@@ -633,30 +579,6 @@ static void call_done(void *arg, branch_outcome o, long status, const char *body
 
 #define LEASE_MARGIN_MS 1000
 
-/* Move this process's hold on a transaction (lua/lease_move.lua): due is
- * "" (leave the due index), "GT:<ms>" or "XX:<ms>"; ours is the hold as this
- * process knows it; the reply goes to cb with arg. */
-void engine_lease_move(const char *gid, const char *due, int64_t ours, int64_t until, store_cb *cb,
-                       void *arg) {
-    rargs a;
-    ra_init(&a);
-    sbuf k;
-    sb_init(&k);
-    engine_trans_key(&k, gid);
-    ra_add(&a, k.ptr, k.len);
-    engine_due_key(&k, gid);
-    ra_add(&a, k.ptr, k.len);
-    engine_live_key(&k, gid);
-    ra_add(&a, k.ptr, k.len);
-    sb_free(&k);
-    ra_adds(&a, gid);
-    ra_adds(&a, due);
-    ra_addi(&a, ours);
-    ra_addi(&a, until);
-    liveness_add_args(&a);
-    store_script("lease_move", 3, &a, cb, arg);
-}
-
 /* Distinct per gid bucket, not per process: one process-wide "last + 1"
  * needed a value per hold, and at thousands of holds a second (three per
  * saga) the values ran ahead of the clock by seconds for every second of
@@ -685,11 +607,11 @@ typedef struct hold_ctx {
     char gid[];
 } hold_ctx;
 
-static void lease_held(void *arg, redisReply *reply, const char *err) {
+static void lease_held(void *arg, tstore_reply *reply, const char *err) {
     hold_ctx *h = arg;
     if (err) {
         log_debug("gid %s: holding the lease failed: %s", h->gid, err);
-    } else if (reply->type == REDIS_REPLY_INTEGER && reply->integer == 0) {
+    } else if (reply->tag == TS_OK && reply->epoch == 0) {
         /* Our hold ran out and another process holds it now (lua/claim.lua):
          * call nothing more, that process drives it. */
         pass *p = find_pass(h->gid);
@@ -697,12 +619,12 @@ static void lease_held(void *arg, redisReply *reply, const char *err) {
             p->lost = 1;
             pass_stop(p, "another process took the transaction over");
         }
-    } else if (reply->type == REDIS_REPLY_INTEGER) {
+    } else if (reply->tag == TS_OK) {
         /* Held, in the epoch the reply names (liveness.h): a pass that
          * counted on another one has lost it. */
-        liveness_note(h->shard, h->sent_us, reply->integer);
+        liveness_note(h->shard, h->sent_us, reply->epoch);
         pass *p = find_pass(h->gid);
-        if (p && p->t->lease_until_ms == h->until && p->t->hold_epoch != reply->integer) {
+        if (p && p->t->lease_until_ms == h->until && p->t->hold_epoch != reply->epoch) {
             p->lost = 1;
             pass_stop(p, "this process's liveness lapsed: the transaction is left to whoever "
                          "holds it");
@@ -737,7 +659,7 @@ static void hold_lease(pass *p) {
     h->shard = p->shard;
     /* Taking one now: in the epoch this process is live in (hold_live). */
     if (!p->t->hold_epoch) p->t->hold_epoch = liveness_epoch(p->shard);
-    engine_lease_move(p->t->gid, due, p->t->lease_until_ms, until, lease_held, h);
+    tstore_lease_move(p->t->gid, due, p->t->lease_until_ms, until, lease_held, h);
     if (until > p->due_ms) p->due_ms = until;
     p->t->lease_until_ms = until;
 }
@@ -840,25 +762,25 @@ static void call_special(pass *p, const mode_decision *d) {
 
 /* ---- store writes ---------------------------------------------------- */
 
-static void write_done(void *arg, redisReply *reply, const char *err) {
+static void write_done(void *arg, tstore_reply *r, const char *err) {
     pass *p = arg;
     p->writes--;
     if (err) {
         p->unknown = 1;
         pass_stop(p, err);
-    } else if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2) {
+    } else if (r->tag == TS_BAD) {
         p->unknown = 1;
         pass_stop(p, "unexpected reply from cas_update");
-    } else if (strcmp(reply->element[0]->str, "LOST") == 0) {
+    } else if (r->tag == TS_LOST) {
         p->lost = 1;
         pass_stop(p, "another process took the transaction over");
-    } else if (strcmp(reply->element[0]->str, "STOP") == 0) {
+    } else if (r->tag == TS_STOP) {
         pass_stop_requested(p);
-    } else if (strcmp(reply->element[0]->str, "OK") != 0) {
+    } else if (r->tag != TS_OK) {
         char why[160];
-        snprintf(why, sizeof why, "status changed by another writer (%s %s)",
-                 reply->element[0]->str, reply->element[1]->str);
-        int cur = global_status_parse(reply->element[1]->str);
+        snprintf(why, sizeof why, "status changed by another writer (%s %s)", r->tag_text,
+                 r->status);
+        int cur = global_status_parse(r->status);
         if (cur >= 0) p->t->status = cur;
         pass_stop(p, why);
     }
@@ -872,39 +794,21 @@ static void pass_write(pass *p, int expected_status, rargs *fields, int64_t due_
     /* While other calls of the pass run, do not shorten the lease they hold. */
     if (due_ms > 0 && p->calls > 0 && due_ms < p->due_ms) due_ms = p->due_ms;
     if (due_ms > 0) p->due_ms = due_ms;
-    rargs a;
-    ra_init(&a);
-    ra_add(&a, p->key.ptr, p->key.len);
-    ra_add(&a, p->due_key.ptr, p->due_key.len);
-    sbuf k;
-    sb_init(&k);
-    engine_expiry_key(&k, p->t->gid); /* when the TTL changes, lua/cas_update.lua records it */
-    ra_add(&a, k.ptr, k.len);
-    engine_live_key(&k, p->t->gid);
-    ra_add(&a, k.ptr, k.len);
-    sb_free(&k);
-    ra_adds(&a, p->t->gid);
-    ra_adds(&a, trans_type_name(p->t->type));
-    ra_adds(&a, global_status_name(expected_status));
-    if (due_ms < 0)
-        ra_adds(&a, "-");
-    else if (due_ms == 0)
-        ra_adds(&a, "");
-    else
-        ra_addi(&a, due_ms);
-    ra_addi(&a, finished ? p->cfg->finished_data_expire : 0);
-    /* Fenced by the hold this pass took (none taken: not fenced). */
-    ra_adds(&a, p->t->hold_epoch ? liveness_id() : "");
-    ra_addi(&a, p->t->lease_until_ms);
-    ra_adds(&a, ""); /* not a request's stop */
-    /* Deferred fields first: a later value of the same field wins in HSET. */
-    for (int i = 0; i < p->pending.argc; i++) ra_add(&a, p->pending.argv[i], p->pending.lens[i]);
+    tstore_cas c = {
+        .gid = p->t->gid,
+        .type = trans_type_name(p->t->type),
+        .from = global_status_name(expected_status),
+        .due_ms = due_ms,
+        .ttl_s = finished ? p->cfg->finished_data_expire : 0,
+        .pass = 1,
+        .fenced = p->t->hold_epoch != 0, /* by the hold this pass took (none taken: not) */
+        .hold = p->t->lease_until_ms,
+        .first = &p->pending, /* deferred fields */
+    };
+    p->writes++;
+    tstore_cas_update(&c, fields, write_done, p);
     ra_free(&p->pending);
     ra_init(&p->pending);
-    for (int i = 0; i < fields->argc; i++) ra_add(&a, fields->argv[i], fields->lens[i]);
-    ra_free(fields);
-    p->writes++;
-    store_script("cas_update", 4, &a, write_done, p);
 }
 
 /* The fields of a branch result (docs/protocol.md#retries-and-back-off); updates memory. */
@@ -935,8 +839,7 @@ static void result_fields(pass *p, int bi, int new_status, branch_outcome o, rar
     if (o == BR_ERROR || o == BR_ONGOING || (o == BR_FAILURE && new_status != BS_FAILED))
         t->retry_count++;
     if (p->last_err) { /* why it is not done yet rides along with this write */
-        ra_adds(f, "last_error");
-        ra_adds(f, p->last_err);
+        trans_set(f, TF_LAST_ERROR, p->last_err);
         free(t->last_error);
         t->last_error = p->last_err;
         p->last_err = NULL;
@@ -947,16 +850,12 @@ static void result_fields(pass *p, int bi, int new_status, branch_outcome o, rar
         b->status = new_status;
         b->finish_ms = now;
         b->update_ms = now;
-        trans_branch_state_field(t, bi, f);
+        trans_set_branch_state(f, t, bi);
     }
-    ra_adds(f, "update_time");
-    ra_addi(f, now);
-    ra_adds(f, "next_cron_time");
-    ra_addi(f, t->next_cron_ms);
-    ra_adds(f, "next_cron_interval");
-    ra_addi(f, t->next_cron_interval_ms);
-    ra_adds(f, "retry_count");
-    ra_addi(f, t->retry_count);
+    trans_set_int(f, TF_UPDATE_TIME, now);
+    trans_set_int(f, TF_NEXT_CRON_TIME, t->next_cron_ms);
+    trans_set_int(f, TF_NEXT_CRON_INTERVAL, t->next_cron_interval_ms);
+    trans_set_int(f, TF_RETRY_COUNT, t->retry_count);
 }
 
 /* The fields of a global status change; updates memory. Returns whether
@@ -967,24 +866,19 @@ static int status_fields(pass *p, int status, const char *reason, rargs *f, int6
     int64_t now = now_ms();
     t->status = status;
     t->update_ms = now;
-    ra_adds(f, "status");
-    ra_adds(f, global_status_name(status));
-    ra_adds(f, "update_time");
-    ra_addi(f, now);
+    trans_set(f, TF_STATUS, global_status_name(status));
+    trans_set_int(f, TF_UPDATE_TIME, now);
     if (reason) {
         free(t->rollback_reason);
         t->rollback_reason = xstrdup(reason);
-        ra_adds(f, "rollback_reason");
-        ra_adds(f, reason);
+        trans_set(f, TF_ROLLBACK_REASON, reason);
     }
     if (status == GS_SUCCEED) {
         t->finish_ms = now;
-        ra_adds(f, "finish_time");
-        ra_addi(f, now);
+        trans_set_int(f, TF_FINISH_TIME, now);
     } else if (status == GS_FAILED) {
         t->rollback_ms = now;
-        ra_adds(f, "rollback_time");
-        ra_addi(f, now);
+        trans_set_int(f, TF_ROLLBACK_TIME, now);
     }
     log_info("gid %s: %s -> %s%s%s", t->gid, global_status_name(from), global_status_name(status),
              reason ? ": " : "", reason ? reason : "");
@@ -995,8 +889,7 @@ static int status_fields(pass *p, int status, const char *reason, rargs *f, int6
         /* Not finished: make sure the scanner comes back if this process dies. */
         t->next_cron_ms = now + trans_base_interval_ms(t, p->cfg);
         *due = t->next_cron_ms;
-        ra_adds(f, "next_cron_time");
-        ra_addi(f, *due);
+        trans_set_int(f, TF_NEXT_CRON_TIME, *due);
     }
     return finished;
 }
@@ -1020,10 +913,8 @@ static void postpone(pass *p, int64_t until) {
     t->update_ms = now_ms();
     rargs f;
     ra_init(&f);
-    ra_adds(&f, "next_cron_time");
-    ra_addi(&f, t->next_cron_ms);
-    ra_adds(&f, "update_time");
-    ra_addi(&f, t->update_ms);
+    trans_set_int(&f, TF_NEXT_CRON_TIME, t->next_cron_ms);
+    trans_set_int(&f, TF_UPDATE_TIME, t->update_ms);
     log_debug("gid %s: delayed until %lld", t->gid, (long long)t->next_cron_ms);
     pass_write(p, t->status, &f, t->next_cron_ms, 0);
 }
