@@ -202,7 +202,7 @@ static void wait_done(void *arg, const trans *t, const pass_end *e) {
 
 /* Hand t to the engine; answer now, or when the pass ends (wait_result).
  * At Limits.MaxActivePasses the stored transaction is parked for the
- * scanner instead (engine.c); the answer is the same: it is accepted. */
+ * scanner instead (engine_hold.c); the answer is the same: it is accepted. */
 static void drive(api_call *c, trans *t) {
     if (c->op & F_WAIT) {
         engine_drive(t, wait_done, c);

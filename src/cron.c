@@ -20,7 +20,7 @@ static struct {
     struct event_base *base;
     const dtmd_config *cfg;
     struct event *timer;
-    struct event *kick;           /* scan now: room for parked work (engine.c) */
+    struct event *kick;           /* scan now: room for parked work (engine_hold.c) */
     unsigned char scanning[1024]; /* per shard (Store.Shards <= 1024): lease in flight */
     int batch[1024];              /* per shard: the count its scan asked for */
     int reserved;                 /* sum of batch[] over the scans in flight */
@@ -305,7 +305,7 @@ static void release_leases(void) {
     if (engine_active_count() == 0 || !store_is_up()) return;
     int64_t now = now_ms();
     /* Far enough to see every due time this process may have set: a lease
-     * (at most RetryMaxInterval) or a running call's hold (engine.c
+     * (at most RetryMaxInterval) or a running call's hold (engine_hold.c
      * hold_lease: up to twice the request timeout plus a second). */
     double wait = cr.cfg->retry_max_interval + 2 * cr.cfg->request_timeout + 2;
     memset(&rel, 0, sizeof rel);

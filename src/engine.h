@@ -77,7 +77,7 @@ int64_t engine_new_hold(const char *gid, int64_t until);
 /* The end of this process's hold on a gid it drives (0 if it drives none). */
 int64_t engine_held_until(const char *gid);
 
-/* Limits.MaxActivePasses (engine.c explains). engine_has_room: may one
+/* Limits.MaxActivePasses (engine_hold.c explains). engine_has_room: may one
  * more pass start; engine_room: how many may (INT_MAX without a limit). */
 int engine_has_room(void);
 int engine_room(void);
