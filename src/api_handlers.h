@@ -15,8 +15,13 @@ struct evkeyvalq;
 typedef void api_handler(api_call *c, struct evkeyvalq *query, const char *body, size_t len);
 
 /* api_trans.c: endpoints that create or change transactions */
-api_handler api_submit, api_prepare, api_abort, api_register_branch, api_prepare_workflow,
-    api_force_stop, api_reset_next_cron_time;
+api_handler api_submit, api_prepare, api_abort, api_force_stop, api_reset_next_cron_time;
+/* api_workflow.c */
+api_handler api_prepare_workflow;
+/* A workflow's submit (api_submit of trans_type workflow): c->t parsed. */
+void api_workflow_submit(api_call *c);
+/* api_register.c */
+api_handler api_register_branch;
 
 /* api_query.c: read-only and admin endpoints */
 api_handler api_query, api_all, api_reset_cron_time;

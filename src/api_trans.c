@@ -1,176 +1,30 @@
 /* api_trans.c - endpoints that create or change transactions: submit,
- * prepare, abort, registerBranch, prepareWorkflow, forceStop,
- * resetNextCronTime (docs/protocol.md#endpoints, docs/requests.md).
+ * prepare, abort, forceStop, resetNextCronTime (docs/protocol.md#endpoints,
+ * docs/requests.md); prepareWorkflow is api_workflow.c's, registerBranch
+ * api_register.c's, what they share api_cas.h's.
  *
  * Each request is validated completely before anything is written, so bad
  * input is answered 400 with nothing stored. State changes are single Lua
- * scripts (save_new, cas_update, register_branch); a request for a gid that
- * exists never overwrites what is stored (docs/protocol.md#where-dtmd-differs-from-dtm). */
+ * scripts (save_new, cas_update, claim: trans_store.h); a request for a gid
+ * that exists never overwrites what is stored
+ * (docs/protocol.md#where-dtmd-differs-from-dtm). */
+#include "api_cas.h"
 #include "api_handlers.h"
-#include "auth.h"
 
-#include "branch_call.h"
 #include "engine.h"
 #include "http_api.h"
 #include "liveness.h"
-#include "stop_sub.h"
 #include "log.h"
-#include "trans_store.h"
+#include "outcome.h"
 #include "trans_json.h"
 #include "trans_request.h"
-#include "transition.h"
 
-#include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-enum { OP_SUBMIT = 1, OP_PREPARE, OP_ABORT, OP_WORKFLOW };
+enum { OP_SUBMIT = 1, OP_PREPARE, OP_ABORT };
 #define F_WAIT 0x100 /* wait_result requested */
-
-/* ---- ending a transaction another process holds ------------------------
- *
- * A request that stores a final status (a row with cancel: forceStop, msg
- * abort, workflow submit) must not do so while another live process holds
- * the transaction: that process may be about to send a call it queued. The
- * script records the stop there and publishes it instead (HELD); the
- * holder cancels its calls and stores the stop (engine_stop_requested). The
- * request asks again every STOP_POLL_MS - hearing OK once the holder stored
- * it, or writing itself once the holder's liveness lapsed - for at most
- * STOP_WAIT_MS, then answers 503 (the stop stays recorded: the holder's next
- * write stores it). docs/requests.md "No branch call after the end". */
-
-#define STOP_POLL_MS 50
-#define STOP_WAIT_MS 10000
-
-typedef struct stop_wait {
-    api_call *c;
-    tstore_cb *cb;
-    rargs args; /* the script's arguments, sent again as they are */
-    int64_t deadline;
-    struct event *ev;
-} stop_wait;
-
-static void stop_wait_send(stop_wait *w);
-
-static void stop_wait_free(stop_wait *w) {
-    ra_free(&w->args);
-    if (w->ev) event_free(w->ev);
-    free(w);
-}
-
-static void stop_wait_tick(evutil_socket_t fd, short what, void *arg) {
-    (void)fd, (void)what;
-    stop_wait_send(arg);
-}
-
-static void stop_wait_reply(void *arg, tstore_reply *reply, const char *err) {
-    stop_wait *w = arg;
-    if (err || reply->tag != TS_HELD) {
-        w->cb(w->c, reply, err);
-        stop_wait_free(w);
-        return;
-    }
-    if (now_ms() >= w->deadline) {
-        api_call *c = w->c;
-        stop_wait_free(w);
-        api_reply_error(c, 503,
-                        "the transaction is driven by another dtmd process, which has not stored "
-                        "the stop yet; it is recorded and will be applied");
-        return;
-    }
-    if (!w->ev) w->ev = evtimer_new(http_api_base(), stop_wait_tick, w);
-    struct timeval tv = {0, STOP_POLL_MS * 1000};
-    evtimer_add(w->ev, &tv);
-}
-
-static void stop_wait_send(stop_wait *w) {
-    tstore_cas_send(&w->args, stop_wait_reply, w);
-}
-
-/* cas_update (lua/cas_update.lua) under a transition row: the script
- * checks the stored type (NULL = any) and status; fields are consumed. */
-static void cas(const char *gid, const char *type, const transition *row, int64_t due, int64_t ttl,
-                rargs *fields, tstore_cb *cb, api_call *c) {
-    static uint64_t stops;
-    int ending = row->cancel && due < 0;
-    tstore_cas x = {.gid = gid, .type = type, .from = row->from, .due_ms = due, .ttl_s = ttl};
-    if (!ending) {
-        tstore_cas_update(&x, fields, cb, c);
-        return;
-    }
-    char id[64];
-    snprintf(id, sizeof id, "%s:%llu", liveness_id(), (unsigned long long)++stops);
-    sbuf ch;
-    sb_init(&ch);
-    stop_sub_channel(&ch, c->cfg->redis_prefix);
-    x.stop_id = id;
-    x.stop_channel = ch.ptr;
-    stop_wait *w = xcalloc(1, sizeof *w);
-    w->c = c;
-    w->cb = cb;
-    tstore_cas_args(&x, fields, &w->args);
-    sb_free(&ch);
-    w->deadline = now_ms() + STOP_WAIT_MS;
-    stop_wait_send(w);
-}
-
-/* Answer a request the store (or the table) refused: 404 absent, 400 a
- * type mismatch or a request that never applies to the stored type, 409 a
- * status that does not allow it (dtm's FAILURE answer, which SDKs test). */
-static void reply_refused(api_call *c, trans_request rq, const char *gid, transition_verdict v,
-                          const char *status, const char *stored_type, const char *req_type) {
-    char msg[384];
-    switch (v) {
-        case TV_OK:
-            api_reply_error(c, 500, "refusal without a reason");
-            break;
-        case TV_NOT_FOUND:
-            snprintf(msg, sizeof msg, "gid %s: no such transaction", gid);
-            api_reply_error(c, 404, msg);
-            break;
-        case TV_WRONG_TYPE:
-            snprintf(msg, sizeof msg,
-                     "gid %s is a %s transaction (status '%s'), not %s: cannot %s it", gid,
-                     stored_type, status, req_type ? req_type : "?", trans_request_name(rq));
-            api_reply_error(c, 400, msg);
-            break;
-        case TV_NO_SUCH:
-            snprintf(msg, sizeof msg, "gid %s: %s does not apply to a %s transaction", gid,
-                     trans_request_name(rq), stored_type);
-            api_reply_error(c, 400, msg);
-            break;
-        case TV_CONFLICT:
-            snprintf(msg, sizeof msg, "gid %s: current status '%s' of a %s transaction, cannot %s",
-                     gid, status, stored_type, trans_request_name(rq));
-            api_reply_failure(c, msg);
-            break;
-    }
-}
-
-/* The verdict a script's reply tag stands for. */
-static transition_verdict verdict_of(tstore_tag tag) {
-    switch (tag) {
-        case TS_OK:
-            return TV_OK;
-        case TS_NOT_FOUND:
-            return TV_NOT_FOUND;
-        case TS_WRONG_TYPE:
-            return TV_WRONG_TYPE;
-        default:
-            return TV_CONFLICT;
-    }
-}
-
-/* Answer a script's refusal r of request rq on gid (req_type: the type the
- * request named, NULL = any): the HTTP answer its tag stands for. */
-static void reply_for_tag(api_call *c, trans_request rq, const char *gid, const tstore_reply *r,
-                          const char *req_type) {
-    if (r->tag == TS_BAD)
-        api_reply_error(c, 500, "unexpected reply from store");
-    else
-        reply_refused(c, rq, gid, verdict_of(r->tag), r->status, r->type, req_type);
-}
 
 /* ---- driving and answering -------------------------------------------- */
 
@@ -237,8 +91,6 @@ static trans_request request_of(const api_call *c) {
             return RQ_ABORT;
         case OP_PREPARE:
             return RQ_PREPARE;
-        case OP_WORKFLOW:
-            return RQ_PREPARE_WORKFLOW;
         default:
             return RQ_SUBMIT;
     }
@@ -253,7 +105,7 @@ static void cas_then_drive(void *arg, tstore_reply *reply, const char *err) {
         return;
     }
     if (reply->tag != TS_OK) {
-        reply_for_tag(c, RQ_ABORT, c->t->gid, reply, trans_type_name(c->t->type));
+        api_reply_for_tag(c, RQ_ABORT, c->t->gid, reply, trans_type_name(c->t->type));
         return;
     }
     engine_cancel(c->t->gid, GS_FAILED, "aborted");
@@ -293,7 +145,7 @@ static void claimed(void *arg, tstore_reply *reply, const char *err) {
             api_reply_ok(c); /* accepted: it is in progress */
         }
     } else {
-        reply_for_tag(c, request_of(c), gid, reply, trans_type_name(c->t->type));
+        api_reply_for_tag(c, request_of(c), gid, reply, trans_type_name(c->t->type));
     }
 }
 
@@ -389,7 +241,8 @@ static void saved(void *arg, tstore_reply *reply, const char *err) {
     int status = global_status_parse(reply->status);
     transition_verdict v = transition_check(rq, c->t->type, trans_type_parse(reply->type), status);
     if (v != TV_OK) {
-        reply_refused(c, rq, c->t->gid, v, reply->status, reply->type, trans_type_name(c->t->type));
+        api_reply_refused(c, rq, c->t->gid, v, reply->status, reply->type,
+                          trans_type_name(c->t->type));
     } else if (op == OP_PREPARE) {
         api_reply_ok(c);
     } else {
@@ -417,20 +270,7 @@ static void save_new(api_call *c) {
     tstore_save_new(t, settled ? -1 : t->next_cron_ms,
                     settled ? c->cfg->finished_data_expire : c->cfg->data_expire, held, saved, c);
 }
-
-/* Parse the body into c->t; answers 400 and returns -1 on bad input. */
-static int parse_trans(api_call *c, const char *body, size_t len) {
-    char err[512];
-    if (trans_from_body(body, len, c->cfg, &c->t, err, sizeof err)) {
-        api_reply_error(c, 400, err);
-        return -1;
-    }
-    return 0;
-}
-
 /* ---- submit / prepare ------------------------------------------------- */
-
-static void workflow_submit(api_call *c);
 
 /* Generate the branches of a new saga/msg and store it. */
 static void make_and_save(api_call *c, const topic_set *topics) {
@@ -489,11 +329,11 @@ static void topics_loaded(void *arg, redisReply *reply, const char *err) {
 }
 
 static void create_or_continue(api_call *c, int status, const char *body, size_t len) {
-    if (parse_trans(c, body, len)) return;
+    if (api_parse_trans(c, body, len)) return;
     trans *t = c->t;
     if (t->wait_result) c->op |= F_WAIT;
     if (t->type == TT_WORKFLOW && status == GS_SUBMITTED) {
-        workflow_submit(c);
+        api_workflow_submit(c);
         return;
     }
     t->status = status;
@@ -529,126 +369,6 @@ void api_prepare(api_call *c, struct evkeyvalq *q, const char *body, size_t len)
     c->op = OP_PREPARE;
     create_or_continue(c, GS_PREPARED, body, len);
 }
-
-/* ---- workflow ----------------------------------------------------------- */
-
-static void workflow_loaded(void *arg, tstore_reply *reply, const char *err) {
-    api_call *c = arg;
-    if (err) {
-        api_reply_store_error(c, c->t->gid, err);
-        return;
-    }
-    const trans *t = reply->t;
-    if (!t) {
-        api_reply_error(c, 500, "stored transaction vanished or is malformed");
-        return;
-    }
-    sbuf b;
-    sb_init(&b);
-    sb_puts(&b, "{\"transaction\":");
-    trans_to_json(t, &b);
-    sb_puts(&b, ",\"progresses\":[");
-    for (int i = 0; i < t->nbranches; i++) {
-        if (i) sb_putc(&b, ',');
-        branch_to_json(t, i, &b);
-    }
-    sb_puts(&b, "]}");
-    api_reply_json(c, 200, b.ptr);
-    sb_free(&b);
-}
-
-static void workflow_saved(void *arg, tstore_reply *reply, const char *err) {
-    api_call *c = arg;
-    if (err) {
-        api_reply_store_error(c, c->t->gid, err);
-        return;
-    }
-    if (reply->tag == TS_BAD) {
-        api_reply_error(c, 500, "unexpected reply from store");
-        return;
-    }
-    if (reply->tag != TS_OK) {
-        transition_verdict v =
-            transition_check(RQ_PREPARE_WORKFLOW, TT_WORKFLOW, trans_type_parse(reply->type),
-                             global_status_parse(reply->status));
-        if (v != TV_OK) {
-            reply_refused(c, RQ_PREPARE_WORKFLOW, c->t->gid, v, reply->status, reply->type,
-                          "workflow");
-            return;
-        }
-    }
-    tstore_load(c->t->gid, workflow_loaded, c);
-}
-
-void api_prepare_workflow(api_call *c, struct evkeyvalq *q, const char *body, size_t len) {
-    (void)q;
-    c->op = OP_WORKFLOW;
-    if (parse_trans(c, body, len)) return;
-    if (c->t->type != TT_WORKFLOW) {
-        api_reply_error(c, 400, "prepareWorkflow needs trans_type 'workflow'");
-        return;
-    }
-    trans *t = c->t;
-    int64_t now = now_ms();
-    t->status = GS_PREPARED;
-    t->create_ms = t->update_ms = now;
-    t->next_cron_interval_ms = trans_base_interval_ms(t, c->cfg);
-    t->next_cron_ms = now + t->next_cron_interval_ms;
-    /* prepared: nobody drives it */
-    tstore_save_new(t, t->next_cron_ms, c->cfg->data_expire, 0, workflow_saved, c);
-}
-
-static void workflow_submitted(void *arg, tstore_reply *reply, const char *err) {
-    api_call *c = arg;
-    if (err) {
-        api_reply_store_error(c, c->t->gid, err);
-        return;
-    }
-    if (reply->tag == TS_OK) {
-        engine_cancel(c->t->gid, c->t->status, "workflow submitted");
-        api_reply_ok(c);
-    } else if (reply->tag == TS_NOT_FOUND) {
-        api_reply_error(c, 404, "no such workflow: call prepareWorkflow first");
-    } else {
-        reply_for_tag(c, RQ_WORKFLOW_SUBMIT, c->t->gid, reply, "workflow");
-    }
-}
-
-/* Workflow submit carries the outcome the client reached: prepared ->
- * succeed/failed directly, merged into the stored record (12.2). */
-static void workflow_submit(api_call *c) {
-    trans *t = c->t;
-    char err[256];
-    yajl_val extra = NULL;
-    const char *status = NULL, *reason = NULL, *result = NULL;
-    if (t->req_extra) extra = json_parse(t->req_extra, strlen(t->req_extra), err, sizeof err);
-    yajl_val v;
-    if ((v = json_field(extra, "status"))) status = v->u.string;
-    if ((v = json_field(extra, "rollback_reason"))) reason = v->u.string;
-    if ((v = json_field(extra, "result"))) result = v->u.string;
-    if (!status || (strcmp(status, "succeed") != 0 && strcmp(status, "failed") != 0)) {
-        if (extra) json_free(extra);
-        api_reply_error(c, 400, "workflow submit needs req_extra.status 'succeed' or 'failed'");
-        return;
-    }
-    int64_t now = now_ms();
-    t->status = global_status_parse(status);
-    rargs f;
-    ra_init(&f);
-    trans_set(&f, TF_STATUS, status);
-    trans_set_int(&f, TF_UPDATE_TIME, now);
-    trans_set_int(&f, strcmp(status, "succeed") == 0 ? TF_FINISH_TIME : TF_ROLLBACK_TIME, now);
-    if (reason && *reason) {
-        trans_set(&f, TF_ROLLBACK_REASON, reason);
-    }
-    if (result && *result) {
-        trans_set(&f, TF_RESULT, result);
-    }
-    if (extra) json_free(extra);
-    cas(t->gid, "workflow", transition_find(RQ_WORKFLOW_SUBMIT, TT_WORKFLOW), -1,
-        c->cfg->finished_data_expire, &f, workflow_submitted, c);
-}
-
 /* ---- abort ---------------------------------------------------------------- */
 
 /* An abort its row never allows (a saga or workflow): read the stored
@@ -664,8 +384,8 @@ static void abort_refused(void *arg, tstore_reply *reply, const char *err) {
         stored ? transition_check(RQ_ABORT, c->t->type, stored->type, stored->status)
                : TV_NOT_FOUND;
     if (v == TV_OK) v = TV_CONFLICT; /* changed meanwhile: the client may try again */
-    reply_refused(c, RQ_ABORT, c->t->gid, v, stored ? global_status_name(stored->status) : "",
-                  stored ? trans_type_name(stored->type) : "", trans_type_name(c->t->type));
+    api_reply_refused(c, RQ_ABORT, c->t->gid, v, stored ? global_status_name(stored->status) : "",
+                      stored ? trans_type_name(stored->type) : "", trans_type_name(c->t->type));
 }
 
 /* Abort by the row of the request's type; the script checks that the stored
@@ -675,7 +395,7 @@ static void abort_refused(void *arg, tstore_reply *reply, const char *err) {
 void api_abort(api_call *c, struct evkeyvalq *q, const char *body, size_t len) {
     (void)q;
     c->op = OP_ABORT;
-    if (parse_trans(c, body, len)) return;
+    if (api_parse_trans(c, body, len)) return;
     if (c->t->wait_result) c->op |= F_WAIT;
     const transition *row = transition_find(RQ_ABORT, c->t->type);
     if (!row || !row->from[0]) {
@@ -693,7 +413,7 @@ void api_abort(api_call *c, struct evkeyvalq *q, const char *body, size_t len) {
     }
     if (global_status_final(row->to)) {
         trans_set_int(&f, TF_ROLLBACK_TIME, now);
-        cas(c->t->gid, type, row, -1, c->cfg->finished_data_expire, &f, cas_then_drive, c);
+        api_cas(c->t->gid, type, row, -1, c->cfg->finished_data_expire, &f, cas_then_drive, c);
     } else {
         claim_and_drive(c, type, row, global_status_name(row->to), &f);
     }
@@ -740,23 +460,24 @@ static void simple_cas_done(void *arg, tstore_reply *reply, const char *err) {
             transition_find((trans_request)c->op, trans_type_parse(reply->type));
         if (row && row->cancel) engine_cancel(gid, GS_FAILED, "force stopped");
         api_reply_ok(c);
-    } else if (reply->tag != TS_BAD && verdict_of(reply->tag) == TV_CONFLICT &&
+    } else if (reply->tag != TS_BAD && api_verdict_of(reply->tag) == TV_CONFLICT &&
                c->op == RQ_RESET_CRON) {
         /* Finished: dtm still rewrites its times; it stays out of the due
          * index and keeps its expiry. */
         rargs f;
         reset_cron_fields(&f);
         c->op = RQ_RESET_CRON_FINAL;
-        cas(gid, NULL, transition_find(RQ_RESET_CRON_FINAL, TT_SAGA), 0, 0, &f, simple_cas_done, c);
+        api_cas(gid, NULL, transition_find(RQ_RESET_CRON_FINAL, TT_SAGA), 0, 0, &f, simple_cas_done,
+                c);
     } else {
-        reply_for_tag(c, (trans_request)c->op, gid, reply, NULL);
+        api_reply_for_tag(c, (trans_request)c->op, gid, reply, NULL);
     }
 }
 
 /* Both apply to every type: the script checks the status only. */
 static void any_type_cas(api_call *c, trans_request rq, int64_t due, int64_t ttl, rargs *f) {
     c->op = rq;
-    cas(c->extra, NULL, transition_find(rq, TT_SAGA), due, ttl, f, simple_cas_done, c);
+    api_cas(c->extra, NULL, transition_find(rq, TT_SAGA), due, ttl, f, simple_cas_done, c);
 }
 
 void api_force_stop(api_call *c, struct evkeyvalq *q, const char *body, size_t len) {
@@ -786,170 +507,4 @@ void api_reset_next_cron_time(api_call *c, struct evkeyvalq *q, const char *body
     rargs f;
     reset_cron_fields(&f);
     any_type_cas(c, RQ_RESET_CRON, now_ms(), 0, &f);
-}
-
-/* ---- registerBranch --------------------------------------------------------- */
-
-/* c->extra is the gid, c->op the request's type. */
-static void registered(void *arg, tstore_reply *reply, const char *err) {
-    api_call *c = arg;
-    const char *gid = c->extra;
-    if (err) {
-        api_reply_store_error(c, gid, err);
-        return;
-    }
-    char msg[256];
-    switch (reply->tag) {
-        case TS_OK:
-        case TS_SAME:
-            api_reply_ok(c);
-            break;
-        case TS_DUPLICATE:
-            snprintf(msg, sizeof msg, "gid %s: branch already registered with different content",
-                     gid);
-            api_reply_failure(c, msg);
-            break;
-        case TS_TOO_MANY:
-            snprintf(msg, sizeof msg,
-                     "gid %s: the transaction has %s branches; Limits.MaxBranches is %d", gid,
-                     reply->status, c->cfg->max_branches);
-            api_reply_error(c, 400, msg);
-            break;
-        case TS_WRONG_TYPE:
-        case TS_BAD:
-            reply_for_tag(c, RQ_REGISTER, gid, reply, trans_type_name(c->op));
-            break;
-        default: /* absent or not prepared: dtm's words */
-            snprintf(msg, sizeof msg, "no trans with gid: %s status: prepared found", gid);
-            api_reply_failure(c, msg);
-    }
-}
-
-/* What one registration adds, per mode: TCC [cancel, confirm] and XA
- * [rollback, commit] branches start prepared; a workflow records one
- * branch's outcome. The identity (branch id + ident_op) and the content
- * signature make a repeat harmless and a changed repeat a conflict. */
-typedef struct registration {
-    int n;
-    const char *op[2], *url[2];
-    const char *status; /* of the new branches */
-    const char *ident_op;
-    const char *sig[3]; /* joined with '|', then the data */
-} registration;
-
-typedef int reg_parser(yajl_val root, const dtmd_config *cfg, registration *r, char *err,
-                       size_t errlen);
-
-static const char *str_field(yajl_val root, const char *name, const char *dflt) {
-    yajl_val v = json_field(root, name);
-    return v && YAJL_IS_STRING(v) ? v->u.string : dflt;
-}
-
-static int reg_tcc(yajl_val root, const dtmd_config *cfg, registration *r, char *err,
-                   size_t errlen) {
-    const char *confirm = str_field(root, "confirm", ""), *cancel = str_field(root, "cancel", "");
-    if (!url_is_http(confirm) || !url_is_http(cancel))
-        return snprintf(err, errlen, "confirm and cancel must be http(s) URLs"), -1;
-    if (branch_url_check(cfg, confirm, "confirm", err, errlen) ||
-        branch_url_check(cfg, cancel, "cancel", err, errlen))
-        return -1;
-    *r = (registration){2,        {"cancel", "confirm"},  {cancel, confirm}, "prepared",
-                        "cancel", {confirm, cancel, NULL}};
-    return 0;
-}
-
-static int reg_xa(yajl_val root, const dtmd_config *cfg, registration *r, char *err,
-                  size_t errlen) {
-    const char *url = str_field(root, "url", "");
-    if (!*url || !url_is_http(url))
-        return snprintf(err, errlen, "url is required and must be an http(s) URL"), -1;
-    if (branch_url_check(cfg, url, "url", err, errlen)) return -1;
-    *r = (registration){2,          {"rollback", "commit"}, {url, url}, "prepared",
-                        "rollback", {url, NULL, NULL}};
-    return 0;
-}
-
-static int reg_workflow(yajl_val root, const dtmd_config *cfg, registration *r, char *err,
-                        size_t errlen) {
-    (void)cfg;
-    const char *op = str_field(root, "op", NULL), *st = str_field(root, "status", NULL);
-    if (!op || !*op || !st || (strcmp(st, "succeed") != 0 && strcmp(st, "failed") != 0))
-        return snprintf(err, errlen,
-                        "workflow registerBranch needs op and status 'succeed' or 'failed'"),
-               -1;
-    *r = (registration){1, {op, NULL}, {"", NULL}, st, op, {st, NULL, NULL}};
-    return 0;
-}
-
-/* One row per mode that has branches to register (the transition table's
- * RQ_REGISTER rows). */
-static reg_parser *const reg_parsers[TT_COUNT] = {
-    [TT_TCC] = reg_tcc, [TT_XA] = reg_xa, [TT_WORKFLOW] = reg_workflow};
-
-void api_register_branch(api_call *c, struct evkeyvalq *q, const char *body, size_t len) {
-    (void)q;
-    char err[256];
-    char *gid = NULL;
-    yajl_val root = json_parse(body, len, err, sizeof err);
-    if (!root) {
-        api_reply_error(c, 400, err);
-        return;
-    }
-    const char *bad = NULL;
-    if (!YAJL_IS_OBJECT(root)) bad = "request body must be a JSON object";
-    for (size_t i = 0; !bad && i < root->u.object.len; i++) {
-        yajl_val v = root->u.object.values[i];
-        if (v && !YAJL_IS_NULL(v) && !YAJL_IS_STRING(v)) {
-            snprintf(err, sizeof err,
-                     "registerBranch: %s must be a string (all values are strings)",
-                     root->u.object.keys[i]);
-            bad = err;
-        }
-    }
-    const char *raw_gid = bad ? NULL : str_field(root, "gid", NULL);
-    const char *type = bad ? NULL : str_field(root, "trans_type", NULL);
-    const char *bid = bad ? NULL : str_field(root, "branch_id", NULL);
-    const char *data = bad ? "" : str_field(root, "data", "");
-    int tt = type ? trans_type_parse(type) : -1;
-    registration r;
-    if (bad) {
-    } else if (raw_gid && !(gid = trans_clean_gid(raw_gid, c->cfg, err, sizeof err))) {
-        bad = err;
-    } else if (!gid) {
-        bad = "gid is required";
-    } else if (!bid || !*bid) {
-        bad = "branch_id is required";
-    } else if (!type) {
-        bad = "trans_type is required";
-    } else if (tt < 0 || !reg_parsers[tt]) {
-        snprintf(err, sizeof err,
-                 "registerBranch: trans_type '%.64s' has no branches to register (tcc, xa, "
-                 "workflow)",
-                 type);
-        bad = err;
-    } else if (reg_parsers[tt](root, c->cfg, &r, err, sizeof err)) {
-        bad = err;
-    }
-    if (bad) {
-        api_reply_error(c, 400, bad);
-        free(gid);
-        json_free(root);
-        return;
-    }
-    tstore_registration reg = {.gid = gid,
-                               .type = tt,
-                               .from = transition_find(RQ_REGISTER, tt)->from,
-                               .bid = bid,
-                               .ident_op = r.ident_op,
-                               .data = data,
-                               .sig = r.sig,
-                               .n = r.n,
-                               .op = r.op,
-                               .url = r.url,
-                               .status = r.status,
-                               .max_branches = c->cfg->max_branches};
-    c->extra = gid;
-    c->op = tt;
-    tstore_register_branch(&reg, registered, c);
-    json_free(root); /* after: bid, data and r's strings point into it */
 }
