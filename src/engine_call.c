@@ -34,8 +34,6 @@ void cancel_calls(pass *p) {
     }
 }
 
-/* ---- branch calls ---------------------------------------------------- */
-
 /* branch_request.may_send: checked right before the request goes out,
  * also for a call that waited in the Limits.MaxInflightCalls queue. */
 static int call_may_send(void *arg) {

@@ -149,6 +149,8 @@ void engine_stop_requested(const char *gid) {
     }
 }
 
+/* ---- holds --------------------------------------------------------------- */
+
 /* May the pass act on its hold now (docs/failover.md)? Only while this
  * process has stayed live on the shard since the hold was taken; a pass
  * that has not taken one (hold_epoch 0) takes it with its first call

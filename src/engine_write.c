@@ -10,8 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- store writes ---------------------------------------------------- */
-
 static void write_done(void *arg, tstore_reply *r, const char *err) {
     pass *p = arg;
     p->writes--;
