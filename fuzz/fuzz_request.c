@@ -11,6 +11,9 @@
 #include "config.h"
 #include "config_load.h"
 #include "trans.h"
+#include "trans_json.h"
+#include "trans_request.h"
+#include "trans_hash.h"
 #include "util.h"
 
 #include <stdint.h>

@@ -2,7 +2,7 @@
 -- transaction (claim.lua says what the hold is for).
 --
 -- While a branch call runs, the hold and the due time must stay ahead of it
--- (engine.c hold_lease); a pass that ends without finishing the transaction
+-- (engine_hold.c hold_lease); a pass that ends without finishing the transaction
 -- gives the hold back, so a repeated submit may drive it at once; SIGTERM
 -- gives back both hold and due time (cron.c). The hold is only changed while
 -- it is still the caller's - the same lease_until, owner and membership of

@@ -224,3 +224,17 @@ void api_scan_kv(api_call *c, struct evkeyvalq *q, const char *body, size_t len)
     sb_free(&k);
     store_command(&a, kv_listed, c);
 }
+
+void api_load_topics(const dtmd_config *cfg, char *const *names, size_t n, store_cb *cb,
+                     void *arg) {
+    rargs a;
+    ra_init(&a);
+    sbuf k;
+    sb_init(&k);
+    key_kv(&k, cfg->redis_prefix, "topics");
+    ra_adds(&a, "HMGET");
+    ra_add(&a, k.ptr, k.len);
+    sb_free(&k);
+    for (size_t i = 0; i < n; i++) ra_adds(&a, names[i]);
+    store_command(&a, cb, arg);
+}

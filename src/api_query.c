@@ -10,11 +10,9 @@
  * skipped; the retry scanner removes them (retention.h). */
 #include "api_handlers.h"
 
-#include "engine.h"
-#include "keys.h"
 #include "log.h"
-#include "store.h"
 #include "trans_json.h"
+#include "trans_store.h"
 
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -23,17 +21,17 @@
 
 /* ---- query ------------------------------------------------------------- */
 
-static void query_loaded(void *arg, redisReply *reply, const char *err) {
+static void query_loaded(void *arg, tstore_reply *reply, const char *err) {
     api_call *c = arg;
     if (err) {
         api_reply_store_error(c, c->extra, err);
         return;
     }
-    if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 0) {
+    if (reply->tag == TS_NOT_FOUND) {
         api_reply_json(c, 200, "{\"transaction\":null,\"branches\":[]}");
         return;
     }
-    trans *t = trans_from_hash(reply);
+    const trans *t = reply->t;
     if (!t) {
         api_reply_error(c, 500, "stored transaction is malformed");
         return;
@@ -50,7 +48,6 @@ static void query_loaded(void *arg, redisReply *reply, const char *err) {
     sb_puts(&b, "]}");
     api_reply_json(c, 200, b.ptr);
     sb_free(&b);
-    trans_free(t);
 }
 
 void api_query(api_call *c, struct evkeyvalq *q, const char *body, size_t len) {
@@ -61,15 +58,7 @@ void api_query(api_call *c, struct evkeyvalq *q, const char *body, size_t len) {
         return;
     }
     c->extra = xstrdup(gid);
-    rargs a;
-    ra_init(&a);
-    sbuf k;
-    sb_init(&k);
-    engine_trans_key(&k, gid);
-    ra_adds(&a, "HGETALL");
-    ra_add(&a, k.ptr, k.len);
-    sb_free(&k);
-    store_command(&a, query_loaded, c);
+    tstore_load(gid, query_loaded, c);
 }
 
 /* ---- all ---------------------------------------------------------------- */
@@ -263,14 +252,15 @@ static void all_emit(api_call *c) {
 /* An index entry whose hash has expired reads as no record: skipped, and
  * left to the scanner's trim (src/retention.c). Past the byte budget the
  * records still arriving are not even parsed. */
-static void all_item_loaded(void *arg, redisReply *reply, const char *err) {
+static void all_item_loaded(void *arg, tstore_reply *reply, const char *err) {
     all_item *it = arg;
     api_call *c = it->c;
     all_ctx *x = c->extra;
     if (err) {
         x->store_failed = 1;
     } else if (!x->budget_hit && !x->store_failed) {
-        it->t = trans_from_hash(reply);
+        it->t = reply->t;
+        reply->t = NULL;
         it->loaded = 1;
         all_emit(c);
     }
@@ -279,16 +269,8 @@ static void all_item_loaded(void *arg, redisReply *reply, const char *err) {
 
 static void all_load(api_call *c, all_item *it) {
     all_ctx *x = c->extra;
-    rargs a;
-    ra_init(&a);
-    sbuf k;
-    sb_init(&k);
-    key_trans(&k, c->cfg->redis_prefix, key_shard(it->gid, strlen(it->gid), x->nshards), it->gid);
-    ra_adds(&a, "HGETALL");
-    ra_add(&a, k.ptr, k.len);
-    sb_free(&k);
     x->pending++;
-    store_command(&a, all_item_loaded, it);
+    tstore_load(it->gid, all_item_loaded, it);
 }
 
 /* Records are fetched in batches sized to the byte budget left, judged by
@@ -366,28 +348,14 @@ static void all_fetch(api_call *c, int count) {
     for (int i = 0; i < x->nshards; i++) {
         all_shard *s = &x->shards[i];
         if (s->ended || s->next < s->n) continue;
-        rargs a;
-        ra_init(&a);
-        sbuf k;
-        sb_init(&k);
-        key_index(&k, c->cfg->redis_prefix, i);
-        ra_add(&a, k.ptr, k.len);
-        sb_free(&k);
         const char *from = s->from_gid ? s->from_gid : x->pos_gid;
-        if (from) {
-            ra_addi(&a, s->from_gid ? s->from_ms : x->pos_ms);
-            ra_adds(&a, from);
-        } else {
-            ra_adds(&a, "");
-            ra_adds(&a, "");
-        }
-        ra_addi(&a, count);
+        int64_t from_ms = s->from_gid ? s->from_ms : x->pos_ms;
         all_fetch_arg *fa = xcalloc(1, sizeof *fa);
         fa->c = c;
         fa->shard = i;
         s->fetching = count;
         x->fetches++;
-        store_script("all_page", 1, &a, all_page_listed, fa);
+        tstore_all_page(i, from_ms, from, count, all_page_listed, fa);
     }
 }
 
@@ -559,17 +527,8 @@ static void reset_next(api_call *c) {
         api_reply_json(c, 200, json);
         return;
     }
-    rargs a;
-    ra_init(&a);
-    sbuf k;
-    sb_init(&k);
-    key_due(&k, c->cfg->redis_prefix, x->shard);
-    ra_add(&a, k.ptr, k.len);
-    sb_free(&k);
-    ra_addi(&a, x->threshold);
-    ra_addi(&a, x->now);
-    ra_addi(&a, x->remaining > 0 ? x->remaining : 0);
-    store_script("reset_cron", 1, &a, reset_done, c);
+    tstore_reset_cron(x->shard, x->threshold, x->now, x->remaining > 0 ? x->remaining : 0,
+                      reset_done, c);
 }
 
 void api_reset_cron_time(api_call *c, struct evkeyvalq *q, const char *body, size_t len) {

@@ -1,250 +1,30 @@
 /* api_trans.c - endpoints that create or change transactions: submit,
- * prepare, abort, registerBranch, prepareWorkflow, forceStop,
- * resetNextCronTime (docs/protocol.md#endpoints, docs/requests.md).
+ * prepare, abort, forceStop, resetNextCronTime (docs/protocol.md#endpoints,
+ * docs/requests.md); prepareWorkflow is api_workflow.c's, registerBranch
+ * api_register.c's, what they share api_cas.h's.
  *
  * Each request is validated completely before anything is written, so bad
  * input is answered 400 with nothing stored. State changes are single Lua
- * scripts (save_new, cas_update, register_branch); a request for a gid that
- * exists never overwrites what is stored (docs/protocol.md#where-dtmd-differs-from-dtm). */
+ * scripts (save_new, cas_update, claim: trans_store.h); a request for a gid
+ * that exists never overwrites what is stored
+ * (docs/protocol.md#where-dtmd-differs-from-dtm). */
+#include "api_cas.h"
 #include "api_handlers.h"
-#include "auth.h"
 
-#include "branch_call.h"
 #include "engine.h"
 #include "http_api.h"
 #include "liveness.h"
-#include "stop_sub.h"
-#include "keys.h"
 #include "log.h"
-#include "store.h"
+#include "outcome.h"
 #include "trans_json.h"
 #include "trans_request.h"
-#include "transition.h"
 
-#include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-enum { OP_SUBMIT = 1, OP_PREPARE, OP_ABORT, OP_WORKFLOW };
+enum { OP_SUBMIT = 1, OP_PREPARE, OP_ABORT };
 #define F_WAIT 0x100 /* wait_result requested */
-
-/* ---- store helpers ----------------------------------------------------- */
-
-static void add_keys(rargs *a, const char *gid, int with_index) {
-    sbuf k;
-    sb_init(&k);
-    engine_trans_key(&k, gid);
-    ra_add(a, k.ptr, k.len);
-    engine_due_key(&k, gid);
-    ra_add(a, k.ptr, k.len);
-    if (with_index) {
-        engine_index_key(&k, gid);
-        ra_add(a, k.ptr, k.len);
-    }
-    sb_free(&k);
-}
-
-/* The shard's live hash: scripts that take or check holds need it
- * (docs/failover.md). */
-static void add_live_key(rargs *a, const char *gid) {
-    sbuf k;
-    sb_init(&k);
-    engine_live_key(&k, gid);
-    ra_add(a, k.ptr, k.len);
-    sb_free(&k);
-}
-
-/* The shard's expiry zset: every script that sets the hash's TTL records it
- * there (lua/index_trim.lua). */
-static void add_expiry_key(rargs *a, const char *gid) {
-    sbuf k;
-    sb_init(&k);
-    engine_expiry_key(&k, gid);
-    ra_add(a, k.ptr, k.len);
-    sb_free(&k);
-}
-
-static void load_trans(const char *gid, store_cb *cb, api_call *c) {
-    rargs a;
-    ra_init(&a);
-    sbuf k;
-    sb_init(&k);
-    engine_trans_key(&k, gid);
-    ra_adds(&a, "HGETALL");
-    ra_add(&a, k.ptr, k.len);
-    sb_free(&k);
-    store_command(&a, cb, c);
-}
-
-/* ---- ending a transaction another process holds ------------------------
- *
- * A request that stores a final status (a row with cancel: forceStop, msg
- * abort, workflow submit) must not do so while another live process holds
- * the transaction: that process may be about to send a call it queued. The
- * script records the stop there and publishes it instead (HELD); the
- * holder cancels its calls and stores the stop (engine_stop_requested). The
- * request asks again every STOP_POLL_MS - hearing OK once the holder stored
- * it, or writing itself once the holder's liveness lapsed - for at most
- * STOP_WAIT_MS, then answers 503 (the stop stays recorded: the holder's next
- * write stores it). docs/requests.md "No branch call after the end". */
-
-#define STOP_POLL_MS 50
-#define STOP_WAIT_MS 10000
-
-typedef struct stop_wait {
-    api_call *c;
-    store_cb *cb;
-    rargs args; /* the script's arguments, sent again as they are */
-    int64_t deadline;
-    struct event *ev;
-} stop_wait;
-
-static void stop_wait_send(stop_wait *w);
-
-static void stop_wait_free(stop_wait *w) {
-    ra_free(&w->args);
-    if (w->ev) event_free(w->ev);
-    free(w);
-}
-
-static void stop_wait_tick(evutil_socket_t fd, short what, void *arg) {
-    (void)fd, (void)what;
-    stop_wait_send(arg);
-}
-
-static void stop_wait_reply(void *arg, redisReply *reply, const char *err) {
-    stop_wait *w = arg;
-    int held = !err && reply->type == REDIS_REPLY_ARRAY && reply->elements >= 1 &&
-               reply->element[0]->type == REDIS_REPLY_STRING &&
-               strcmp(reply->element[0]->str, "HELD") == 0;
-    if (!held) {
-        w->cb(w->c, reply, err);
-        stop_wait_free(w);
-        return;
-    }
-    if (now_ms() >= w->deadline) {
-        api_call *c = w->c;
-        stop_wait_free(w);
-        api_reply_error(c, 503,
-                        "the transaction is driven by another dtmd process, which has not stored "
-                        "the stop yet; it is recorded and will be applied");
-        return;
-    }
-    if (!w->ev) w->ev = evtimer_new(http_api_base(), stop_wait_tick, w);
-    struct timeval tv = {0, STOP_POLL_MS * 1000};
-    evtimer_add(w->ev, &tv);
-}
-
-static void stop_wait_send(stop_wait *w) {
-    rargs a;
-    ra_init(&a);
-    for (int i = 0; i < w->args.argc; i++) ra_add(&a, w->args.argv[i], w->args.lens[i]);
-    store_script("cas_update", 4, &a, stop_wait_reply, w);
-}
-
-/* cas_update (lua/cas_update.lua) under a transition row: the script
- * checks the stored type (NULL = any) and status; fields are consumed. */
-static void cas(const char *gid, const char *type, const transition *row, int64_t due, int64_t ttl,
-                rargs *fields, store_cb *cb, api_call *c) {
-    static uint64_t stops;
-    int ending = row->cancel && due < 0;
-    rargs a;
-    ra_init(&a);
-    add_keys(&a, gid, 0);
-    add_expiry_key(&a, gid);
-    add_live_key(&a, gid);
-    ra_adds(&a, gid);
-    ra_adds(&a, type ? type : "");
-    ra_adds(&a, row->from);
-    if (due < 0)
-        ra_adds(&a, "-");
-    else if (due == 0)
-        ra_adds(&a, "");
-    else
-        ra_addi(&a, due);
-    ra_addi(&a, ttl);
-    ra_adds(&a, ""); /* a request holds nothing: not fenced */
-    if (ending) {
-        char id[64];
-        snprintf(id, sizeof id, "%s:%llu", liveness_id(), (unsigned long long)++stops);
-        ra_adds(&a, id);
-        sbuf ch;
-        sb_init(&ch);
-        stop_sub_channel(&ch, c->cfg->redis_prefix);
-        ra_add(&a, ch.ptr, ch.len);
-        sb_free(&ch);
-    } else {
-        ra_adds(&a, "");
-        ra_adds(&a, "");
-    }
-    for (int i = 0; i < fields->argc; i++) ra_add(&a, fields->argv[i], fields->lens[i]);
-    ra_free(fields);
-    if (!ending) {
-        store_script("cas_update", 4, &a, cb, c);
-        return;
-    }
-    stop_wait *w = xcalloc(1, sizeof *w);
-    w->c = c;
-    w->cb = cb;
-    w->args = a;
-    w->deadline = now_ms() + STOP_WAIT_MS;
-    stop_wait_send(w);
-}
-
-/* {tag, status[, type]} replies of our scripts; *type is "" when absent. */
-static int script_reply(const redisReply *r, const char **tag, const char **status,
-                        const char **type) {
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 2 || r->elements > 3) return -1;
-    for (size_t i = 0; i < r->elements; i++)
-        if (r->element[i]->type != REDIS_REPLY_STRING && r->element[i]->type != REDIS_REPLY_STATUS)
-            return -1;
-    *tag = r->element[0]->str;
-    *status = r->element[1]->str;
-    *type = r->elements == 3 ? r->element[2]->str : "";
-    return 0;
-}
-
-/* Answer a request the store (or the table) refused: 404 absent, 400 a
- * type mismatch or a request that never applies to the stored type, 409 a
- * status that does not allow it (dtm's FAILURE answer, which SDKs test). */
-static void reply_refused(api_call *c, trans_request rq, const char *gid, transition_verdict v,
-                          const char *status, const char *stored_type, const char *req_type) {
-    char msg[384];
-    switch (v) {
-        case TV_OK:
-            api_reply_error(c, 500, "refusal without a reason");
-            break;
-        case TV_NOT_FOUND:
-            snprintf(msg, sizeof msg, "gid %s: no such transaction", gid);
-            api_reply_error(c, 404, msg);
-            break;
-        case TV_WRONG_TYPE:
-            snprintf(msg, sizeof msg,
-                     "gid %s is a %s transaction (status '%s'), not %s: cannot %s it", gid,
-                     stored_type, status, req_type ? req_type : "?", trans_request_name(rq));
-            api_reply_error(c, 400, msg);
-            break;
-        case TV_NO_SUCH:
-            snprintf(msg, sizeof msg, "gid %s: %s does not apply to a %s transaction", gid,
-                     trans_request_name(rq), stored_type);
-            api_reply_error(c, 400, msg);
-            break;
-        case TV_CONFLICT:
-            snprintf(msg, sizeof msg, "gid %s: current status '%s' of a %s transaction, cannot %s",
-                     gid, status, stored_type, trans_request_name(rq));
-            api_reply_failure(c, msg);
-            break;
-    }
-}
-
-/* The verdict a script's reply tag stands for. */
-static transition_verdict verdict_of(const char *tag) {
-    if (strcmp(tag, "OK") == 0) return TV_OK;
-    if (strcmp(tag, "NOT_FOUND") == 0) return TV_NOT_FOUND;
-    if (strcmp(tag, "WRONG_TYPE") == 0) return TV_WRONG_TYPE;
-    return TV_CONFLICT;
-}
 
 /* ---- driving and answering -------------------------------------------- */
 
@@ -276,7 +56,7 @@ static void wait_done(void *arg, const trans *t, const pass_end *e) {
 
 /* Hand t to the engine; answer now, or when the pass ends (wait_result).
  * At Limits.MaxActivePasses the stored transaction is parked for the
- * scanner instead (engine.c); the answer is the same: it is accepted. */
+ * scanner instead (engine_hold.c); the answer is the same: it is accepted. */
 static void drive(api_call *c, trans *t) {
     if (c->op & F_WAIT) {
         engine_drive(t, wait_done, c);
@@ -289,17 +69,18 @@ static void drive(api_call *c, trans *t) {
     }
 }
 
-static void loaded_then_drive(void *arg, redisReply *reply, const char *err) {
+static void loaded_then_drive(void *arg, tstore_reply *reply, const char *err) {
     api_call *c = arg;
     if (err) {
         api_reply_store_error(c, c->t->gid, err);
         return;
     }
-    trans *t = trans_from_hash(reply);
+    trans *t = reply->t;
     if (!t) {
         api_reply_error(c, 500, "stored transaction vanished or is malformed");
         return;
     }
+    reply->t = NULL;
     drive(c, t);
 }
 
@@ -310,8 +91,6 @@ static trans_request request_of(const api_call *c) {
             return RQ_ABORT;
         case OP_PREPARE:
             return RQ_PREPARE;
-        case OP_WORKFLOW:
-            return RQ_PREPARE_WORKFLOW;
         default:
             return RQ_SUBMIT;
     }
@@ -319,56 +98,44 @@ static trans_request request_of(const api_call *c) {
 
 /* After a msg abort's CAS stored it failed: end this process's calls of it
  * (a query_prepared check-back may be in flight); the pass only reports. */
-static void cas_then_drive(void *arg, redisReply *reply, const char *err) {
+static void cas_then_drive(void *arg, tstore_reply *reply, const char *err) {
     api_call *c = arg;
-    const char *tag, *status, *type;
     if (err) {
         api_reply_store_error(c, c->t->gid, err);
         return;
     }
-    if (script_reply(reply, &tag, &status, &type)) {
-        api_reply_error(c, 500, "unexpected reply from store");
-        return;
-    }
-    transition_verdict v = verdict_of(tag);
-    if (v != TV_OK) {
-        reply_refused(c, RQ_ABORT, c->t->gid, v, status, type, trans_type_name(c->t->type));
+    if (reply->tag != TS_OK) {
+        api_reply_for_tag(c, RQ_ABORT, c->t->gid, reply, trans_type_name(c->t->type));
         return;
     }
     engine_cancel(c->t->gid, GS_FAILED, "aborted");
-    load_trans(c->t->gid, loaded_then_drive, c);
+    tstore_load(c->t->gid, loaded_then_drive, c);
 }
 
-static void claimed(void *arg, redisReply *reply, const char *err) {
+static void claimed(void *arg, tstore_reply *reply, const char *err) {
     api_call *c = arg;
     const char *gid = c->t->gid;
     if (err) {
         api_reply_store_error(c, gid, err);
         return;
     }
-    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 2 ||
-        reply->element[0]->type != REDIS_REPLY_STRING) {
-        api_reply_error(c, 500, "unexpected reply from store");
-        return;
-    }
-    const char *tag = reply->element[0]->str;
-    if (strcmp(tag, "OK") == 0 && reply->elements == 4 &&
-        reply->element[3]->type == REDIS_REPLY_INTEGER) {
-        trans *t = trans_from_hash(reply->element[2]);
+    if (reply->tag == TS_OK) {
+        trans *t = reply->t;
         if (!t) {
             api_reply_error(c, 500, "stored transaction is malformed");
             return;
         }
-        t->hold_epoch = reply->element[3]->integer;
-        liveness_note(engine_shard(gid), c->hold_sent_us, t->hold_epoch);
+        reply->t = NULL;
+        t->hold_epoch = reply->epoch;
+        liveness_note(tstore_shard(gid), c->hold_sent_us, t->hold_epoch);
         drive(c, t);
-    } else if (strcmp(tag, "BUSY") == 0 && reply->elements == 3) {
+    } else if (reply->tag == TS_BUSY) {
         if (engine_active(gid)) {
             /* Held by this process: join its pass. */
-            load_trans(gid, loaded_then_drive, c);
+            tstore_load(gid, loaded_then_drive, c);
         } else if (c->op & F_WAIT) {
             char msg[256];
-            long long due = strtoll(reply->element[2]->str, NULL, 10) - now_ms();
+            long long due = reply->held_until - now_ms();
             snprintf(msg, sizeof msg,
                      "gid %s: being processed by another dtmd process or waiting for its "
                      "next retry (due in %lld ms)",
@@ -378,13 +145,7 @@ static void claimed(void *arg, redisReply *reply, const char *err) {
             api_reply_ok(c); /* accepted: it is in progress */
         }
     } else {
-        const char *status, *type;
-        if (script_reply(reply, &tag, &status, &type)) {
-            api_reply_error(c, 500, "unexpected reply from store");
-            return;
-        }
-        reply_refused(c, request_of(c), gid, verdict_of(tag), status, type,
-                      trans_type_name(c->t->type));
+        api_reply_for_tag(c, request_of(c), gid, reply, trans_type_name(c->t->type));
     }
 }
 
@@ -398,21 +159,9 @@ static void claimed(void *arg, redisReply *reply, const char *err) {
 static void claim_and_drive(api_call *c, const char *type, const transition *row, const char *busy,
                             rargs *fields) {
     int64_t now = now_ms();
-    rargs a;
-    ra_init(&a);
-    add_keys(&a, c->t->gid, 0);
-    add_live_key(&a, c->t->gid);
-    ra_adds(&a, c->t->gid);
-    ra_adds(&a, type);
-    ra_adds(&a, row->from);
-    ra_adds(&a, busy);
-    ra_addi(&a, now);
-    ra_addi(&a, engine_new_hold(c->t->gid, now + config_lease_ms(c->cfg)));
-    liveness_add_args(&a);
+    int64_t lease_end = engine_new_hold(c->t->gid, now + config_lease_ms(c->cfg));
     c->hold_sent_us = liveness_now_us();
-    for (int i = 0; i < fields->argc; i++) ra_add(&a, fields->argv[i], fields->lens[i]);
-    ra_free(fields);
-    store_script("claim", 3, &a, claimed, c);
+    tstore_claim(c->t->gid, type, row->from, busy, now, lease_end, fields, claimed, c);
 }
 
 /* The options a submit of a prepared transaction brings. dtm runs that pass
@@ -424,28 +173,23 @@ static void claim_and_drive(api_call *c, const char *type, const transition *row
  * steps and payloads never change the stored branches. */
 static void submit_options(const trans *rq, rargs *f, int64_t now) {
     const struct {
-        const char *name, *value;
-    } strs[] = {{"custom_data", rq->custom_data},
-                {"query_prepared", rq->query_prepared},
-                {"branch_headers", rq->branch_headers}};
+        trans_field name;
+        const char *value;
+    } strs[] = {{TF_CUSTOM_DATA, rq->custom_data},
+                {TF_QUERY_PREPARED, rq->query_prepared},
+                {TF_BRANCH_HEADERS, rq->branch_headers}};
     const struct {
-        const char *name;
+        trans_field name;
         int64_t value;
-    } nums[] = {{"wait_result", rq->wait_result},         {"concurrent", rq->concurrent},
-                {"timeout_to_fail", rq->timeout_to_fail}, {"request_timeout", rq->request_timeout},
-                {"retry_interval", rq->retry_interval},   {"retry_limit", rq->retry_limit}};
+    } nums[] = {
+        {TF_WAIT_RESULT, rq->wait_result},         {TF_CONCURRENT, rq->concurrent},
+        {TF_TIMEOUT_TO_FAIL, rq->timeout_to_fail}, {TF_REQUEST_TIMEOUT, rq->request_timeout},
+        {TF_RETRY_INTERVAL, rq->retry_interval},   {TF_RETRY_LIMIT, rq->retry_limit}};
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
-        if (strs[i].value && strs[i].value[0]) {
-            ra_adds(f, strs[i].name);
-            ra_adds(f, strs[i].value);
-        }
+        if (strs[i].value && strs[i].value[0]) trans_set(f, strs[i].name, strs[i].value);
     for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++)
-        if (nums[i].value) {
-            ra_adds(f, nums[i].name);
-            ra_addi(f, nums[i].value);
-        }
-    ra_adds(f, "create_time");
-    ra_addi(f, now);
+        if (nums[i].value) trans_set_int(f, nums[i].name, nums[i].value);
+    trans_set_int(f, TF_CREATE_TIME, now);
 }
 
 /* A submit of a stored prepared or submitted transaction: prepared moves to
@@ -456,27 +200,20 @@ static void submit_stored(api_call *c, const transition *row, int stored_status)
     int64_t now = now_ms();
     rargs f;
     ra_init(&f);
-    ra_adds(&f, "status");
-    ra_adds(&f, global_status_name(row->to));
-    ra_adds(&f, "update_time");
-    ra_addi(&f, now);
+    trans_set(&f, TF_STATUS, global_status_name(row->to));
+    trans_set_int(&f, TF_UPDATE_TIME, now);
     if (stored_status == GS_PREPARED) submit_options(c->t, &f, now);
     claim_and_drive(c, trans_type_name(c->t->type), row, "submitted", &f);
 }
 
-static void saved(void *arg, redisReply *reply, const char *err) {
+static void saved(void *arg, tstore_reply *reply, const char *err) {
     api_call *c = arg;
-    const char *tag, *status, *type;
     if (err) {
         api_reply_store_error(c, c->t->gid, err);
         return;
     }
-    if (script_reply(reply, &tag, &status, &type)) {
-        api_reply_error(c, 500, "unexpected reply from store");
-        return;
-    }
     int op = c->op & 0xff;
-    if (strcmp(tag, "OK") == 0) {
+    if (reply->tag == TS_OK) {
         if (op == OP_PREPARE) {
             api_reply_ok(c);
             return;
@@ -488,24 +225,28 @@ static void saved(void *arg, redisReply *reply, const char *err) {
         }
         trans *t = c->t;
         c->t = NULL;
-        /* the epoch of the hold save_new took (lua/save_new.lua) */
-        t->hold_epoch = strtoll(type, NULL, 10);
-        liveness_note(engine_shard(t->gid), c->hold_sent_us, t->hold_epoch);
+        t->hold_epoch = reply->epoch; /* of the hold save_new took (lua/save_new.lua) */
+        liveness_note(tstore_shard(t->gid), c->hold_sent_us, t->hold_epoch);
         drive(c, t);
+        return;
+    }
+    if (reply->tag != TS_EXISTS) {
+        api_reply_error(c, 500, "unexpected reply from store");
         return;
     }
     /* The gid exists: what the request may do to it is the table's. A
      * prepare writes nothing, so its check here is the whole check; a
      * submit's claim checks again atomically with its write. */
     trans_request rq = request_of(c);
-    transition_verdict v =
-        transition_check(rq, c->t->type, trans_type_parse(type), global_status_parse(status));
+    int status = global_status_parse(reply->status);
+    transition_verdict v = transition_check(rq, c->t->type, trans_type_parse(reply->type), status);
     if (v != TV_OK) {
-        reply_refused(c, rq, c->t->gid, v, status, type, trans_type_name(c->t->type));
+        api_reply_refused(c, rq, c->t->gid, v, reply->status, reply->type,
+                          trans_type_name(c->t->type));
     } else if (op == OP_PREPARE) {
         api_reply_ok(c);
     } else {
-        submit_stored(c, transition_find(rq, c->t->type), global_status_parse(status));
+        submit_stored(c, transition_find(rq, c->t->type), status);
     }
 }
 
@@ -526,41 +267,10 @@ static void save_new(api_call *c) {
         t->lease_until_ms = engine_new_hold(t->gid, t->next_cron_ms);
         c->hold_sent_us = liveness_now_us();
     }
-    rargs a;
-    ra_init(&a);
-    add_keys(&a, t->gid, 1);
-    add_expiry_key(&a, t->gid);
-    add_live_key(&a, t->gid);
-    ra_adds(&a, t->gid);
-    if (settled)
-        ra_adds(&a, "-"); /* finished: not due */
-    else
-        ra_addi(&a, t->next_cron_ms);
-    ra_addi(&a, settled ? c->cfg->finished_data_expire : c->cfg->data_expire);
-    ra_addi(&a, t->create_ms); /* the index's score: /all lists newest first */
-    if (held) {
-        liveness_add_args(&a);
-    } else {
-        ra_adds(&a, "");
-        ra_adds(&a, "0");
-    }
-    trans_hash_fields(t, &a);
-    store_script("save_new", 5, &a, saved, c);
+    tstore_save_new(t, settled ? -1 : t->next_cron_ms,
+                    settled ? c->cfg->finished_data_expire : c->cfg->data_expire, held, saved, c);
 }
-
-/* Parse the body into c->t; answers 400 and returns -1 on bad input. */
-static int parse_trans(api_call *c, const char *body, size_t len) {
-    char err[512];
-    if (trans_from_body(body, len, c->cfg, &c->t, err, sizeof err)) {
-        api_reply_error(c, 400, err);
-        return -1;
-    }
-    return 0;
-}
-
 /* ---- submit / prepare ------------------------------------------------- */
-
-static void workflow_submit(api_call *c);
 
 /* Generate the branches of a new saga/msg and store it. */
 static void make_and_save(api_call *c, const topic_set *topics) {
@@ -619,11 +329,11 @@ static void topics_loaded(void *arg, redisReply *reply, const char *err) {
 }
 
 static void create_or_continue(api_call *c, int status, const char *body, size_t len) {
-    if (parse_trans(c, body, len)) return;
+    if (api_parse_trans(c, body, len)) return;
     trans *t = c->t;
     if (t->wait_result) c->op |= F_WAIT;
     if (t->type == TT_WORKFLOW && status == GS_SUBMITTED) {
-        workflow_submit(c);
+        api_workflow_submit(c);
         return;
     }
     t->status = status;
@@ -643,18 +353,9 @@ static void create_or_continue(api_call *c, int status, const char *body, size_t
     }
     /* Topics are read fresh from the store, so a subscription made through
      * any dtmd sharing it counts at once (docs/protocol.md#topics-and-kv). */
-    rargs a;
-    ra_init(&a);
-    sbuf k;
-    sb_init(&k);
-    key_kv(&k, c->cfg->redis_prefix, "topics");
-    ra_adds(&a, "HMGET");
-    ra_add(&a, k.ptr, k.len);
-    sb_free(&k);
-    for (size_t i = 0; i < n; i++) ra_adds(&a, names[i]);
     c->extra = names;
     c->extra_n = n;
-    store_command(&a, topics_loaded, c);
+    api_load_topics(c->cfg, names, n, topics_loaded, c);
 }
 
 void api_submit(api_call *c, struct evkeyvalq *q, const char *body, size_t len) {
@@ -668,166 +369,23 @@ void api_prepare(api_call *c, struct evkeyvalq *q, const char *body, size_t len)
     c->op = OP_PREPARE;
     create_or_continue(c, GS_PREPARED, body, len);
 }
-
-/* ---- workflow ----------------------------------------------------------- */
-
-static void workflow_loaded(void *arg, redisReply *reply, const char *err) {
-    api_call *c = arg;
-    if (err) {
-        api_reply_store_error(c, c->t->gid, err);
-        return;
-    }
-    trans *t = trans_from_hash(reply);
-    if (!t) {
-        api_reply_error(c, 500, "stored transaction vanished or is malformed");
-        return;
-    }
-    sbuf b;
-    sb_init(&b);
-    sb_puts(&b, "{\"transaction\":");
-    trans_to_json(t, &b);
-    sb_puts(&b, ",\"progresses\":[");
-    for (int i = 0; i < t->nbranches; i++) {
-        if (i) sb_putc(&b, ',');
-        branch_to_json(t, i, &b);
-    }
-    sb_puts(&b, "]}");
-    api_reply_json(c, 200, b.ptr);
-    sb_free(&b);
-    trans_free(t);
-}
-
-static void workflow_saved(void *arg, redisReply *reply, const char *err) {
-    api_call *c = arg;
-    const char *tag, *status, *type;
-    if (err) {
-        api_reply_store_error(c, c->t->gid, err);
-        return;
-    }
-    if (script_reply(reply, &tag, &status, &type)) {
-        api_reply_error(c, 500, "unexpected reply from store");
-        return;
-    }
-    if (strcmp(tag, "OK") != 0) {
-        transition_verdict v = transition_check(
-            RQ_PREPARE_WORKFLOW, TT_WORKFLOW, trans_type_parse(type), global_status_parse(status));
-        if (v != TV_OK) {
-            reply_refused(c, RQ_PREPARE_WORKFLOW, c->t->gid, v, status, type, "workflow");
-            return;
-        }
-    }
-    load_trans(c->t->gid, workflow_loaded, c);
-}
-
-void api_prepare_workflow(api_call *c, struct evkeyvalq *q, const char *body, size_t len) {
-    (void)q;
-    c->op = OP_WORKFLOW;
-    if (parse_trans(c, body, len)) return;
-    if (c->t->type != TT_WORKFLOW) {
-        api_reply_error(c, 400, "prepareWorkflow needs trans_type 'workflow'");
-        return;
-    }
-    trans *t = c->t;
-    int64_t now = now_ms();
-    t->status = GS_PREPARED;
-    t->create_ms = t->update_ms = now;
-    t->next_cron_interval_ms = trans_base_interval_ms(t, c->cfg);
-    t->next_cron_ms = now + t->next_cron_interval_ms;
-    rargs a;
-    ra_init(&a);
-    add_keys(&a, t->gid, 1);
-    add_expiry_key(&a, t->gid);
-    add_live_key(&a, t->gid);
-    ra_adds(&a, t->gid);
-    ra_addi(&a, t->next_cron_ms);
-    ra_addi(&a, c->cfg->data_expire);
-    ra_addi(&a, t->create_ms);
-    ra_adds(&a, ""); /* prepared: nobody drives it */
-    ra_adds(&a, "0");
-    trans_hash_fields(t, &a);
-    store_script("save_new", 5, &a, workflow_saved, c);
-}
-
-static void workflow_submitted(void *arg, redisReply *reply, const char *err) {
-    api_call *c = arg;
-    const char *tag, *status, *type;
-    if (err) {
-        api_reply_store_error(c, c->t->gid, err);
-        return;
-    }
-    if (script_reply(reply, &tag, &status, &type)) {
-        api_reply_error(c, 500, "unexpected reply from store");
-        return;
-    }
-    transition_verdict v = verdict_of(tag);
-    if (v == TV_OK) {
-        engine_cancel(c->t->gid, c->t->status, "workflow submitted");
-        api_reply_ok(c);
-    } else if (v == TV_NOT_FOUND) {
-        api_reply_error(c, 404, "no such workflow: call prepareWorkflow first");
-    } else {
-        reply_refused(c, RQ_WORKFLOW_SUBMIT, c->t->gid, v, status, type, "workflow");
-    }
-}
-
-/* Workflow submit carries the outcome the client reached: prepared ->
- * succeed/failed directly, merged into the stored record (12.2). */
-static void workflow_submit(api_call *c) {
-    trans *t = c->t;
-    char err[256];
-    yajl_val extra = NULL;
-    const char *status = NULL, *reason = NULL, *result = NULL;
-    if (t->req_extra) extra = json_parse(t->req_extra, strlen(t->req_extra), err, sizeof err);
-    yajl_val v;
-    if ((v = json_field(extra, "status"))) status = v->u.string;
-    if ((v = json_field(extra, "rollback_reason"))) reason = v->u.string;
-    if ((v = json_field(extra, "result"))) result = v->u.string;
-    if (!status || (strcmp(status, "succeed") != 0 && strcmp(status, "failed") != 0)) {
-        if (extra) json_free(extra);
-        api_reply_error(c, 400, "workflow submit needs req_extra.status 'succeed' or 'failed'");
-        return;
-    }
-    int64_t now = now_ms();
-    t->status = global_status_parse(status);
-    rargs f;
-    ra_init(&f);
-    ra_adds(&f, "status");
-    ra_adds(&f, status);
-    ra_adds(&f, "update_time");
-    ra_addi(&f, now);
-    ra_adds(&f, strcmp(status, "succeed") == 0 ? "finish_time" : "rollback_time");
-    ra_addi(&f, now);
-    if (reason && *reason) {
-        ra_adds(&f, "rollback_reason");
-        ra_adds(&f, reason);
-    }
-    if (result && *result) {
-        ra_adds(&f, "result");
-        ra_adds(&f, result);
-    }
-    if (extra) json_free(extra);
-    cas(t->gid, "workflow", transition_find(RQ_WORKFLOW_SUBMIT, TT_WORKFLOW), -1,
-        c->cfg->finished_data_expire, &f, workflow_submitted, c);
-}
-
 /* ---- abort ---------------------------------------------------------------- */
 
 /* An abort its row never allows (a saga or workflow): read the stored
  * transaction only to say why, as dtm does, with nothing written. */
-static void abort_refused(void *arg, redisReply *reply, const char *err) {
+static void abort_refused(void *arg, tstore_reply *reply, const char *err) {
     api_call *c = arg;
     if (err) {
         api_reply_store_error(c, c->t->gid, err);
         return;
     }
-    trans *stored = trans_from_hash(reply);
+    const trans *stored = reply->t;
     transition_verdict v =
         stored ? transition_check(RQ_ABORT, c->t->type, stored->type, stored->status)
                : TV_NOT_FOUND;
     if (v == TV_OK) v = TV_CONFLICT; /* changed meanwhile: the client may try again */
-    reply_refused(c, RQ_ABORT, c->t->gid, v, stored ? global_status_name(stored->status) : "",
-                  stored ? trans_type_name(stored->type) : "", trans_type_name(c->t->type));
-    trans_free(stored);
+    api_reply_refused(c, RQ_ABORT, c->t->gid, v, stored ? global_status_name(stored->status) : "",
+                      stored ? trans_type_name(stored->type) : "", trans_type_name(c->t->type));
 }
 
 /* Abort by the row of the request's type; the script checks that the stored
@@ -837,29 +395,25 @@ static void abort_refused(void *arg, redisReply *reply, const char *err) {
 void api_abort(api_call *c, struct evkeyvalq *q, const char *body, size_t len) {
     (void)q;
     c->op = OP_ABORT;
-    if (parse_trans(c, body, len)) return;
+    if (api_parse_trans(c, body, len)) return;
     if (c->t->wait_result) c->op |= F_WAIT;
     const transition *row = transition_find(RQ_ABORT, c->t->type);
     if (!row || !row->from[0]) {
-        load_trans(c->t->gid, abort_refused, c);
+        tstore_load(c->t->gid, abort_refused, c);
         return;
     }
     const char *type = trans_type_name(c->t->type);
     int64_t now = now_ms();
     rargs f;
     ra_init(&f);
-    ra_adds(&f, "status");
-    ra_adds(&f, global_status_name(row->to));
-    ra_adds(&f, "update_time");
-    ra_addi(&f, now);
+    trans_set(&f, TF_STATUS, global_status_name(row->to));
+    trans_set_int(&f, TF_UPDATE_TIME, now);
     if (c->t->rollback_reason && c->t->rollback_reason[0]) {
-        ra_adds(&f, "rollback_reason");
-        ra_adds(&f, c->t->rollback_reason);
+        trans_set(&f, TF_ROLLBACK_REASON, c->t->rollback_reason);
     }
     if (global_status_final(row->to)) {
-        ra_adds(&f, "rollback_time");
-        ra_addi(&f, now);
-        cas(c->t->gid, type, row, -1, c->cfg->finished_data_expire, &f, cas_then_drive, c);
+        trans_set_int(&f, TF_ROLLBACK_TIME, now);
+        api_cas(c->t->gid, type, row, -1, c->cfg->finished_data_expire, &f, cas_then_drive, c);
     } else {
         claim_and_drive(c, type, row, global_status_name(row->to), &f);
     }
@@ -889,46 +443,41 @@ static char *parse_gid_body(api_call *c, const char *body, size_t len) {
 static void reset_cron_fields(rargs *f) {
     int64_t now = now_ms();
     ra_init(f);
-    ra_adds(f, "next_cron_time");
-    ra_addi(f, now);
-    ra_adds(f, "update_time");
-    ra_addi(f, now);
+    trans_set_int(f, TF_NEXT_CRON_TIME, now);
+    trans_set_int(f, TF_UPDATE_TIME, now);
 }
 
 /* forceStop / resetNextCronTime: c->op is the request (RQ_*). */
-static void simple_cas_done(void *arg, redisReply *reply, const char *err) {
+static void simple_cas_done(void *arg, tstore_reply *reply, const char *err) {
     api_call *c = arg;
     const char *gid = c->extra;
-    const char *tag, *status, *type;
     if (err) {
         api_reply_store_error(c, gid, err);
         return;
     }
-    if (script_reply(reply, &tag, &status, &type)) {
-        api_reply_error(c, 500, "unexpected reply from store");
-        return;
-    }
-    transition_verdict v = verdict_of(tag);
-    if (v == TV_OK) {
-        const transition *row = transition_find((trans_request)c->op, trans_type_parse(type));
+    if (reply->tag == TS_OK) {
+        const transition *row =
+            transition_find((trans_request)c->op, trans_type_parse(reply->type));
         if (row && row->cancel) engine_cancel(gid, GS_FAILED, "force stopped");
         api_reply_ok(c);
-    } else if (v == TV_CONFLICT && c->op == RQ_RESET_CRON) {
+    } else if (reply->tag != TS_BAD && api_verdict_of(reply->tag) == TV_CONFLICT &&
+               c->op == RQ_RESET_CRON) {
         /* Finished: dtm still rewrites its times; it stays out of the due
          * index and keeps its expiry. */
         rargs f;
         reset_cron_fields(&f);
         c->op = RQ_RESET_CRON_FINAL;
-        cas(gid, NULL, transition_find(RQ_RESET_CRON_FINAL, TT_SAGA), 0, 0, &f, simple_cas_done, c);
+        api_cas(gid, NULL, transition_find(RQ_RESET_CRON_FINAL, TT_SAGA), 0, 0, &f, simple_cas_done,
+                c);
     } else {
-        reply_refused(c, (trans_request)c->op, gid, v, status, type, NULL);
+        api_reply_for_tag(c, (trans_request)c->op, gid, reply, NULL);
     }
 }
 
 /* Both apply to every type: the script checks the status only. */
 static void any_type_cas(api_call *c, trans_request rq, int64_t due, int64_t ttl, rargs *f) {
     c->op = rq;
-    cas(c->extra, NULL, transition_find(rq, TT_SAGA), due, ttl, f, simple_cas_done, c);
+    api_cas(c->extra, NULL, transition_find(rq, TT_SAGA), due, ttl, f, simple_cas_done, c);
 }
 
 void api_force_stop(api_call *c, struct evkeyvalq *q, const char *body, size_t len) {
@@ -939,14 +488,10 @@ void api_force_stop(api_call *c, struct evkeyvalq *q, const char *body, size_t l
     int64_t now = now_ms();
     rargs f;
     ra_init(&f);
-    ra_adds(&f, "status");
-    ra_adds(&f, "failed");
-    ra_adds(&f, "update_time");
-    ra_addi(&f, now);
-    ra_adds(&f, "rollback_time");
-    ra_addi(&f, now);
-    ra_adds(&f, "rollback_reason");
-    ra_adds(&f, "force stopped");
+    trans_set(&f, TF_STATUS, "failed");
+    trans_set_int(&f, TF_UPDATE_TIME, now);
+    trans_set_int(&f, TF_ROLLBACK_TIME, now);
+    trans_set(&f, TF_ROLLBACK_REASON, "force stopped");
     log_info("gid %s: force stop requested", gid);
     any_type_cas(c, RQ_FORCE_STOP, -1, c->cfg->finished_data_expire, &f);
 }
@@ -962,206 +507,4 @@ void api_reset_next_cron_time(api_call *c, struct evkeyvalq *q, const char *body
     rargs f;
     reset_cron_fields(&f);
     any_type_cas(c, RQ_RESET_CRON, now_ms(), 0, &f);
-}
-
-/* ---- registerBranch --------------------------------------------------------- */
-
-/* c->extra is the gid, c->op the request's type. */
-static void registered(void *arg, redisReply *reply, const char *err) {
-    api_call *c = arg;
-    const char *gid = c->extra;
-    const char *tag, *status, *type;
-    if (err) {
-        api_reply_store_error(c, gid, err);
-        return;
-    }
-    if (script_reply(reply, &tag, &status, &type)) {
-        api_reply_error(c, 500, "unexpected reply from store");
-        return;
-    }
-    char msg[256];
-    if (strcmp(tag, "OK") == 0 || strcmp(tag, "SAME") == 0) {
-        api_reply_ok(c);
-    } else if (strcmp(tag, "DUPLICATE") == 0) {
-        snprintf(msg, sizeof msg, "gid %s: branch already registered with different content", gid);
-        api_reply_failure(c, msg);
-    } else if (strcmp(tag, "TOO_MANY") == 0) {
-        snprintf(msg, sizeof msg,
-                 "gid %s: the transaction has %s branches; Limits.MaxBranches is %d", gid, status,
-                 c->cfg->max_branches);
-        api_reply_error(c, 400, msg);
-    } else if (strcmp(tag, "WRONG_TYPE") == 0) {
-        reply_refused(c, RQ_REGISTER, gid, TV_WRONG_TYPE, status, type, trans_type_name(c->op));
-    } else { /* absent or not prepared: dtm's words */
-        snprintf(msg, sizeof msg, "no trans with gid: %s status: prepared found", gid);
-        api_reply_failure(c, msg);
-    }
-}
-
-/* What one registration adds, per mode: TCC [cancel, confirm] and XA
- * [rollback, commit] branches start prepared; a workflow records one
- * branch's outcome. The identity (branch id + ident_op) and the content
- * signature make a repeat harmless and a changed repeat a conflict. */
-typedef struct registration {
-    int n;
-    const char *op[2], *url[2];
-    const char *status; /* of the new branches */
-    const char *ident_op;
-    const char *sig[3]; /* joined with '|', then the data */
-} registration;
-
-typedef int reg_parser(yajl_val root, const dtmd_config *cfg, registration *r, char *err,
-                       size_t errlen);
-
-static const char *str_field(yajl_val root, const char *name, const char *dflt) {
-    yajl_val v = json_field(root, name);
-    return v && YAJL_IS_STRING(v) ? v->u.string : dflt;
-}
-
-static int reg_tcc(yajl_val root, const dtmd_config *cfg, registration *r, char *err,
-                   size_t errlen) {
-    const char *confirm = str_field(root, "confirm", ""), *cancel = str_field(root, "cancel", "");
-    if (!url_is_http(confirm) || !url_is_http(cancel))
-        return snprintf(err, errlen, "confirm and cancel must be http(s) URLs"), -1;
-    if (branch_url_check(cfg, confirm, "confirm", err, errlen) ||
-        branch_url_check(cfg, cancel, "cancel", err, errlen))
-        return -1;
-    *r = (registration){2,        {"cancel", "confirm"},  {cancel, confirm}, "prepared",
-                        "cancel", {confirm, cancel, NULL}};
-    return 0;
-}
-
-static int reg_xa(yajl_val root, const dtmd_config *cfg, registration *r, char *err,
-                  size_t errlen) {
-    const char *url = str_field(root, "url", "");
-    if (!*url || !url_is_http(url))
-        return snprintf(err, errlen, "url is required and must be an http(s) URL"), -1;
-    if (branch_url_check(cfg, url, "url", err, errlen)) return -1;
-    *r = (registration){2,          {"rollback", "commit"}, {url, url}, "prepared",
-                        "rollback", {url, NULL, NULL}};
-    return 0;
-}
-
-static int reg_workflow(yajl_val root, const dtmd_config *cfg, registration *r, char *err,
-                        size_t errlen) {
-    (void)cfg;
-    const char *op = str_field(root, "op", NULL), *st = str_field(root, "status", NULL);
-    if (!op || !*op || !st || (strcmp(st, "succeed") != 0 && strcmp(st, "failed") != 0))
-        return snprintf(err, errlen,
-                        "workflow registerBranch needs op and status 'succeed' or 'failed'"),
-               -1;
-    *r = (registration){1, {op, NULL}, {"", NULL}, st, op, {st, NULL, NULL}};
-    return 0;
-}
-
-/* One row per mode that has branches to register (the transition table's
- * RQ_REGISTER rows). */
-static reg_parser *const reg_parsers[TT_COUNT] = {
-    [TT_TCC] = reg_tcc, [TT_XA] = reg_xa, [TT_WORKFLOW] = reg_workflow};
-
-/* Fields add_branch_fields writes per branch (register_branch.lua's m). */
-#define BRANCH_FIELDS 2
-
-/* A registered branch as (suffix, value) pairs: register_branch.lua stores
- * them as "b<index><suffix>", the layout of trans_branch_fields. */
-static void add_branch_fields(rargs *a, const char *id, const char *op, const char *url,
-                              const char *data, const char *status, int64_t now) {
-    branch b = {.branch_id = (char *)id,
-                .op = (char *)op,
-                .url = (char *)url,
-                .data = (char *)data,
-                .data_len = strlen(data),
-                .status = branch_status_parse(status),
-                .create_ms = now,
-                .update_ms = now,
-                .finish_ms = strcmp(status, "prepared") == 0 ? 0 : now};
-    ra_adds(a, "");
-    branch_def_value(&b, a);
-    ra_adds(a, ".s");
-    branch_state_value(&b, a);
-}
-
-/* register_branch.lua's arguments for registration r of branch bid. */
-static void register_args(rargs *a, const char *gid, int type, const registration *r,
-                          const char *bid, const char *data, int max_branches) {
-    int64_t now = now_ms();
-    sbuf b;
-    sb_init(&b);
-    engine_trans_key(&b, gid);
-    ra_add(a, b.ptr, b.len);
-    ra_adds(a, trans_type_name(type));
-    ra_adds(a, transition_find(RQ_REGISTER, type)->from);
-    sb_reset(&b);
-    sb_printf(&b, "k:%zu:%s:%s", strlen(bid), bid, r->ident_op);
-    ra_add(a, b.ptr, b.len);
-    sb_reset(&b);
-    for (int i = 0; i < 3 && r->sig[i]; i++) sb_printf(&b, "%s|", r->sig[i]);
-    sb_puts(&b, data);
-    ra_add(a, b.ptr, b.len);
-    sb_free(&b);
-    ra_addi(a, now);
-    ra_addi(a, r->n);
-    ra_addi(a, BRANCH_FIELDS);
-    ra_addi(a, max_branches);
-    for (int i = 0; i < r->n; i++)
-        add_branch_fields(a, bid, r->op[i], r->url[i], data, r->status, now);
-}
-
-void api_register_branch(api_call *c, struct evkeyvalq *q, const char *body, size_t len) {
-    (void)q;
-    char err[256];
-    char *gid = NULL;
-    yajl_val root = json_parse(body, len, err, sizeof err);
-    if (!root) {
-        api_reply_error(c, 400, err);
-        return;
-    }
-    const char *bad = NULL;
-    if (!YAJL_IS_OBJECT(root)) bad = "request body must be a JSON object";
-    for (size_t i = 0; !bad && i < root->u.object.len; i++) {
-        yajl_val v = root->u.object.values[i];
-        if (v && !YAJL_IS_NULL(v) && !YAJL_IS_STRING(v)) {
-            snprintf(err, sizeof err,
-                     "registerBranch: %s must be a string (all values are strings)",
-                     root->u.object.keys[i]);
-            bad = err;
-        }
-    }
-    const char *raw_gid = bad ? NULL : str_field(root, "gid", NULL);
-    const char *type = bad ? NULL : str_field(root, "trans_type", NULL);
-    const char *bid = bad ? NULL : str_field(root, "branch_id", NULL);
-    const char *data = bad ? "" : str_field(root, "data", "");
-    int tt = type ? trans_type_parse(type) : -1;
-    registration r;
-    if (bad) {
-    } else if (raw_gid && !(gid = trans_clean_gid(raw_gid, c->cfg, err, sizeof err))) {
-        bad = err;
-    } else if (!gid) {
-        bad = "gid is required";
-    } else if (!bid || !*bid) {
-        bad = "branch_id is required";
-    } else if (!type) {
-        bad = "trans_type is required";
-    } else if (tt < 0 || !reg_parsers[tt]) {
-        snprintf(err, sizeof err,
-                 "registerBranch: trans_type '%.64s' has no branches to register (tcc, xa, "
-                 "workflow)",
-                 type);
-        bad = err;
-    } else if (reg_parsers[tt](root, c->cfg, &r, err, sizeof err)) {
-        bad = err;
-    }
-    if (bad) {
-        api_reply_error(c, 400, bad);
-        free(gid);
-        json_free(root);
-        return;
-    }
-    rargs a;
-    ra_init(&a);
-    register_args(&a, gid, tt, &r, bid, data, c->cfg->max_branches);
-    c->extra = gid;
-    c->op = tt;
-    json_free(root);
-    store_script("register_branch", 1, &a, registered, c);
 }

@@ -2,7 +2,7 @@
 #include "cron.h"
 
 #include "engine.h"
-#include "keys.h"
+#include "trans_store.h"
 #include "liveness.h"
 #include "log.h"
 #include "metrics.h"
@@ -20,7 +20,7 @@ static struct {
     struct event_base *base;
     const dtmd_config *cfg;
     struct event *timer;
-    struct event *kick;           /* scan now: room for parked work (engine.c) */
+    struct event *kick;           /* scan now: room for parked work (engine_hold.c) */
     unsigned char scanning[1024]; /* per shard (Store.Shards <= 1024): lease in flight */
     int batch[1024];              /* per shard: the count its scan asked for */
     int reserved;                 /* sum of batch[] over the scans in flight */
@@ -50,19 +50,10 @@ static void ignore_reply(void *arg, redisReply *r, const char *err) {
 
 /* Remove a gid from the due index (record expired or already finished). */
 static void drop_due(int shard, const char *gid) {
-    rargs a;
-    ra_init(&a);
-    sbuf k;
-    sb_init(&k);
-    key_due(&k, cr.cfg->redis_prefix, shard);
-    ra_adds(&a, "ZREM");
-    ra_add(&a, k.ptr, k.len);
-    ra_adds(&a, gid);
-    sb_free(&k);
-    store_command(&a, ignore_reply, NULL);
+    tstore_drop_due(shard, gid, ignore_reply, NULL);
 }
 
-static void loaded(void *arg, redisReply *reply, const char *err) {
+static void loaded(void *arg, tstore_reply *reply, const char *err) {
     load_ctx *c = arg;
     cr.pending--;
     if (cr.stopping) {
@@ -73,28 +64,22 @@ static void loaded(void *arg, redisReply *reply, const char *err) {
         log_warn("cron: gid %s: cannot load: %s", c->gid, err);
         goto out;
     }
-    const char *tag = reply->type == REDIS_REPLY_ARRAY && reply->elements >= 1 &&
-                              reply->element[0]->type == REDIS_REPLY_STRING
-                          ? reply->element[0]->str
-                          : "";
-    if (strcmp(tag, "NOT_FOUND") == 0) {
+    if (reply->tag == TS_NOT_FOUND) {
         log_debug("cron: gid %s: record gone, dropping it from the due index", c->gid);
         drop_due(c->shard, c->gid);
         goto out;
     }
-    if (strcmp(tag, "BUSY") == 0) {
+    if (reply->tag == TS_BUSY) {
         log_debug("cron: gid %s: held by another process, left to it", c->gid);
         goto out;
     }
-    trans *t = strcmp(tag, "OK") == 0 && reply->elements == 3 &&
-                       reply->element[2]->type == REDIS_REPLY_INTEGER
-                   ? trans_from_hash(reply->element[1])
-                   : NULL;
+    trans *t = reply->tag == TS_OK ? reply->t : NULL;
     if (!t) {
         log_error("cron: gid %s: stored record is malformed", c->gid);
         goto out;
     }
-    t->hold_epoch = reply->element[2]->integer;
+    reply->t = NULL;
+    t->hold_epoch = reply->epoch;
     liveness_note(c->shard, c->sent_us, t->hold_epoch);
     if (global_status_final(t->status)) {
         drop_due(c->shard, c->gid);
@@ -137,25 +122,9 @@ static void leased(void *arg, redisReply *reply, const char *err) {
         c->gid = xstrdup(gid);
         int64_t now = now_ms();
         c->lease_end = engine_new_hold(gid, now + config_lease_ms(cr.cfg));
-        rargs a;
-        ra_init(&a);
-        sbuf k;
-        sb_init(&k);
-        key_trans(&k, cr.cfg->redis_prefix, shard, gid);
-        ra_add(&a, k.ptr, k.len);
-        key_live(&k, cr.cfg->redis_prefix, shard);
-        ra_add(&a, k.ptr, k.len);
-        key_due(&k, cr.cfg->redis_prefix, shard);
-        ra_add(&a, k.ptr, k.len);
-        sb_free(&k);
-        ra_addi(&a, now);
-        ra_addi(&a, c->lease_end);
-        ra_adds(&a, liveness_id());
-        ra_adds(&a, gid);
-        ra_addi(&a, LIVENESS_TTL_MS);
         c->sent_us = liveness_now_us();
         cr.pending++;
-        store_script("lease_load", 3, &a, loaded, c);
+        tstore_lease_load(gid, now, c->lease_end, loaded, c);
     }
     /* A full batch: more may be due. Scan again, or have the next round
      * do it if there is no room now (this round may be past the shard). */
@@ -185,18 +154,8 @@ static int scan_shard(int shard) {
     cr.reserved += batch;
     int64_t now = now_ms();
     int64_t lease = config_lease_ms(cr.cfg);
-    rargs a;
-    ra_init(&a);
-    sbuf k;
-    sb_init(&k);
-    key_due(&k, cr.cfg->redis_prefix, shard);
-    ra_add(&a, k.ptr, k.len);
-    sb_free(&k);
-    ra_addi(&a, now);
-    ra_addi(&a, now + lease);
-    ra_addi(&a, batch);
     cr.scanning[shard] = 1;
-    store_script("lease_due", 1, &a, leased, (void *)(intptr_t)shard);
+    tstore_lease_due(shard, now, now + lease, batch, leased, (void *)(intptr_t)shard);
     return 1;
 }
 
@@ -309,7 +268,7 @@ static struct {
     int released;
 } rel;
 
-static void release_done(void *arg, redisReply *reply, const char *err) {
+static void release_done(void *arg, tstore_reply *reply, const char *err) {
     (void)arg, (void)reply;
     rel.pending--;
     if (err) log_warn("cron: handing leases back failed: %s", err);
@@ -334,7 +293,7 @@ static void release_one(const char *gid, int64_t ours) {
     snprintf(due, sizeof due, "XX:%lld", (long long)now_ms());
     rel.pending++;
     rel.released++;
-    engine_lease_move(gid, due, ours, 0, release_done, NULL);
+    tstore_lease_move(gid, due, ours, 0, release_done, NULL);
 }
 
 static void release_timeout(evutil_socket_t fd, short what, void *arg) {
@@ -346,26 +305,14 @@ static void release_leases(void) {
     if (engine_active_count() == 0 || !store_is_up()) return;
     int64_t now = now_ms();
     /* Far enough to see every due time this process may have set: a lease
-     * (at most RetryMaxInterval) or a running call's hold (engine.c
+     * (at most RetryMaxInterval) or a running call's hold (engine_hold.c
      * hold_lease: up to twice the request timeout plus a second). */
     double wait = cr.cfg->retry_max_interval + 2 * cr.cfg->request_timeout + 2;
     memset(&rel, 0, sizeof rel);
     for (int s = 0; s < cr.cfg->store_shards; s++) {
-        rargs a;
-        ra_init(&a);
-        sbuf k;
-        sb_init(&k);
-        key_due(&k, cr.cfg->redis_prefix, s);
-        ra_adds(&a, "ZRANGEBYSCORE");
-        ra_add(&a, k.ptr, k.len);
-        sb_free(&k);
-        ra_adds(&a, "-inf");
-        ra_addi(&a, now + (int64_t)(wait * 1000));
-        ra_adds(&a, "LIMIT");
-        ra_adds(&a, "0");
-        ra_addi(&a, RELEASE_SCAN);
         rel.pending++;
-        store_command(&a, release_listed, (void *)(intptr_t)s);
+        tstore_list_due(s, now + (int64_t)(wait * 1000), RELEASE_SCAN, release_listed,
+                        (void *)(intptr_t)s);
     }
     /* The main loop has stopped: run it here until Redis has answered. */
     int expired = 0;

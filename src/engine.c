@@ -1,107 +1,34 @@
-/* engine.c - pass lifecycle, branch calls, result persistence.
+/* engine.c - the pass table and a pass's lifecycle: start (drive), the
+ * mode's decisions (pass_advance), the end (pass_finish, rerun), cancel.
  *
  * Ownership: a pass owns its trans and everything hanging off it; it lives
  * in the active table from engine_drive until pass_finish, which calls every
  * waiter exactly once and frees it all. Branch calls and store writes hold a
  * pointer to the pass; the pass cannot finish while any is in flight
  * (calls/writes counters), so those pointers never dangle. At shutdown the
- * calls are cancelled and the store fails pending writes, which drains it. */
-#include "engine.h"
+ * calls are cancelled and the store fails pending writes, which drains it.
+ * The branch calls are engine_call.c's, the holds engine_hold.c's, what a
+ * pass stores engine_write.c's (engine_int.h). */
+#include "engine_int.h"
 
-#include "alert.h"
-#include "backoff.h"
-#include "jsonrpc.h"
 #include "keys.h"
-#include "last_error.h"
-#include "liveness.h"
 #include "log.h"
 #include "metrics.h"
-#include "mode.h"
-#include "store.h"
 
 #include <event2/event.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct waiter {
-    pass_done_cb *cb;
-    void *arg;
-    struct waiter *next;
-} waiter;
+engine_state eng;
 
-/* One pass over a transaction: the mode decides (mode.h), the pass acts.
- *
- * Contract: every effect on the transaction is applied in memory and
- * persisted at once; the mode is asked again only when no write is pending,
- * so it never acts on a change that is not stored. The one exception is an
- * empty URL's success: nothing external happened for such a branch, so its
- * result fields wait in `pending` and ride along with the pass's next write.
- * If dtmd dies before that write, calling it again on recovery is harmless;
- * this saves a Redis round trip per empty branch. */
-typedef struct pass {
-    trans *t;
-    const dtmd_config *cfg;
-    const mode_ops *mode;
-    mode_plan plan;
-    sbuf key, due_key;
-    int64_t due_ms;         /* the due index holds the transaction at least until then */
-    int calls;              /* calls in flight */
-    int writes;             /* store writes in flight */
-    int stopped;            /* a write failed: finish as soon as nothing is in flight */
-    int unknown;            /* a write failed without an answer: what is stored is unknown */
-    int lost;               /* the hold is no longer this process's: write and call nothing */
-    int stop_sent;          /* a requested stop is being stored (stop_apply) */
-    int shard;              /* of the gid (keys.h) */
-    char *err;              /* why it stopped */
-    unsigned char *started; /* per branch: called during this pass */
-    int *decided;           /* room for the calls of two decisions (mode_decision) */
-    int cap;                /* branches that room is for */
-    int special_called;     /* the special call was made in this pass */
-    int postponed;          /* the mode's delay was stored in this pass */
-    int retry_exhausted;    /* a retry was refused by retry_limit */
-    char *fail_msg;         /* first FAILURE message of this pass (rollback reason) */
-    branch_outcome halted;  /* a walk stopped on this outcome */
-    char *halt_msg;
-    char *last_err; /* last_error.h record of a failed call, not stored yet */
-    int64_t started_ms;
-    struct waiter *waiters;
-    int rerun;          /* the stored status changed under the pass: run again when it ends */
-    rargs pending;      /* result fields of empty-URL successes not written yet */
-    struct pass *hnext; /* active-pass hash chain */
-} pass;
+static void drive(trans *t, waiter *waiters);
 
-typedef struct call_ctx {
-    pass *p;
-    int bi;
-    const char *op, *url; /* of the request: the branch's, or the special call's */
-    branch_call *call;
-    double start;                 /* metrics_now() when asked for: the latency includes queueing */
-    struct call_ctx *next, *prev; /* for cancellation at shutdown */
-} call_ctx;
-
-#define NBUCKETS 4096
-
-static struct {
-    struct event_base *base;
-    const dtmd_config *cfg;
-    pass *buckets[NBUCKETS];
-    int active;
-    call_ctx *calls;
-    int stopping;
-    /* Limits.MaxActivePasses: transactions parked in the store for want of
-     * room, and who to tell when room comes back (cron.c's scanner). */
-    int backlog;
-    long long parked;
-    void (*room_cb)(void);
-} eng;
-
-static unsigned bucket_of(const char *gid) {
+unsigned bucket_of(const char *gid) {
     return (unsigned)key_shard(gid, strlen(gid), NBUCKETS);
 }
 
-static pass *find_pass(const char *gid) {
+pass *find_pass(const char *gid) {
     for (pass *p = eng.buckets[bucket_of(gid)]; p; p = p->hnext)
         if (strcmp(p->t->gid, gid) == 0) return p;
     return NULL;
@@ -115,46 +42,9 @@ int engine_active_count(void) {
     return eng.active;
 }
 
-void engine_trans_key(sbuf *out, const char *gid) {
-    key_trans(out, eng.cfg->redis_prefix, key_shard(gid, strlen(gid), eng.cfg->store_shards), gid);
-}
-
-void engine_due_key(sbuf *out, const char *gid) {
-    key_due(out, eng.cfg->redis_prefix, key_shard(gid, strlen(gid), eng.cfg->store_shards));
-}
-
-void engine_index_key(sbuf *out, const char *gid) {
-    key_index(out, eng.cfg->redis_prefix, key_shard(gid, strlen(gid), eng.cfg->store_shards));
-}
-
-void engine_expiry_key(sbuf *out, const char *gid) {
-    key_expiry(out, eng.cfg->redis_prefix, key_shard(gid, strlen(gid), eng.cfg->store_shards));
-}
-
-int engine_shard(const char *gid) {
-    return key_shard(gid, strlen(gid), eng.cfg->store_shards);
-}
-
-void engine_live_key(sbuf *out, const char *gid) {
-    key_live(out, eng.cfg->redis_prefix, key_shard(gid, strlen(gid), eng.cfg->store_shards));
-}
-
-static void drive(trans *t, waiter *waiters);
-static void pass_stop(pass *p, const char *why);
-static void pass_advance(pass *p);
-static void set_status(pass *p, int status, const char *reason);
-static void postpone(pass *p, int64_t until);
-static void call_special(pass *p, const mode_decision *d);
-static int call_branch(pass *p, int bi);
-static void take_result(pass *p, int bi, branch_outcome o, const char *body, size_t len,
-                        int deferred);
-static void pass_write(pass *p, int expected_status, rargs *fields, int64_t due_ms, int finished);
-
 /* Free the pass and everything it owns except its trans and waiters. */
 static void pass_free(pass *p) {
     mode_plan_free(&p->plan);
-    sb_free(&p->key);
-    sb_free(&p->due_key);
     ra_free(&p->pending);
     free(p->decided); /* started too */
     free(p->fail_msg);
@@ -180,9 +70,10 @@ typedef struct rerun_ctx {
     waiter *waiters;
 } rerun_ctx;
 
-static void rerun_loaded(void *arg, redisReply *reply, const char *err) {
+static void rerun_loaded(void *arg, tstore_reply *reply, const char *err) {
     rerun_ctx *r = arg;
-    trans *t = err ? NULL : trans_from_hash(reply);
+    trans *t = err ? NULL : reply->t;
+    if (t) reply->t = NULL;
     if (t && !eng.stopping) {
         t->hold_epoch = r->old->hold_epoch; /* the same hold, if still ours */
         trans_free(r->old);
@@ -199,79 +90,12 @@ static void rerun_loaded(void *arg, redisReply *reply, const char *err) {
     free(r);
 }
 
-/* ---- Limits.MaxActivePasses --------------------------------------------
- *
- * Every pass keeps its transaction in memory (steps, payloads, branch
- * calls): about 2 kB, plus a curl handle while a call runs. Transactions
- * whose branches hang (a service down, RequestTimeout long) would otherwise
- * pile up without bound; past the limit, a transaction is left in the store
- * instead, due at once and held by nobody ("parked"), and the retry scanner
- * (of this or any process sharing the store) drives it when there is room.
- * Its record is already complete there, so parking loses nothing and costs
- * one Redis round trip to park plus the scanner's two to resume.
- * wait_result requests are never parked: a client waits on them, and their
- * number is bounded by the client connections. */
-
-static int limit_active(void) {
-    return eng.cfg ? eng.cfg->max_active_passes : 0;
-}
-
-static int room_for(int n) {
-    return limit_active() < 1 || eng.active + n <= limit_active();
-}
-
-/* Room that makes a scan worth it: an eighth of the limit. */
-static int room_chunk(void) {
-    int n = limit_active() / 8;
-    return n > 0 ? n : 1;
-}
-
-int engine_has_room(void) {
-    return room_for(1);
-}
-
-int engine_room(void) {
-    if (limit_active() < 1) return INT_MAX;
-    return eng.active < limit_active() ? limit_active() - eng.active : 0;
-}
-
-static void parked_back(void *arg, redisReply *reply, const char *err) {
-    char *gid = arg;
-    (void)reply;
-    /* Nothing is lost either way: if the hold was not given back, the
-     * transaction is due again when the hold runs out. */
-    if (err) log_warn("gid %s: parking failed (driven when its hold ends): %s", gid, err);
-    free(gid);
-}
-
-void engine_park(trans *t) {
-    char due[32];
-    snprintf(due, sizeof due, "XX:%lld", (long long)now_ms());
-    log_debug("gid %s: parked (Limits.MaxActivePasses %d reached)", t->gid, limit_active());
-    engine_lease_move(t->gid, due, t->lease_until_ms, 0, parked_back, xstrdup(t->gid));
-    eng.parked++;
-    eng.backlog = 1;
-    trans_free(t);
-}
-
-void engine_note_backlog(void) {
-    eng.backlog = 1;
-}
-
-void engine_set_room_cb(void (*cb)(void)) {
-    eng.room_cb = cb;
-}
-
-long long engine_parked_total(void) {
-    return eng.parked;
-}
-
-static void lease_given_back(void *arg, redisReply *reply, const char *err) {
+static void lease_given_back(void *arg, tstore_reply *reply, const char *err) {
     (void)arg, (void)reply;
     if (err) log_debug("giving a lease back failed: %s", err);
 }
 
-static void pass_finish(pass *p) {
+void pass_finish(pass *p) {
     pass **pp = &eng.buckets[bucket_of(p->t->gid)];
     while (*pp && *pp != p) pp = &(*pp)->hnext;
     if (*pp) *pp = p->hnext;
@@ -293,19 +117,15 @@ static void pass_finish(pass *p) {
         rerun_ctx *r = xcalloc(1, sizeof *r);
         r->old = p->t;
         r->waiters = p->waiters;
-        rargs a;
-        ra_init(&a);
-        ra_adds(&a, "HGETALL");
-        ra_add(&a, p->key.ptr, p->key.len);
+        tstore_load(p->t->gid, rerun_loaded, r);
         pass_free(p);
-        store_command(&a, rerun_loaded, r);
         return;
     }
     if (!global_status_final(p->t->status) && !eng.stopping && !p->lost &&
         p->t->lease_until_ms > now_ms())
         /* Unfinished: give the hold back, so a repeated submit or abort may
          * drive it at once (its due time stays the retry time). */
-        engine_lease_move(p->t->gid, "", p->t->lease_until_ms, 0, lease_given_back, NULL);
+        tstore_lease_move(p->t->gid, "", p->t->lease_until_ms, 0, lease_given_back, NULL);
     metrics_trans(trans_type_name(p->t->type), !p->err && p->halted == BR_SUCCESS,
                   (double)(now_ms() - p->t->create_ms) / 1000.0);
     pass_end e = {p->err, p->halted, p->halt_msg, p->unknown};
@@ -314,33 +134,11 @@ static void pass_finish(pass *p) {
     pass_free(p);
 }
 
-static void pass_stop(pass *p, const char *why) {
+void pass_stop(pass *p, const char *why) {
     if (!p->stopped) {
         p->stopped = 1;
         p->err = xstrdup(why);
         log_warn("gid %s: pass stopped: %s", p->t->gid, why);
-    }
-}
-
-/* Unlink a call from the pass's bookkeeping and free its context. */
-static void call_forget(call_ctx *c) {
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        eng.calls = c->next;
-    if (c->next) c->next->prev = c->prev;
-    c->p->calls--;
-    free(c);
-}
-
-/* Cancel the pass's queued and running calls: their slots are freed and
- * nothing more of them is sent. */
-static void cancel_calls(pass *p) {
-    for (call_ctx *c = eng.calls, *next; c; c = next) {
-        next = c->next;
-        if (c->p != p) continue;
-        branch_call_cancel(c->call);
-        call_forget(c);
     }
 }
 
@@ -358,100 +156,7 @@ void engine_cancel(const char *gid, int status, const char *why) {
     if (p->calls == 0 && p->writes == 0) pass_finish(p);
 }
 
-/* ---- a stop asked for through another process ----------------------------
- *
- * A request that ends a transaction this process holds, sent to another
- * process, records the stop on the transaction (stop_req, lua/cas_update.lua)
- * and publishes the gid (stop_sub.c); this process's own next write is told
- * so too (STOP). Either way: cancel the pass's calls first, then store the
- * stop (lua/stop_apply.lua), so no call starts after the final status. */
-
-typedef struct stop_ctx {
-    pass *p; /* NULL: no pass of the gid here; a write of the pass otherwise */
-    char gid[];
-} stop_ctx;
-
-static void stop_applied(void *arg, redisReply *reply, const char *err) {
-    stop_ctx *x = arg;
-    const char *tag = !err && reply->type == REDIS_REPLY_ARRAY &&
-                              (reply->elements == 2 || reply->elements == 3) &&
-                              reply->element[0]->type == REDIS_REPLY_STRING &&
-                              reply->element[1]->type == REDIS_REPLY_STRING
-                          ? reply->element[0]->str
-                          : NULL;
-    if (!tag)
-        log_warn("gid %s: storing a requested stop failed: %s", x->gid,
-                 err ? err : "unexpected reply");
-    else if (strcmp(tag, "OK") == 0)
-        log_info("gid %s: stopped as another process's request asked: %s", x->gid,
-                 reply->element[1]->str);
-    pass *p = x->p;
-    if (p) {
-        if (tag && (strcmp(tag, "OK") == 0 || strcmp(tag, "CONFLICT") == 0)) {
-            int st = global_status_parse(reply->element[1]->str);
-            if (st >= 0) p->t->status = st;
-            /* what its waiters hear, as with engine_cancel */
-            if (reply->elements == 3 && reply->element[2]->type == REDIS_REPLY_STRING &&
-                reply->element[2]->str[0]) {
-                free(p->t->rollback_reason);
-                p->t->rollback_reason = xstrdup(reply->element[2]->str);
-            }
-        } else if (!tag) {
-            p->unknown = 1;
-        }
-        p->writes--;
-        pass_advance(p);
-    }
-    free(x);
-}
-
-static void send_stop_apply(const char *gid, pass *p) {
-    size_t n = strlen(gid) + 1;
-    stop_ctx *x = xmalloc(sizeof *x + n);
-    x->p = p;
-    memcpy(x->gid, gid, n);
-    rargs a;
-    ra_init(&a);
-    sbuf k;
-    sb_init(&k);
-    engine_trans_key(&k, gid);
-    ra_add(&a, k.ptr, k.len);
-    engine_due_key(&k, gid);
-    ra_add(&a, k.ptr, k.len);
-    engine_expiry_key(&k, gid);
-    ra_add(&a, k.ptr, k.len);
-    engine_live_key(&k, gid);
-    ra_add(&a, k.ptr, k.len);
-    sb_free(&k);
-    ra_adds(&a, gid);
-    ra_adds(&a, liveness_id());
-    if (p) p->writes++;
-    store_script("stop_apply", 4, &a, stop_applied, x);
-}
-
-/* The pass learned of a stop: it calls nothing more and stores the stop. */
-static void pass_stop_requested(pass *p) {
-    cancel_calls(p);
-    pass_stop(p, "stopped by a request to another process");
-    p->rerun = 0;
-    if (p->stop_sent) return;
-    p->stop_sent = 1;
-    send_stop_apply(p->t->gid, p);
-}
-
-void engine_stop_requested(const char *gid) {
-    pass *p = find_pass(gid);
-    if (p) {
-        pass_stop_requested(p);
-        if (p->calls == 0 && p->writes == 0) pass_finish(p);
-    } else {
-        /* Held here without a pass (its hold not given back yet): only the
-         * holder may store it, and the script checks that. */
-        send_stop_apply(gid, NULL);
-    }
-}
-
-static mode_pass view_of(const pass *p) {
+mode_pass view_of(const pass *p) {
     mode_pass v = {
         .cfg = p->cfg,
         .plan = &p->plan,
@@ -499,7 +204,7 @@ static int run_decision(pass *p) {
 
 /* Called after every asynchronous event of the pass. Bounded: each round of
  * the loop needs a branch not called before in this pass. */
-static void pass_advance(pass *p) {
+void pass_advance(pass *p) {
     if (p->writes > 0) return;
     while (!p->stopped && !eng.stopping && run_decision(p)) {
     }
@@ -544,8 +249,6 @@ static void drive(trans *t, waiter *waiters) {
     p->mode = mode_for(t->type);
     if (p->mode->plan) p->mode->plan(&p->plan, t);
     p->started_ms = now_ms();
-    engine_trans_key(&p->key, t->gid);
-    engine_due_key(&p->due_key, t->gid);
     int cap = t->nbranches > 0 ? t->nbranches : 1;
     /* One block: room for two decisions' calls, then the started flags. */
     p->cap = cap;
@@ -560,525 +263,6 @@ static void drive(trans *t, waiter *waiters) {
     log_debug("gid %s: pass starts, %s %s", t->gid, trans_type_name(t->type),
               global_status_name(t->status));
     pass_advance(p);
-}
-
-/* ---- branch calls ---------------------------------------------------- */
-
-/* May the pass act on its hold now (docs/failover.md)? Only while this
- * process has stayed live on the shard since the hold was taken; a pass
- * that has not taken one (hold_epoch 0) takes it with its first call
- * (hold_lease), so being live now is what counts then. Once lost, the pass
- * calls nothing, records nothing and ends: another process may drive the
- * transaction now. */
-static int hold_live(pass *p) {
-    if (p->lost) return 0;
-    int64_t e = p->t->hold_epoch ? p->t->hold_epoch : liveness_epoch(p->shard);
-    if (e && liveness_holds(p->shard, e)) return 1;
-    p->lost = 1;
-    pass_stop(p, "this process's liveness lapsed: the transaction is left to whoever holds it");
-    return 0;
-}
-
-/* branch_request.may_send: checked right before the request goes out,
- * also for a call that waited in the Limits.MaxInflightCalls queue. */
-static int call_may_send(void *arg) {
-    call_ctx *c = arg;
-    return !c->p->stopped && hold_live(c->p);
-}
-
-/* Keep what a call that did not succeed answered: the next result write
- * stores it (result_fields). */
-static void note_error(pass *p, int bi, const char *op, const char *url, branch_outcome o,
-                       long status, const char *body, size_t len) {
-    if (o == BR_SUCCESS) return;
-    free(p->last_err);
-    p->last_err = last_error_json(bi >= 0 ? p->t->branches[bi].branch_id : "00", op, url, o, status,
-                                  body, len, now_ms());
-}
-
-static void call_done(void *arg, branch_outcome o, long status, const char *body, size_t len) {
-    call_ctx *c = arg;
-    pass *p = c->p;
-    int bi = c->bi;
-    double seconds = metrics_now() - c->start;
-    note_error(p, bi, c->op, c->url, o, status, body, len);
-    call_forget(c);
-    metrics_branch(trans_type_name(p->t->type), bi >= 0 ? p->t->branches[bi].branch_id : "00",
-                   bi >= 0 ? p->t->branches[bi].op : "special", (int)o, seconds);
-    if (bi >= 0) {
-        branch *b = &p->t->branches[bi];
-        log_debug("gid %s: branch %s %s -> %s (HTTP %ld)", p->t->gid, b->branch_id, b->op,
-                  branch_outcome_name(o), status);
-        if (o == BR_ERROR)
-            log_warn("gid %s: branch %s %s %s failed: HTTP %ld %.*s", p->t->gid, b->branch_id,
-                     b->op, b->url, status, (int)(len > 200 ? 200 : len), body);
-    } else {
-        log_debug("gid %s: %s -> %s (HTTP %ld)", p->t->gid, p->t->query_prepared,
-                  branch_outcome_name(o), status);
-        if (o == BR_ERROR)
-            log_warn("gid %s: call of %s failed: HTTP %ld %.*s", p->t->gid,
-                     p->t->query_prepared ? p->t->query_prepared : "", status,
-                     (int)(len > 200 ? 200 : len), body);
-    }
-    if (!p->stopped && !eng.stopping && hold_live(p)) {
-        take_result(p, bi, o, body, len, 0);
-        /* A saga action's FAILURE is an answer, not a fault worth an alert. */
-        int answered = bi >= 0 && p->t->branches[bi].status == BS_FAILED;
-        if (o == BR_ERROR || (o == BR_FAILURE && !answered))
-            alert_maybe(p->cfg, p->t, bi >= 0 ? p->t->branches[bi].url : p->t->query_prepared, body,
-                        len);
-    }
-    pass_advance(p);
-}
-
-#define LEASE_MARGIN_MS 1000
-
-/* Move this process's hold on a transaction (lua/lease_move.lua): due is
- * "" (leave the due index), "GT:<ms>" or "XX:<ms>"; ours is the hold as this
- * process knows it; the reply goes to cb with arg. */
-void engine_lease_move(const char *gid, const char *due, int64_t ours, int64_t until, store_cb *cb,
-                       void *arg) {
-    rargs a;
-    ra_init(&a);
-    sbuf k;
-    sb_init(&k);
-    engine_trans_key(&k, gid);
-    ra_add(&a, k.ptr, k.len);
-    engine_due_key(&k, gid);
-    ra_add(&a, k.ptr, k.len);
-    engine_live_key(&k, gid);
-    ra_add(&a, k.ptr, k.len);
-    sb_free(&k);
-    ra_adds(&a, gid);
-    ra_adds(&a, due);
-    ra_addi(&a, ours);
-    ra_addi(&a, until);
-    liveness_add_args(&a);
-    store_script("lease_move", 3, &a, cb, arg);
-}
-
-/* Distinct per gid bucket, not per process: one process-wide "last + 1"
- * needed a value per hold, and at thousands of holds a second (three per
- * saga) the values ran ahead of the clock by seconds for every second of
- * load - a process killed after an hour at full load would have held its
- * transactions for hours. Per bucket the holds are ~1,000 times rarer. */
-int64_t engine_new_hold(const char *gid, int64_t until) {
-    static int64_t last[NBUCKETS];
-    int64_t *l = &last[bucket_of(gid)];
-    if (until <= *l) until = *l + 1;
-    *l = until;
-    return until;
-}
-
-int64_t engine_held_until(const char *gid) {
-    pass *p = find_pass(gid);
-    return p ? p->t->lease_until_ms : 0;
-}
-
-/* What a hold_lease reply needs: the pass may have ended meanwhile, and
- * another pass of the same gid may run by then, so it is found by gid and
- * recognised by the hold it asked for. Owned by the reply callback. */
-typedef struct hold_ctx {
-    int64_t until;
-    int64_t sent_us; /* liveness.h: the script refreshes it */
-    int shard;
-    char gid[];
-} hold_ctx;
-
-static void lease_held(void *arg, redisReply *reply, const char *err) {
-    hold_ctx *h = arg;
-    if (err) {
-        log_debug("gid %s: holding the lease failed: %s", h->gid, err);
-    } else if (reply->type == REDIS_REPLY_INTEGER && reply->integer == 0) {
-        /* Our hold ran out and another process holds it now (lua/claim.lua):
-         * call nothing more, that process drives it. */
-        pass *p = find_pass(h->gid);
-        if (p && p->t->lease_until_ms == h->until) {
-            p->lost = 1;
-            pass_stop(p, "another process took the transaction over");
-        }
-    } else if (reply->type == REDIS_REPLY_INTEGER) {
-        /* Held, in the epoch the reply names (liveness.h): a pass that
-         * counted on another one has lost it. */
-        liveness_note(h->shard, h->sent_us, reply->integer);
-        pass *p = find_pass(h->gid);
-        if (p && p->t->lease_until_ms == h->until && p->t->hold_epoch != reply->integer) {
-            p->lost = 1;
-            pass_stop(p, "this process's liveness lapsed: the transaction is left to whoever "
-                         "holds it");
-        }
-    }
-    free(h);
-}
-
-/* A branch call may take up to the request timeout. While it runs, the
- * transaction must stay held (lease_until) and its due time ahead, or
- * another process would call the same branch a second time at once. The
- * stored due time is the retry time, which can be shorter than a call. With
- * the defaults (RetryInterval 10 s > RequestTimeout 3 s) what the pass holds
- * already covers the call, so this only sends something at the first call of
- * a pass whose hold or due time is nearly over. ZADD XX GT never re-adds a
- * finished transaction nor shortens a later due time. It is not waited for:
- * the call's own timeout is far longer than one Redis round trip; a hold
- * found lost stops the pass. */
-static void hold_lease(pass *p) {
-    int64_t rt = trans_request_timeout_ms(p->t, p->cfg), now = now_ms();
-    int64_t need = now + rt + LEASE_MARGIN_MS;
-    if (p->due_ms >= need && p->t->lease_until_ms >= need) return;
-    int64_t until =
-        engine_new_hold(p->t->gid, now + 2 * rt + LEASE_MARGIN_MS); /* room for next calls */
-    char due[32];
-    snprintf(due, sizeof due, "GT:%lld", (long long)until);
-    size_t n = strlen(p->t->gid) + 1;
-    hold_ctx *h = xmalloc(sizeof *h + n);
-    h->until = until;
-    memcpy(h->gid, p->t->gid, n);
-    h->sent_us = liveness_now_us();
-    h->shard = p->shard;
-    /* Taking one now: in the epoch this process is live in (hold_live). */
-    if (!p->t->hold_epoch) p->t->hold_epoch = liveness_epoch(p->shard);
-    engine_lease_move(p->t->gid, due, p->t->lease_until_ms, until, lease_held, h);
-    if (until > p->due_ms) p->due_ms = until;
-    p->t->lease_until_ms = until;
-}
-
-/* Start one HTTP call for the pass; its answer goes to take_result. */
-static void start_call(pass *p, int bi, const branch_request *req) {
-    if (!hold_live(p)) return;
-    hold_lease(p);
-    call_ctx *c = xcalloc(1, sizeof *c);
-    c->p = p;
-    c->bi = bi;
-    c->op = req->op;
-    c->url = req->url;
-    c->start = metrics_now();
-    branch_request gated = *req;
-    gated.may_send = call_may_send;
-    c->call = branch_call_start(&gated, call_done, c);
-    if (!c->call) {
-        free(c);
-        note_error(p, bi, req->op, req->url, BR_ERROR, 0, "cannot start call", 17);
-        take_result(p, bi, BR_ERROR, "cannot start call", 17, 0);
-        return;
-    }
-    c->next = eng.calls;
-    if (eng.calls) eng.calls->prev = c;
-    eng.calls = c;
-    p->calls++;
-}
-
-/* Call branch bi (op URL, payload, headers of the transaction). An empty
- * URL succeeds at once, its result only in memory: returns 1 then. */
-static int call_branch(pass *p, int bi) {
-    trans *t = p->t;
-    branch *b = &t->branches[bi];
-    p->started[bi] = 1;
-    if (!b->url[0]) {
-        take_result(p, bi, BR_SUCCESS, "", 0, 1);
-        return 1;
-    }
-    branch_request req = {
-        .url = b->url,
-        .gid = t->gid,
-        .trans_type = trans_type_name(t->type),
-        .branch_id = b->branch_id,
-        .op = b->op,
-        .body = b->data,
-        .body_len = b->data_len,
-        .force_post = t->type == TT_XA,
-        .headers = (const char *const *)t->header_lines,
-        .nheaders = t->nheaders,
-        .timeout_s = (double)trans_request_timeout_ms(t, p->cfg) / 1000.0,
-    };
-    char *rpc = NULL; /* protocol json-rpc: the call's JSON-RPC request */
-    if (jsonrpc_branch_url(t->protocol, b->url)) {
-        char err[200];
-        size_t len;
-        rpc = jsonrpc_branch_body(b->url, b->data, b->data_len, req.gid, req.trans_type,
-                                  req.branch_id, req.op, &len, err, sizeof err);
-        if (!rpc) { /* as a call that errs: retried, as dtm does */
-            take_result(p, bi, BR_ERROR, err, strlen(err), 0);
-            return 0;
-        }
-        req = (branch_request){.url = b->url,
-                               .body = rpc,
-                               .body_len = len,
-                               .force_post = 1,
-                               .headers = req.headers,
-                               .nheaders = req.nheaders,
-                               .timeout_s = req.timeout_s,
-                               .jsonrpc = 1};
-    }
-    start_call(p, bi, &req);
-    free(rpc);
-    return 0;
-}
-
-/* Call a URL for the transaction itself rather than a branch (msg
- * query_prepared, workflow resume): branch_id "00", the decision's op, its
- * body sent verbatim (GET when empty). Its result comes with bi = -1. */
-static void call_special(pass *p, const mode_decision *d) {
-    trans *t = p->t;
-    if (!d->special_url || !d->special_url[0]) {
-        take_result(p, -1, BR_SUCCESS, "", 0, 0);
-        return;
-    }
-    branch_request req = {
-        .url = d->special_url,
-        .gid = t->gid,
-        .trans_type = trans_type_name(t->type),
-        .branch_id = "00",
-        .op = d->special_op,
-        .body = d->special_body,
-        .body_len = d->special_len,
-        .headers = (const char *const *)t->header_lines,
-        .nheaders = t->nheaders,
-        .timeout_s = (double)trans_request_timeout_ms(t, p->cfg) / 1000.0,
-    };
-    start_call(p, -1, &req);
-}
-
-/* ---- store writes ---------------------------------------------------- */
-
-static void write_done(void *arg, redisReply *reply, const char *err) {
-    pass *p = arg;
-    p->writes--;
-    if (err) {
-        p->unknown = 1;
-        pass_stop(p, err);
-    } else if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2) {
-        p->unknown = 1;
-        pass_stop(p, "unexpected reply from cas_update");
-    } else if (strcmp(reply->element[0]->str, "LOST") == 0) {
-        p->lost = 1;
-        pass_stop(p, "another process took the transaction over");
-    } else if (strcmp(reply->element[0]->str, "STOP") == 0) {
-        pass_stop_requested(p);
-    } else if (strcmp(reply->element[0]->str, "OK") != 0) {
-        char why[160];
-        snprintf(why, sizeof why, "status changed by another writer (%s %s)",
-                 reply->element[0]->str, reply->element[1]->str);
-        int cur = global_status_parse(reply->element[1]->str);
-        if (cur >= 0) p->t->status = cur;
-        pass_stop(p, why);
-    }
-    pass_advance(p);
-}
-
-/* Persist fields (name/value pairs) with a CAS on expected_status (the
- * status before the in-memory change). due_ms: 0 = leave the due index,
- * -1 = remove (finished), else the new due time. */
-static void pass_write(pass *p, int expected_status, rargs *fields, int64_t due_ms, int finished) {
-    /* While other calls of the pass run, do not shorten the lease they hold. */
-    if (due_ms > 0 && p->calls > 0 && due_ms < p->due_ms) due_ms = p->due_ms;
-    if (due_ms > 0) p->due_ms = due_ms;
-    rargs a;
-    ra_init(&a);
-    ra_add(&a, p->key.ptr, p->key.len);
-    ra_add(&a, p->due_key.ptr, p->due_key.len);
-    sbuf k;
-    sb_init(&k);
-    engine_expiry_key(&k, p->t->gid); /* when the TTL changes, lua/cas_update.lua records it */
-    ra_add(&a, k.ptr, k.len);
-    engine_live_key(&k, p->t->gid);
-    ra_add(&a, k.ptr, k.len);
-    sb_free(&k);
-    ra_adds(&a, p->t->gid);
-    ra_adds(&a, trans_type_name(p->t->type));
-    ra_adds(&a, global_status_name(expected_status));
-    if (due_ms < 0)
-        ra_adds(&a, "-");
-    else if (due_ms == 0)
-        ra_adds(&a, "");
-    else
-        ra_addi(&a, due_ms);
-    ra_addi(&a, finished ? p->cfg->finished_data_expire : 0);
-    /* Fenced by the hold this pass took (none taken: not fenced). */
-    ra_adds(&a, p->t->hold_epoch ? liveness_id() : "");
-    ra_addi(&a, p->t->lease_until_ms);
-    ra_adds(&a, ""); /* not a request's stop */
-    /* Deferred fields first: a later value of the same field wins in HSET. */
-    for (int i = 0; i < p->pending.argc; i++) ra_add(&a, p->pending.argv[i], p->pending.lens[i]);
-    ra_free(&p->pending);
-    ra_init(&p->pending);
-    for (int i = 0; i < fields->argc; i++) ra_add(&a, fields->argv[i], fields->lens[i]);
-    ra_free(fields);
-    p->writes++;
-    store_script("cas_update", 4, &a, write_done, p);
-}
-
-/* The fields of a branch result (docs/protocol.md#retries-and-back-off); updates memory. */
-static void result_fields(pass *p, int bi, int new_status, branch_outcome o, rargs *f) {
-    trans *t = p->t;
-    branch *b = bi >= 0 ? &t->branches[bi] : NULL;
-    int64_t now = now_ms();
-    int64_t base = trans_base_interval_ms(t, p->cfg);
-    int64_t max = (int64_t)(p->cfg->retry_max_interval * 1000);
-    if (t->next_cron_interval_ms <= 0) t->next_cron_interval_ms = base;
-    switch (o) {
-        case BR_SUCCESS:
-            t->next_cron_interval_ms = base;
-            break;
-        case BR_ONGOING:
-            break;
-        case BR_FAILURE:
-            /* A saga action's FAILURE is a result; other ops must not fail:
-             * for them it is an error, retried with back-off. */
-            if (new_status != BS_FAILED)
-                t->next_cron_interval_ms = backoff_next(t->next_cron_interval_ms, max);
-            break;
-        case BR_ERROR:
-            t->next_cron_interval_ms = backoff_next(t->next_cron_interval_ms, max);
-            break;
-    }
-    /* Every call to be made again counts (saga's retry_limit reads it). */
-    if (o == BR_ERROR || o == BR_ONGOING || (o == BR_FAILURE && new_status != BS_FAILED))
-        t->retry_count++;
-    if (p->last_err) { /* why it is not done yet rides along with this write */
-        ra_adds(f, "last_error");
-        ra_adds(f, p->last_err);
-        free(t->last_error);
-        t->last_error = p->last_err;
-        p->last_err = NULL;
-    }
-    t->next_cron_ms = now + t->next_cron_interval_ms;
-    t->update_ms = now;
-    if (b && new_status >= 0 && new_status != b->status) {
-        b->status = new_status;
-        b->finish_ms = now;
-        b->update_ms = now;
-        trans_branch_state_field(t, bi, f);
-    }
-    ra_adds(f, "update_time");
-    ra_addi(f, now);
-    ra_adds(f, "next_cron_time");
-    ra_addi(f, t->next_cron_ms);
-    ra_adds(f, "next_cron_interval");
-    ra_addi(f, t->next_cron_interval_ms);
-    ra_adds(f, "retry_count");
-    ra_addi(f, t->retry_count);
-}
-
-/* The fields of a global status change; updates memory. Returns whether
- * the status is final; *due: the due index argument of pass_write. */
-static int status_fields(pass *p, int status, const char *reason, rargs *f, int64_t *due) {
-    trans *t = p->t;
-    int from = t->status;
-    int64_t now = now_ms();
-    t->status = status;
-    t->update_ms = now;
-    ra_adds(f, "status");
-    ra_adds(f, global_status_name(status));
-    ra_adds(f, "update_time");
-    ra_addi(f, now);
-    if (reason) {
-        free(t->rollback_reason);
-        t->rollback_reason = xstrdup(reason);
-        ra_adds(f, "rollback_reason");
-        ra_adds(f, reason);
-    }
-    if (status == GS_SUCCEED) {
-        t->finish_ms = now;
-        ra_adds(f, "finish_time");
-        ra_addi(f, now);
-    } else if (status == GS_FAILED) {
-        t->rollback_ms = now;
-        ra_adds(f, "rollback_time");
-        ra_addi(f, now);
-    }
-    log_info("gid %s: %s -> %s%s%s", t->gid, global_status_name(from), global_status_name(status),
-             reason ? ": " : "", reason ? reason : "");
-    int finished = global_status_final(status);
-    if (finished) {
-        *due = -1;
-    } else {
-        /* Not finished: make sure the scanner comes back if this process dies. */
-        t->next_cron_ms = now + trans_base_interval_ms(t, p->cfg);
-        *due = t->next_cron_ms;
-        ra_adds(f, "next_cron_time");
-        ra_addi(f, *due);
-    }
-    return finished;
-}
-
-/* Change the global status (CAS from the current in-memory status), with an
- * optional rollback reason; finishing statuses leave the due index and get
- * the finished TTL. */
-static void set_status(pass *p, int status, const char *reason) {
-    int from = p->t->status;
-    int64_t due;
-    rargs f;
-    ra_init(&f);
-    int finished = status_fields(p, status, reason, &f, &due);
-    pass_write(p, from, &f, due, finished);
-}
-
-/* The mode waits until `until` (msg delay): the due time moves there. */
-static void postpone(pass *p, int64_t until) {
-    trans *t = p->t;
-    t->next_cron_ms = until;
-    t->update_ms = now_ms();
-    rargs f;
-    ra_init(&f);
-    ra_adds(&f, "next_cron_time");
-    ra_addi(&f, t->next_cron_ms);
-    ra_adds(&f, "update_time");
-    ra_addi(&f, t->update_ms);
-    log_debug("gid %s: delayed until %lld", t->gid, (long long)t->next_cron_ms);
-    pass_write(p, t->status, &f, t->next_cron_ms, 0);
-}
-
-/* A call's answer (bi = -1: the special call): apply the mode's effect in
- * memory, then persist it. deferred: an empty URL's success, whose fields
- * wait for the pass's next write. When nothing else of the pass is in
- * flight and the mode's next decision is a final status with nothing to
- * call, the result and that status go in ONE write: a Redis round trip
- * saved per transaction, and both are stored before anything acts on them. */
-static void take_result(pass *p, int bi, branch_outcome o, const char *body, size_t len,
-                        int deferred) {
-    trans *t = p->t;
-    mode_pass v = view_of(p);
-    mode_effect e;
-    mode_effect_init(&e);
-    sbuf text;
-    sb_init(&text);
-    p->mode->result(t, &v, bi, o, body, len, &e, &text);
-    if (e.retry && bi >= 0) p->started[bi] = 0; /* result_fields counts it in retry_count */
-    if (e.retry_exhausted) p->retry_exhausted = 1;
-    if (e.halt && p->halted == BR_SUCCESS) {
-        p->halted = o;
-        p->halt_msg = xstrdup(text.ptr ? text.ptr : "");
-    }
-    if (e.fail && !p->fail_msg) p->fail_msg = xstrdup(text.ptr ? text.ptr : "");
-    if (e.base_interval) t->next_cron_interval_ms = trans_base_interval_ms(t, p->cfg);
-    int from = t->status;
-    rargs f;
-    ra_init(&f);
-    if (e.record) result_fields(p, bi, e.branch_status, o, &f);
-    if (deferred && e.status < 0) {
-        for (int i = 0; i < f.argc; i++) ra_add(&p->pending, f.argv[i], f.lens[i]);
-        ra_free(&f);
-        sb_free(&text);
-        return;
-    }
-    int status = e.status;
-    const char *reason = status >= 0 && text.len ? text.ptr : NULL;
-    mode_decision d;
-    if (status < 0 && e.record && !p->stopped && p->calls == 0 && p->writes == 0) {
-        /* Its own room for calls: run_decision may be walking the first. */
-        mode_decision_init(&d, p->decided + p->cap);
-        v = view_of(p);
-        status = mode_final_now(p->mode, t, &v, &d);
-        reason = d.reason;
-    }
-    int64_t due = t->next_cron_ms;
-    int finished = 0;
-    if (status >= 0) finished = status_fields(p, status, reason, &f, &due);
-    if (f.argc > 0)
-        pass_write(p, from, &f, due, finished);
-    else
-        ra_free(&f);
-    sb_free(&text);
 }
 
 int engine_settle_new(trans *t, int64_t now) {

@@ -14,7 +14,6 @@
 #define DTMD_ENGINE_H
 
 #include "config.h"
-#include "store.h"
 #include "trans.h"
 
 struct event_base;
@@ -78,13 +77,7 @@ int64_t engine_new_hold(const char *gid, int64_t until);
 /* The end of this process's hold on a gid it drives (0 if it drives none). */
 int64_t engine_held_until(const char *gid);
 
-/* Extend or give back a hold (lua/lease_move.lua): due is "" (leave the due
- * index), "GT:<ms>" (raise it) or "XX:<ms>" (set it); only while the stored
- * hold is still ours; until 0 gives it back. cb may be NULL. */
-void engine_lease_move(const char *gid, const char *due, int64_t ours, int64_t until, store_cb *cb,
-                       void *arg);
-
-/* Limits.MaxActivePasses (engine.c explains). engine_has_room: may one
+/* Limits.MaxActivePasses (engine_hold.c explains). engine_has_room: may one
  * more pass start; engine_room: how many may (INT_MAX without a limit). */
 int engine_has_room(void);
 int engine_room(void);
@@ -101,13 +94,5 @@ void engine_note_backlog(void);
 void engine_set_room_cb(void (*cb)(void));
 
 long long engine_parked_total(void); /* for /api/metrics */
-
-/* Store key names of a gid (prefix and shard from the configuration). */
-void engine_trans_key(sbuf *out, const char *gid);
-void engine_due_key(sbuf *out, const char *gid);
-void engine_index_key(sbuf *out, const char *gid);
-void engine_expiry_key(sbuf *out, const char *gid);
-void engine_live_key(sbuf *out, const char *gid);
-int engine_shard(const char *gid); /* keys.h: the gid's shard */
 
 #endif

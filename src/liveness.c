@@ -1,7 +1,7 @@
 /* liveness.c - identity and per-shard liveness (see liveness.h). */
 #include "liveness.h"
 
-#include "keys.h"
+#include "trans_store.h"
 #include "log.h"
 
 #include <event2/event.h>
@@ -35,11 +35,6 @@ int64_t liveness_now_us(void) {
 
 const char *liveness_id(void) {
     return lv.id;
-}
-
-void liveness_add_args(rargs *a) {
-    ra_adds(a, lv.id);
-    ra_addi(a, LIVENESS_TTL_MS);
 }
 
 void liveness_set_takeover_cb(void (*cb)(void)) {
@@ -107,27 +102,14 @@ static void refreshed(void *arg, redisReply *reply, const char *err) {
  * connection like any command, so the process is live as soon as it is
  * connected; the periodic ones do not (below). */
 static void refresh_round(int wait) {
-    sbuf k;
-    sb_init(&k);
     for (int s = 0; s < lv.cfg->store_shards && s < MAX_SHARDS; s++) {
         if (lv.sent_us[s]) continue; /* still unanswered: its t0 is older anyway */
-        rargs a;
-        ra_init(&a);
-        key_live(&k, lv.cfg->redis_prefix, s);
-        ra_add(&a, k.ptr, k.len);
-        key_due(&k, lv.cfg->redis_prefix, s);
-        ra_add(&a, k.ptr, k.len);
-        liveness_add_args(&a);
         lv.sent_us[s] = liveness_now_us();
         /* Not kept waiting for a connection: a refresh that cannot go out
          * now is worth nothing later, and must not take the place of
          * requests in the node's queue (Store.MaxQueued). */
-        if (wait)
-            store_script("live", 2, &a, refreshed, (void *)(intptr_t)s);
-        else
-            store_script_nowait("live", 2, &a, refreshed, (void *)(intptr_t)s);
+        tstore_live(s, wait, refreshed, (void *)(intptr_t)s);
     }
-    sb_free(&k);
 }
 
 static void refresh_all(evutil_socket_t fd, short what, void *arg) {
@@ -151,6 +133,7 @@ int liveness_init(struct event_base *base, const dtmd_config *cfg) {
     memset(&lv, 0, sizeof lv);
     lv.cfg = cfg;
     pick_id();
+    tstore_set_holder(lv.id, LIVENESS_TTL_MS);
     log_info("process identity %s (liveness TTL %d ms, refreshed every %d ms)", lv.id,
              LIVENESS_TTL_MS, LIVENESS_PERIOD_MS);
     lv.timer = event_new(base, -1, EV_PERSIST, refresh_all, NULL);

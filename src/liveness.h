@@ -53,9 +53,6 @@ int liveness_holds(int shard, int64_t epoch);
 /* The epoch this process is live in on shard now, 0 if it is not. */
 int64_t liveness_epoch(int shard);
 
-/* Add the arguments the hold-taking scripts end with: identity, TTL (ms). */
-void liveness_add_args(rargs *a);
-
 /* The view of one shard, and its arithmetic (pure, unit tested). */
 typedef struct live_view {
     int64_t epoch;    /* 0 = never live */

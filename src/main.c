@@ -20,6 +20,7 @@
 #include "metrics.h"
 #include "stop_sub.h"
 #include "store.h"
+#include "trans_store.h"
 #include "version.h"
 
 #include <event2/event.h>
@@ -177,6 +178,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     register_gauges();
+    tstore_init(&cfg);
     if (branch_call_init(base) != 0 || store_init(base, &cfg) != 0 ||
         liveness_init(base, &cfg) != 0 || engine_init(base, &cfg) != 0 ||
         stop_sub_init(base, &cfg) != 0 || http_api_init(base, &cfg) != 0 ||

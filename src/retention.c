@@ -1,9 +1,8 @@
 /* retention.c - trimming the shards' gid indexes (see retention.h). */
 #include "retention.h"
 
-#include "keys.h"
 #include "log.h"
-#include "store.h"
+#include "trans_store.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -37,16 +36,6 @@ typedef struct adopt_ctx {
 
 static void walk(int shard);
 
-static void add_shard_keys(rargs *a, int shard) {
-    sbuf k;
-    sb_init(&k);
-    key_index(&k, rt.cfg->redis_prefix, shard);
-    ra_add(a, k.ptr, k.len);
-    key_expiry(&k, rt.cfg->redis_prefix, shard);
-    ra_add(a, k.ptr, k.len);
-    sb_free(&k);
-}
-
 /* ---- trimming ---------------------------------------------------------- */
 
 static void trim(int shard);
@@ -65,14 +54,9 @@ static void trimmed(void *arg, redisReply *reply, const char *err) {
 }
 
 static void trim(int shard) {
-    rargs a;
-    ra_init(&a);
-    add_shard_keys(&a, shard);
-    ra_addi(&a, TRIM_BATCH);
-    ra_addi(&a, TRIM_MARGIN_MS);
     rt.trimming[shard] = 1;
     rt.trims[shard]++;
-    store_script("index_trim", 2, &a, trimmed, (void *)(intptr_t)shard);
+    tstore_index_trim(shard, TRIM_BATCH, TRIM_MARGIN_MS, trimmed, (void *)(intptr_t)shard);
 }
 
 /* ---- the legacy walk --------------------------------------------------- */
@@ -129,42 +113,17 @@ static void legacy_listed(void *arg, redisReply *reply, const char *err) {
         walk_advance(shard, last);
         return;
     }
-    /* The hashes are passed as keys (the shard's slot: keys.h), so the
-     * script may read them on Redis Cluster too. */
-    rargs a;
-    ra_init(&a);
-    add_shard_keys(&a, shard);
-    sbuf k;
-    sb_init(&k);
-    for (size_t i = 0; i < n; i++) {
-        key_trans(&k, rt.cfg->redis_prefix, shard, reply->element[i]->str);
-        ra_add(&a, k.ptr, k.len);
-    }
-    sb_free(&k);
-    for (size_t i = 0; i < n; i++) ra_add(&a, reply->element[i]->str, reply->element[i]->len);
     adopt_ctx *x = xcalloc(1, sizeof *x);
     x->shard = shard;
     x->last = last;
-    store_script("index_adopt", 2 + (int)n, &a, adopted, x);
+    tstore_index_adopt(shard, reply->element, n, adopted, x);
 }
 
 static void walk(int shard) {
-    rargs a;
-    ra_init(&a);
-    sbuf k;
-    sb_init(&k);
-    key_index(&k, rt.cfg->redis_prefix, shard);
-    ra_adds(&a, "ZRANGEBYSCORE");
-    ra_add(&a, k.ptr, k.len);
-    sb_free(&k);
-    ra_adds(&a, "0");
-    ra_adds(&a, "0");
-    ra_adds(&a, "LIMIT");
-    ra_addi(&a, rt.skip[shard]);
-    ra_addi(&a, LEGACY_BATCH);
     rt.walking[shard] = 1;
     rt.walks[shard]++;
-    store_command(&a, legacy_listed, (void *)(intptr_t)shard);
+    tstore_index_legacy(shard, rt.skip[shard], LEGACY_BATCH, legacy_listed,
+                        (void *)(intptr_t)shard);
 }
 
 /* ---- entry points ------------------------------------------------------ */

@@ -1,20 +1,12 @@
-/* trans.h - the global transaction and its branches: the in-memory model,
- * its timing, and the mapping to and from the Redis hash. Requests become a
- * trans in trans_request.h; query answers are written by trans_json.h.
- *
- * A transaction is stored as ONE Redis hash (keys.h) whose fields are the
- * global record's fields (numbers that are 0 are left out) plus "nb" (branch
- * count) and two fields per branch: "b<i>", what never changes (id, op, URL,
- * payload), and "b<i>.s", its state (status and times). One key per
- * transaction keeps every state change a single-key write inside one Lua
- * script, and few fields keep Redis' cost per write low; JSON is only
- * produced for query answers. Times are kept in milliseconds. */
+/* trans.h - the global transaction and its branches: the in-memory model
+ * and its timing. Requests become a trans in trans_request.h; query answers
+ * are written by trans_json.h; how it is stored in Redis is trans_store.h's.
+ * Times are kept in milliseconds. */
 #ifndef DTMD_TRANS_H
 #define DTMD_TRANS_H
 
 #include "config.h"
 #include "json.h"
-#include "store.h"
 #include "util.h"
 
 #include <stdint.h>
@@ -92,21 +84,6 @@ branch *trans_add_branch(trans *t, const char *branch_id, const char *op, const 
 /* Free t->request now (it is otherwise freed by trans_make_branches or
  * trans_free): a transaction that lives on does not keep its request. */
 void trans_drop_request(trans *t);
-
-/* Build from an HGETALL reply; NULL if the reply is empty/invalid. */
-trans *trans_from_hash(const redisReply *r);
-
-/* Append every field as "name value" pairs (for save_new: a new hash). */
-void trans_hash_fields(const trans *t, rargs *a);
-/* Append the fields of branch i: "b<i>" and "b<i>.s". */
-void trans_branch_fields(const trans *t, int i, rargs *a);
-/* Append "b<i>.s" and branch i's state: what a branch result writes. */
-void trans_branch_state_field(const trans *t, int i, rargs *a);
-/* The two values of a branch as one argument each: the definition,
- * "<n>:<id><n>:<op><n>:<url><payload>" (lengths in decimal bytes), and the
- * state, "<status> <create> <update> <finish> <rollback>" (ms, 0 = unset). */
-void branch_def_value(const branch *b, rargs *a);
-void branch_state_value(const branch *b, rargs *a);
 
 /* Timing helpers (docs/protocol.md#retries-and-back-off, #timeouts); all in ms. */
 int64_t trans_base_interval_ms(const trans *t, const dtmd_config *cfg);

@@ -3,6 +3,7 @@
 #include "trans_json.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void j_key(sbuf *o, const char *k) {

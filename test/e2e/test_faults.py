@@ -31,7 +31,7 @@ import urllib.parse
 
 import pytest
 
-from dtmtest import (F, P, S, SUCCESS_BODY, b64, http_request, new_gid, parse_time, saga,
+from dtmtest import (F, P, S, SUCCESS_BODY, http_request, new_gid, parse_time, saga,
                      wait_until)
 
 OK = {"dtm_result": "SUCCESS"}
@@ -656,66 +656,3 @@ def test_sigterm_releases_leases_for_prompt_takeover(start_dtmd, stub):
     d2.wait_status(g, S, timeout=10)
     assert "handed back 1 transaction" in d1.log.read_text(errors="replace")
 
-
-# --------------------------------------------------------------------------
-# upgrade: a transaction stored by an earlier dtmd
-
-def _take_counted(v):
-    """('<n>:<n bytes>' prefix of v) -> (the bytes, the rest)."""
-    n, rest = v.split(b":", 1)
-    n = int(n)
-    return rest[:n], rest[n:]
-
-
-def test_transaction_in_earlier_hash_layout_is_recovered(start_dtmd, stub, redis_server):
-    """dtmd before the two-fields-per-branch layout stored one hash field per
-    branch member (b<i>.id, .op, .url, .data, .st, .ct, .ut, .ft, .rt). A
-    transaction left unfinished in that layout by a killed process is loaded,
-    driven to its end and queried by this dtmd: an upgrade loses no work."""
-    d1 = start_dtmd(TIMEOUT_TO_FAIL=60, REQUEST_TIMEOUT=2)  # its lease ends soon after the kill
-    g = new_gid("layout")
-    stub.plan("In", [(200, SUCCESS_BODY, 30)])  # hangs until dtmd is killed
-    submit_ok(d1, saga(g, [(stub.url("Out"), stub.url("OutRevert")),
-                           (stub.url("In"), stub.url("InRevert"))],
-                       payloads=['{"out":1}', '{"in":2}']))
-    stub.wait_calls("In", 1)
-    d1.kill(signal.SIGKILL)
-
-    # rewrite the hash as the earlier dtmd wrote it
-    [key] = [k for k in redis_server.keys_containing(g) if ":t:" in k]
-    flat = redis_server.cmd("HGETALL", key)
-    fields = dict(zip(flat[0::2], flat[1::2]))
-    legacy, drop = {}, []
-    for f, v in fields.items():
-        name = f.decode()
-        if name.startswith("b") and name[1:].isdigit():
-            bid, v = _take_counted(v)
-            op, v = _take_counted(v)
-            url, data = _take_counted(v)
-            legacy.update({name + ".id": bid, name + ".op": op, name + ".url": url,
-                           name + ".data": data})
-            drop.append(f)
-        elif name.startswith("b") and name.endswith(".s"):
-            st, ct, ut, ft, rt = v.split(b" ")
-            b = name[:-2]
-            legacy.update({b + ".st": st, b + ".ct": ct, b + ".ut": ut, b + ".ft": ft,
-                           b + ".rt": rt})
-            drop.append(f)
-    assert len(drop) == 8, fields  # 4 branches, 2 fields each
-    assert legacy["b1.st"] == b"succeed" and legacy["b3.st"] == b"prepared", legacy
-    redis_server.cmd("HDEL", key, *drop)
-    redis_server.cmd("HSET", key, *[x for kv in legacy.items() for x in kv])
-
-    stub.clear_plan("In")
-    d2 = start_dtmd(TIMEOUT_TO_FAIL=60)
-    q = d2.wait_status(g, S, timeout=20)
-    assert [(b["op"], b["status"]) for b in q["branches"]] == \
-        [("compensate", P), ("action", S), ("compensate", P), ("action", S)], q
-    assert [b["url"] for b in q["branches"]] == \
-        [stub.url("OutRevert"), stub.url("Out"), stub.url("InRevert"), stub.url("In")]
-    assert [b["bin_data"] for b in q["branches"]] == \
-        [b64('{"out":1}'), b64('{"out":1}'), b64('{"in":2}'), b64('{"in":2}')], q
-    # Out's success stood: not called again; In called once more, with its payload
-    assert stub.count("Out") == 1 and stub.count("In") == 2
-    assert json.loads(stub.calls("In")[-1].body) == {"in": 2}
-    assert not [c for c in stub.calls() if c.name.endswith("Revert")]

@@ -1,5 +1,6 @@
 """The layering of dtmd's C modules: no include cycle between modules, and
-no source file longer than a reader can hold in mind.
+no source file longer than a reader can hold in mind, and only the store
+layer builds Redis commands for transactions.
 
 A module is src/<name>.c with its header src/<name>.h; it depends on every
 module whose header its .c or .h includes. A cycle means two modules can
@@ -70,10 +71,8 @@ def test_no_include_cycle_between_modules():
 # A file over this many lines holds more than one concern: split it.
 MAX_LINES = 600
 
-# Temporary: files still over MAX_LINES, to be split by work under way. The
-# store-layer refactor (issue 21) takes the transaction's Redis encoding out
-# of engine.c and api_trans.c and removes them from this list.
-TEMPORARY_EXCEPTIONS = {"engine.c", "api_trans.c"}
+# Files allowed over MAX_LINES (none: keep it so).
+TEMPORARY_EXCEPTIONS = set()
 
 
 def long_files(src=SRC, limit=MAX_LINES):
@@ -101,3 +100,39 @@ def test_no_source_file_over_max_lines():
     found = long_files()
     over = {f: n for f, n in found.items() if f not in TEMPORARY_EXCEPTIONS}
     assert not over, "split these files (at most %d lines each): %s" % (MAX_LINES, over)
+
+
+# The store layer (trans_store.h, trans_hash.h) is the only place that builds
+# a Redis command for a transaction or names its keys; store.c and its
+# connection modules are the generic client below it, api_kv.c keeps the KV
+# records (topics), which are not transactions.
+STORE_CALLERS = {"trans_store.c", "store.c", "store_nodes.c", "store_sentinel.c", "api_kv.c"}
+STORE_CALL = re.compile(r"\bstore_(script|script_nowait|command)\s*\(")
+KEY_CALL = re.compile(r"\bkey_(trans|due|index|expiry|live)\s*\(")
+
+
+def source_files(src=SRC):
+    for f in sorted(os.listdir(src)):
+        if f.endswith(".c"):
+            with open(os.path.join(src, f), encoding="utf-8") as fh:
+                yield f, fh.read()
+
+
+def test_only_the_store_layer_sends_commands():
+    found = {f for f, text in source_files() if STORE_CALL.search(text)}
+    assert "trans_store.c" in found, "the store layer was not recognised"
+    assert found <= STORE_CALLERS, "store commands built outside the store layer: %s" % sorted(
+        found - STORE_CALLERS)
+
+
+def test_only_the_store_layer_names_transaction_keys():
+    found = {f for f, text in source_files() if KEY_CALL.search(text)}
+    assert found <= {"trans_store.c", "keys.c"}, \
+        "transaction keys named outside the store layer: %s" % sorted(found - {"trans_store.c", "keys.c"})
+
+
+def test_the_store_checks_see_a_violation(tmp_path):
+    (tmp_path / "x.c").write_text('void f(void) { store_script("claim", 3, &a, cb, 0); }\n')
+    (tmp_path / "y.c").write_text("void g(void) { key_due(&k, p, 0); }\n")
+    assert [f for f, t in source_files(str(tmp_path)) if STORE_CALL.search(t)] == ["x.c"]
+    assert [f for f, t in source_files(str(tmp_path)) if KEY_CALL.search(t)] == ["y.c"]

@@ -9,6 +9,7 @@
 #include "trans.h"
 #include "trans_json.h"
 #include "trans_request.h"
+#include "trans_hash.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -1288,24 +1289,22 @@ void test_trans_from_hash_invalid(void) {
     CHECK(from_pairs(no_status) == NULL);
     const char *bad_status[] = {"gid", "g", "trans_type", "saga", "status", "done", NULL};
     CHECK(from_pairs(bad_status) == NULL);
-    /* a declared branch must have an id, an op and a known status */
-    const char *no_bid[] = {"gid", "g", "trans_type", "saga",   "status", "submitted",
-                            "nb",  "1", "b0.op",      "action", NULL};
-    CHECK(from_pairs(no_bid) == NULL);
-    const char *no_op[] = {"gid", "g", "trans_type", "saga", "status", "submitted",
-                           "nb",  "1", "b0.id",      "01",   NULL};
-    CHECK(from_pairs(no_op) == NULL);
-    const char *bad_bst[] = {"gid",       "g",      "trans_type", "saga",  "status",
-                             "submitted", "nb",     "1",          "b0.id", "01",
-                             "b0.op",     "action", "b0.st",      "bogus", NULL};
+    /* a declared branch must have a definition and a known status */
+    const char *no_def[] = {"gid",       "g",  "trans_type", "saga", "status",
+                            "submitted", "nb", "1",          NULL};
+    CHECK(from_pairs(no_def) == NULL);
+    const char *bad_bst[] = {"gid", "g", "trans_type", "saga",           "status", "submitted",
+                             "nb",  "1", "b0",         "2:016:action0:", "b0.s",   "bogus 0 0 0 0",
+                             NULL};
     CHECK(from_pairs(bad_bst) == NULL);
-    /* a branch without url/data/st gets "", "" and prepared */
-    const char *bare[] = {"gid", "g",     "trans_type", "saga",  "status", "submitted", "nb",
-                          "1",   "b0.id", "01",         "b0.op", "action", NULL};
+    /* a branch without a state is prepared; its empty url and payload are "" */
+    const char *bare[] = {"gid", "g", "trans_type", "saga",           "status", "submitted",
+                          "nb",  "1", "b0",         "2:016:action0:", NULL};
     t = from_pairs(bare);
     CHECK(t != NULL);
     if (t) {
         CHECK_INT(t->nbranches, 1);
+        CHECK_STR(t->branches[0].op, "action");
         CHECK_STR(t->branches[0].url, "");
         CHECK_STR(t->branches[0].data, "");
         CHECK_INT(t->branches[0].data_len, 0);
@@ -1313,10 +1312,19 @@ void test_trans_from_hash_invalid(void) {
         trans_free(t);
     }
     /* branch fields beyond nb, malformed names and unknown fields are ignored */
-    const char *extra[] = {"gid",   "g",     "trans_type", "saga",  "status", "succeed", "nb",
-                           "1",     "b0.id", "01",         "b0.op", "action", "b1.id",   "02",
-                           "b7.op", "x",     "bx.id",      "y",     "b0x",    "z",       "b-1.id",
-                           "w",     "zzz",   "1",          "b0.zz", "q",      NULL};
+    const char *extra[] = {"gid",        "g",
+                           "trans_type", "saga",
+                           "status",     "succeed",
+                           "nb",         "1",
+                           "b0",         "2:016:action0:",
+                           "b1",         "2:026:action0:",
+                           "b7.s",       "x",
+                           "bx",         "y",
+                           "b0x",        "z",
+                           "b-1",        "w",
+                           "zzz",        "1",
+                           "b0.zz",      "q",
+                           NULL};
     t = from_pairs(extra);
     CHECK(t != NULL);
     if (t) {
@@ -1379,51 +1387,6 @@ void test_trans_from_hash_invalid(void) {
         CHECK_INT(t->create_ms, 0);
         CHECK_INT(t->retry_count, 0);
         trans_free(t);
-    }
-}
-
-/* A transaction stored by a dtmd before the two-fields-per-branch layout
- * ("b<i>.id", "b<i>.st", ...) still loads; once a result has been written
- * since ("b<i>.s"), that state wins over the old fields, in either order. */
-void test_trans_from_hash_legacy_layout(void) {
-    const char *old[] = {"gid",    "g",          "trans_type", "saga", "status", "submitted",
-                         "nb",     "1",          "b0.id",      "01",   "b0.op",  "action",
-                         "b0.url", "http://s/a", "b0.data",    "{}",   "b0.st",  "prepared",
-                         "b0.ct",  "100",        "b0.ut",      "100",  "b0.ft",  "0",
-                         "b0.rt",  "0",          NULL};
-    trans *t = from_pairs(old);
-    CHECK(t != NULL);
-    if (t) {
-        CHECK_STR(t->branches[0].url, "http://s/a");
-        CHECK_STR(t->branches[0].data, "{}");
-        CHECK_INT(t->branches[0].status, BS_PREPARED);
-        CHECK_INT(t->branches[0].create_ms, 100);
-        trans_free(t);
-    }
-    for (int order = 0; order < 2; order++) {
-        const char *kv[40];
-        int n = 0;
-        for (int i = 0; old[i]; i++) kv[n++] = old[i];
-        const char *upd[] = {"b0.s", "succeed 100 200 200 0"};
-        if (order == 0) { /* after the old fields */
-            kv[n++] = upd[0];
-            kv[n++] = upd[1];
-        } else { /* before them */
-            memmove(kv + 2, kv, (size_t)n * sizeof kv[0]);
-            kv[0] = upd[0];
-            kv[1] = upd[1];
-            n += 2;
-        }
-        kv[n] = NULL;
-        t = from_pairs(kv);
-        CHECK(t != NULL);
-        if (t) {
-            CHECK_INT(t->branches[0].status, BS_SUCCEED);
-            CHECK_INT(t->branches[0].finish_ms, 200);
-            CHECK_INT(t->branches[0].update_ms, 200);
-            CHECK_STR(t->branches[0].url, "http://s/a");
-            trans_free(t);
-        }
     }
 }
 
