@@ -275,10 +275,11 @@ static void all_load(api_call *c, all_item *it) {
 
 /* Records are fetched in batches sized to the byte budget left, judged by
  * the records seen so far: a batch of huge records cannot make Redis (its
- * output buffer) or dtmd hold far more than one answer's worth. */
+ * output buffer) or dtmd hold far more than one answer's worth. The first
+ * batch, with no size known yet, is small for the same reason. */
 static int all_batch_size(const api_call *c, const all_ctx *x) {
     int want = x->limit - x->found;
-    int n = 64;
+    int n = 8;
     if (x->found > 0) {
         size_t avg = x->out.len / (size_t)x->found + 1;
         size_t left = c->cfg->max_all_bytes > x->out.len ? c->cfg->max_all_bytes - x->out.len : 0;

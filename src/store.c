@@ -390,32 +390,46 @@ static void sweep_cb(evutil_socket_t fd, short what, void *arg) {
     (void)fd, (void)what, (void)arg;
     if (!st.sent) return;
     double now = metrics_now();
+    store_node **stuck = NULL;
+    int nstuck = 0;
+    for (store_req *r = st.sent; r; r = r->sent_next) {
+        if (r->deadline > now || !r->node) continue;
+        int known = 0;
+        for (int i = 0; i < nstuck && !known; i++) known = stuck[i] == r->node;
+        if (!known) {
+            stuck = xrealloc(stuck, sizeof *stuck * (size_t)(nstuck + 1));
+            stuck[nstuck++] = r->node;
+        }
+    }
+    /* The expired requests, and every other one sent to a stuck node: the
+     * connection is closed below, and they are answered for the same reason
+     * (not as a lost connection). */
     store_req *expired = NULL;
     for (store_req *r = st.sent, *next; r; r = next) {
         next = r->sent_next;
-        if (r->deadline > now) continue;
+        int on_stuck = 0;
+        for (int i = 0; i < nstuck && !on_stuck; i++) on_stuck = stuck[i] == r->node;
+        if (r->deadline > now && !on_stuck) continue;
         sent_unlink(r);
         r->done = 1;
         r->next = expired;
         expired = r;
     }
-    if (!expired) return;
-    store_node **stuck = NULL;
-    int nstuck = 0;
     char msg[256];
     while (expired) {
         store_req *r = expired;
         expired = r->next;
-        int known = 0;
-        for (int i = 0; i < nstuck && !known; i++) known = stuck[i] == r->node;
-        if (!known && r->node) {
-            stuck = xrealloc(stuck, sizeof *stuck * (size_t)(nstuck + 1));
-            stuck[nstuck++] = r->node;
-        }
-        snprintf(msg, sizeof msg,
-                 "%s: no answer from redis %s:%d within %g s (Store.CommandTimeout%s)", UNAVAILABLE,
-                 r->node ? node_host(r->node) : "?", r->node ? node_port(r->node) : 0,
-                 r->deadline - r->t0, r->wait ? " + Store.WaitTimeout" : "");
+        if (r->deadline <= now)
+            snprintf(msg, sizeof msg,
+                     "%s: no answer from redis %s:%d within %g s (Store.CommandTimeout%s)",
+                     UNAVAILABLE, r->node ? node_host(r->node) : "?",
+                     r->node ? node_port(r->node) : 0, r->deadline - r->t0,
+                     r->wait ? " + Store.WaitTimeout" : "");
+        else
+            snprintf(msg, sizeof msg,
+                     "%s: redis %s:%d stopped answering (a command before this one got no "
+                     "answer within Store.CommandTimeout)",
+                     UNAVAILABLE, node_host(r->node), node_port(r->node));
         ticket_detach(r);
         r->cb(r->arg, NULL, msg);
         r->answered = 1;
