@@ -40,7 +40,11 @@ api_call *api_call_new(struct evhttp_request *req, const dtmd_config *cfg) {
 
 static void api_call_free(api_call *c) {
     trans_free(c->t);
-    free(c->extra);
+    free(c->gid);
+    for (size_t i = 0; i < c->ntopics; i++) free(c->topics[i]);
+    free(c->topics);
+    free(c->all);   /* their members are released by api_query.c */
+    free(c->reset); /* when it answers */
     free(c->rpc_id);
     free(c);
 }

@@ -9,6 +9,7 @@
 
 #include "config.h"
 #include "trans.h"
+#include "transition.h"
 
 #include <stdint.h>
 
@@ -19,10 +20,18 @@ typedef struct api_call {
     struct evhttp_request *req; /* NULL once the client is gone */
     struct evhttp_connection *conn;
     const dtmd_config *cfg;
-    trans *t;    /* owned until handed to the engine */
-    int op;      /* endpoint-specific */
-    void *extra; /* endpoint-specific, freed with free() */
-    size_t extra_n;
+    trans *t; /* owned until handed to the engine */
+    /* What the endpoint is doing, for its callbacks; each field is set only
+     * by the endpoints named, and the owned ones are freed with the call. */
+    trans_request rq;        /* submit, prepare, abort, forceStop, resetNextCronTime */
+    int wait_result;         /* submit / abort: answered when the pass ends */
+    int trans_type;          /* registerBranch: the registration's type */
+    char *gid;               /* query, registerBranch, forceStop, resetNextCronTime (owned) */
+    char **topics;           /* a msg's submit: topic names being read (owned) */
+    size_t ntopics;          /* ... and their count */
+    struct all_ctx *all;     /* GET all: its paging state (api_query.c; owned) */
+    struct reset_ctx *reset; /* resetCronTime: its walk over the shards (api_query.c; owned) */
+    enum { KV_WHOLE = 0, KV_ONE_KEY, KV_SCAN } kv_read; /* api_kv.c: how a listing reads */
     const char *api;      /* route name for metrics (static), NULL = unrouted */
     char *rpc_id;         /* a JSON-RPC call's id: answers become JSON-RPC answers */
     double start;         /* metrics_now() at arrival */

@@ -133,12 +133,12 @@ static void kv_listed(void *arg, redisReply *reply, const char *err) {
     sb_init(&b);
     const redisReply *items = reply;
     const char *cursor = NULL;
-    int scan = c->op == 2;
+    int scan = c->kv_read == KV_SCAN;
     if (scan && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2) {
         cursor = reply->element[0]->str;
         items = reply->element[1];
     }
-    int by_key = c->op == 1;
+    int by_key = c->kv_read == KV_ONE_KEY;
     sb_puts(&b, "{\"kv\":");
     size_t n = 0;
     if (by_key) {
@@ -182,7 +182,7 @@ void api_query_kv(api_call *c, struct evkeyvalq *q, const char *body, size_t len
     sbuf k;
     kv_key(c, &k, cat);
     if (key && *key) {
-        c->op = 1;
+        c->kv_read = KV_ONE_KEY;
         ra_adds(&a, "HGET");
         ra_add(&a, k.ptr, k.len);
         ra_adds(&a, key);
@@ -211,7 +211,7 @@ void api_scan_kv(api_call *c, struct evkeyvalq *q, const char *body, size_t len)
                         "integer");
         return;
     }
-    c->op = 2;
+    c->kv_read = KV_SCAN;
     rargs a;
     ra_init(&a);
     sbuf k;

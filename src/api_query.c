@@ -24,7 +24,7 @@
 static void query_loaded(void *arg, tstore_reply *reply, const char *err) {
     api_call *c = arg;
     if (err) {
-        api_reply_store_error(c, c->extra, err);
+        api_reply_store_error(c, c->gid, err);
         return;
     }
     if (reply->tag == TS_NOT_FOUND) {
@@ -57,7 +57,7 @@ void api_query(api_call *c, struct evkeyvalq *q, const char *body, size_t len) {
         api_reply_error(c, 400, "no gid specified");
         return;
     }
-    c->extra = xstrdup(gid);
+    c->gid = xstrdup(gid);
     tstore_load(gid, query_loaded, c);
 }
 
@@ -85,7 +85,7 @@ typedef struct all_item {
     int loaded; /* its HGETALL answered */
 } all_item;
 
-typedef struct all_ctx {
+struct all_ctx {
     int limit;
     int found;   /* records written to out */
     int scanned; /* index entries looked at (bounds work for selective filters) */
@@ -108,7 +108,8 @@ typedef struct all_ctx {
     int64_t stuck_retries, stuck_age_ms, now_ms;
     char *only_gid;
     sbuf out;
-} all_ctx;
+};
+typedef struct all_ctx all_ctx;
 
 #define ALL_FETCH_MAX 256 /* index entries one all_page call returns at most */
 
@@ -124,7 +125,7 @@ static void all_shard_clear(all_shard *s) {
     s->n = s->next = 0;
 }
 
-/* c->extra (the all_ctx itself) is freed with the api_call; its members here. */
+/* c->all (the all_ctx itself) is freed with the api_call; its members here. */
 static void all_ctx_release(all_ctx *x) {
     for (int i = 0; x->shards && i < x->nshards; i++) {
         all_shard_clear(&x->shards[i]);
@@ -145,7 +146,7 @@ static void all_ctx_release(all_ctx *x) {
 }
 
 static void all_finish(api_call *c, int done) {
-    all_ctx *x = c->extra;
+    all_ctx *x = c->all;
     sbuf b;
     sb_init(&b);
     sb_puts(&b, "{\"transactions\":");
@@ -205,7 +206,7 @@ static void all_items_free(all_ctx *x) {
 
 /* Every record of the batch is in (and listed): page on, or answer. */
 static void all_batch_done(api_call *c) {
-    all_ctx *x = c->extra;
+    all_ctx *x = c->all;
     if (x->store_failed) {
         all_ctx_release(x);
         api_reply_error(c, 503, "store unavailable");
@@ -232,7 +233,7 @@ static void all_batch_done(api_call *c) {
  * order, so a record may wait for those before it. The cursor moves past
  * each one looked at, up to the byte budget. */
 static void all_emit(api_call *c) {
-    all_ctx *x = c->extra;
+    all_ctx *x = c->all;
     while (x->emitted < x->nbatch && x->batch[x->emitted]->loaded && !x->budget_hit) {
         all_item *it = x->batch[x->emitted++];
         if (it->t && all_match(x, it->t)) {
@@ -255,7 +256,7 @@ static void all_emit(api_call *c) {
 static void all_item_loaded(void *arg, tstore_reply *reply, const char *err) {
     all_item *it = arg;
     api_call *c = it->c;
-    all_ctx *x = c->extra;
+    all_ctx *x = c->all;
     if (err) {
         x->store_failed = 1;
     } else if (!x->budget_hit && !x->store_failed) {
@@ -268,7 +269,7 @@ static void all_item_loaded(void *arg, tstore_reply *reply, const char *err) {
 }
 
 static void all_load(api_call *c, all_item *it) {
-    all_ctx *x = c->extra;
+    all_ctx *x = c->all;
     x->pending++;
     tstore_load(it->gid, all_item_loaded, it);
 }
@@ -306,7 +307,7 @@ typedef struct all_fetch_arg {
 static void all_page_listed(void *arg, redisReply *reply, const char *err) {
     all_fetch_arg *fa = arg;
     api_call *c = fa->c;
-    all_ctx *x = c->extra;
+    all_ctx *x = c->all;
     all_shard *s = &x->shards[fa->shard];
     int asked = s->fetching;
     free(fa);
@@ -344,7 +345,7 @@ static void all_page_listed(void *arg, redisReply *reply, const char *err) {
 
 /* One all_page per shard whose merged entries ran out, pipelined. */
 static void all_fetch(api_call *c, int count) {
-    all_ctx *x = c->extra;
+    all_ctx *x = c->all;
     if (count > ALL_FETCH_MAX) count = ALL_FETCH_MAX;
     for (int i = 0; i < x->nshards; i++) {
         all_shard *s = &x->shards[i];
@@ -365,7 +366,7 @@ static void all_fetch(api_call *c, int count) {
  * comes next. One page thus costs one all_page per shard (more only for long
  * pages or selective filters) and one HGETALL per entry looked at. */
 static void all_next(api_call *c) {
-    all_ctx *x = c->extra;
+    all_ctx *x = c->all;
     int want = all_batch_size(c, x);
     if (!x->batch) /* all_batch_size's most */
         x->batch = xcalloc((size_t)(x->limit < 1000 ? x->limit : 1000) + 1, sizeof *x->batch);
@@ -461,7 +462,7 @@ void api_all(api_call *c, struct evkeyvalq *q, const char *body, size_t len) {
         x->pos_ms = when;
         x->pos_gid = xstrdup(colon + 1);
     }
-    c->extra = x;
+    c->all = x;
     x->nshards = c->cfg->store_shards;
     if ((v = evhttp_find_header(q, "gid")) && *v) {
         /* One transaction: look it up directly in its shard. */
@@ -489,12 +490,13 @@ bad_pos:
 /* Shards are asked one after the other so the limit is exact. The
  * transactions' own next_cron_time fields are not rewritten: the due index
  * is what schedules them, and their next pass rewrites the field. */
-typedef struct reset_ctx {
+struct reset_ctx {
     int shard;
     int64_t threshold, now, remaining;
     int64_t moved;
     int more;
-} reset_ctx;
+};
+typedef struct reset_ctx reset_ctx;
 
 static void reset_next(api_call *c);
 
@@ -503,7 +505,7 @@ static void reset_next(api_call *c);
 
 static void reset_done(void *arg, redisReply *reply, const char *err) {
     api_call *c = arg;
-    reset_ctx *x = c->extra;
+    reset_ctx *x = c->reset;
     if (err) {
         api_reply_store_error(c, NULL, err);
         return;
@@ -518,7 +520,7 @@ static void reset_done(void *arg, redisReply *reply, const char *err) {
 }
 
 static void reset_next(api_call *c) {
-    reset_ctx *x = c->extra;
+    reset_ctx *x = c->reset;
     /* Once the limit is used up, the remaining shards are still asked (with
      * limit 0, moving nothing) whether they hold a match: has_remaining. */
     if (x->shard >= c->cfg->store_shards || (x->remaining <= 0 && x->more)) {
@@ -551,6 +553,6 @@ void api_reset_cron_time(api_call *c, struct evkeyvalq *q, const char *body, siz
     x->now = now_ms();
     x->threshold = x->now + timeout * 1000;
     x->remaining = limit;
-    c->extra = x;
+    c->reset = x;
     reset_next(c);
 }

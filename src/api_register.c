@@ -13,10 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* c->extra is the gid, c->op the request's type. */
+/* c->gid is the gid, c->trans_type the registration's type. */
 static void registered(void *arg, tstore_reply *reply, const char *err) {
     api_call *c = arg;
-    const char *gid = c->extra;
+    const char *gid = c->gid;
     if (err) {
         api_reply_store_error(c, gid, err);
         return;
@@ -40,7 +40,7 @@ static void registered(void *arg, tstore_reply *reply, const char *err) {
             break;
         case TS_WRONG_TYPE:
         case TS_BAD:
-            api_reply_for_tag(c, RQ_REGISTER, gid, reply, trans_type_name(c->op));
+            api_reply_for_tag(c, RQ_REGISTER, gid, reply, trans_type_name(c->trans_type));
             break;
         default: /* absent or not prepared: dtm's words */
             snprintf(msg, sizeof msg, "no trans with gid: %s status: prepared found", gid);
@@ -171,8 +171,8 @@ void api_register_branch(api_call *c, struct evkeyvalq *q, const char *body, siz
                                .url = r.url,
                                .status = r.status,
                                .max_branches = c->cfg->max_branches};
-    c->extra = gid;
-    c->op = tt;
+    c->gid = gid;
+    c->trans_type = tt;
     tstore_register_branch(&reg, registered, c);
     json_free(root); /* after: bid, data and r's strings point into it */
 }

@@ -23,9 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { OP_SUBMIT = 1, OP_PREPARE, OP_ABORT };
-#define F_WAIT 0x100 /* wait_result requested */
-
 /* ---- driving and answering -------------------------------------------- */
 
 /* wait_result answer (docs/protocol.md#wait_result): a pass that halted on a branch call
@@ -33,11 +30,11 @@ enum { OP_SUBMIT = 1, OP_PREPARE, OP_ABORT };
  * answers 200 only when the transaction succeeded, abort once it failed. */
 static void wait_done(void *arg, const trans *t, const pass_end *e) {
     api_call *c = arg;
-    int op = c->op & 0xff;
     if (e->unknown) {
         /* Only what the store confirmed is ever answered as a result. */
         api_reply_store_error(c, t->gid, e->err ? e->err : "store write not confirmed");
-    } else if (t->status == GS_SUCCEED || (op == OP_ABORT && !e->err && t->status == GS_FAILED)) {
+    } else if (t->status == GS_SUCCEED ||
+               (c->rq == RQ_ABORT && !e->err && t->status == GS_FAILED)) {
         api_reply_ok(c);
     } else if (e->halted == BR_ONGOING) {
         api_reply_ongoing(c, e->halt_msg);
@@ -45,7 +42,7 @@ static void wait_done(void *arg, const trans *t, const pass_end *e) {
         api_reply_failure(c, e->halt_msg);
     } else if (e->halted == BR_ERROR) {
         api_reply_error(c, 500, e->halt_msg);
-    } else if (op == OP_ABORT && !e->err) {
+    } else if (c->rq == RQ_ABORT && !e->err) {
         api_reply_ongoing(c, "abort is in progress: a branch did not answer yet");
     } else if (t->rollback_reason && t->rollback_reason[0]) {
         api_reply_failure(c, t->rollback_reason);
@@ -58,7 +55,7 @@ static void wait_done(void *arg, const trans *t, const pass_end *e) {
  * At Limits.MaxActivePasses the stored transaction is parked for the
  * scanner instead (engine_hold.c); the answer is the same: it is accepted. */
 static void drive(api_call *c, trans *t) {
-    if (c->op & F_WAIT) {
+    if (c->wait_result) {
         engine_drive(t, wait_done, c);
     } else {
         api_reply_ok(c);
@@ -86,10 +83,10 @@ static void loaded_then_drive(void *arg, tstore_reply *reply, const char *err) {
 
 /* The request an api_call of this file stands for in the transition table. */
 static trans_request request_of(const api_call *c) {
-    switch (c->op & 0xff) {
-        case OP_ABORT:
+    switch (c->rq) {
+        case RQ_ABORT:
             return RQ_ABORT;
-        case OP_PREPARE:
+        case RQ_PREPARE:
             return RQ_PREPARE;
         default:
             return RQ_SUBMIT;
@@ -133,7 +130,7 @@ static void claimed(void *arg, tstore_reply *reply, const char *err) {
         if (engine_active(gid)) {
             /* Held by this process: join its pass. */
             tstore_load(gid, loaded_then_drive, c);
-        } else if (c->op & F_WAIT) {
+        } else if (c->wait_result) {
             char msg[256];
             long long due = reply->held_until - now_ms();
             snprintf(msg, sizeof msg,
@@ -212,9 +209,8 @@ static void saved(void *arg, tstore_reply *reply, const char *err) {
         api_reply_store_error(c, c->t->gid, err);
         return;
     }
-    int op = c->op & 0xff;
     if (reply->tag == TS_OK) {
-        if (op == OP_PREPARE) {
+        if (c->rq == RQ_PREPARE) {
             api_reply_ok(c);
             return;
         }
@@ -243,7 +239,7 @@ static void saved(void *arg, tstore_reply *reply, const char *err) {
     if (v != TV_OK) {
         api_reply_refused(c, rq, c->t->gid, v, reply->status, reply->type,
                           trans_type_name(c->t->type));
-    } else if (op == OP_PREPARE) {
+    } else if (c->rq == RQ_PREPARE) {
         api_reply_ok(c);
     } else {
         submit_stored(c, transition_find(rq, c->t->type), status);
@@ -259,10 +255,10 @@ static void save_new(api_call *c) {
     t->next_cron_ms = now + t->next_cron_interval_ms;
     for (int i = 0; i < t->nbranches; i++)
         t->branches[i].create_ms = t->branches[i].update_ms = now;
-    int settled = (c->op & 0xff) == OP_SUBMIT && engine_settle_new(t, now);
+    int settled = c->rq == RQ_SUBMIT && engine_settle_new(t, now);
     /* A new submit is driven here at once: held until its first due time
      * (lua/claim.lua), which is also when the scanner would look at it. */
-    int held = (c->op & 0xff) == OP_SUBMIT && !settled;
+    int held = c->rq == RQ_SUBMIT && !settled;
     if (held) {
         t->lease_until_ms = engine_new_hold(t->gid, t->next_cron_ms);
         c->hold_sent_us = liveness_now_us();
@@ -304,19 +300,18 @@ static void topic_record_urls(const char *rec, size_t len, json_strs *out) {
     if (root) json_free(root);
 }
 
-/* HMGET of the topics a msg names, in the order of c->extra's names. */
+/* HMGET of the topics a msg names, in the order of c->topics. */
 static void topics_loaded(void *arg, redisReply *reply, const char *err) {
     api_call *c = arg;
     topic_set ts = {0};
-    char **names = c->extra;
-    size_t n = c->extra_n;
-    c->extra = NULL;
     if (err) {
-        for (size_t i = 0; i < n; i++) free(names[i]);
-        free(names);
         api_reply_store_error(c, c->t->gid, err);
         return;
     }
+    char **names = c->topics;
+    size_t n = c->ntopics;
+    c->topics = NULL; /* the topic_set owns them now */
+    c->ntopics = 0;
     ts.n = n;
     ts.names = names;
     ts.urls = xcalloc(n ? n : 1, sizeof(json_strs));
@@ -331,7 +326,7 @@ static void topics_loaded(void *arg, redisReply *reply, const char *err) {
 static void create_or_continue(api_call *c, int status, const char *body, size_t len) {
     if (api_parse_trans(c, body, len)) return;
     trans *t = c->t;
-    if (t->wait_result) c->op |= F_WAIT;
+    c->wait_result = t->wait_result;
     if (t->type == TT_WORKFLOW && status == GS_SUBMITTED) {
         api_workflow_submit(c);
         return;
@@ -353,20 +348,20 @@ static void create_or_continue(api_call *c, int status, const char *body, size_t
     }
     /* Topics are read fresh from the store, so a subscription made through
      * any dtmd sharing it counts at once (docs/protocol.md#topics-and-kv). */
-    c->extra = names;
-    c->extra_n = n;
+    c->topics = names;
+    c->ntopics = n;
     api_load_topics(c->cfg, names, n, topics_loaded, c);
 }
 
 void api_submit(api_call *c, struct evkeyvalq *q, const char *body, size_t len) {
     (void)q;
-    c->op = OP_SUBMIT;
+    c->rq = RQ_SUBMIT;
     create_or_continue(c, GS_SUBMITTED, body, len);
 }
 
 void api_prepare(api_call *c, struct evkeyvalq *q, const char *body, size_t len) {
     (void)q;
-    c->op = OP_PREPARE;
+    c->rq = RQ_PREPARE;
     create_or_continue(c, GS_PREPARED, body, len);
 }
 /* ---- abort ---------------------------------------------------------------- */
@@ -394,9 +389,9 @@ static void abort_refused(void *arg, tstore_reply *reply, const char *err) {
  * fails at once. */
 void api_abort(api_call *c, struct evkeyvalq *q, const char *body, size_t len) {
     (void)q;
-    c->op = OP_ABORT;
+    c->rq = RQ_ABORT;
     if (api_parse_trans(c, body, len)) return;
-    if (c->t->wait_result) c->op |= F_WAIT;
+    c->wait_result = c->t->wait_result;
     const transition *row = transition_find(RQ_ABORT, c->t->type);
     if (!row || !row->from[0]) {
         tstore_load(c->t->gid, abort_refused, c);
@@ -447,44 +442,43 @@ static void reset_cron_fields(rargs *f) {
     trans_set_int(f, TF_UPDATE_TIME, now);
 }
 
-/* forceStop / resetNextCronTime: c->op is the request (RQ_*). */
+/* forceStop / resetNextCronTime: c->rq is the request. */
 static void simple_cas_done(void *arg, tstore_reply *reply, const char *err) {
     api_call *c = arg;
-    const char *gid = c->extra;
+    const char *gid = c->gid;
     if (err) {
         api_reply_store_error(c, gid, err);
         return;
     }
     if (reply->tag == TS_OK) {
-        const transition *row =
-            transition_find((trans_request)c->op, trans_type_parse(reply->type));
+        const transition *row = transition_find(c->rq, trans_type_parse(reply->type));
         if (row && row->cancel) engine_cancel(gid, GS_FAILED, "force stopped");
         api_reply_ok(c);
     } else if (reply->tag != TS_BAD && api_verdict_of(reply->tag) == TV_CONFLICT &&
-               c->op == RQ_RESET_CRON) {
+               c->rq == RQ_RESET_CRON) {
         /* Finished: dtm still rewrites its times; it stays out of the due
          * index and keeps its expiry. */
         rargs f;
         reset_cron_fields(&f);
-        c->op = RQ_RESET_CRON_FINAL;
+        c->rq = RQ_RESET_CRON_FINAL;
         api_cas(gid, NULL, transition_find(RQ_RESET_CRON_FINAL, TT_SAGA), 0, 0, &f, simple_cas_done,
                 c);
     } else {
-        api_reply_for_tag(c, (trans_request)c->op, gid, reply, NULL);
+        api_reply_for_tag(c, c->rq, gid, reply, NULL);
     }
 }
 
 /* Both apply to every type: the script checks the status only. */
 static void any_type_cas(api_call *c, trans_request rq, int64_t due, int64_t ttl, rargs *f) {
-    c->op = rq;
-    api_cas(c->extra, NULL, transition_find(rq, TT_SAGA), due, ttl, f, simple_cas_done, c);
+    c->rq = rq;
+    api_cas(c->gid, NULL, transition_find(rq, TT_SAGA), due, ttl, f, simple_cas_done, c);
 }
 
 void api_force_stop(api_call *c, struct evkeyvalq *q, const char *body, size_t len) {
     (void)q;
     char *gid = parse_gid_body(c, body, len);
     if (!gid) return;
-    c->extra = gid;
+    c->gid = gid;
     int64_t now = now_ms();
     rargs f;
     ra_init(&f);
@@ -503,7 +497,7 @@ void api_reset_next_cron_time(api_call *c, struct evkeyvalq *q, const char *body
     (void)q;
     char *gid = parse_gid_body(c, body, len);
     if (!gid) return;
-    c->extra = gid;
+    c->gid = gid;
     rargs f;
     reset_cron_fields(&f);
     any_type_cas(c, RQ_RESET_CRON, now_ms(), 0, &f);
