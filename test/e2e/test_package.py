@@ -367,3 +367,75 @@ def test_run_sh_uses_the_redis_it_is_given(redis_server, tmp_path):
         os.killpg(p.pid, signal.SIGINT)
         p.wait(15)
     assert _ping(redis_server.port)
+
+
+# --------------------------------------------------------------------------
+# The package installed for real with dpkg: its maintainer scripts run on this
+# machine (the dtmd user, the configuration's owner and modes, the unit enabled
+# and not started), the unit's command lines start as the dtmd user against
+# the installed files, and purging takes it all away again. It changes the
+# machine, so it runs only when asked (.ci/run asks: CI machines are
+# throw-away) and never over a dtmd package installed already.
+
+INSTALL_ASKED = os.environ.get("DTMD_TEST_DPKG_INSTALL") == "1"
+
+
+def processes_of(uid):
+    found = []
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                if os.stat("/proc/" + p).st_uid == uid:
+                    found.append(int(p))
+            except OSError:
+                pass
+    return found
+
+
+def dpkg_status(name):
+    r = run(["dpkg-query", "-W", "-f=${Status}", name])
+    return r.stdout.strip() if r.returncode == 0 else ""
+
+
+@pytest.mark.skipif(not INSTALL_ASKED, reason="installs on this machine: DTMD_TEST_DPKG_INSTALL=1 "
+                    "(set by .ci/run) asks for it")
+@pytest.mark.skipif(os.geteuid() != 0, reason="dpkg -i needs root")
+def test_dpkg_install_start_and_purge(deb, redis_server, tmp_path):
+    if "installed" in dpkg_status("dtmd"):
+        pytest.skip("a dtmd package is installed here already: left alone")
+    wants = Path("/etc/systemd/system/multi-user.target.wants/dtmd.service")
+    try:
+        r = run(["dpkg", "-i", str(deb)], env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert dpkg_status("dtmd") == "install ok installed"
+        # postinst: a system user, the configuration readable by its group only
+        user = pwd.getpwnam("dtmd")
+        assert user.pw_uid < 1000 and user.pw_shell.endswith("nologin"), user
+        group = grp.getgrnam("dtmd").gr_gid
+        for path, mode in {"/etc/dtmd": 0o750, "/etc/dtmd/conf.yml": 0o640}.items():
+            st = os.stat(path)
+            assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (0, group, mode), (path, st)
+        # the unit enabled, nothing started
+        assert wants.is_symlink(), "the unit is not enabled"
+        assert not processes_of(user.pw_uid), "something runs as dtmd already"
+        unit = Path("/lib/systemd/system/dtmd.service").read_text()
+        pre, start = unit_commands(unit, "ExecStartPre"), unit_commands(unit, "ExecStart")
+        assert len(pre) == 1 and len(start) == 1 and Path(start[0][0]).is_file(), start
+
+        def as_dtmd():
+            os.setgroups([])
+            os.setgid(group)
+            os.setuid(user.pw_uid)
+        env = dtmd_env(redis_server)
+        r = run(pre[0], env=env, preexec_fn=as_dtmd)
+        assert r.returncode == 0, r.stdout + r.stderr
+        serve_and_commit(start[0], env, tmp_path / "installed.log", redis_server, preexec=as_dtmd)
+        # purge: the files, the configuration and the enablement go; the user stays
+        r = run(["dpkg", "--purge", "dtmd"])
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert dpkg_status("dtmd") in ("", "unknown ok not-installed"), dpkg_status("dtmd")
+        assert not Path(start[0][0]).exists() and not Path("/etc/dtmd").exists()
+        assert not wants.exists() and not wants.is_symlink()
+    finally:
+        if dpkg_status("dtmd"):
+            run(["dpkg", "--purge", "dtmd"])
