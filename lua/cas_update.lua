@@ -34,7 +34,10 @@
 -- ARGV[7] a holder: its hold (its lease_until); an ending request: its id,
 -- '<identity>:<n>'
 -- ARGV[8] an ending request: the stop channel, else ''
--- ARGV[9..] field/value pairs to write
+-- ARGV[9] the branch count the writer knows ('' = not checked): a status change
+-- out of 'prepared' must not miss a branch registered meanwhile
+-- (register_branch.lua), whose cancel or rollback would then never be called
+-- ARGV[10..] field/value pairs to write
 -- Returns {'OK', <status before>, <type>} / {'CONFLICT', <status>, <type>}
 --       / {'LOST', <status>, <type>} / {'STOP', <status>, <type>}
 --       / {'HELD', <status>, <type>}
@@ -61,6 +64,9 @@ end
 if ARGV[3] ~= '' and not string.find(',' .. ARGV[3] .. ',', ',' .. cur[1] .. ',', 1, true) then
   return {'CONFLICT', cur[1], cur[2] or ''}
 end
+if ARGV[9] ~= '' and (tonumber(redis.call('HGET', KEYS[1], 'nb') or '0') or 0) ~= tonumber(ARGV[9]) then
+  return {'CONFLICT', cur[1], cur[2] or ''}
+end
 if ARGV[8] ~= '' and hold[2] and hold[2] ~= '' and
     hold[2] ~= string.match(ARGV[7], '^[^:]*') then
   -- held by another process: does the hold still count (claim.lua)?
@@ -70,7 +76,7 @@ if ARGV[8] ~= '' and hold[2] and hold[2] ~= '' and
   if (tonumber(hold[1] or '0') or 0) > now and exp > now and
       redis.call('SISMEMBER', KEYS[4] .. ':' .. hold[2], ARGV[1]) == 1 then
     local fields = {}
-    for i = 9, #ARGV do
+    for i = 10, #ARGV do
       fields[#fields + 1] = ARGV[i]
     end
     redis.call('HSET', KEYS[1], 'stop_req', cjson.encode({id = ARGV[7], from = ARGV[3],
@@ -80,7 +86,7 @@ if ARGV[8] ~= '' and hold[2] and hold[2] ~= '' and
   end
 end
 -- Lua's unpack takes at most about 8,000 values: write in bounded chunks.
-for i = 9, #ARGV, 1000 do
+for i = 10, #ARGV, 1000 do
   redis.call('HSET', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV)))
 end
 if ARGV[4] == '-' then

@@ -52,6 +52,10 @@ void pass_write(pass *p, int expected_status, rargs *fields, int64_t due_ms, int
         .fenced = p->t->hold_epoch != 0, /* by the hold this pass took (none taken: not) */
         .hold = p->t->lease_until_ms,
         .first = &p->pending, /* deferred fields */
+        /* Out of 'prepared', where registerBranch adds branches: only with
+         * every branch this pass knows (a timed-out TCC must cancel all). */
+        .check_nb = expected_status == GS_PREPARED,
+        .nb = p->t->nbranches,
     };
     p->writes++;
     tstore_cas_update(&c, fields, write_done, p);

@@ -315,6 +315,10 @@ void tstore_cas_args(const tstore_cas *c, rargs *fields, rargs *out) {
             ra_adds(out, "");
         ra_adds(out, ""); /* not a request's stop */
     }
+    if (c->check_nb)
+        ra_addi(out, c->nb);
+    else
+        ra_adds(out, "");
     /* Earlier fields first: a later value of the same field wins in HSET. */
     if (c->first)
         for (int i = 0; i < c->first->argc; i++) ra_add(out, c->first->argv[i], c->first->lens[i]);

@@ -88,6 +88,8 @@ typedef struct tstore_cas {
     const char *stop_id; /* an ending request: its id and the stop channel */
     const char *stop_channel;
     const rargs *first; /* fields written before the others (NULL = none) */
+    int check_nb;       /* refuse (CONFLICT) unless the stored branch count is nb */
+    int nb;
 } tstore_cas;
 
 /* The arguments of c with fields (consumed), to send now or again. */

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from dtmtest import ONGOING, SUCCESS_BODY, saga, wait_until
+from dtmtest import ONGOING, REPO, SUCCESS_BODY, saga, wait_until
 
 from dtmtest import assert_409_resp as assert_409
 from dtmtest import ok
@@ -293,3 +293,31 @@ def test_store_unknown_outcome_is_never_success(start_dtmd, stub, redis_server, 
     assert st != 200, (st, body)
     redis_server.start()
     wait_until(lambda: dtmd.status(gid) == "succeed", 20, msg="saga finishes after Redis is back")
+
+
+def test_leaving_prepared_needs_every_registered_branch(redis_server):
+    """lua/cas_update.lua with a branch count (ARGV[9]): a pass moving a TCC out
+    of 'prepared' (a timeout abort) must not store its status change when a
+    branch was registered after the pass read the transaction: it would cancel
+    only the branches it knew, and the new one's cancel would never be called.
+    The script refuses (CONFLICT, nothing written); with the stored count it
+    writes. Run on the script itself: the race needs a registration between a
+    pass's read and its write, which no request can time."""
+    src = (REPO / "lua" / "cas_update.lua").read_text()
+    key = "t{0}:t:g"
+    keys = [key, "t{0}:due", "t{0}:exp", "t{0}:live"]
+    redis_server.cmd("HSET", key, "status", "prepared", "trans_type", "tcc", "nb", "4")
+
+    def cas(nb):
+        argv = ["g", "tcc", "prepared", "", "0", "", "", "", nb, "status", "aborting"]
+        return [x.decode() for x in redis_server.cmd("EVAL", src, str(len(keys)), *keys, *argv)]
+
+    def status():
+        return redis_server.cmd("HGET", key, "status").decode()
+
+    assert cas("2")[0] == "CONFLICT"  # the pass knew 2 branches; 4 are stored
+    assert status() == "prepared"
+    assert cas("4")[0] == "OK"
+    assert status() == "aborting"
+    redis_server.cmd("HSET", key, "status", "prepared")
+    assert cas("")[0] == "OK"  # a request's write: no count to check
