@@ -27,7 +27,8 @@ for i, gid in ipairs(ARGV) do
       if pttl >= 0 and not redis.call('ZSCORE', KEYS[2], gid) then
         redis.call('ZADD', KEYS[2], string.format('%.0f', now_ms + pttl), gid)
       end
-      local created = tonumber(redis.call('HGET', KEYS[2 + i], 'create_time'))
+      local c = redis.call('HMGET', KEYS[2 + i], 'ct', 'create_time')
+      local created = tonumber(c[1] or c[2])
       if created and created > 0 then
         redis.call('ZADD', KEYS[1], string.format('%.0f', created), gid)
         adopted = adopted + 1

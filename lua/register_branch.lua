@@ -11,11 +11,58 @@
 -- whatever the id holds), ARGV[4] content signature
 -- ARGV[5] now (ms), ARGV[6] number of branches n, ARGV[7] fields per branch m
 -- ARGV[8] most branches the transaction may have (Limits.MaxBranches)
--- ARGV[9..] n*m (suffix, value) pairs, written as 'b<index><suffix>'
+-- ARGV[9..] n*m (suffix, value) pairs: '' the definition, '.s' the state
+-- ('<status> <ct> <ut> <ft> <rt>', ms).
+-- The hash's layout (src/trans_hash.h) decides how they are stored: the
+-- previous layout (a 'gid' field) as 'b<index><suffix>' whole; the compact one
+-- with the definition in pieces ('b<index>') and the state appended to 'bs',
+-- the content signature as its SHA-1 (a payload may be longer than a
+-- listpack value).
 -- Returns {'OK', ''}, {'SAME', ''} (identical re-registration),
 -- {'DUPLICATE', ''}, {'TOO_MANY', <branches stored>},
 -- {'CONFLICT', <status>, <type>}, {'WRONG_TYPE', <status>, <type>} or {'NOT_FOUND', ''}.
-local st = redis.call('HMGET', KEYS[1], 'status', 'trans_type', 'nb')
+-- A value stored in pieces (src/trans_hash.h): '<name>' = '<n>:' and the
+-- first bytes, then '<name>.1' .. '<name>.<n-1>'; nil if absent.
+local function get(hash, name)
+  local v = redis.call('HGET', hash, name)
+  if not v then
+    return nil
+  end
+  local n, rest = string.match(v, '^(%d+):(.*)$')
+  if not n then
+    return nil
+  end
+  local parts = {rest}
+  for k = 1, tonumber(n) - 1 do
+    parts[#parts + 1] = redis.call('HGET', hash, name .. '.' .. k) or ''
+  end
+  return table.concat(parts)
+end
+-- Store v as name in pieces of at most 64 bytes (the count as
+-- src/trans_hash.c's pieces_of computes it).
+local function put(hash, name, v)
+  local n = 1
+  while true do
+    local cap0 = 64 - #tostring(n) - 1
+    local need = 1
+    if #v > cap0 then
+      need = 1 + math.ceil((#v - cap0) / 64)
+    end
+    if need <= n then
+      n = need
+      break
+    end
+    n = need
+  end
+  local cap0 = 64 - #tostring(n) - 1
+  redis.call('HSET', hash, name, n .. ':' .. string.sub(v, 1, cap0))
+  local at = cap0 + 1
+  for k = 1, n - 1 do
+    redis.call('HSET', hash, name .. '.' .. k, string.sub(v, at, at + 63))
+    at = at + 64
+  end
+end
+local st = redis.call('HMGET', KEYS[1], 'status', 'trans_type', 'nb', 'gid')
 local cur = st[1]
 if not cur then
   return {'NOT_FOUND', ''}
@@ -26,9 +73,14 @@ end
 if not string.find(',' .. ARGV[2] .. ',', ',' .. cur .. ',', 1, true) then
   return {'CONFLICT', cur, st[2]}
 end
+local old = st[4] ~= false and st[4] ~= nil
+local want = ARGV[4]
+if not old then
+  want = redis.sha1hex(ARGV[4])
+end
 local sig = redis.call('HGET', KEYS[1], ARGV[3])
 if sig then
-  if sig == ARGV[4] then
+  if sig == want then
     return {'SAME', ''}
   end
   return {'DUPLICATE', ''}
@@ -39,11 +91,37 @@ if nb + n > tonumber(ARGV[8]) then
   return {'TOO_MANY', tostring(nb)}
 end
 local pos = 9
+if old then
+  for j = 0, n - 1 do
+    for _ = 1, m do
+      redis.call('HSET', KEYS[1], 'b' .. (nb + j) .. ARGV[pos], ARGV[pos + 1])
+      pos = pos + 2
+    end
+  end
+  redis.call('HSET', KEYS[1], 'nb', nb + n, ARGV[3], want, 'update_time', ARGV[5])
+  return {'OK', ''}
+end
+-- 'bs': '<base>' then ' <p|s|f><ct>,<ut>,<ft>,<rt>' per branch, ms after base
+local bs = get(KEYS[1], 'bs') or ARGV[5]
+local base = tonumber(string.match(bs, '^%-?%d+'))
+local function rel(x)
+  if x == '0' then
+    return ''
+  end
+  return string.format('%.0f', tonumber(x) - base)
+end
 for j = 0, n - 1 do
   for _ = 1, m do
-    redis.call('HSET', KEYS[1], 'b' .. (nb + j) .. ARGV[pos], ARGV[pos + 1])
+    local suffix, v = ARGV[pos], ARGV[pos + 1]
+    if suffix == '' then
+      put(KEYS[1], 'b' .. (nb + j), v)
+    else
+      local s, c, u, f, r = string.match(v, '^(%a)%a* (%d+) (%d+) (%d+) (%d+)$')
+      bs = bs .. ' ' .. s .. rel(c) .. ',' .. rel(u) .. ',' .. rel(f) .. ',' .. rel(r)
+    end
     pos = pos + 2
   end
 end
-redis.call('HSET', KEYS[1], 'nb', nb + n, ARGV[3], ARGV[4], 'update_time', ARGV[5])
+put(KEYS[1], 'bs', bs)
+redis.call('HSET', KEYS[1], 'nb', nb + n, ARGV[3], want, 'ut', ARGV[5])
 return {'OK', ''}

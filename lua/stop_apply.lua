@@ -13,6 +13,23 @@
 -- ARGV[1] gid, ARGV[2] the caller's identity
 -- Returns {'OK', <new status>, <rollback_reason>} / {'NONE', ''} (no stop recorded)
 --       / {'NOT_OURS', ''} / {'CONFLICT', <status>}.
+-- A value stored in pieces (src/trans_hash.h): '<name>' = '<n>:' and the
+-- first bytes, then '<name>.1' .. '<name>.<n-1>'; nil if absent.
+local function get(hash, name)
+  local v = redis.call('HGET', hash, name)
+  if not v then
+    return nil
+  end
+  local n, rest = string.match(v, '^(%d+):(.*)$')
+  if not n then
+    return nil
+  end
+  local parts = {rest}
+  for k = 1, tonumber(n) - 1 do
+    parts[#parts + 1] = redis.call('HGET', hash, name .. '.' .. k) or ''
+  end
+  return table.concat(parts)
+end
 local h = redis.call('HMGET', KEYS[1], 'status', 'lease_owner', 'stop_req')
 if not h[1] or not h[3] then
   return {'NONE', ''}
@@ -36,5 +53,6 @@ if req.ttl ~= '0' then
   local t = redis.call('TIME')
   redis.call('ZADD', KEYS[3], string.format('%.0f', t[1] * 1000 + math.floor(t[2] / 1000) + req.ttl * 1000), ARGV[1])
 end
+-- the compact layout's 'rr' wins over the previous layout's field
 local now = redis.call('HMGET', KEYS[1], 'status', 'rollback_reason')
-return {'OK', now[1], now[2] or ''}
+return {'OK', now[1], get(KEYS[1], 'rr') or now[2] or ''}

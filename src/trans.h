@@ -67,6 +67,9 @@ typedef struct trans {
     int64_t timeout_to_fail, request_timeout, retry_interval, retry_limit, retry_count; /* s */
     branch *branches;
     int nbranches, branches_cap;
+    /* Loaded from the previous store layout: its branch states are written
+     * back in it (trans_hash.h). */
+    int old_layout;
     /* derived, for branch calls */
     char **header_lines;
     int nheaders;

@@ -1,13 +1,27 @@
 /* trans_hash.c - a transaction as a Redis hash, both ways (see trans_hash.h). */
 #include "trans_hash.h"
 
+#include "hash_pieces.h"
+#include "trans_request.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* ---- field names ------------------------------------------------------- */
 
+/* The compact layout's names (trans_hash.h). */
 static const char *const field_names[] = {
+    [TF_STATUS] = "status",         [TF_CUSTOM_DATA] = "cd",     [TF_QUERY_PREPARED] = "qp",
+    [TF_ROLLBACK_REASON] = "rr",    [TF_LAST_ERROR] = "le",      [TF_RESULT] = "rs",
+    [TF_BRANCH_HEADERS] = "bh",     [TF_CREATE_TIME] = "ct",     [TF_UPDATE_TIME] = "ut",
+    [TF_FINISH_TIME] = "ft",        [TF_ROLLBACK_TIME] = "rbt",  [TF_NEXT_CRON_TIME] = "nc",
+    [TF_NEXT_CRON_INTERVAL] = "ci", [TF_WAIT_RESULT] = "wr",     [TF_CONCURRENT] = "cc",
+    [TF_TIMEOUT_TO_FAIL] = "tf",    [TF_REQUEST_TIMEOUT] = "rt", [TF_RETRY_INTERVAL] = "ri",
+    [TF_RETRY_LIMIT] = "rl",        [TF_RETRY_COUNT] = "rc",
+};
+/* The previous layout's names, read only (transactions it stored). */
+static const char *const old_names[] = {
     [TF_STATUS] = "status",
     [TF_CUSTOM_DATA] = "custom_data",
     [TF_QUERY_PREPARED] = "query_prepared",
@@ -29,9 +43,32 @@ static const char *const field_names[] = {
     [TF_RETRY_LIMIT] = "retry_limit",
     [TF_RETRY_COUNT] = "retry_count",
 };
+#define NFIELDS ((int)(sizeof field_names / sizeof field_names[0]))
 #define F(k) field_names[k]
 
+/* ---- long values in pieces ---------------------------------------------- */
+
+/* Is field k a text (written in pieces) rather than a number or a status? */
+static int is_text_field(trans_field k) {
+    return k == TF_CUSTOM_DATA || k == TF_QUERY_PREPARED || k == TF_ROLLBACK_REASON ||
+           k == TF_LAST_ERROR || k == TF_RESULT || k == TF_BRANCH_HEADERS;
+}
+
+static size_t digits_of(size_t n) {
+    size_t d = 1;
+    while (n >= 10) n /= 10, d++;
+    return d;
+}
+
+static void put_str(rargs *a, const char *name, const char *v) {
+    pieces_put(a, name, v ? v : "", v ? strlen(v) : 0);
+}
+
 void trans_set(rargs *f, trans_field k, const char *v) {
+    if (is_text_field(k)) {
+        put_str(f, F(k), v);
+        return;
+    }
     ra_adds(f, F(k));
     ra_adds(f, v);
 }
@@ -43,11 +80,6 @@ void trans_set_int(rargs *f, trans_field k, int64_t v) {
 
 /* ---- the hash ---------------------------------------------------------- */
 
-static void add_pair(rargs *a, const char *k, const char *v) {
-    ra_adds(a, k);
-    ra_adds(a, v ? v : "");
-}
-
 /* A number only when it is not 0: trans_from_hash starts from zeros, so a
  * missing field reads as 0. Only for a hash written afresh (save_new): an
  * update that sets a value back to 0 must write it. */
@@ -57,7 +89,6 @@ static void add_pair_nonzero(rargs *a, const char *k, int64_t v) {
     ra_addi(a, v);
 }
 
-/* "<len>:<bytes>", the length in decimal: unambiguous whatever s holds. */
 /* "<n>:" and the n bytes of s at out; returns the bytes written. */
 static size_t put_counted(char *out, const char *s, size_t n) {
     size_t at = fmt_i64(out, (int64_t)n);
@@ -66,21 +97,29 @@ static size_t put_counted(char *out, const char *s, size_t n) {
     return at + n;
 }
 
-void branch_def_value(const branch *b, rargs *a) {
-    /* Written straight into the command's arena: sized first, no buffer
-     * growing and copied. */
+/* The definition "<n>:<id><n>:<op><n>:<url><payload>" into a new buffer
+ * (*len bytes); the caller frees it. */
+static char *branch_def_text(const branch *b, size_t *len) {
     const char *part[3] = {b->branch_id ? b->branch_id : "", b->op ? b->op : "",
                            b->url ? b->url : ""};
-    size_t data_len = b->data ? b->data_len : 0, len[3], total = data_len;
+    size_t data_len = b->data ? b->data_len : 0, l[3], total = data_len;
     for (int i = 0; i < 3; i++) {
-        len[i] = strlen(part[i]);
-        size_t digits = 1;
-        for (size_t n = len[i]; n >= 10; n /= 10) digits++;
-        total += digits + 1 + len[i];
+        l[i] = strlen(part[i]);
+        total += digits_of(l[i]) + 1 + l[i];
     }
-    char *p = ra_alloc(a, total);
-    for (int i = 0; i < 3; i++) p += put_counted(p, part[i], len[i]);
+    char *v = xmalloc(total + 1), *p = v;
+    for (int i = 0; i < 3; i++) p += put_counted(p, part[i], l[i]);
     if (data_len) memcpy(p, b->data, data_len);
+    v[total] = 0;
+    *len = total;
+    return v;
+}
+
+void branch_def_value(const branch *b, rargs *a) {
+    size_t n;
+    char *v = branch_def_text(b, &n);
+    ra_add(a, v, n);
+    free(v);
 }
 
 void branch_state_value(const branch *b, rargs *a) {
@@ -97,38 +136,71 @@ void branch_state_value(const branch *b, rargs *a) {
 }
 
 /* "b<i>" plus suffix, without snprintf (fmt_i64 says why). */
-static void add_branch_key(rargs *a, int i, const char *suffix) {
-    char k[40] = "b";
+static size_t branch_key(char *k, int i, const char *suffix) {
+    k[0] = 'b';
     size_t at = 1 + fmt_i64(k + 1, i);
     size_t sl = strlen(suffix);
-    memcpy(k + at, suffix, sl);
-    ra_add(a, k, at + sl);
+    memcpy(k + at, suffix, sl + 1);
+    return at + sl;
+}
+
+/* The states of all branches as one text: "<base>" then per branch
+ * " <letter><ct>,<ut>,<ft>,<rt>", each time in ms after base, empty = unset
+ * (base: the transaction's create time). */
+static void branch_states_text(const trans *t, sbuf *o) {
+    int64_t base = t->create_ms;
+    sb_put_i64(o, base);
+    for (int i = 0; i < t->nbranches; i++) {
+        const branch *b = &t->branches[i];
+        sb_putc(o, ' ');
+        sb_putc(o, branch_status_name(b->status)[0]);
+        const int64_t times[4] = {b->create_ms, b->update_ms, b->finish_ms, b->rollback_ms};
+        for (int k = 0; k < 4; k++) {
+            if (k) sb_putc(o, ',');
+            if (times[k]) sb_put_i64(o, times[k] - base);
+        }
+    }
+}
+
+/* Field "bs": every branch's state. */
+static void put_states(rargs *f, const trans *t) {
+    sbuf s;
+    sb_init(&s);
+    branch_states_text(t, &s);
+    pieces_put(f, "bs", s.ptr, s.len);
+    sb_free(&s);
 }
 
 void trans_set_branch_state(rargs *f, const trans *t, int i) {
-    add_branch_key(f, i, ".s");
-    branch_state_value(&t->branches[i], f);
+    if (t->old_layout) {
+        char k[40];
+        ra_add(f, k, branch_key(k, i, ".s"));
+        branch_state_value(&t->branches[i], f);
+        return;
+    }
+    put_states(f, t);
 }
 
-/* "b<i>" and "b<i>.s" of branch i. */
-static void branch_fields(const trans *t, int i, rargs *a) {
-    add_branch_key(a, i, "");
-    branch_def_value(&t->branches[i], a);
-    trans_set_branch_state(a, t, i);
+/* Do the branches follow from steps and payloads (trans_make_branches)?
+ * A saga's do: they are not stored. */
+static int branches_derived(const trans *t) {
+    return t->type == TT_SAGA && t->steps;
 }
 
+/* Always the compact layout: a new hash. */
 void trans_hash_fields(const trans *t, rargs *a) {
-    add_pair(a, "gid", t->gid);
-    add_pair(a, "trans_type", trans_type_name(t->type));
-    add_pair(a, F(TF_STATUS), global_status_name(t->status));
-    if (t->steps) add_pair(a, "steps", t->steps);
-    if (t->payloads) add_pair(a, "payloads", t->payloads);
-    if (t->custom_data) add_pair(a, F(TF_CUSTOM_DATA), t->custom_data);
-    if (t->query_prepared) add_pair(a, F(TF_QUERY_PREPARED), t->query_prepared);
-    if (t->protocol) add_pair(a, "protocol", t->protocol);
-    if (t->rollback_reason) add_pair(a, F(TF_ROLLBACK_REASON), t->rollback_reason);
-    if (t->result) add_pair(a, F(TF_RESULT), t->result);
-    if (t->branch_headers) add_pair(a, F(TF_BRANCH_HEADERS), t->branch_headers);
+    ra_adds(a, "trans_type");
+    ra_adds(a, trans_type_name(t->type));
+    ra_adds(a, F(TF_STATUS));
+    ra_adds(a, global_status_name(t->status));
+    if (t->steps) put_str(a, "st", t->steps);
+    if (t->payloads) put_str(a, "pl", t->payloads);
+    if (t->custom_data) put_str(a, F(TF_CUSTOM_DATA), t->custom_data);
+    if (t->query_prepared) put_str(a, F(TF_QUERY_PREPARED), t->query_prepared);
+    if (t->protocol) put_str(a, "pr", t->protocol);
+    if (t->rollback_reason) put_str(a, F(TF_ROLLBACK_REASON), t->rollback_reason);
+    if (t->result) put_str(a, F(TF_RESULT), t->result);
+    if (t->branch_headers) put_str(a, F(TF_BRANCH_HEADERS), t->branch_headers);
     add_pair_nonzero(a, F(TF_CREATE_TIME), t->create_ms);
     add_pair_nonzero(a, F(TF_UPDATE_TIME), t->update_ms);
     add_pair_nonzero(a, F(TF_FINISH_TIME), t->finish_ms);
@@ -144,13 +216,35 @@ void trans_hash_fields(const trans *t, rargs *a) {
     add_pair_nonzero(a, F(TF_RETRY_LIMIT), t->retry_limit);
     add_pair_nonzero(a, F(TF_RETRY_COUNT), t->retry_count);
     add_pair_nonzero(a, "nb", t->nbranches);
-    for (int i = 0; i < t->nbranches; i++) branch_fields(t, i, a);
+    if (!branches_derived(t))
+        for (int i = 0; i < t->nbranches; i++) {
+            char k[40];
+            branch_key(k, i, "");
+            size_t n;
+            char *v = branch_def_text(&t->branches[i], &n);
+            pieces_put(a, k, v, n);
+            free(v);
+        }
+    if (t->nbranches) put_states(a, t);
 }
+
+/* ---- reading ------------------------------------------------------------- */
 
 static int64_t to_i64(const char *s) {
     int64_t v = 0;
     parse_i64(s, &v);
     return v;
+}
+
+/* A text field in pieces into *dst (replacing it); -1 if malformed. */
+static int take_long(const hview *h, const char *name, char **dst) {
+    char *v;
+    size_t n;
+    int rc = hv_long(h, name, &v, &n);
+    if (rc <= 0) return rc;
+    free(*dst);
+    *dst = v;
+    return 0;
 }
 
 static void set_str(char **dst, const redisReply *v) {
@@ -206,7 +300,7 @@ static int branch_def_parse(branch *b, const char *v, size_t len) {
     return 0;
 }
 
-/* The inverse of branch_state_value. */
+/* The inverse of branch_state_value (the previous layout's "b<i>.s"). */
 static int branch_state_parse(branch *b, const char *v) {
     char st[16];
     size_t n = strcspn(v, " ");
@@ -227,20 +321,40 @@ static int branch_state_parse(branch *b, const char *v) {
     return *p || b->status < 0 ? -1 : 0;
 }
 
-trans *trans_from_hash(const redisReply *r) {
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 2) return NULL;
-    trans *t = trans_new();
-    int nb = 0;
-    /* First pass: branch count, so branch fields can be placed by index. */
-    for (size_t i = 0; i + 1 < r->elements; i += 2)
-        if (strcmp(r->element[i]->str, "nb") == 0) nb = (int)to_i64(r->element[i + 1]->str);
-    if (nb < 0 || nb > 1000000) nb = 0;
-    if (nb) {
-        t->branches = xcalloc((size_t)nb, sizeof(branch));
-        t->branches_cap = t->nbranches = nb;
+/* The inverse of branch_states_text: every branch's state, in order. */
+static int branch_states_parse(trans *t, const char *v) {
+    char *end;
+    const char *p = v;
+    long long base = strtoll(p, &end, 10);
+    if (end == p) return -1;
+    p = end;
+    for (int i = 0; i < t->nbranches; i++) {
+        branch *b = &t->branches[i];
+        if (*p != ' ') return -1;
+        p++;
+        b->status = *p == 'p' ? BS_PREPARED : *p == 's' ? BS_SUCCEED : *p == 'f' ? BS_FAILED : -1;
+        if (b->status < 0) return -1;
+        p++;
+        int64_t *times[4] = {&b->create_ms, &b->update_ms, &b->finish_ms, &b->rollback_ms};
+        for (int k = 0; k < 4; k++) {
+            if (k) {
+                if (*p != ',') return -1;
+                p++;
+            }
+            *times[k] = 0;
+            if (*p == ',' || *p == ' ' || !*p) continue;
+            long long x = strtoll(p, &end, 10);
+            if (end == p) return -1;
+            *times[k] = base + x;
+            p = end;
+        }
     }
-    t->type = -1;
-    t->status = -1;
+    return *p ? -1 : 0;
+}
+
+/* The previous layout's fields (the hash has "gid"): definitions "b<i>"
+ * and states "b<i>.s" whole, long names. */
+static int read_old(trans *t, const redisReply *r) {
     int bad = 0;
     for (size_t i = 0; i + 1 < r->elements; i += 2) {
         const char *k = r->element[i]->str;
@@ -248,7 +362,7 @@ trans *trans_from_hash(const redisReply *r) {
         if (k[0] == 'b' && k[1] >= '0' && k[1] <= '9') {
             char *end;
             long idx = strtol(k + 1, &end, 10);
-            if (idx < 0 || idx >= nb) continue;
+            if (idx < 0 || idx >= t->nbranches) continue;
             branch *b = &t->branches[idx];
             if (!*end) {
                 if (branch_def_parse(b, v->str, v->len)) bad = 1;
@@ -257,66 +371,134 @@ trans *trans_from_hash(const redisReply *r) {
             }
             continue;
         }
-        if (!strcmp(k, "gid"))
-            set_str(&t->gid, v);
-        else if (!strcmp(k, "trans_type"))
-            t->type = trans_type_parse(v->str);
-        else if (!strcmp(k, F(TF_STATUS)))
-            t->status = global_status_parse(v->str);
-        else if (!strcmp(k, "steps"))
+        if (!strcmp(k, "steps"))
             set_str(&t->steps, v);
         else if (!strcmp(k, "payloads"))
             set_str(&t->payloads, v);
-        else if (!strcmp(k, F(TF_CUSTOM_DATA)))
-            set_str(&t->custom_data, v);
-        else if (!strcmp(k, F(TF_QUERY_PREPARED)))
-            set_str(&t->query_prepared, v);
         else if (!strcmp(k, "protocol"))
             set_str(&t->protocol, v);
-        else if (!strcmp(k, F(TF_ROLLBACK_REASON)))
-            set_str(&t->rollback_reason, v);
-        else if (!strcmp(k, F(TF_LAST_ERROR)))
-            set_str(&t->last_error, v);
-        else if (!strcmp(k, F(TF_RESULT)))
-            set_str(&t->result, v);
-        else if (!strcmp(k, F(TF_BRANCH_HEADERS)))
-            set_str(&t->branch_headers, v);
-        else if (!strcmp(k, F(TF_CREATE_TIME)))
-            t->create_ms = to_i64(v->str);
-        else if (!strcmp(k, F(TF_UPDATE_TIME)))
-            t->update_ms = to_i64(v->str);
-        else if (!strcmp(k, F(TF_FINISH_TIME)))
-            t->finish_ms = to_i64(v->str);
-        else if (!strcmp(k, F(TF_ROLLBACK_TIME)))
-            t->rollback_ms = to_i64(v->str);
-        else if (!strcmp(k, F(TF_NEXT_CRON_TIME)))
-            t->next_cron_ms = to_i64(v->str);
-        else if (!strcmp(k, F(TF_NEXT_CRON_INTERVAL)))
-            t->next_cron_interval_ms = to_i64(v->str);
-        else if (!strcmp(k, "lease_until"))
-            t->lease_until_ms = to_i64(v->str);
-        else if (!strcmp(k, F(TF_WAIT_RESULT)))
-            t->wait_result = (int)to_i64(v->str);
-        else if (!strcmp(k, F(TF_CONCURRENT)))
-            t->concurrent = (int)to_i64(v->str);
-        else if (!strcmp(k, F(TF_TIMEOUT_TO_FAIL)))
-            t->timeout_to_fail = to_i64(v->str);
-        else if (!strcmp(k, F(TF_REQUEST_TIMEOUT)))
-            t->request_timeout = to_i64(v->str);
-        else if (!strcmp(k, F(TF_RETRY_INTERVAL)))
-            t->retry_interval = to_i64(v->str);
-        else if (!strcmp(k, F(TF_RETRY_LIMIT)))
-            t->retry_limit = to_i64(v->str);
-        else if (!strcmp(k, F(TF_RETRY_COUNT)))
-            t->retry_count = to_i64(v->str);
     }
-    int ok = !bad && t->gid && t->type >= 0 && t->status >= 0;
-    for (int i = 0; ok && i < nb; i++) {
+    return bad ? -1 : 0;
+}
+
+/* The field's value: the compact name wins over the previous layout's (a
+ * transaction of the previous layout gets compact fields written by a new
+ * dtmd: trans_hash.h). */
+static const redisReply *field(const hview *h, trans_field k) {
+    const redisReply *v = hv_get(h, F(k), strlen(F(k)));
+    return v ? v : hv_get(h, old_names[k], strlen(old_names[k]));
+}
+
+/* The global fields, both layouts. */
+static int read_fields(trans *t, const hview *h) {
+    char **texts[] = {[TF_CUSTOM_DATA] = &t->custom_data,
+                      [TF_QUERY_PREPARED] = &t->query_prepared,
+                      [TF_ROLLBACK_REASON] = &t->rollback_reason,
+                      [TF_LAST_ERROR] = &t->last_error,
+                      [TF_RESULT] = &t->result,
+                      [TF_BRANCH_HEADERS] = &t->branch_headers};
+    for (int k = TF_CUSTOM_DATA; k <= TF_BRANCH_HEADERS; k++) {
+        int rc = take_long(h, F(k), texts[k]);
+        if (rc < 0) return -1;
+        if (rc == 0) {
+            const redisReply *v = hv_get(h, old_names[k], strlen(old_names[k]));
+            if (v) set_str(texts[k], v);
+        }
+    }
+    int64_t *nums[] = {[TF_CREATE_TIME] = &t->create_ms,
+                       [TF_UPDATE_TIME] = &t->update_ms,
+                       [TF_FINISH_TIME] = &t->finish_ms,
+                       [TF_ROLLBACK_TIME] = &t->rollback_ms,
+                       [TF_NEXT_CRON_TIME] = &t->next_cron_ms,
+                       [TF_NEXT_CRON_INTERVAL] = &t->next_cron_interval_ms,
+                       [TF_WAIT_RESULT] = NULL,
+                       [TF_CONCURRENT] = NULL,
+                       [TF_TIMEOUT_TO_FAIL] = &t->timeout_to_fail,
+                       [TF_REQUEST_TIMEOUT] = &t->request_timeout,
+                       [TF_RETRY_INTERVAL] = &t->retry_interval,
+                       [TF_RETRY_LIMIT] = &t->retry_limit,
+                       [TF_RETRY_COUNT] = &t->retry_count};
+    for (int k = TF_CREATE_TIME; k < NFIELDS; k++) {
+        const redisReply *v = field(h, (trans_field)k);
+        if (!v) continue;
+        if (k == TF_WAIT_RESULT)
+            t->wait_result = (int)to_i64(v->str);
+        else if (k == TF_CONCURRENT)
+            t->concurrent = (int)to_i64(v->str);
+        else
+            *nums[k] = to_i64(v->str);
+    }
+    const redisReply *v = hv_get(h, "lease_until", 11);
+    if (v) t->lease_until_ms = to_i64(v->str);
+    return 0;
+}
+
+/* The compact layout's definition and branches. */
+static int read_compact(trans *t, const hview *h) {
+    if (take_long(h, "st", &t->steps) || take_long(h, "pl", &t->payloads) ||
+        take_long(h, "pr", &t->protocol))
+        return -1;
+    int nb = t->nbranches;
+    if (branches_derived(t)) {
+        /* rebuilt from steps and payloads as the submit built them */
+        t->nbranches = 0;
+        char err[256];
+        if (trans_make_branches(t, NULL, NULL, err, sizeof err) || t->nbranches != nb) return -1;
+    } else {
+        for (int i = 0; i < nb; i++) {
+            char k[40], *v;
+            size_t n;
+            branch_key(k, i, "");
+            if (hv_long(h, k, &v, &n) != 1) return -1;
+            int rc = branch_def_parse(&t->branches[i], v, n);
+            free(v);
+            if (rc) return -1;
+        }
+    }
+    if (nb) {
+        char *bs = NULL;
+        size_t n;
+        if (hv_long(h, "bs", &bs, &n) != 1) return -1;
+        int rc = branch_states_parse(t, bs);
+        free(bs);
+        if (rc) return -1;
+    }
+    return 0;
+}
+
+trans *trans_from_hash(const redisReply *r, const char *gid) {
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 2) return NULL;
+    for (size_t i = 0; i < r->elements; i++)
+        if (r->element[i]->type != REDIS_REPLY_STRING) return NULL;
+    hview h;
+    hv_init(&h, r);
+    trans *t = trans_new();
+    const redisReply *v = hv_get(&h, "nb", 2);
+    int nb = v ? (int)to_i64(v->str) : 0;
+    if (nb < 0 || nb > 1000000) nb = 0;
+    if (nb) {
+        t->branches = xcalloc((size_t)nb, sizeof(branch));
+        t->branches_cap = t->nbranches = nb;
+    }
+    const redisReply *g = hv_get(&h, "gid", 3);
+    t->old_layout = g != NULL;
+    if (g)
+        set_str(&t->gid, g);
+    else if (gid)
+        t->gid = xstrdup(gid);
+    v = hv_get(&h, "trans_type", 10);
+    t->type = v ? trans_type_parse(v->str) : -1;
+    v = hv_get(&h, "status", 6);
+    t->status = v ? global_status_parse(v->str) : -1;
+    int ok = t->gid && t->type >= 0 && t->status >= 0 && !read_fields(t, &h);
+    if (ok) ok = !(t->old_layout ? read_old(t, r) : read_compact(t, &h));
+    for (int i = 0; ok && i < t->nbranches; i++) {
         branch *b = &t->branches[i];
         if (!b->branch_id || !b->op || b->status < 0) ok = 0;
         if (!b->url) b->url = xstrdup("");
         if (!b->data) b->data = xstrdup("");
     }
+    hv_free(&h);
     if (!ok) {
         trans_free(t);
         return NULL;

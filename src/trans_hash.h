@@ -2,18 +2,43 @@
  * encoding both ways; part of the store layer (trans_store.h), the only
  * place a field name is spelled.
  *
- * A transaction is ONE Redis hash whose fields are the global record's fields
- * (numbers that are 0 are left out) plus "nb" (branch count) and two fields
- * per branch: "b<i>", what never changes (id, op, URL, payload), and
- * "b<i>.s", its state (status and times). One key per transaction keeps every
- * state change a single-key write inside one Lua script, and few fields keep
- * Redis' cost per write low. Times are kept in milliseconds. */
+ * A transaction is ONE Redis hash (one key keeps every state change a
+ * single-key write inside one Lua script). Every value is at most
+ * HASH_PIECE bytes (hash_pieces.h), so Redis keeps the hash a listpack (its default
+ * hash-max-listpack-value is 64): a hash table costs about three times the
+ * memory. The fields (docs/design.md "Redis key layout"):
+ *   status, trans_type   as every script's compare-and-set reads them
+ *   ct ut ft rbt nc ci   create/update/finish/rollback/next-cron time (ms),
+ *                        retry interval (ms); wr cc tf rt ri rl rc the
+ *                        options and the retry count; numbers that are 0
+ *                        are left out
+ *   lease_until, lease_owner, stop_req, stop_done, nb   read by the scripts
+ *   st pl pr cd qp bh rr rs le   texts (steps, payloads, protocol,
+ *                        custom_data, query_prepared, branch_headers,
+ *                        rollback_reason, result, last_error), each cut into
+ *                        pieces: "<name>" = "<n>:" + the first bytes, then
+ *                        "<name>.1" .. "<name>.<n-1>"; a shorter value
+ *                        written later has a smaller n, so stale pieces of a
+ *                        longer one are never read
+ *   b<i>                 branch i's definition, "<n>:<id><n>:<op><n>:<url>"
+ *                        + payload, in pieces; not stored for a saga, whose
+ *                        branches follow from st and pl
+ *   bs                   every branch's state, in pieces: "<base>" then per
+ *                        branch " <p|s|f><ct>,<ut>,<ft>,<rt>" (ms after
+ *                        base, empty = unset), written whole by the holder
+ *                        and appended to by lua/register_branch.lua
+ * The gid is the key's. The previous layout (a "gid" field; long names,
+ * "b<i>" and "b<i>.s" whole) is still read: such a transaction keeps its
+ * branch fields in that layout (t->old_layout), while the global fields a
+ * new dtmd writes go to the compact names, which win over the old ones.
+ * Times are kept in milliseconds. */
 #ifndef DTMD_TRANS_HASH_H
 #define DTMD_TRANS_HASH_H
 
 #include "store.h"
 #include "trans.h"
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* The fields a request or a pass writes to a stored transaction. */
@@ -43,14 +68,18 @@ typedef enum {
 /* Append a field/value pair to a write's field list. */
 void trans_set(rargs *f, trans_field k, const char *v);
 void trans_set_int(rargs *f, trans_field k, int64_t v);
-/* Append branch i's state ("b<i>.s"): what a branch result writes. */
+/* Append the state of branch i (with the compact layout: of every branch,
+ * field "bs"), from memory: what a branch result writes. */
 void trans_set_branch_state(rargs *f, const trans *t, int i);
 
-/* Build from an HGETALL-shaped reply; NULL if the reply is empty/invalid. */
-trans *trans_from_hash(const redisReply *r);
+/* Build from an HGETALL-shaped reply of the key of gid (NULL: the hash's
+ * own "gid" field, the previous layout); NULL if the reply is
+ * empty/invalid. */
+trans *trans_from_hash(const redisReply *r, const char *gid);
 /* Append every field as "name value" pairs (save_new: a new hash). */
 void trans_hash_fields(const trans *t, rargs *a);
-/* The two values of a branch as one argument each: the definition,
+/* The two values of a branch as one argument each (register_branch.lua
+ * stores them in either layout): the definition,
  * "<n>:<id><n>:<op><n>:<url><payload>" (lengths in decimal bytes), and the
  * state, "<status> <create> <update> <finish> <rollback>" (ms, 0 = unset). */
 void branch_def_value(const branch *b, rargs *a);

@@ -514,6 +514,7 @@ fail:
 }
 
 int trans_branch_limit(const dtmd_config *cfg, long have, size_t adding, char *err, size_t errlen) {
+    if (!cfg) return 0; /* rebuilding a stored transaction: checked when it came */
     if (have >= 0 && adding <= (size_t)cfg->max_branches &&
         (size_t)have + adding <= (size_t)cfg->max_branches)
         return 0;

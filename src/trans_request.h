@@ -43,7 +43,8 @@ void topic_set_free(topic_set *ts);
 
 /* Generate the branches a saga/msg has at creation (docs/protocol.md#branches),
  * expanding msg topic steps with topics (may be NULL when no step names a
- * topic). -1 + err on invalid steps or an unknown topic (400). */
+ * topic). -1 + err on invalid steps or an unknown topic (400). cfg NULL:
+ * no limits (a stored saga's branches rebuilt, trans_hash.h). */
 int trans_make_branches(trans *t, const dtmd_config *cfg, const topic_set *topics, char *err,
                         size_t errlen);
 

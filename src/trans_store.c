@@ -129,8 +129,9 @@ static void parse_triple(const redisReply *r, tstore_reply *o) {
     o->type = text_at(r, 2);
 }
 
-/* The reply of kind k as o (o->tag TS_BAD if its shape is not the script's). */
-static void parse_reply(reply_kind k, const redisReply *r, tstore_reply *o) {
+/* The reply of kind k (about gid's hash, if it loads one) as o (o->tag TS_BAD if its shape is not
+ * the script's). */
+static void parse_reply(reply_kind k, const char *gid, const redisReply *r, tstore_reply *o) {
     memset(o, 0, sizeof *o);
     o->tag = TS_BAD;
     o->tag_text = o->status = o->type = "";
@@ -161,7 +162,7 @@ static void parse_reply(reply_kind k, const redisReply *r, tstore_reply *o) {
                 o->tag = TS_OK;
                 o->tag_text = "OK";
                 o->status = text_at(r, 1);
-                o->t = trans_from_hash(r->element[2]);
+                o->t = trans_from_hash(r->element[2], gid);
                 o->epoch = r->element[3]->integer;
             } else if (strcmp(r->element[0]->str, "BUSY") == 0 && r->elements == 3) {
                 o->tag = TS_BUSY;
@@ -181,7 +182,7 @@ static void parse_reply(reply_kind k, const redisReply *r, tstore_reply *o) {
             o->tag = tag_of(o->tag_text);
             if (o->tag == TS_OK) {
                 if (r->elements == 3 && r->element[2]->type == REDIS_REPLY_INTEGER) {
-                    o->t = trans_from_hash(r->element[1]);
+                    o->t = trans_from_hash(r->element[1], gid);
                     o->epoch = r->element[2]->integer;
                 }
             } else if (o->tag != TS_NOT_FOUND && o->tag != TS_BUSY) {
@@ -210,7 +211,7 @@ static void parse_reply(reply_kind k, const redisReply *r, tstore_reply *o) {
             if (r->type == REDIS_REPLY_ARRAY && r->elements == 0) {
                 o->tag = TS_NOT_FOUND;
                 o->tag_text = "NOT_FOUND";
-            } else if ((o->t = trans_from_hash(r))) {
+            } else if ((o->t = trans_from_hash(r, gid))) {
                 o->tag = TS_OK;
                 o->tag_text = "OK";
             }
@@ -223,31 +224,41 @@ typedef struct pending {
     tstore_cb *cb;
     void *arg;
     reply_kind kind;
+    char *gid; /* owned: the key's gid, for a reply that loads the hash */
 } pending;
 
 static void replied(void *arg, redisReply *reply, const char *err) {
     pending p = *(pending *)arg;
     free(arg);
     if (err) {
+        free(p.gid);
         p.cb(p.arg, NULL, err);
         return;
     }
     tstore_reply r;
-    parse_reply(p.kind, reply, &r);
+    parse_reply(p.kind, p.gid, reply, &r);
+    free(p.gid);
     p.cb(p.arg, &r, NULL);
     trans_free(r.t);
 }
 
-static pending *pending_new(reply_kind k, tstore_cb *cb, void *arg) {
+static pending *pending_new(reply_kind k, const char *gid, tstore_cb *cb, void *arg) {
     pending *p = xmalloc(sizeof *p);
     p->cb = cb;
     p->arg = arg;
     p->kind = k;
+    p->gid = gid ? xstrdup(gid) : NULL;
     return p;
 }
 
 static void script(const char *name, int nkeys, rargs *a, reply_kind k, tstore_cb *cb, void *arg) {
-    store_script(name, nkeys, a, replied, pending_new(k, cb, arg));
+    store_script(name, nkeys, a, replied, pending_new(k, NULL, cb, arg));
+}
+
+/* A script whose reply carries gid's hash. */
+static void script_load(const char *name, int nkeys, rargs *a, reply_kind k, const char *gid,
+                        tstore_cb *cb, void *arg) {
+    store_script(name, nkeys, a, replied, pending_new(k, gid, cb, arg));
 }
 
 /* Append fields (consumed) to a. */
@@ -263,7 +274,7 @@ void tstore_load(const char *gid, tstore_cb *cb, void *arg) {
     ra_init(&a);
     ra_adds(&a, "HGETALL");
     add_key(&a, K_TRANS, tstore_shard(gid), gid);
-    store_command(&a, replied, pending_new(R_HASH, cb, arg));
+    store_command(&a, replied, pending_new(R_HASH, gid, cb, arg));
 }
 
 void tstore_save_new(const trans *t, int64_t due_ms, int64_t ttl_s, int held, tstore_cb *cb,
@@ -352,7 +363,7 @@ void tstore_claim(const char *gid, const char *type, const char *from, const cha
     ra_addi(&a, lease_end);
     add_holder(&a);
     add_fields(&a, fields);
-    script("claim", 3, &a, R_CLAIM, cb, arg);
+    script_load("claim", 3, &a, R_CLAIM, gid, cb, arg);
 }
 
 void tstore_lease_load(const char *gid, int64_t now, int64_t lease_end, tstore_cb *cb, void *arg) {
@@ -365,7 +376,7 @@ void tstore_lease_load(const char *gid, int64_t now, int64_t lease_end, tstore_c
     ra_adds(&a, ts.holder);
     ra_adds(&a, gid);
     ra_addi(&a, ts.holder_ttl_ms);
-    script("lease_load", 3, &a, R_LEASE_LOAD, cb, arg);
+    script_load("lease_load", 3, &a, R_LEASE_LOAD, gid, cb, arg);
 }
 
 void tstore_lease_move(const char *gid, const char *due, int64_t ours, int64_t until, tstore_cb *cb,
@@ -396,7 +407,8 @@ void tstore_stop_apply(const char *gid, tstore_cb *cb, void *arg) {
 #define BRANCH_FIELDS 2
 
 /* A registered branch as (suffix, value) pairs: register_branch.lua stores
- * them as "b<index><suffix>", the layout of branch_fields. */
+ * them in the hash's layout (trans_hash.h): "" the definition, ".s" the
+ * state. */
 static void add_registered(rargs *a, const char *id, const char *op, const char *url,
                            const char *data, const char *status, int64_t now) {
     branch b = {.branch_id = (char *)id,

@@ -14,10 +14,11 @@ These tests never call /all until they have checked the indexes: the indexes
 are read straight from Redis.
 """
 
+import json
 import time
 import urllib.parse
 
-from dtmtest import TIMEOUT_SCALE, S, new_gid, saga, wait_until
+from dtmtest import TIMEOUT_SCALE, S, b64, new_gid, saga, wait_until
 
 PREFIX = "dtmd"
 SHARDS = 4
@@ -166,7 +167,7 @@ def test_entries_of_an_older_dtmd_are_adopted_or_dropped(start_dtmd, redis_serve
         by_shard.setdefault(shard_of(g), []).append(g)
     assert max(len(v) for v in by_shard.values()) > 500  # more than one batch per shard
     with redis_server.client() as r:
-        created = {g: int(r("HGET", hash_key(g), "create_time")) for g in live if g != undated}
+        created = {g: int(r("HGET", hash_key(g), "ct")) for g in live if g != undated}
         recent_exp = {g: exp_score(r, g) for g in recent}
         for s in range(SHARDS):
             args = []
@@ -175,7 +176,7 @@ def test_entries_of_an_older_dtmd_are_adopted_or_dropped(start_dtmd, redis_serve
             r("ZADD", idx_key(s), *args)
         for g in short + long_ + [undated]:
             r("ZREM", exp_key(shard_of(g)), g)
-        r("HDEL", hash_key(undated), "create_time")
+        r("HDEL", hash_key(undated), "ct")
         for g in short:
             r("PEXPIRE", hash_key(g), SHORT * 1500)
         n = len(live)
@@ -210,3 +211,120 @@ def test_entries_of_an_older_dtmd_are_adopted_or_dropped(start_dtmd, redis_serve
         listed.append(got)
     left = sorted(long_ + recent, key=lambda g: created[g], reverse=True)
     assert listed == [left + [undated]] * 3, listed
+
+
+# ---- transactions stored in the previous layout -------------------------------
+
+def old_layout_saga(r, gid, stub, status, now_ms, finished):
+    """A 2-step saga as the previous dtmd stored it (src/trans_hash.h): long
+    field names, "gid", "steps"/"payloads", and per branch "b<i>" (counted
+    id, op, URL, then the payload) and "b<i>.s" ("<status> <ct> <ut> <ft>
+    <rt>"), with its index entries; written by hand, field by field, as that
+    dtmd's trans_hash_fields wrote them."""
+    payload = '{"amount":30}'
+    steps = [(stub.url("TransOut"), stub.url("TransOutRevert")),
+             (stub.url("TransIn"), stub.url("TransInRevert"))]
+    fields = {
+        "gid": gid, "trans_type": "saga", "status": status,
+        "steps": json.dumps([{"action": a, "compensate": c} for a, c in steps],
+                            separators=(",", ":")),
+        "payloads": json.dumps([payload, payload], separators=(",", ":")),
+        "create_time": now_ms - 5000, "update_time": now_ms - 4000,
+        "next_cron_time": now_ms - 1000, "next_cron_interval": 10000, "nb": 4,
+    }
+    if finished:
+        fields.update({"finish_time": now_ms - 3000, "rollback_time": now_ms - 3500,
+                       "rollback_reason": "stored by the old dtmd"})
+
+    def counted(s):
+        return "%d:%s" % (len(s.encode()), s)
+
+    i = 0
+    for k, (action, comp) in enumerate(steps):
+        for op, url in (("compensate", comp), ("action", action)):
+            bid = "%02d" % (k + 1)
+            fields["b%d" % i] = counted(bid) + counted(op) + counted(url) + payload
+            st = "failed" if finished and op == "action" and k == 1 else \
+                "succeed" if finished and op != "action" or finished and k == 0 else "prepared"
+            fin = now_ms - 3500 if st != "prepared" else 0
+            fields["b%d.s" % i] = "%s %d %d %d 0" % (st, now_ms - 5000,
+                                                     fin or now_ms - 5000, fin)
+            i += 1
+    args = []
+    for k, v in fields.items():
+        args += [k, v]
+    r("HSET", hash_key(gid), *args)
+    r("EXPIRE", hash_key(gid), 600)
+    s = shard_of(gid)
+    r("ZADD", idx_key(s), now_ms - 5000, gid)
+    r("ZADD", exp_key(s), now_ms + 600000, gid)
+    if not finished:
+        r("ZADD", "%s{%d}:due" % (PREFIX, s), now_ms - 1000, gid)
+    return steps
+
+
+def test_previous_layout_read_and_finished(start_dtmd, redis_server, stub):
+    """A new dtmd on a Redis holding transactions of the previous layout:
+    an unfinished one is finished (its branch states written back in that
+    layout, the global fields in the compact names, which win when read), a
+    finished one is queried as it was stored."""
+    with redis_server.client() as r:
+        now = int(r("TIME")[0]) * 1000
+        todo, done = new_gid("old-todo"), new_gid("old-done")
+        steps = old_layout_saga(r, todo, stub, "submitted", now, finished=False)
+        old_layout_saga(r, done, stub, "failed", now, finished=True)
+    d = start_dtmd(STORE_SHARDS=SHARDS, STORE_FINISHED_DATA_EXPIRE=600,
+                   STORE_DATA_EXPIRE=600)
+    wait_until(lambda: d.status(todo) == "succeed", 15, msg="old-layout saga finished")
+    assert stub.count("TransOut") == 1 and stub.count("TransIn") == 1
+    assert stub.count("TransOutRevert") == 0
+    q = d.query(todo)
+    t = q["transaction"]
+    assert t["gid"] == todo and t["trans_type"] == "saga"
+    assert t["steps"] == [{"action": a, "compensate": c} for a, c in steps]
+    assert t["payloads"] == ['{"amount":30}', '{"amount":30}']
+    assert "finish_time" in t and "create_time" in t
+    got = [(b["branch_id"], b["op"], b["url"], b["status"]) for b in q["branches"]]
+    assert got == [("01", "compensate", steps[0][1], "prepared"),
+                   ("01", "action", steps[0][0], "succeed"),
+                   ("02", "compensate", steps[1][1], "prepared"),
+                   ("02", "action", steps[1][0], "succeed")], got
+    with redis_server.client() as r:
+        h = r("HGETALL", hash_key(todo))
+        fields = dict(zip(h[::2], h[1::2]))
+        assert fields[b"gid"] == todo.encode()  # still the previous layout
+        assert fields[b"b1.s"].startswith(b"succeed ") and b"bs" not in fields
+        assert fields[b"status"] == b"succeed"
+
+    q = d.query(done)
+    t = q["transaction"]
+    assert t["status"] == "failed" and t["rollback_reason"] == "stored by the old dtmd"
+    assert t["create_time"] and t["finish_time"] and t["rollback_time"]
+    assert [(b["op"], b["status"]) for b in q["branches"]] == [
+        ("compensate", "succeed"), ("action", "succeed"),
+        ("compensate", "succeed"), ("action", "failed")]
+    assert [b["bin_data"] for b in q["branches"]] == [b64('{"amount":30}')] * 4
+    # both are listed
+    st, page = d.api("GET", "/all?limit=10")
+    assert st == 200, page
+    listed = {x["gid"] for x in page["transactions"]}
+    assert {todo, done} <= listed, listed
+
+
+def test_compact_layout_values_fit_a_listpack(start_dtmd, redis_server, stub):
+    """Every value of a stored transaction is at most 64 bytes (Redis keeps
+    the hash a listpack), long texts in pieces, and reads back whole."""
+    d = start_dtmd(STORE_SHARDS=SHARDS)
+    gid = new_gid("compact")
+    st, _ = d.submit(saga(gid, [(stub.url("TransOut"), stub.url("TransOutRevert")),
+                                (stub.url("TransIn"), stub.url("TransInRevert"))],
+                          wait_result=True, custom_data={"pad": "y" * 150}))
+    assert st == 200
+    assert d.status(gid) == "succeed"
+    with redis_server.client() as r:
+        h = r("HGETALL", hash_key(gid))
+        assert all(len(v) <= 64 for v in h[1::2]), h
+        assert r("OBJECT", "ENCODING", hash_key(gid)) == b"listpack"
+        assert b"gid" not in h[::2]
+    t = d.trans(gid)
+    assert json.loads(t["custom_data"]) == {"pad": "y" * 150}

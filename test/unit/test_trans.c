@@ -8,6 +8,7 @@
 
 #include "trans.h"
 #include "trans_json.h"
+#include "hash_pieces.h"
 #include "trans_request.h"
 #include "trans_hash.h"
 
@@ -1042,7 +1043,7 @@ static const char *field_of(const rargs *a, const char *name, size_t *len) {
 static trans *sample_trans(void) {
     trans *t = trans_new();
     t->gid = xstrdup("gid-42");
-    t->type = TT_SAGA;
+    t->type = TT_MSG; /* a msg's branch definitions are stored, a saga's derived */
     t->status = GS_SUBMITTED;
     t->steps = xstrdup("[{\"action\":\"http://s/a\",\"compensate\":\"http://s/c\"}]");
     t->payloads = xstrdup("[\"{\\\"amount\\\":30}\"]");
@@ -1082,27 +1083,26 @@ void test_trans_hash_fields(void) {
     ra_init(&a);
     trans_hash_fields(t, &a);
     CHECK_INT(a.argc % 2, 0);
-    /* 25 global fields (all optional ones present) + 2 per branch */
-    CHECK_INT(a.argc, 2 * (25 + 2 * 2));
-    CHECK_STR(a.argv[0], "gid");
-    CHECK_STR(a.argv[1], "gid-42");
-    CHECK_STR(field_of(&a, "trans_type", NULL), "saga");
+    /* 24 global fields (all optional ones present), a definition per branch
+     * and the states */
+    CHECK_INT(a.argc, 2 * (24 + 2 + 1));
+    CHECK(field_of(&a, "gid", NULL) == NULL); /* the key's */
+    CHECK_STR(field_of(&a, "trans_type", NULL), "msg");
     CHECK_STR(field_of(&a, "status", NULL), "submitted");
-    CHECK_STR(field_of(&a, "create_time", NULL), "1700000000123");
-    CHECK_STR(field_of(&a, "next_cron_interval", NULL), "1500");
-    CHECK_STR(field_of(&a, "wait_result", NULL), "1");
-    CHECK_STR(field_of(&a, "timeout_to_fail", NULL), "30");
+    CHECK_STR(field_of(&a, "ct", NULL), "1700000000123");
+    CHECK_STR(field_of(&a, "ci", NULL), "1500");
+    CHECK_STR(field_of(&a, "wr", NULL), "1");
+    CHECK_STR(field_of(&a, "tf", NULL), "30");
     CHECK_STR(field_of(&a, "nb", NULL), "2");
-    CHECK_STR(field_of(&a, "branch_headers", NULL), "{\"X-A\":\"1\",\"X-B\":\"two\"}");
-    /* a branch: its definition with counted strings, then its state */
-    CHECK_STR(field_of(&a, "b0", NULL), "2:0110:compensate10:http://s/c{\"amount\":30}");
-    CHECK_STR(field_of(&a, "b0.s", NULL), "prepared 1700000000123 1700000000123 0 0");
-    CHECK_STR(field_of(&a, "b1.s", NULL),
-              "succeed 1700000000123 1700000001456 1700000001456 1700000009999");
+    CHECK_STR(field_of(&a, "bh", NULL), "1:{\"X-A\":\"1\",\"X-B\":\"two\"}");
+    /* a branch: its definition with counted strings, in pieces */
+    CHECK_STR(field_of(&a, "b0", NULL), "1:2:0110:compensate10:http://s/c{\"amount\":30}");
+    CHECK_STR(field_of(&a, "bs", NULL), "1:1700000000123 p0,0,, s0,1333,1333,9876");
     size_t dl = 0;
     const char *d = field_of(&a, "b1", &dl);
-    CHECK(d && dl == 25 + 8 &&
-          memcmp(d, "2:016:action10:http://s/abin\0ary\xff", dl) == 0); /* binary-safe */
+    CHECK(d && dl == 2 + 25 + 8 &&
+          memcmp(d, "1:2:016:action10:http://s/abin\0ary\xff", dl) == 0); /* binary-safe */
+    for (int i = 0; i < a.argc; i++) CHECK(a.lens[i] <= HASH_PIECE);
     ra_free(&a);
 
     /* counted lengths of one, two and three digits, an empty payload */
@@ -1131,13 +1131,14 @@ void test_trans_hash_fields(void) {
     m->status = GS_PREPARED;
     ra_init(&a);
     trans_hash_fields(m, &a);
-    CHECK_INT(a.argc, 2 * 3); /* gid, trans_type, status: numbers that are 0 are left out */
-    CHECK(field_of(&a, "steps", NULL) == NULL);
-    CHECK(field_of(&a, "custom_data", NULL) == NULL);
-    CHECK(field_of(&a, "branch_headers", NULL) == NULL);
+    CHECK_INT(a.argc, 2 * 2); /* trans_type, status: numbers that are 0 are left out */
+    CHECK(field_of(&a, "st", NULL) == NULL);
+    CHECK(field_of(&a, "cd", NULL) == NULL);
+    CHECK(field_of(&a, "bh", NULL) == NULL);
     CHECK_STR(field_of(&a, "status", NULL), "prepared");
     CHECK(field_of(&a, "nb", NULL) == NULL);
-    CHECK(field_of(&a, "create_time", NULL) == NULL);
+    CHECK(field_of(&a, "ct", NULL) == NULL);
+    CHECK(field_of(&a, "bs", NULL) == NULL);
     ra_free(&a);
     trans_free(m);
     trans_free(t);
@@ -1149,7 +1150,7 @@ void test_trans_hash_roundtrip(void) {
     ra_init(&a);
     trans_hash_fields(t, &a);
     redisReply *r = fake_hgetall(&a);
-    trans *u = trans_from_hash(r);
+    trans *u = trans_from_hash(r, "gid-42");
     CHECK(u != NULL);
     if (u) {
         CHECK_STR(u->gid, t->gid);
@@ -1222,7 +1223,7 @@ void test_trans_hash_roundtrip(void) {
         ra_add(&rev, a.argv[i + 1], a.lens[i + 1]);
     }
     r = fake_hgetall(&rev);
-    u = trans_from_hash(r);
+    u = trans_from_hash(r, "gid-42");
     CHECK(u != NULL);
     if (u) {
         CHECK_INT(u->nbranches, 2);
@@ -1239,31 +1240,231 @@ void test_trans_hash_roundtrip(void) {
     trans_free(t);
 }
 
+/* A value cut into pieces: joined back whole, the first piece carrying
+ * the count; every piece at most HASH_PIECE bytes. */
+static void piece_roundtrip(size_t len, size_t want_pieces) {
+    char *v = xmalloc(len + 1);
+    for (size_t i = 0; i < len; i++) v[i] = (char)('a' + i % 26);
+    v[len] = 0;
+    trans *t = trans_new();
+    t->type = TT_MSG;
+    t->status = GS_FAILED;
+    t->rollback_reason = xstrdup(v);
+    rargs a;
+    ra_init(&a);
+    trans_hash_fields(t, &a);
+    size_t n = 0;
+    for (int i = 0; i < a.argc; i += 2) {
+        CHECK(a.lens[i + 1] <= HASH_PIECE);
+        if (strncmp(a.argv[i], "rr", 2) == 0) n++;
+    }
+    if (n != want_pieces) fprintf(stderr, "  %zu bytes: %zu pieces\n", len, n);
+    CHECK_INT(n, want_pieces);
+    redisReply *r = fake_hgetall(&a);
+    trans *u = trans_from_hash(r, "g");
+    CHECK(u != NULL);
+    if (u) CHECK_STR(u->rollback_reason, v);
+    trans_free(u);
+    fake_free(r);
+    ra_free(&a);
+    trans_free(t);
+    free(v);
+}
+
+void test_trans_hash_pieces(void) {
+    piece_roundtrip(0, 1);
+    piece_roundtrip(62, 1);  /* "1:" + 62 = 64 */
+    piece_roundtrip(63, 2);  /* one over */
+    piece_roundtrip(126, 2); /* 62 + 64 */
+    piece_roundtrip(127, 3);
+    piece_roundtrip(62 + 8 * 64, 9);
+    piece_roundtrip(62 + 8 * 64 + 1, 10); /* "10:" leaves 61 in the first */
+    piece_roundtrip(5000, 79);
+
+    /* a shorter value written over a longer one: its stale pieces are not read */
+    const char *kv[] = {"trans_type", "msg",  "status", "failed", "rr",
+                        "1:short",    "rr.1", "stale",  NULL};
+    rargs a;
+    ra_init(&a);
+    for (int i = 0; kv[i]; i++) ra_adds(&a, kv[i]);
+    redisReply *r = fake_hgetall(&a);
+    trans *t = trans_from_hash(r, "g");
+    CHECK(t && strcmp(t->rollback_reason, "short") == 0 && strcmp(t->gid, "g") == 0);
+    CHECK(t && !t->old_layout);
+    trans_free(t);
+    fake_free(r);
+    ra_free(&a);
+    /* a missing piece or a bad count is a corrupt record; no gid: none */
+    const char *bad[][2] = {
+        {"rr", "2:ab"}, {"rr", "x:ab"}, {"rr", "0:"}, {"rr", "ab"}, {NULL, NULL}};
+    for (int k = 0; bad[k][0]; k++) {
+        ra_init(&a);
+        const char *b[] = {"trans_type", "msg", "status", "failed", bad[k][0], bad[k][1], NULL};
+        for (int i = 0; b[i]; i++) ra_adds(&a, b[i]);
+        r = fake_hgetall(&a);
+        t = trans_from_hash(r, "g");
+        if (t) fprintf(stderr, "  \"%s\" accepted\n", bad[k][1]);
+        CHECK(t == NULL);
+        trans_free(t);
+        CHECK(trans_from_hash(r, NULL) == NULL);
+        fake_free(r);
+        ra_free(&a);
+    }
+}
+
+/* A saga's branches are not stored: they follow from steps and payloads,
+ * as the submit built them; their states come from "bs". */
+void test_trans_hash_saga_derived(void) {
+    trans *t = trans_new();
+    t->gid = xstrdup("s1");
+    t->type = TT_SAGA;
+    t->status = GS_SUCCEED;
+    t->steps = xstrdup("[{\"action\":\"http://127.0.0.1:36790/api/busi/TransOut\","
+                       "\"compensate\":\"http://127.0.0.1:36790/api/busi/TransOutRevert\"},"
+                       "{\"action\":\"http://127.0.0.1:36790/api/busi/TransIn\","
+                       "\"compensate\":\"http://127.0.0.1:36790/api/busi/TransInRevert\"}]");
+    t->payloads = xstrdup("[\"{\\\"amount\\\":30}\",\"{\\\"amount\\\":30}\"]");
+    t->create_ms = 1800000000000LL;
+    char err[128];
+    CHECK(trans_make_branches(t, NULL, NULL, err, sizeof err) == 0);
+    CHECK_INT(t->nbranches, 4);
+    for (int i = 0; i < t->nbranches; i++) {
+        t->branches[i].create_ms = t->branches[i].update_ms = t->create_ms;
+        if (strcmp(t->branches[i].op, "action") == 0) {
+            t->branches[i].status = BS_SUCCEED;
+            t->branches[i].update_ms = t->branches[i].finish_ms = t->create_ms + 7 + i;
+        }
+    }
+    rargs a;
+    ra_init(&a);
+    trans_hash_fields(t, &a);
+    CHECK(field_of(&a, "b0", NULL) == NULL);
+    for (int i = 0; i < a.argc; i++) CHECK(a.lens[i] <= HASH_PIECE);
+    redisReply *r = fake_hgetall(&a);
+    trans *u = trans_from_hash(r, "s1");
+    CHECK(u != NULL);
+    if (u) {
+        CHECK_INT(u->nbranches, 4);
+        for (int i = 0; i < 4 && i < u->nbranches; i++) {
+            const branch *x = &t->branches[i], *y = &u->branches[i];
+            CHECK_STR(y->branch_id, x->branch_id);
+            CHECK_STR(y->op, x->op);
+            CHECK_STR(y->url, x->url);
+            CHECK(y->data_len == x->data_len && memcmp(y->data, x->data, x->data_len) == 0);
+            CHECK_INT(y->status, x->status);
+            CHECK_INT(y->create_ms, x->create_ms);
+            CHECK_INT(y->update_ms, x->update_ms);
+            CHECK_INT(y->finish_ms, x->finish_ms);
+            CHECK_INT(y->rollback_ms, 0);
+        }
+        trans_free(u);
+    }
+    fake_free(r);
+    ra_free(&a);
+    /* states missing or for fewer branches: corrupt */
+    const char *kv[] = {"trans_type", "saga", "status", "succeed",           "nb", "4",
+                        "st",         NULL,   "bs",     "1:5 p0,0,, p0,0,,", NULL};
+    char st[80];
+    snprintf(st, sizeof st, "%s",
+             "1:[{\"action\":\"http://a\",\"compensate\":\"http://c\",\"data\":\"x\"}]");
+    kv[7] = st;
+    kv[5] = "2";
+    ra_init(&a);
+    for (int i = 0; kv[i]; i++) ra_adds(&a, kv[i]);
+    r = fake_hgetall(&a);
+    u = trans_from_hash(r, "s2");
+    CHECK(u != NULL && u->nbranches == 2 && u->branches[1].create_ms == 5);
+    trans_free(u);
+    fake_free(r);
+    ra_free(&a);
+    kv[9] = "1:5 p0,0,,";
+    ra_init(&a);
+    for (int i = 0; kv[i]; i++) ra_adds(&a, kv[i]);
+    r = fake_hgetall(&a);
+    CHECK(trans_from_hash(r, "s2") == NULL);
+    fake_free(r);
+    ra_free(&a);
+    trans_free(t);
+}
+
+/* The previous layout with compact fields written over it by a new dtmd:
+ * the compact ones win, the branch fields stay in the previous layout. */
+void test_trans_hash_old_layout(void) {
+    const char *kv[] = {"gid",
+                        "old-1",
+                        "trans_type",
+                        "msg",
+                        "status",
+                        "succeed",
+                        "create_time",
+                        "100",
+                        "update_time",
+                        "200",
+                        "ut",
+                        "300",
+                        "last_error",
+                        "{\"old\":1}",
+                        "rollback_reason",
+                        "kept",
+                        "nb",
+                        "1",
+                        "b0",
+                        "2:016:action8:http://a{}",
+                        "b0.s",
+                        "succeed 100 300 300 0",
+                        NULL};
+    rargs a;
+    ra_init(&a);
+    for (int i = 0; kv[i]; i++) ra_adds(&a, kv[i]);
+    redisReply *r = fake_hgetall(&a);
+    trans *t = trans_from_hash(r, "ignored");
+    CHECK(t != NULL);
+    if (t) {
+        CHECK(t->old_layout);
+        CHECK_STR(t->gid, "old-1");
+        CHECK_INT(t->create_ms, 100);
+        CHECK_INT(t->update_ms, 300);
+        CHECK_STR(t->last_error, "{\"old\":1}");
+        CHECK_STR(t->rollback_reason, "kept");
+        CHECK_STR(t->branches[0].url, "http://a");
+        CHECK_INT(t->branches[0].finish_ms, 300);
+        /* a branch state goes back to "b0.s", not "bs" */
+        rargs f;
+        ra_init(&f);
+        trans_set_branch_state(&f, t, 0);
+        CHECK(f.argc == 2 && strcmp(f.argv[0], "b0.s") == 0);
+        ra_free(&f);
+        trans_free(t);
+    }
+    fake_free(r);
+    ra_free(&a);
+}
+
 /* trans_from_hash on pairs given as a NULL-terminated list of strings. */
 static trans *from_pairs(const char *const *kv) {
     rargs a;
     ra_init(&a);
     for (int i = 0; kv[i]; i++) ra_adds(&a, kv[i]);
     redisReply *r = fake_hgetall(&a);
-    trans *t = trans_from_hash(r);
+    trans *t = trans_from_hash(r, NULL);
     fake_free(r);
     ra_free(&a);
     return t;
 }
 
 void test_trans_from_hash_invalid(void) {
-    CHECK(trans_from_hash(NULL) == NULL);
+    CHECK(trans_from_hash(NULL, NULL) == NULL);
     redisReply nil = {0};
     nil.type = REDIS_REPLY_NIL;
-    CHECK(trans_from_hash(&nil) == NULL);
+    CHECK(trans_from_hash(&nil, NULL) == NULL);
     redisReply empty = {0};
     empty.type = REDIS_REPLY_ARRAY; /* HGETALL of a missing key */
-    CHECK(trans_from_hash(&empty) == NULL);
+    CHECK(trans_from_hash(&empty, NULL) == NULL);
     redisReply str = {0};
     str.type = REDIS_REPLY_STRING;
     str.str = "gid";
     str.len = 3;
-    CHECK(trans_from_hash(&str) == NULL);
+    CHECK(trans_from_hash(&str, NULL) == NULL);
 
     /* minimal valid record: missing numbers are 0, missing texts NULL */
     const char *min[] = {"gid", "g", "trans_type", "msg", "status", "prepared", NULL};
@@ -1394,6 +1595,7 @@ void test_trans_from_hash_invalid(void) {
 
 static void json_answers_utc(void) {
     trans *t = sample_trans();
+    t->type = TT_SAGA;
     t->last_error = xstrdup("{\"branch_id\":\"01\",\"op\":\"action\"}");
     sbuf o;
     sb_init(&o);
