@@ -58,7 +58,7 @@ $(BUILD)/%.o: src/%.c | $(BUILD)
 
 # The Lua scripts are the single source of truth; they are compiled into the
 # binary so dtmd never reads the source tree at run time.
-$(BUILD)/lua_scripts.c: $(LUA) src/gen_lua.sh | $(BUILD)
+$(BUILD)/lua_scripts.c: $(LUA) $(wildcard lua/lib/*.lua) src/gen_lua.sh | $(BUILD)
 	sh src/gen_lua.sh $(LUA) > $@
 
 $(BUILD)/lua_scripts.o: $(BUILD)/lua_scripts.c

@@ -17,26 +17,7 @@
 -- ARGV[5] the caller's identity, ARGV[6] its liveness TTL (ms)
 -- Returns the epoch of the caller's liveness (live.lua, > 0) if the hold
 -- changed, else 0.
--- This process is live on the shard from now for ttl ms (live.lua). If
--- its liveness had lapsed, it starts a new epoch (a per-shard counter, never
--- reused) and its holds of the old one become due now: it gave them up.
--- Returns the epoch the process's holds taken now belong to.
-local function touch(live, due, me, ttl)
-  local t = redis.call('TIME')
-  local now = t[1] * 1000 + math.floor(t[2] / 1000)
-  local ep = redis.call('HGET', live, 'e:' .. me)
-  if not ep or (tonumber(redis.call('HGET', live, me) or '0') or 0) <= now then
-    ep = redis.call('HINCRBY', live, '#epoch', 1)
-    redis.call('HSET', live, 'e:' .. me, ep)
-    local set = live .. ':' .. me
-    for _, gid in ipairs(redis.call('SMEMBERS', set)) do
-      redis.call('ZADD', due, 'XX', now, gid)
-    end
-    redis.call('DEL', set)
-  end
-  redis.call('HSET', live, me, now + tonumber(ttl))
-  return tonumber(ep)
-end
+--@include hold
 local mode, due = string.match(ARGV[2], '^(%u%u):(%d+)$')
 if mode == 'GT' then
   redis.call('ZADD', KEYS[2], 'XX', 'GT', due, ARGV[1])

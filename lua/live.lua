@@ -18,26 +18,7 @@
 -- KEYS[1] shard live hash, KEYS[2] shard due zset
 -- ARGV[1] this process's identity, ARGV[2] liveness TTL (ms)
 -- Returns {epoch, number of gids made due by the sweep}.
--- This process is live on the shard from now for ttl ms (live.lua). If
--- its liveness had lapsed, it starts a new epoch (a per-shard counter, never
--- reused) and its holds of the old one become due now: it gave them up.
--- Returns the epoch the process's holds taken now belong to.
-local function touch(live, due, me, ttl)
-  local t = redis.call('TIME')
-  local now = t[1] * 1000 + math.floor(t[2] / 1000)
-  local ep = redis.call('HGET', live, 'e:' .. me)
-  if not ep or (tonumber(redis.call('HGET', live, me) or '0') or 0) <= now then
-    ep = redis.call('HINCRBY', live, '#epoch', 1)
-    redis.call('HSET', live, 'e:' .. me, ep)
-    local set = live .. ':' .. me
-    for _, gid in ipairs(redis.call('SMEMBERS', set)) do
-      redis.call('ZADD', due, 'XX', now, gid)
-    end
-    redis.call('DEL', set)
-  end
-  redis.call('HSET', live, me, now + tonumber(ttl))
-  return tonumber(ep)
-end
+--@include hold
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local swept = 0

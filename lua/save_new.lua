@@ -13,26 +13,7 @@
 -- Returns {'OK', '', <epoch of the hold, 0 = none>} or {'EXISTS', <current
 -- status>, <current type>}; an
 -- existing transaction is never modified (dtmd never overwrites stored fields).
--- This process is live on the shard from now for ttl ms (live.lua). If
--- its liveness had lapsed, it starts a new epoch (a per-shard counter, never
--- reused) and its holds of the old one become due now: it gave them up.
--- Returns the epoch the process's holds taken now belong to.
-local function touch(live, due, me, ttl)
-  local t = redis.call('TIME')
-  local now = t[1] * 1000 + math.floor(t[2] / 1000)
-  local ep = redis.call('HGET', live, 'e:' .. me)
-  if not ep or (tonumber(redis.call('HGET', live, me) or '0') or 0) <= now then
-    ep = redis.call('HINCRBY', live, '#epoch', 1)
-    redis.call('HSET', live, 'e:' .. me, ep)
-    local set = live .. ':' .. me
-    for _, gid in ipairs(redis.call('SMEMBERS', set)) do
-      redis.call('ZADD', due, 'XX', now, gid)
-    end
-    redis.call('DEL', set)
-  end
-  redis.call('HSET', live, me, now + tonumber(ttl))
-  return tonumber(ep)
-end
+--@include hold
 local cur = redis.call('HMGET', KEYS[1], 'status', 'trans_type')
 if cur[1] then
   return {'EXISTS', cur[1], cur[2] or ''}

@@ -264,9 +264,21 @@ class Resp:
 # redis-server
 
 _markers = itertools.count()
+def script_text(path):
+    """A lua/ script as dtmd loads it: "--@include NAME" lines replaced by
+    lua/lib/NAME.lua (src/gen_lua.sh)."""
+    out = []
+    for line in path.read_text().splitlines(keepends=True):
+        if line.startswith("--@include "):
+            out.append((path.parent / "lib" / (line.split()[1] + ".lua")).read_text())
+        else:
+            out.append(line)
+    return "".join(out)
+
+
 # lua/<name>.lua by the SHA1 dtmd runs it under (EVALSHA), to name the scripts
 # MONITOR shows
-SCRIPT_NAMES = {hashlib.sha1(p.read_bytes()).hexdigest(): p.stem
+SCRIPT_NAMES = {hashlib.sha1(script_text(p).encode()).hexdigest(): p.stem
                 for p in (REPO / "lua").glob("*.lua")}
 
 

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from dtmtest import ONGOING, REPO, SUCCESS_BODY, saga, wait_until
+from dtmtest import ONGOING, REPO, SUCCESS_BODY, saga, script_text, wait_until
 
 from dtmtest import assert_409_resp as assert_409
 from dtmtest import ok
@@ -303,7 +303,7 @@ def test_leaving_prepared_needs_every_registered_branch(redis_server):
     The script refuses (CONFLICT, nothing written); with the stored count it
     writes. Run on the script itself: the race needs a registration between a
     pass's read and its write, which no request can time."""
-    src = (REPO / "lua" / "cas_update.lua").read_text()
+    src = script_text(REPO / "lua" / "cas_update.lua")
     key = "t{0}:t:g"
     keys = [key, "t{0}:due", "t{0}:exp", "t{0}:live"]
     redis_server.cmd("HSET", key, "status", "prepared", "trans_type", "tcc", "nb", "4")
