@@ -13,23 +13,7 @@
 -- ARGV[1] gid, ARGV[2] the caller's identity
 -- Returns {'OK', <new status>, <rollback_reason>} / {'NONE', ''} (no stop recorded)
 --       / {'NOT_OURS', ''} / {'CONFLICT', <status>}.
--- A value stored in pieces (src/trans_hash.h): '<name>' = '<n>:' and the
--- first bytes, then '<name>.1' .. '<name>.<n-1>'; nil if absent.
-local function get(hash, name)
-  local v = redis.call('HGET', hash, name)
-  if not v then
-    return nil
-  end
-  local n, rest = string.match(v, '^(%d+):(.*)$')
-  if not n then
-    return nil
-  end
-  local parts = {rest}
-  for k = 1, tonumber(n) - 1 do
-    parts[#parts + 1] = redis.call('HGET', hash, name .. '.' .. k) or ''
-  end
-  return table.concat(parts)
-end
+--@include pieces
 local h = redis.call('HMGET', KEYS[1], 'status', 'lease_owner', 'stop_req')
 if not h[1] or not h[3] then
   return {'NONE', ''}

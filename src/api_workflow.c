@@ -23,14 +23,7 @@ static void workflow_loaded(void *arg, tstore_reply *reply, const char *err) {
     }
     sbuf b;
     sb_init(&b);
-    sb_puts(&b, "{\"transaction\":");
-    trans_to_json(t, &b);
-    sb_puts(&b, ",\"progresses\":[");
-    for (int i = 0; i < t->nbranches; i++) {
-        if (i) sb_putc(&b, ',');
-        branch_to_json(t, i, &b);
-    }
-    sb_puts(&b, "]}");
+    trans_answer_json(t, "progresses", &b);
     api_reply_json(c, 200, b.ptr);
     sb_free(&b);
 }

@@ -120,3 +120,14 @@ void branch_to_json(const trans *t, int i, sbuf *o) {
     j_time(o, "rollback_time", b->rollback_ms);
     sb_putc(o, '}');
 }
+
+void trans_answer_json(const trans *t, const char *list, sbuf *out) {
+    sb_puts(out, "{\"transaction\":");
+    trans_to_json(t, out);
+    sb_printf(out, ",\"%s\":[", list);
+    for (int i = 0; i < t->nbranches; i++) {
+        if (i) sb_putc(out, ',');
+        branch_to_json(t, i, out);
+    }
+    sb_puts(out, "]}");
+}

@@ -10,4 +10,8 @@
 void trans_to_json(const trans *t, sbuf *out);
 void branch_to_json(const trans *t, int i, sbuf *out);
 
+/* {"transaction":{...},"<list>":[branches]}: query's answer ("branches")
+ * and prepareWorkflow's ("progresses"). */
+void trans_answer_json(const trans *t, const char *list, sbuf *out);
+
 #endif

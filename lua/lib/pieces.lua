@@ -1,0 +1,44 @@
+-- lib/pieces.lua: reading and writing a value stored in pieces, as
+-- src/trans_hash.c stores texts so every hash value stays within 64 bytes
+-- (a listpack); put where a script says "--@include pieces" (src/gen_lua.sh).
+-- A value stored in pieces (src/trans_hash.h): '<name>' = '<n>:' and the
+-- first bytes, then '<name>.1' .. '<name>.<n-1>'; nil if absent.
+local function get(hash, name)
+  local v = redis.call('HGET', hash, name)
+  if not v then
+    return nil
+  end
+  local n, rest = string.match(v, '^(%d+):(.*)$')
+  if not n then
+    return nil
+  end
+  local parts = {rest}
+  for k = 1, tonumber(n) - 1 do
+    parts[#parts + 1] = redis.call('HGET', hash, name .. '.' .. k) or ''
+  end
+  return table.concat(parts)
+end
+-- Store v as name in pieces of at most 64 bytes (the count as
+-- src/trans_hash.c's pieces_of computes it).
+local function put(hash, name, v)
+  local n = 1
+  while true do
+    local cap0 = 64 - #tostring(n) - 1
+    local need = 1
+    if #v > cap0 then
+      need = 1 + math.ceil((#v - cap0) / 64)
+    end
+    if need <= n then
+      n = need
+      break
+    end
+    n = need
+  end
+  local cap0 = 64 - #tostring(n) - 1
+  redis.call('HSET', hash, name, n .. ':' .. string.sub(v, 1, cap0))
+  local at = cap0 + 1
+  for k = 1, n - 1 do
+    redis.call('HSET', hash, name .. '.' .. k, string.sub(v, at, at + 63))
+    at = at + 64
+  end
+end
