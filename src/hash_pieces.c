@@ -40,6 +40,13 @@ static void add_piece_name(rargs *a, const char *name, size_t k) {
 
 void pieces_put(rargs *a, const char *name, const char *v, size_t len) {
     size_t n = pieces_of(len);
+    if (n > HASH_MAX_PIECES) { /* stored whole (hash_pieces.h) */
+        add_piece_name(a, name, 0);
+        char *p = ra_alloc(a, 2 + len);
+        memcpy(p, "1:", 2);
+        if (len) memcpy(p + 2, v, len);
+        return;
+    }
     char head[24];
     size_t hl = fmt_i64(head, (int64_t)n);
     head[hl++] = ':';

@@ -5,8 +5,12 @@
  * bytes (64 by default) as a listpack, about a third of the memory of a
  * hash table. A longer value is cut into pieces: field "<name>" holds
  * "<n>:" and the first bytes, "<name>.1" .. "<name>.<n-1>" the rest (the
- * same cut as lua/register_branch.lua's put). A shorter value written later
- * has a smaller n, so the pieces of a longer one before it are never read. */
+ * same cut as lua/lib/pieces.lua's put). A shorter value written later
+ * has a smaller n, so the pieces of a longer one before it are never read.
+ * A value that would take more than HASH_MAX_PIECES pieces is stored whole
+ * ("1:" and all of it): its hash could not stay a listpack anyway (Redis'
+ * hash-max-listpack-entries), and thousands of small fields would cost more
+ * memory, in Redis and in every reply read, than one long value. */
 #ifndef DTMD_HASH_PIECES_H
 #define DTMD_HASH_PIECES_H
 
@@ -17,6 +21,8 @@
 
 /* The longest value stored (Redis' default hash-max-listpack-value). */
 #define HASH_PIECE 64
+/* The most pieces a value is cut into; longer values are stored whole. */
+#define HASH_MAX_PIECES 16
 
 /* Append field name with value v (len bytes) in pieces, as name/value pairs. */
 void pieces_put(rargs *a, const char *name, const char *v, size_t len);

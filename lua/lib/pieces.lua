@@ -19,7 +19,7 @@ local function get(hash, name)
   return table.concat(parts)
 end
 -- Store v as name in pieces of at most 64 bytes (the count as
--- src/trans_hash.c's pieces_of computes it).
+-- src/hash_pieces.c computes it), or whole past 16 pieces.
 local function put(hash, name, v)
   local n = 1
   while true do
@@ -33,6 +33,10 @@ local function put(hash, name, v)
       break
     end
     n = need
+  end
+  if n > 16 then -- stored whole, as src/hash_pieces.h's HASH_MAX_PIECES says
+    redis.call('HSET', hash, name, '1:' .. v)
+    return
   end
   local cap0 = 64 - #tostring(n) - 1
   redis.call('HSET', hash, name, n .. ':' .. string.sub(v, 1, cap0))

@@ -1241,7 +1241,8 @@ void test_trans_hash_roundtrip(void) {
 }
 
 /* A value cut into pieces: joined back whole, the first piece carrying
- * the count; every piece at most HASH_PIECE bytes. */
+ * the count; every piece at most HASH_PIECE bytes, unless the value needs
+ * more than HASH_MAX_PIECES and is stored whole in one field. */
 static void piece_roundtrip(size_t len, size_t want_pieces) {
     char *v = xmalloc(len + 1);
     for (size_t i = 0; i < len; i++) v[i] = (char)('a' + i % 26);
@@ -1255,8 +1256,12 @@ static void piece_roundtrip(size_t len, size_t want_pieces) {
     trans_hash_fields(t, &a);
     size_t n = 0;
     for (int i = 0; i < a.argc; i += 2) {
-        CHECK(a.lens[i + 1] <= HASH_PIECE);
-        if (strncmp(a.argv[i], "rr", 2) == 0) n++;
+        if (strncmp(a.argv[i], "rr", 2) == 0) {
+            n++;
+            CHECK(len > 1021 ? a.lens[i + 1] == len + 2 : a.lens[i + 1] <= HASH_PIECE);
+        } else {
+            CHECK(a.lens[i + 1] <= HASH_PIECE);
+        }
     }
     if (n != want_pieces) fprintf(stderr, "  %zu bytes: %zu pieces\n", len, n);
     CHECK_INT(n, want_pieces);
@@ -1278,8 +1283,10 @@ void test_trans_hash_pieces(void) {
     piece_roundtrip(126, 2); /* 62 + 64 */
     piece_roundtrip(127, 3);
     piece_roundtrip(62 + 8 * 64, 9);
-    piece_roundtrip(62 + 8 * 64 + 1, 10); /* "10:" leaves 61 in the first */
-    piece_roundtrip(5000, 79);
+    piece_roundtrip(62 + 8 * 64 + 1, 10);           /* "10:" leaves 61 in the first */
+    piece_roundtrip(61 + 15 * 64, HASH_MAX_PIECES); /* 1021: the most that is cut */
+    piece_roundtrip(61 + 15 * 64 + 1, 1);           /* one over: stored whole, "1:" */
+    piece_roundtrip(5000, 1);
 
     /* a shorter value written over a longer one: its stale pieces are not read */
     const char *kv[] = {"trans_type", "msg",  "status", "failed", "rr",
