@@ -44,6 +44,10 @@ static void wait_done(void *arg, const trans *t, const pass_end *e) {
         api_reply_error(c, 500, e->halt_msg);
     } else if (c->rq == RQ_ABORT && !e->err) {
         api_reply_ongoing(c, "abort is in progress: a branch did not answer yet");
+    } else if (e->err && !global_status_final(t->status)) {
+        /* This process stopped driving it (its liveness lapsed, another
+         * writer moved it): not an outcome, so not FAILURE. */
+        api_reply_ongoing(c, e->err);
     } else if (t->rollback_reason && t->rollback_reason[0]) {
         api_reply_failure(c, t->rollback_reason);
     } else {

@@ -184,6 +184,7 @@ int main(int argc, char **argv) {
         stop_sub_init(base, &cfg) != 0 || http_api_init(base, &cfg) != 0 ||
         cron_init(base, &cfg) != 0 || metrics_start(base) != 0) {
         log_error("start-up failed");
+        config_free(&cfg);
         return 1;
     }
     struct event *sigint = evsignal_new(base, SIGINT, on_signal, base);

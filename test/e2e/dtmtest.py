@@ -17,6 +17,7 @@ import base64
 import collections
 import contextlib
 import hashlib
+import random
 import http.client
 import itertools
 import json
@@ -83,6 +84,22 @@ RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$
 # small utilities
 
 def free_port():
+    """A free loopback port. Each pytest-xdist worker draws from its own range
+    below the kernel's ephemeral ones, so two workers never get the same port
+    between one's check and its use."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if worker.startswith("gw") and worker[2:].isdigit():
+        lo = 10000 + (int(worker[2:]) % 4) * 5000
+        for _ in range(200):
+            port = random.randrange(lo, lo + 5000)
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                s.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
+            finally:
+                s.close()
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         s.bind(("127.0.0.1", 0))
