@@ -94,6 +94,9 @@ if ARGV[4] == '-' then
   if hold[2] and hold[2] ~= '' then -- finished: out of its holder's set
     redis.call('SREM', KEYS[4] .. ':' .. hold[2], ARGV[1])
   end
+  if hold[1] then -- a finished transaction is held by nobody: no need to keep its hold
+    redis.call('HDEL', KEYS[1], 'lease_until', 'lease_owner')
+  end
   if hold[3] then
     redis.call('HDEL', KEYS[1], 'stop_req')
   end

@@ -61,15 +61,25 @@ if old then
   redis.call('HSET', KEYS[1], 'nb', nb + n, ARGV[3], want, 'update_time', ARGV[5])
   return {'OK', ''}
 end
--- 'bs': '<base>' then ' <p|s|f><ct>,<ut>,<ft>,<rt>' per branch, ms after base
-local bs = get(KEYS[1], 'bs') or ARGV[5]
-local base = tonumber(string.match(bs, '^%-?%d+'))
+-- Branch states (src/trans_hash.h): in groups of 8 branches, 'bs', 'bs1',
+-- 'bs2', ..., each '<p|s|f><ct>,<ut>,<ft>,<rt>' per branch, space-separated,
+-- ms after the transaction's 'ct'; or, as the compact layout first stored
+-- them, all in 'bs' led by their base ('<base> <entry> <entry> ...').
+local bs = get(KEYS[1], 'bs')
+local whole = bs ~= nil and string.match(bs, '^%-?%d') ~= nil
+local base
+if whole then
+  base = tonumber(string.match(bs, '^%-?%d+'))
+else
+  base = tonumber(redis.call('HGET', KEYS[1], 'ct') or '0') or 0
+end
 local function rel(x)
   if x == '0' then
     return ''
   end
   return string.format('%.0f', tonumber(x) - base)
 end
+local groups, dirty = {}, {}
 for j = 0, n - 1 do
   for _ = 1, m do
     local suffix, v = ARGV[pos], ARGV[pos + 1]
@@ -77,11 +87,31 @@ for j = 0, n - 1 do
       put(KEYS[1], 'b' .. (nb + j), v)
     else
       local s, c, u, f, r = string.match(v, '^(%a)%a* (%d+) (%d+) (%d+) (%d+)$')
-      bs = bs .. ' ' .. s .. rel(c) .. ',' .. rel(u) .. ',' .. rel(f) .. ',' .. rel(r)
+      local e = s .. rel(c) .. ',' .. rel(u) .. ',' .. rel(f) .. ',' .. rel(r)
+      if whole then
+        bs = bs .. ' ' .. e
+      else
+        local g = math.floor((nb + j) / 8)
+        local name = g == 0 and 'bs' or 'bs' .. g
+        if (nb + j) % 8 == 0 then
+          groups[name] = e
+        else
+          groups[name] = (groups[name] or get(KEYS[1], name) or '') .. ' ' .. e
+        end
+        if not dirty[name] then
+          dirty[name] = true
+          dirty[#dirty + 1] = name
+        end
+      end
     end
     pos = pos + 2
   end
 end
-put(KEYS[1], 'bs', bs)
+if whole then
+  put(KEYS[1], 'bs', bs)
+end
+for _, name in ipairs(dirty) do
+  put(KEYS[1], name, groups[name])
+end
 redis.call('HSET', KEYS[1], 'nb', nb + n, ARGV[3], want, 'ut', ARGV[5])
 return {'OK', ''}

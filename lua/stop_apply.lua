@@ -30,6 +30,7 @@ for i = 1, #req.fields, 1000 do
   redis.call('HSET', KEYS[1], unpack(req.fields, i, math.min(i + 999, #req.fields)))
 end
 redis.call('HSET', KEYS[1], 'stop_done', req.id)
+redis.call('HDEL', KEYS[1], 'lease_until', 'lease_owner')
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('SREM', KEYS[4] .. ':' .. ARGV[2], ARGV[1])
 if req.ttl ~= '0' then

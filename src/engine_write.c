@@ -104,10 +104,10 @@ static void result_fields(pass *p, int bi, int new_status, branch_outcome o, rar
         b->update_ms = now;
         trans_set_branch_state(f, t, bi);
     }
-    trans_set_int(f, TF_UPDATE_TIME, now);
-    trans_set_int(f, TF_NEXT_CRON_TIME, t->next_cron_ms);
+    trans_set_time(f, t, TF_UPDATE_TIME, now);
+    trans_set_time(f, t, TF_NEXT_CRON_TIME, t->next_cron_ms);
     trans_set_int(f, TF_NEXT_CRON_INTERVAL, t->next_cron_interval_ms);
-    trans_set_int(f, TF_RETRY_COUNT, t->retry_count);
+    if (t->retry_count) trans_set_int(f, TF_RETRY_COUNT, t->retry_count); /* it only grows */
 }
 
 /* The fields of a global status change; updates memory. Returns whether
@@ -119,7 +119,7 @@ static int status_fields(pass *p, int status, const char *reason, rargs *f, int6
     t->status = status;
     t->update_ms = now;
     trans_set(f, TF_STATUS, global_status_name(status));
-    trans_set_int(f, TF_UPDATE_TIME, now);
+    trans_set_time(f, t, TF_UPDATE_TIME, now);
     if (reason) {
         free(t->rollback_reason);
         t->rollback_reason = xstrdup(reason);
@@ -127,10 +127,10 @@ static int status_fields(pass *p, int status, const char *reason, rargs *f, int6
     }
     if (status == GS_SUCCEED) {
         t->finish_ms = now;
-        trans_set_int(f, TF_FINISH_TIME, now);
+        trans_set_time(f, t, TF_FINISH_TIME, now);
     } else if (status == GS_FAILED) {
         t->rollback_ms = now;
-        trans_set_int(f, TF_ROLLBACK_TIME, now);
+        trans_set_time(f, t, TF_ROLLBACK_TIME, now);
     }
     log_info("gid %s: %s -> %s%s%s", t->gid, global_status_name(from), global_status_name(status),
              reason ? ": " : "", reason ? reason : "");
@@ -141,7 +141,7 @@ static int status_fields(pass *p, int status, const char *reason, rargs *f, int6
         /* Not finished: make sure the scanner comes back if this process dies. */
         t->next_cron_ms = now + trans_base_interval_ms(t, p->cfg);
         *due = t->next_cron_ms;
-        trans_set_int(f, TF_NEXT_CRON_TIME, *due);
+        trans_set_time(f, t, TF_NEXT_CRON_TIME, *due);
     }
     return finished;
 }
@@ -165,8 +165,8 @@ void postpone(pass *p, int64_t until) {
     t->update_ms = now_ms();
     rargs f;
     ra_init(&f);
-    trans_set_int(&f, TF_NEXT_CRON_TIME, t->next_cron_ms);
-    trans_set_int(&f, TF_UPDATE_TIME, t->update_ms);
+    trans_set_time(&f, t, TF_NEXT_CRON_TIME, t->next_cron_ms);
+    trans_set_time(&f, t, TF_UPDATE_TIME, t->update_ms);
     log_debug("gid %s: delayed until %lld", t->gid, (long long)t->next_cron_ms);
     pass_write(p, t->status, &f, t->next_cron_ms, 0);
 }

@@ -70,6 +70,9 @@ typedef struct trans {
     /* Loaded from the previous store layout: its branch states are written
      * back in it (trans_hash.h). */
     int old_layout;
+    /* Its branch states were stored in one "bs" text (the compact layout's
+     * first form): they are written back whole (trans_hash.h). */
+    int states_whole;
     /* derived, for branch calls */
     char **header_lines;
     int nheaders;

@@ -1,6 +1,8 @@
 /* trans_hash.c - a transaction as a Redis hash, both ways (see trans_hash.h). */
 #include "trans_hash.h"
 
+#include "branch_states.h"
+#include "def_text.h"
 #include "hash_pieces.h"
 #include "trans_request.h"
 
@@ -78,6 +80,20 @@ void trans_set_int(rargs *f, trans_field k, int64_t v) {
     ra_addi(f, v);
 }
 
+/* Distances from the create time are below this (about three years); times
+ * since 1973 are above it. */
+#define TIME_DELTA_MAX 100000000000LL
+
+static int64_t time_stored(const trans *t, int64_t ms) {
+    int64_t d = ms - t->create_ms;
+    return t->create_ms > 0 && d >= 0 && d < TIME_DELTA_MAX ? d : ms;
+}
+
+void trans_set_time(rargs *f, const trans *t, trans_field k, int64_t ms) {
+    ra_adds(f, F(k));
+    ra_addi(f, time_stored(t, ms));
+}
+
 /* ---- the hash ---------------------------------------------------------- */
 
 /* A number only when it is not 0: trans_from_hash starts from zeros, so a
@@ -144,41 +160,14 @@ static size_t branch_key(char *k, int i, const char *suffix) {
     return at + sl;
 }
 
-/* The states of all branches as one text: "<base>" then per branch
- * " <letter><ct>,<ut>,<ft>,<rt>", each time in ms after base, empty = unset
- * (base: the transaction's create time). */
-static void branch_states_text(const trans *t, sbuf *o) {
-    int64_t base = t->create_ms;
-    sb_put_i64(o, base);
-    for (int i = 0; i < t->nbranches; i++) {
-        const branch *b = &t->branches[i];
-        sb_putc(o, ' ');
-        sb_putc(o, branch_status_name(b->status)[0]);
-        const int64_t times[4] = {b->create_ms, b->update_ms, b->finish_ms, b->rollback_ms};
-        for (int k = 0; k < 4; k++) {
-            if (k) sb_putc(o, ',');
-            if (times[k]) sb_put_i64(o, times[k] - base);
-        }
-    }
-}
-
-/* Field "bs": every branch's state. */
-static void put_states(rargs *f, const trans *t) {
-    sbuf s;
-    sb_init(&s);
-    branch_states_text(t, &s);
-    pieces_put(f, "bs", s.ptr, s.len);
-    sb_free(&s);
-}
-
 void trans_set_branch_state(rargs *f, const trans *t, int i) {
     if (t->old_layout) {
         char k[40];
         ra_add(f, k, branch_key(k, i, ".s"));
         branch_state_value(&t->branches[i], f);
-        return;
+    } else {
+        bstates_put(f, t, i);
     }
-    put_states(f, t);
 }
 
 /* Do the branches follow from steps and payloads (trans_make_branches)?
@@ -187,14 +176,48 @@ static int branches_derived(const trans *t) {
     return t->type == TT_SAGA && t->steps;
 }
 
+/* A definition text packed (def_text.h), or as it is if it cannot be. */
+static void put_packed(rargs *a, const char *name, const char *json,
+                       int (*pack)(const char *, size_t, sbuf *)) {
+    sbuf s;
+    sb_init(&s);
+    size_t n = strlen(json);
+    if (pack(json, n, &s))
+        pieces_put(a, name, json, n);
+    else
+        pieces_put(a, name, s.ptr, s.len);
+    sb_free(&s);
+}
+
+/* The stored value of name unpacked to its JSON into *dst: 0 (also when
+ * absent), -1 if malformed. */
+static int take_packed(const hview *h, const char *name, char **dst,
+                       int (*unpack)(const char *, size_t, sbuf *)) {
+    char *v;
+    size_t n;
+    int rc = hv_long(h, name, &v, &n);
+    if (rc <= 0) return rc;
+    sbuf s;
+    sb_init(&s);
+    rc = unpack(v, n, &s);
+    free(v);
+    if (rc) {
+        sb_free(&s);
+        return -1;
+    }
+    free(*dst);
+    *dst = sb_detach(&s);
+    return 0;
+}
+
 /* Always the compact layout: a new hash. */
 void trans_hash_fields(const trans *t, rargs *a) {
     ra_adds(a, "trans_type");
     ra_adds(a, trans_type_name(t->type));
     ra_adds(a, F(TF_STATUS));
     ra_adds(a, global_status_name(t->status));
-    if (t->steps) put_str(a, "st", t->steps);
-    if (t->payloads) put_str(a, "pl", t->payloads);
+    if (t->steps) put_packed(a, "st", t->steps, steps_pack);
+    if (t->payloads) put_packed(a, "pl", t->payloads, payloads_pack);
     if (t->custom_data) put_str(a, F(TF_CUSTOM_DATA), t->custom_data);
     if (t->query_prepared) put_str(a, F(TF_QUERY_PREPARED), t->query_prepared);
     if (t->protocol) put_str(a, "pr", t->protocol);
@@ -202,10 +225,11 @@ void trans_hash_fields(const trans *t, rargs *a) {
     if (t->result) put_str(a, F(TF_RESULT), t->result);
     if (t->branch_headers) put_str(a, F(TF_BRANCH_HEADERS), t->branch_headers);
     add_pair_nonzero(a, F(TF_CREATE_TIME), t->create_ms);
-    add_pair_nonzero(a, F(TF_UPDATE_TIME), t->update_ms);
-    add_pair_nonzero(a, F(TF_FINISH_TIME), t->finish_ms);
-    add_pair_nonzero(a, F(TF_ROLLBACK_TIME), t->rollback_ms);
-    add_pair_nonzero(a, F(TF_NEXT_CRON_TIME), t->next_cron_ms);
+    const trans_field times[] = {TF_UPDATE_TIME, TF_FINISH_TIME, TF_ROLLBACK_TIME,
+                                 TF_NEXT_CRON_TIME};
+    const int64_t values[] = {t->update_ms, t->finish_ms, t->rollback_ms, t->next_cron_ms};
+    for (int i = 0; i < 4; i++)
+        if (values[i]) trans_set_time(a, t, times[i], values[i]);
     add_pair_nonzero(a, F(TF_NEXT_CRON_INTERVAL), t->next_cron_interval_ms);
     add_pair_nonzero(a, "lease_until", t->lease_until_ms);
     add_pair_nonzero(a, F(TF_WAIT_RESULT), t->wait_result);
@@ -225,7 +249,7 @@ void trans_hash_fields(const trans *t, rargs *a) {
             pieces_put(a, k, v, n);
             free(v);
         }
-    if (t->nbranches) put_states(a, t);
+    bstates_put_all(a, t);
 }
 
 /* ---- reading ------------------------------------------------------------- */
@@ -321,37 +345,6 @@ static int branch_state_parse(branch *b, const char *v) {
     return *p || b->status < 0 ? -1 : 0;
 }
 
-/* The inverse of branch_states_text: every branch's state, in order. */
-static int branch_states_parse(trans *t, const char *v) {
-    char *end;
-    const char *p = v;
-    long long base = strtoll(p, &end, 10);
-    if (end == p) return -1;
-    p = end;
-    for (int i = 0; i < t->nbranches; i++) {
-        branch *b = &t->branches[i];
-        if (*p != ' ') return -1;
-        p++;
-        b->status = *p == 'p' ? BS_PREPARED : *p == 's' ? BS_SUCCEED : *p == 'f' ? BS_FAILED : -1;
-        if (b->status < 0) return -1;
-        p++;
-        int64_t *times[4] = {&b->create_ms, &b->update_ms, &b->finish_ms, &b->rollback_ms};
-        for (int k = 0; k < 4; k++) {
-            if (k) {
-                if (*p != ',') return -1;
-                p++;
-            }
-            *times[k] = 0;
-            if (*p == ',' || *p == ' ' || !*p) continue;
-            long long x = strtoll(p, &end, 10);
-            if (end == p) return -1;
-            *times[k] = base + x;
-            p = end;
-        }
-    }
-    return *p ? -1 : 0;
-}
-
 /* The previous layout's fields (the hash has "gid"): definitions "b<i>"
  * and states "b<i>.s" whole, long names. */
 static int read_old(trans *t, const redisReply *r) {
@@ -428,6 +421,12 @@ static int read_fields(trans *t, const hview *h) {
         else
             *nums[k] = to_i64(v->str);
     }
+    int64_t *times[] = {&t->update_ms, &t->finish_ms, &t->rollback_ms, &t->next_cron_ms};
+    const trans_field time_fields[] = {TF_UPDATE_TIME, TF_FINISH_TIME, TF_ROLLBACK_TIME,
+                                       TF_NEXT_CRON_TIME};
+    for (int i = 0; i < 4; i++)
+        if (*times[i] >= 0 && *times[i] < TIME_DELTA_MAX && field(h, time_fields[i]))
+            *times[i] += t->create_ms;
     const redisReply *v = hv_get(h, "lease_until", 11);
     if (v) t->lease_until_ms = to_i64(v->str);
     return 0;
@@ -435,8 +434,8 @@ static int read_fields(trans *t, const hview *h) {
 
 /* The compact layout's definition and branches. */
 static int read_compact(trans *t, const hview *h) {
-    if (take_long(h, "st", &t->steps) || take_long(h, "pl", &t->payloads) ||
-        take_long(h, "pr", &t->protocol))
+    if (take_packed(h, "st", &t->steps, steps_unpack) ||
+        take_packed(h, "pl", &t->payloads, payloads_unpack) || take_long(h, "pr", &t->protocol))
         return -1;
     int nb = t->nbranches;
     if (branches_derived(t)) {
@@ -455,15 +454,7 @@ static int read_compact(trans *t, const hview *h) {
             if (rc) return -1;
         }
     }
-    if (nb) {
-        char *bs = NULL;
-        size_t n;
-        if (hv_long(h, "bs", &bs, &n) != 1) return -1;
-        int rc = branch_states_parse(t, bs);
-        free(bs);
-        if (rc) return -1;
-    }
-    return 0;
+    return nb ? bstates_read(t, h) : 0;
 }
 
 trans *trans_from_hash(const redisReply *r, const char *gid) {

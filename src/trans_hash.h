@@ -8,11 +8,13 @@
  * hash-max-listpack-value is 64): a hash table costs about three times the
  * memory. The fields (docs/design.md "Redis key layout"):
  *   status, trans_type   as every script's compare-and-set reads them
- *   ct ut ft rbt nc ci   create/update/finish/rollback/next-cron time (ms),
+ *   ct ut ft rbt nc ci   create/update/finish/rollback/next-cron time (ms;
+ *                        ut ft rbt nc as ms after ct: trans_set_time),
  *                        retry interval (ms); wr cc tf rt ri rl rc the
  *                        options and the retry count; numbers that are 0
  *                        are left out
  *   lease_until, lease_owner, stop_req, stop_done, nb   read by the scripts
+ *                        (the lease fields only while unfinished)
  *   st pl pr cd qp bh rr rs le   texts (steps, payloads, protocol,
  *                        custom_data, query_prepared, branch_headers,
  *                        rollback_reason, result, last_error), each cut into
@@ -23,10 +25,8 @@
  *   b<i>                 branch i's definition, "<n>:<id><n>:<op><n>:<url>"
  *                        + payload, in pieces; not stored for a saga, whose
  *                        branches follow from st and pl
- *   bs                   every branch's state, in pieces: "<base>" then per
- *                        branch " <p|s|f><ct>,<ut>,<ft>,<rt>" (ms after
- *                        base, empty = unset), written whole by the holder
- *                        and appended to by lua/register_branch.lua
+ *   bs bs1 bs2 ...       the branch states in groups of 8 (branch_states.h)
+ * st and pl are packed when they have the usual shape (def_text.h).
  * The gid is the key's. The previous layout (a "gid" field; long names,
  * "b<i>" and "b<i>.s" whole) is still read: such a transaction keeps its
  * branch fields in that layout (t->old_layout), while the global fields a
@@ -68,6 +68,12 @@ typedef enum {
 /* Append a field/value pair to a write's field list. */
 void trans_set(rargs *f, trans_field k, const char *v);
 void trans_set_int(rargs *f, trans_field k, int64_t v);
+/* A time field of t (update, finish, rollback, next cron; ms): stored as ms
+ * after t's create time, which Redis keeps as a small integer instead of a
+ * 13-digit one; read back by adding it. A time before the create time, or a
+ * write that does not know it (trans_set_int), is stored as it is: a value
+ * of TIME_DELTA_MAX or more is a time, not a distance. */
+void trans_set_time(rargs *f, const trans *t, trans_field k, int64_t ms);
 /* Append the state of branch i (with the compact layout: of every branch,
  * field "bs"), from memory: what a branch result writes. */
 void trans_set_branch_state(rargs *f, const trans *t, int i);

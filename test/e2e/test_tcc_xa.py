@@ -137,6 +137,26 @@ def test_tcc_success_confirms_last_to_first(dtmd, stub, redis_server, gid):
     no_more_calls(stub, 3, 0.5)
 
 
+def test_tcc_many_branches_states_in_groups(dtmd, stub, redis_server, gid):
+    """11 try branches = 22 branches: their states are stored in groups of 8
+    (bs, bs1, bs2; design.md), appended to by each registration and
+    rewritten one group at a time by the confirms; all read back in order."""
+    prepare(dtmd, gid)
+    for i in range(11):
+        reg_tcc(dtmd, stub, gid, "%02d" % i, "T%d" % i, "")
+    key = next(k for k in redis_server.cmd("KEYS", "*:t:" + gid))
+    fields = set(redis_server.cmd("HKEYS", key))
+    assert {b"bs", b"bs1", b"bs2"} <= fields and b"bs3" not in fields, fields
+    assert redis_server.cmd("HGET", key, b"bs2").decode().count(" ") == 5  # 6 entries
+    q = dtmd.query(gid)
+    assert [b["branch_id"] for b in q["branches"]] == ["%02d" % (i // 2) for i in range(22)]
+    assert statuses(q) == [P] * 22
+    ok(submit(dtmd, gid), "submit")
+    q = dtmd.wait_status(gid, S)
+    assert statuses(q) == [P, S] * 11
+    assert names(stub.calls()) == ["T%dConfirm" % i for i in reversed(range(11))]
+
+
 def test_tcc_abort_cancels_last_to_first(dtmd, stub, gid):
     prepare(dtmd, gid)
     for i, n in enumerate(("A", "B", "C"), 1):

@@ -1097,7 +1097,10 @@ void test_trans_hash_fields(void) {
     CHECK_STR(field_of(&a, "bh", NULL), "1:{\"X-A\":\"1\",\"X-B\":\"two\"}");
     /* a branch: its definition with counted strings, in pieces */
     CHECK_STR(field_of(&a, "b0", NULL), "1:2:0110:compensate10:http://s/c{\"amount\":30}");
-    CHECK_STR(field_of(&a, "bs", NULL), "1:1700000000123 p0,0,, s0,1333,1333,9876");
+    CHECK_STR(field_of(&a, "bs", NULL), "1:p0,0,, s0,1333,1333,9876");
+    /* times after the create time as distances from it */
+    CHECK_STR(field_of(&a, "ut", NULL), "1333");
+    CHECK_STR(field_of(&a, "nc", NULL), "10000");
     size_t dl = 0;
     const char *d = field_of(&a, "b1", &dl);
     CHECK(d && dl == 2 + 25 + 8 &&
@@ -1407,8 +1410,8 @@ void test_trans_hash_old_layout(void) {
                         "100",
                         "update_time",
                         "200",
-                        "ut",
-                        "300",
+                        "ut", /* a new dtmd's: ms after the create time (trans_set_time) */
+                        "200",
                         "last_error",
                         "{\"old\":1}",
                         "rollback_reason",
@@ -1445,6 +1448,113 @@ void test_trans_hash_old_layout(void) {
     }
     fake_free(r);
     ra_free(&a);
+}
+
+/* trans_from_hash on pairs given as a NULL-terminated list of strings. */
+static trans *from_pairs_gid(const char *const *kv, const char *gid) {
+    rargs a;
+    ra_init(&a);
+    for (int i = 0; kv[i]; i++) ra_adds(&a, kv[i]);
+    redisReply *r = fake_hgetall(&a);
+    trans *t = trans_from_hash(r, gid);
+    fake_free(r);
+    ra_free(&a);
+    return t;
+}
+
+/* Branch states in groups of 8: a write carries only the group it changes
+ * (linear in the branches however many results come); a hash whose states
+ * are one text led by a base (the first compact form) is read and written
+ * back in that form. */
+void test_trans_hash_state_groups(void) {
+    trans *t = trans_new();
+    t->gid = xstrdup("g20");
+    t->type = TT_TCC;
+    t->status = GS_PREPARED;
+    t->create_ms = 1700000000000LL;
+    for (int i = 0; i < 20; i++) {
+        char id[8];
+        snprintf(id, sizeof id, "%02d", i);
+        branch *b = trans_add_branch(t, id, "confirm", "http://s/c", "", 0, BS_PREPARED);
+        b->create_ms = b->update_ms = 1700000000000LL + i;
+    }
+    rargs a;
+    ra_init(&a);
+    trans_hash_fields(t, &a);
+    CHECK(field_of(&a, "bs", NULL) && field_of(&a, "bs1", NULL) && field_of(&a, "bs2", NULL));
+    CHECK(field_of(&a, "bs3", NULL) == NULL);
+    CHECK_STR(field_of(&a, "bs2", NULL), "1:p16,16,, p17,17,, p18,18,, p19,19,,");
+    /* branch 17's result: only its group */
+    t->branches[17].status = BS_SUCCEED;
+    t->branches[17].finish_ms = t->branches[17].update_ms = 1700000000500LL;
+    rargs f;
+    ra_init(&f);
+    trans_set_branch_state(&f, t, 17);
+    CHECK_INT(f.argc, 2);
+    CHECK_STR(f.argv[0], "bs2");
+    CHECK_STR(f.argv[1], "1:p16,16,, s17,500,500, p18,18,, p19,19,,");
+    /* applied over the stored fields, it reads back */
+    rargs w2;
+    ra_init(&w2);
+    for (int i = 0; i + 1 < a.argc; i += 2) {
+        int hit = !strcmp(a.argv[i], "bs2");
+        ra_add(&w2, a.argv[i], a.lens[i]);
+        ra_add(&w2, hit ? f.argv[1] : a.argv[i + 1], hit ? f.lens[1] : a.lens[i + 1]);
+    }
+    redisReply *r = fake_hgetall(&w2);
+    ra_free(&w2);
+    trans *u = trans_from_hash(r, "g20");
+    CHECK(u && !u->states_whole && u->nbranches == 20);
+    for (int i = 0; u && i < 20; i++) {
+        CHECK_INT(u->branches[i].status, i == 17 ? BS_SUCCEED : BS_PREPARED);
+        CHECK_INT(u->branches[i].create_ms, 1700000000000LL + i);
+        CHECK_INT(u->branches[i].finish_ms, i == 17 ? 1700000000500LL : 0);
+    }
+    trans_free(u);
+    fake_free(r);
+    ra_free(&f);
+    ra_free(&a);
+    trans_free(t);
+
+    /* a group missing is a malformed hash */
+    const char *gap[] = {"trans_type", "tcc", "status", "prepared", "ct", "1000", "nb", "9",
+                         "b0", "1:2:017:confirm1:u", "bs", "1:p0,0,, p0,0,, p0,0,, p0,0,, p0,0,, "
+                         "p0,0,, p0,0,, p0,0,,", NULL};
+    CHECK(from_pairs_gid(gap, "g") == NULL);
+    /* the first compact form: "<base> <entry>...", written back whole */
+    const char *whole[] = {"trans_type", "msg", "status", "submitted", "ct", "1000", "nb", "2",
+                           "b0", "1:2:016:action1:u", "b1", "1:2:026:action1:v",
+                           "bs", "1:990 p10,10,, s10,20,20,", NULL};
+    trans *w = from_pairs_gid(whole, "g");
+    CHECK(w != NULL);
+    if (w) {
+        CHECK(w->states_whole);
+        CHECK_INT(w->branches[1].status, BS_SUCCEED);
+        CHECK_INT(w->branches[1].finish_ms, 1010);
+        CHECK_INT(w->branches[0].create_ms, 1000);
+        ra_init(&f);
+        trans_set_branch_state(&f, w, 1);
+        CHECK(f.argc == 2 && !strcmp(f.argv[0], "bs"));
+        CHECK_STR(f.argv[1], "1:1000 p0,0,, s0,10,10,");
+        ra_free(&f);
+        trans_free(w);
+    }
+    /* times: a distance from ct, or (written by a request, or older) whole */
+    const char *times[] = {"trans_type", "saga", "status", "succeed", "ct", "1700000000000",
+                           "ut", "1700000000300", "ft", "0", "nc", "250", NULL};
+    w = from_pairs_gid(times, "g");
+    CHECK(w != NULL);
+    if (w) {
+        CHECK_INT(w->update_ms, 1700000000300LL);
+        CHECK_INT(w->finish_ms, 1700000000000LL);
+        CHECK_INT(w->next_cron_ms, 1700000000250LL);
+        CHECK_INT(w->rollback_ms, 0);
+        ra_init(&f);
+        trans_set_time(&f, w, TF_UPDATE_TIME, 1699999999999LL); /* before ct: whole */
+        CHECK_STR(f.argv[1], "1699999999999");
+        ra_free(&f);
+        trans_free(w);
+    }
 }
 
 /* trans_from_hash on pairs given as a NULL-terminated list of strings. */

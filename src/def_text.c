@@ -1,0 +1,179 @@
+/* def_text.c - steps and payloads as compact stored text (see def_text.h). */
+#include "def_text.h"
+
+#include "json.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define ACTION "{\"action\":\""
+#define COMPENSATE "\",\"compensate\":\""
+
+typedef struct span {
+    const char *p;
+    size_t n;
+} span;
+
+/* Does the text at *p start with lit? Then step over it. */
+static int eat(const char **p, const char *end, const char *lit) {
+    size_t n = strlen(lit);
+    if ((size_t)(end - *p) < n || memcmp(*p, lit, n)) return 0;
+    *p += n;
+    return 1;
+}
+
+/* A URL up to its closing quote: no escape, no space or control byte. */
+static int url_at(const char **p, const char *end, span *u) {
+    const char *q = *p;
+    while (q < end && *q != '"') {
+        if ((unsigned char)*q <= ' ' || *q == '\\') return -1;
+        q++;
+    }
+    if (q == end) return -1;
+    u->p = *p;
+    u->n = (size_t)(q - *p);
+    *p = q + 1;
+    return 0;
+}
+
+/* The URLs of the steps in *urls (the caller frees), their count in *n and
+ * the shape 'a' or 'c'; -1 if the steps have another shape. */
+static int steps_scan(const char *json, size_t len, span **urls, size_t *n, char *shape) {
+    const char *p = json, *end = json + len;
+    size_t cap = len / 8 + 2, k = 0;
+    span *u = xmalloc(cap * sizeof *u);
+    *shape = 0;
+    if (!eat(&p, end, "[")) goto bad;
+    for (;;) {
+        if (!eat(&p, end, ACTION) || url_at(&p, end, &u[k++])) goto bad;
+        char s = 'a';
+        if (eat(&p, end, COMPENSATE + 1)) { /* after the action's quote */
+            if (url_at(&p, end, &u[k++])) goto bad;
+            s = 'c';
+        }
+        if (!eat(&p, end, "}") || (*shape && *shape != s)) goto bad;
+        *shape = s;
+        if (eat(&p, end, "]")) break;
+        if (!eat(&p, end, ",") || k + 2 > cap) goto bad;
+    }
+    if (p != end) goto bad;
+    *urls = u;
+    *n = k;
+    return 0;
+bad:
+    free(u);
+    return -1;
+}
+
+int steps_pack(const char *json, size_t len, sbuf *out) {
+    span *u;
+    size_t n;
+    char shape;
+    if (steps_scan(json, len, &u, &n, &shape)) return -1;
+    /* the common prefix of the non-empty URLs, leaving each a non-empty rest */
+    const span *first = NULL;
+    size_t plen = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!u[i].n) continue;
+        if (!first) {
+            first = &u[i];
+            plen = u[i].n;
+        }
+        size_t m = 0;
+        while (m < plen && m < u[i].n && u[i].p[m] == first->p[m]) m++;
+        plen = m;
+        if (plen >= u[i].n) plen = u[i].n - 1;
+    }
+    size_t start = out->len;
+    sb_putc(out, '~');
+    sb_putc(out, shape);
+    if (first) sb_append(out, first->p, plen);
+    for (size_t i = 0; i < n; i++) {
+        sb_putc(out, ' ');
+        if (u[i].n) sb_append(out, u[i].p + plen, u[i].n - plen);
+    }
+    free(u);
+    sbuf check;
+    sb_init(&check);
+    int same = !steps_unpack(out->ptr + start, out->len - start, &check) && check.len == len &&
+               !memcmp(check.ptr, json, len);
+    sb_free(&check);
+    if (same) return 0;
+    out->len = start;
+    out->ptr[start] = 0;
+    return -1;
+}
+
+int steps_unpack(const char *v, size_t len, sbuf *json) {
+    if (!len || v[0] != '~') {
+        sb_append(json, v, len);
+        return 0;
+    }
+    if (len < 2 || (v[1] != 'a' && v[1] != 'c')) return -1;
+    int per_step = v[1] == 'c' ? 2 : 1;
+    const char *end = v + len, *prefix = v + 2;
+    const char *p = memchr(prefix, ' ', (size_t)(end - prefix));
+    if (!p) return -1;
+    size_t plen = (size_t)(p - prefix);
+    sb_putc(json, '[');
+    for (int k = 0; p < end; k++) {
+        const char *rest = p + 1, *next = memchr(rest, ' ', (size_t)(end - rest));
+        if (!next) next = end;
+        if (k % per_step == 0)
+            sb_puts(json, k ? "}," ACTION : ACTION);
+        else
+            sb_puts(json, COMPENSATE + 1); /* after the action's closing quote */
+        if (next > rest) {
+            sb_append(json, prefix, plen);
+            sb_append(json, rest, (size_t)(next - rest));
+        }
+        sb_putc(json, '"');
+        if (next == end && (k + 1) % per_step) return -1;
+        p = next;
+    }
+    sb_puts(json, "}]");
+    return 0;
+}
+
+int payloads_pack(const char *json, size_t len, sbuf *out) {
+    json_strs s;
+    if (json_strings(json, len, NULL, &s)) return -1;
+    size_t start = out->len;
+    sb_putc(out, '~');
+    for (size_t i = 0; i < s.n; i++) {
+        sb_put_i64(out, (int64_t)s.len[i]);
+        sb_putc(out, ':');
+        sb_append(out, s.s[i], s.len[i]);
+    }
+    json_strs_free(&s);
+    sbuf check;
+    sb_init(&check);
+    int same = !payloads_unpack(out->ptr + start, out->len - start, &check) && check.len == len &&
+               !memcmp(check.ptr, json, len);
+    sb_free(&check);
+    if (same) return 0;
+    out->len = start;
+    out->ptr[start] = 0;
+    return -1;
+}
+
+int payloads_unpack(const char *v, size_t len, sbuf *json) {
+    if (!len || v[0] != '~') {
+        sb_append(json, v, len);
+        return 0;
+    }
+    const char *p = v + 1, *end = v + len;
+    sb_putc(json, '[');
+    for (int k = 0; p < end; k++) {
+        size_t n = 0;
+        const char *q = p;
+        while (q < end && *q >= '0' && *q <= '9' && n <= (size_t)(end - v))
+            n = n * 10 + (size_t)(*q++ - '0');
+        if (q == p || q >= end || *q != ':' || n > (size_t)(end - q - 1)) return -1;
+        if (k) sb_putc(json, ',');
+        sb_json_str(json, q + 1, n);
+        p = q + 1 + n;
+    }
+    sb_putc(json, ']');
+    return 0;
+}
