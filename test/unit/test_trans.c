@@ -1517,14 +1517,30 @@ void test_trans_hash_state_groups(void) {
     trans_free(t);
 
     /* a group missing is a malformed hash */
-    const char *gap[] = {"trans_type", "tcc", "status", "prepared", "ct", "1000", "nb", "9",
-                         "b0", "1:2:017:confirm1:u", "bs", "1:p0,0,, p0,0,, p0,0,, p0,0,, p0,0,, "
-                         "p0,0,, p0,0,, p0,0,,", NULL};
+    const char *gap[] = {"trans_type",
+                         "tcc",
+                         "status",
+                         "prepared",
+                         "ct",
+                         "1000",
+                         "nb",
+                         "9",
+                         "b0",
+                         "1:2:017:confirm1:u",
+                         "bs",
+                         "1:p0,0,, p0,0,, p0,0,, p0,0,, p0,0,, "
+                         "p0,0,, p0,0,, p0,0,,",
+                         NULL};
     CHECK(from_pairs_gid(gap, "g") == NULL);
     /* the first compact form: "<base> <entry>...", written back whole */
-    const char *whole[] = {"trans_type", "msg", "status", "submitted", "ct", "1000", "nb", "2",
-                           "b0", "1:2:016:action1:u", "b1", "1:2:026:action1:v",
-                           "bs", "1:990 p10,10,, s10,20,20,", NULL};
+    const char *whole[] = {"trans_type", "msg",
+                           "status",     "submitted",
+                           "ct",         "1000",
+                           "nb",         "2",
+                           "b0",         "1:2:016:action1:u",
+                           "b1",         "1:2:026:action1:v",
+                           "bs",         "1:990 p10,10,, s10,20,20,",
+                           NULL};
     trans *w = from_pairs_gid(whole, "g");
     CHECK(w != NULL);
     if (w) {
@@ -1540,8 +1556,9 @@ void test_trans_hash_state_groups(void) {
         trans_free(w);
     }
     /* times: a distance from ct, or (written by a request, or older) whole */
-    const char *times[] = {"trans_type", "saga", "status", "succeed", "ct", "1700000000000",
-                           "ut", "1700000000300", "ft", "0", "nc", "250", NULL};
+    const char *times[] = {
+        "trans_type", "saga", "status", "succeed", "ct", "1700000000000", "ut", "1700000000300",
+        "ft",         "0",    "nc",     "250",     NULL};
     w = from_pairs_gid(times, "g");
     CHECK(w != NULL);
     if (w) {
