@@ -3,7 +3,7 @@
 -- copy of a transaction dtmd itself stored (KEYS[1], a finished saga of an
 -- earlier run), so the copies have dtmd's layout whatever it is: the same
 -- hash fields and values but the gid, the same TTL, and an entry in their
--- shard's gid index and expiry zsets with the template's scores. The shard
+-- shard's gid index with the template's score. The shard
 -- is dtmd's (src/keys.c key_shard: FNV-1a of the gid modulo the shards).
 -- Single Redis only (the keys it writes are not declared).
 --
@@ -22,7 +22,6 @@ for i = 1, #tpl, 2 do
 end
 local tshard = string.match(KEYS[1], '{(.-)}')
 local idxscore = redis.call('ZSCORE', prefix .. '{' .. tshard .. '}:idx', tgid) or '0'
-local expscore = redis.call('ZSCORE', prefix .. '{' .. tshard .. '}:exp', tgid)
 local band, bxor = bit.band, bit.bxor
 local function shard(g)
   local h = 2166136261
@@ -41,6 +40,5 @@ for k = first, first + n - 1 do
   redis.call('HSET', key, unpack(tpl))
   if ttl > 0 then redis.call('EXPIRE', key, ttl) end
   redis.call('ZADD', prefix .. s .. ':idx', idxscore, g)
-  if expscore then redis.call('ZADD', prefix .. s .. ':exp', expscore, g) end
 end
 return n

@@ -22,9 +22,7 @@
 -- holder's liveness lapses first, the request writes it itself
 -- (docs/requests.md "No branch call after the end").
 --
--- KEYS[1] transaction hash, KEYS[2] shard due zset, KEYS[3] shard expiry zset
--- (with a TTL it gets the time the hash expires, index_trim.lua), KEYS[4]
--- shard live hash
+-- KEYS[1] transaction hash, KEYS[2] shard due zset, KEYS[3] shard live hash
 -- ARGV[1] gid
 -- ARGV[2] expected trans_type: '' = any
 -- ARGV[3] expected statuses: '' = any, else a comma list ('submitted,aborting')
@@ -49,7 +47,7 @@ end
 local hold = redis.call('HMGET', KEYS[1], 'lease_until', 'lease_owner', 'stop_req', 'stop_done')
 if ARGV[6] ~= '' then
   if hold[2] ~= ARGV[6] or hold[1] ~= ARGV[7] or
-      redis.call('SISMEMBER', KEYS[4] .. ':' .. ARGV[6], ARGV[1]) == 0 then
+      redis.call('SISMEMBER', KEYS[3] .. ':' .. ARGV[6], ARGV[1]) == 0 then
     return {'LOST', cur[1], cur[2] or ''}
   end
   if hold[3] then
@@ -72,9 +70,9 @@ if ARGV[8] ~= '' and hold[2] and hold[2] ~= '' and
   -- held by another process: does the hold still count (claim.lua)?
   local t = redis.call('TIME')
   local now = t[1] * 1000 + math.floor(t[2] / 1000)
-  local exp = tonumber(redis.call('HGET', KEYS[4], hold[2]) or '0') or 0
+  local exp = tonumber(redis.call('HGET', KEYS[3], hold[2]) or '0') or 0
   if (tonumber(hold[1] or '0') or 0) > now and exp > now and
-      redis.call('SISMEMBER', KEYS[4] .. ':' .. hold[2], ARGV[1]) == 1 then
+      redis.call('SISMEMBER', KEYS[3] .. ':' .. hold[2], ARGV[1]) == 1 then
     local fields = {}
     for i = 10, #ARGV do
       fields[#fields + 1] = ARGV[i]
@@ -92,7 +90,7 @@ end
 if ARGV[4] == '-' then
   redis.call('ZREM', KEYS[2], ARGV[1])
   if hold[2] and hold[2] ~= '' then -- finished: out of its holder's set
-    redis.call('SREM', KEYS[4] .. ':' .. hold[2], ARGV[1])
+    redis.call('SREM', KEYS[3] .. ':' .. hold[2], ARGV[1])
   end
   if hold[1] then -- a finished transaction is held by nobody: no need to keep its hold
     redis.call('HDEL', KEYS[1], 'lease_until', 'lease_owner')
@@ -105,8 +103,5 @@ elseif ARGV[4] ~= '' then
 end
 if ARGV[5] ~= '0' then
   redis.call('EXPIRE', KEYS[1], ARGV[5])
-  -- the hash's expiry by Redis' clock, as EXPIRE counts it (index_trim.lua)
-  local now = redis.call('TIME')
-  redis.call('ZADD', KEYS[3], string.format('%.0f', now[1] * 1000 + math.floor(now[2] / 1000) + ARGV[5] * 1000), ARGV[1])
 end
 return {'OK', cur[1], cur[2] or ''}

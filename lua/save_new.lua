@@ -1,9 +1,9 @@
 -- save_new.lua: store a new transaction atomically, unless its gid exists.
 --
 -- KEYS[1] transaction hash, KEYS[2] shard due zset, KEYS[3] shard index zset
--- (gets the creation time: /all lists newest first, all_page.lua),
--- KEYS[4] shard expiry zset (gets the time the hash expires: index_trim.lua),
--- KEYS[5] shard live hash
+-- (gets the creation time: /all lists newest first, all_page.lua; the
+-- trimmer, index_trim.lua, walks it from the oldest end), KEYS[4] shard live
+-- hash
 -- ARGV[1] gid, ARGV[2] due time (ms), or '-' for a transaction stored already
 -- finished (it settled at creation: engine_settle_new), ARGV[3] TTL (s),
 -- ARGV[4] creation time (ms, the hash's create_time),
@@ -24,16 +24,13 @@ for i = 7, #ARGV, 1000 do
 end
 local ep = 0
 if ARGV[5] ~= '' then
-  ep = touch(KEYS[5], KEYS[2], ARGV[5], ARGV[6])
+  ep = touch(KEYS[4], KEYS[2], ARGV[5], ARGV[6])
   redis.call('HSET', KEYS[1], 'lease_owner', ARGV[5])
-  redis.call('SADD', KEYS[5] .. ':' .. ARGV[5], ARGV[1])
+  redis.call('SADD', KEYS[4] .. ':' .. ARGV[5], ARGV[1])
 end
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 if ARGV[2] ~= '-' then
   redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 end
 redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
--- the hash's expiry by Redis' clock, as EXPIRE counts it (index_trim.lua)
-local now = redis.call('TIME')
-redis.call('ZADD', KEYS[4], string.format('%.0f', now[1] * 1000 + math.floor(now[2] / 1000) + ARGV[3] * 1000), ARGV[1])
 return {'OK', '', tostring(ep)}

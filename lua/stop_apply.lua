@@ -8,8 +8,7 @@
 -- keeps the request's id, so the request, asking again, hears that it
 -- happened.
 --
--- KEYS[1] transaction hash, KEYS[2] shard due zset, KEYS[3] shard expiry
--- zset, KEYS[4] shard live hash
+-- KEYS[1] transaction hash, KEYS[2] shard due zset, KEYS[3] shard live hash
 -- ARGV[1] gid, ARGV[2] the caller's identity
 -- Returns {'OK', <new status>, <rollback_reason>} / {'NONE', ''} (no stop recorded)
 --       / {'NOT_OURS', ''} / {'CONFLICT', <status>}.
@@ -18,7 +17,7 @@ local h = redis.call('HMGET', KEYS[1], 'status', 'lease_owner', 'stop_req')
 if not h[1] or not h[3] then
   return {'NONE', ''}
 end
-if h[2] ~= ARGV[2] or redis.call('SISMEMBER', KEYS[4] .. ':' .. ARGV[2], ARGV[1]) == 0 then
+if h[2] ~= ARGV[2] or redis.call('SISMEMBER', KEYS[3] .. ':' .. ARGV[2], ARGV[1]) == 0 then
   return {'NOT_OURS', ''}
 end
 local req = cjson.decode(h[3])
@@ -32,11 +31,9 @@ end
 redis.call('HSET', KEYS[1], 'stop_done', req.id)
 redis.call('HDEL', KEYS[1], 'lease_until', 'lease_owner')
 redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('SREM', KEYS[4] .. ':' .. ARGV[2], ARGV[1])
+redis.call('SREM', KEYS[3] .. ':' .. ARGV[2], ARGV[1])
 if req.ttl ~= '0' then
   redis.call('EXPIRE', KEYS[1], req.ttl)
-  local t = redis.call('TIME')
-  redis.call('ZADD', KEYS[3], string.format('%.0f', t[1] * 1000 + math.floor(t[2] / 1000) + req.ttl * 1000), ARGV[1])
 end
 -- the compact layout's 'rr' wins over the previous layout's field
 local now = redis.call('HMGET', KEYS[1], 'status', 'rollback_reason')

@@ -9,9 +9,12 @@
  *   <prefix>{<shard>}:due       zset  gid -> next due time (ms), unfinished only
  *   <prefix>{<shard>}:idx       zset  gid -> creation time (ms) of every
  *                                     stored transaction; /all merges the
- *                                     shards newest first (lua/all_page.lua)
- *   <prefix>{<shard>}:exp       zset  gid -> when its hash expires (ms, Redis'
- *                                     clock): the cron trims both by it
+ *                                     shards newest first (lua/all_page.lua);
+ *                                     the trimmer walks it from the oldest
+ *                                     end and drops gids whose hash is gone
+ *                                     (lua/index_trim.lua, retention.h)
+ *   <prefix>{<shard>}:exp       zset  no longer written: an older dtmd's gid
+ *                                     -> expiry time; deleted at start
  *   <prefix>{<shard>}:live      hash  process identity -> liveness expiry (ms,
  *                                     Redis' clock), e:<identity> -> its epoch,
  *                                     #epoch -> the shard's counter:

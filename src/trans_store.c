@@ -279,10 +279,10 @@ void tstore_load(const char *gid, tstore_cb *cb, void *arg) {
 
 void tstore_save_new(const trans *t, int64_t due_ms, int64_t ttl_s, int held, tstore_cb *cb,
                      void *arg) {
-    static const key_kind keys[] = {K_TRANS, K_DUE, K_INDEX, K_EXPIRY, K_LIVE};
+    static const key_kind keys[] = {K_TRANS, K_DUE, K_INDEX, K_LIVE};
     rargs a;
     ra_init(&a);
-    add_gid_keys(&a, t->gid, 5, keys);
+    add_gid_keys(&a, t->gid, 4, keys);
     ra_adds(&a, t->gid);
     if (due_ms < 0)
         ra_adds(&a, "-"); /* finished: not due */
@@ -297,14 +297,13 @@ void tstore_save_new(const trans *t, int64_t due_ms, int64_t ttl_s, int held, ts
         ra_adds(&a, "0");
     }
     trans_hash_fields(t, &a);
-    script("save_new", 5, &a, R_SAVE_NEW, cb, arg);
+    script("save_new", 4, &a, R_SAVE_NEW, cb, arg);
 }
 
 void tstore_cas_args(const tstore_cas *c, rargs *fields, rargs *out) {
-    /* the expiry key: when the TTL changes, lua/cas_update.lua records it */
-    static const key_kind keys[] = {K_TRANS, K_DUE, K_EXPIRY, K_LIVE};
+    static const key_kind keys[] = {K_TRANS, K_DUE, K_LIVE};
     ra_init(out);
-    add_gid_keys(out, c->gid, 4, keys);
+    add_gid_keys(out, c->gid, 3, keys);
     ra_adds(out, c->gid);
     ra_adds(out, c->type ? c->type : "");
     ra_adds(out, c->from);
@@ -340,13 +339,13 @@ void tstore_cas_send(const rargs *args, tstore_cb *cb, void *arg) {
     rargs a;
     ra_init(&a);
     for (int i = 0; i < args->argc; i++) ra_add(&a, args->argv[i], args->lens[i]);
-    script("cas_update", 4, &a, R_CAS, cb, arg);
+    script("cas_update", 3, &a, R_CAS, cb, arg);
 }
 
 void tstore_cas_update(const tstore_cas *c, rargs *fields, tstore_cb *cb, void *arg) {
     rargs a;
     tstore_cas_args(c, fields, &a);
-    script("cas_update", 4, &a, R_CAS, cb, arg);
+    script("cas_update", 3, &a, R_CAS, cb, arg);
 }
 
 void tstore_claim(const char *gid, const char *type, const char *from, const char *busy,
@@ -394,13 +393,13 @@ void tstore_lease_move(const char *gid, const char *due, int64_t ours, int64_t u
 }
 
 void tstore_stop_apply(const char *gid, tstore_cb *cb, void *arg) {
-    static const key_kind keys[] = {K_TRANS, K_DUE, K_EXPIRY, K_LIVE};
+    static const key_kind keys[] = {K_TRANS, K_DUE, K_LIVE};
     rargs a;
     ra_init(&a);
-    add_gid_keys(&a, gid, 4, keys);
+    add_gid_keys(&a, gid, 3, keys);
     ra_adds(&a, gid);
     ra_adds(&a, ts.holder);
-    script("stop_apply", 4, &a, R_STOP_APPLY, cb, arg);
+    script("stop_apply", 3, &a, R_STOP_APPLY, cb, arg);
 }
 
 /* Fields each registered branch brings (register_branch.lua's m). */
@@ -497,14 +496,29 @@ void tstore_live(int shard, int wait, store_cb *cb, void *arg) {
         store_script_nowait("live", 2, &a, cb, arg);
 }
 
-void tstore_index_trim(int shard, int batch, int64_t margin_ms, store_cb *cb, void *arg) {
+void tstore_index_trim(int shard, const tstore_trim *t, store_cb *cb, void *arg) {
     rargs a;
+    sbuf hash;
     ra_init(&a);
     add_key(&a, K_INDEX, shard, NULL);
+    sb_init(&hash);
+    key_trans(&hash, ts.prefix, shard, ""); /* the script appends each gid */
+    ra_add(&a, hash.ptr, hash.len);
+    sb_free(&hash);
+    ra_adds(&a, t->score);
+    ra_add(&a, t->gid, t->gid_len);
+    ra_addi(&a, t->batch);
+    ra_addi(&a, t->min_ttl_ms);
+    ra_addi(&a, t->margin_ms);
+    store_script("index_trim", 1, &a, cb, arg);
+}
+
+void tstore_index_drop_expiry(int shard, store_cb *cb, void *arg) {
+    rargs a;
+    ra_init(&a);
+    ra_adds(&a, "UNLINK"); /* freed in the background: it may be large */
     add_key(&a, K_EXPIRY, shard, NULL);
-    ra_addi(&a, batch);
-    ra_addi(&a, margin_ms);
-    store_script("index_trim", 2, &a, cb, arg);
+    store_command(&a, cb, arg);
 }
 
 void tstore_index_legacy(int shard, int64_t skip, int batch, store_cb *cb, void *arg) {
@@ -524,12 +538,11 @@ void tstore_index_adopt(int shard, redisReply *const *gids, size_t n, store_cb *
     rargs a;
     ra_init(&a);
     add_key(&a, K_INDEX, shard, NULL);
-    add_key(&a, K_EXPIRY, shard, NULL);
     /* The hashes are passed as keys (the shard's slot: keys.h), so the
      * script may read them on Redis Cluster too. */
     for (size_t i = 0; i < n; i++) add_key(&a, K_TRANS, shard, gids[i]->str);
     for (size_t i = 0; i < n; i++) ra_add(&a, gids[i]->str, gids[i]->len);
-    store_script("index_adopt", 2 + (int)n, &a, cb, arg);
+    store_script("index_adopt", 1 + (int)n, &a, cb, arg);
 }
 
 void tstore_all_page(int shard, int64_t from_ms, const char *from_gid, int count, store_cb *cb,

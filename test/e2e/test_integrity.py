@@ -307,7 +307,7 @@ def test_leaving_prepared_needs_every_registered_branch(redis_server):
     pass's read and its write, which no request can time."""
     src = script_text(REPO / "lua" / "cas_update.lua")
     key = "t{0}:t:g"
-    keys = [key, "t{0}:due", "t{0}:exp", "t{0}:live"]
+    keys = [key, "t{0}:due", "t{0}:live"]
     redis_server.cmd("HSET", key, "status", "prepared", "trans_type", "tcc", "nb", "4")
 
     def cas(nb):

@@ -1,14 +1,15 @@
 """The shards' gid indexes stay as small as the store, without anyone listing.
 
 Every stored transaction puts its gid in its shard's index zset
-`<prefix>{<shard>}:idx` (for /all). The transaction hash expires
-(Store.DataExpire, Store.FinishedDataExpire once finished); its time of expiry
-is kept in `<prefix>{<shard>}:exp` by the same scripts that set the TTL, and
-the retry scanner removes the gids whose time has passed from both
-(src/retention.c, lua/index_trim.lua). The index's score is the creation time
-(/all lists newest first). Gids stored by an older dtmd (score 0, some in the
-index only) are given their creation time and their hash's expiry, or dropped
-if the hash is gone, once per dtmd start (src/retention.c, lua/index_adopt.lua).
+`<prefix>{<shard>}:idx` (for /all), scored by its creation time (/all lists
+newest first). The transaction hash expires (Store.DataExpire,
+Store.FinishedDataExpire once finished); the retry scanner walks each index
+from its oldest end, as far as entries old enough to have expired, and removes
+the gids whose hash is gone (src/retention.c, lua/index_trim.lua). Nothing
+else is kept per gid: the `<prefix>{<shard>}:exp` zset of the previous dtmd
+(gid -> expiry time) is no longer written, and deleted at start. Gids stored
+by an older dtmd (score 0) are given their creation time, or dropped if the
+hash is gone, once per dtmd start (src/retention.c, lua/index_adopt.lua).
 
 These tests never call /all until they have checked the indexes: the indexes
 are read straight from Redis.
@@ -40,6 +41,7 @@ def idx_key(shard):
 
 
 def exp_key(shard):
+    """The previous dtmd's expiry zset: never written now."""
     return "%s{%d}:exp" % (PREFIX, shard)
 
 
@@ -55,18 +57,16 @@ def idx_score(r, gid):
     return r("ZSCORE", idx_key(shard_of(gid)), gid)
 
 
-def exp_score(r, gid):
-    v = r("ZSCORE", exp_key(shard_of(gid)), gid)
-    return None if v is None else float(v)
-
-
-def assert_exp_follows_hash(r, gid):
-    """The recorded time is when Redis expires the hash (same clock, ms)."""
+def expires_at(r, gid):
+    """When Redis expires the gid's hash (ms)."""
     when = r("PEXPIRETIME", hash_key(gid))
     assert when > 0, (gid, when)
-    got = exp_score(r, gid)
-    assert got is not None and abs(got - when) <= 50, (gid, got, when)
-    return got
+    return when
+
+
+def no_exp(r):
+    """No shard has an expiry zset: a transaction costs one index entry."""
+    return all(r("EXISTS", exp_key(s)) == 0 for s in range(SHARDS))
 
 
 def ok(resp):
@@ -94,7 +94,7 @@ def test_index_shrinks_to_zero_without_listing(start_dtmd, redis_server):
     for g in open_:
         prepared_tcc(d, g)
     with redis_server.client() as r:
-        assert zcard(r, idx_key) == 50
+        assert zcard(r, idx_key) == 50 and no_exp(r)
         # the hashes expire (Redis), then their gids leave both indexes (dtmd)
         wait_until(lambda: not redis_server.keys("%s*:t:*" % PREFIX), timeout=10,
                    msg="every transaction hash expired")
@@ -106,20 +106,20 @@ def test_index_shrinks_to_zero_without_listing(start_dtmd, redis_server):
 
 def test_entries_live_as_long_as_their_hash(start_dtmd, redis_server):
     """An unfinished transaction keeps its gid while its hash lives (DataExpire);
-    one that finishes gets the FinishedDataExpire time, and leaves after it."""
+    one that finishes gets the FinishedDataExpire TTL, and leaves after it."""
     d = start_dtmd(STORE_SHARDS=SHARDS, STORE_FINISHED_DATA_EXPIRE=SHORT,
                    STORE_DATA_EXPIRE=3 * SHORT)
     stays, finishes = new_gid("ret-stays"), new_gid("ret-finishes")
     prepared_tcc(d, stays)
     prepared_tcc(d, finishes)
     with redis_server.client() as r:
-        first = assert_exp_follows_hash(r, finishes)
-        assert_exp_follows_hash(r, stays)
+        first = expires_at(r, finishes)
+        expires_at(r, stays)
         time.sleep(1.5)
         ok(d.api("POST", "/submit", body={"gid": finishes, "trans_type": "tcc",
                                           "wait_result": True}))
         d.wait_status(finishes, S)
-        moved = assert_exp_follows_hash(r, finishes)
+        moved = expires_at(r, finishes)
         assert first - moved > 1000, (first, moved)  # 3 SHORT from creation -> SHORT from now
 
         # Polled until both are gone: a gid is never missing while its hash
@@ -138,17 +138,172 @@ def test_entries_live_as_long_as_their_hash(start_dtmd, redis_server):
             time.sleep(0.05)
         assert set(left_at) == {stays, finishes}, left_at
         assert left_at[finishes] < left_at[stays], left_at
-        assert exp_score(r, stays) is None and exp_score(r, finishes) is None
-        assert zcard(r, idx_key) == 0 and zcard(r, exp_key) == 0
+        assert zcard(r, idx_key) == 0 and no_exp(r)
+
+
+def watch_until_gone(r, gids, timeout):
+    """Poll until every gid has left the index; a gid never leaves while its
+    hash exists (the index is read first: a hash gone later is no
+    contradiction). Returns {gid: monotonic time it was seen gone}."""
+    left_at = {}
+    deadline = time.monotonic() + timeout
+    while len(left_at) < len(gids) and time.monotonic() < deadline:
+        for g in gids:
+            if g in left_at:
+                continue
+            listed = idx_score(r, g) is not None
+            exists = r("EXISTS", hash_key(g)) == 1
+            assert listed or not exists, "%s left the index while its hash exists" % g
+            if not listed:
+                left_at[g] = time.monotonic()
+        time.sleep(0.05)
+    assert set(left_at) == set(gids), (sorted(left_at), gids)
+    return left_at
+
+
+def test_finished_gid_leaves_once_its_hash_expired(start_dtmd, redis_server):
+    """A finished transaction's hash expires FinishedDataExpire after it
+    finished; the trimmer then finds it gone and drops its index entry, with
+    no other entry kept for it. DataExpire is long: the walk goes as far as
+    the shorter of the two TTLs."""
+    d = start_dtmd(STORE_SHARDS=SHARDS, STORE_FINISHED_DATA_EXPIRE=SHORT,
+                   STORE_DATA_EXPIRE=600)
+    gid = new_gid("ret-fin")
+    finished_saga(d, gid)
+    with redis_server.client() as r:
+        assert idx_score(r, gid) is not None and no_exp(r)
+        assert expires_at(r, gid) - int(r("TIME")[0]) * 1000 <= SHORT * 1000 + 1000
+        watch_until_gone(r, [gid], SHORT + 5 * TIMEOUT_SCALE)
+        assert r("EXISTS", hash_key(gid)) == 0
+        assert zcard(r, idx_key) == 0 and no_exp(r)
+
+
+def test_unfinished_old_gid_stays_until_it_finished_and_expired(start_dtmd, redis_server):
+    """A transaction still unfinished long after its creation (older than
+    FinishedDataExpire) stays in the index however often the walk passes it,
+    while newer ones behind it that expired are dropped; once it finishes and
+    its hash expires, it leaves too."""
+    d = start_dtmd(STORE_SHARDS=1, STORE_FINISHED_DATA_EXPIRE=SHORT,
+                   STORE_DATA_EXPIRE=600)
+    old, newer = new_gid("ret-long"), new_gid("ret-newer")
+    prepared_tcc(d, old)
+    time.sleep(0.01)
+    finished_saga(d, newer)
+    key = "%s{0}:idx" % PREFIX
+    with redis_server.client() as r:
+        assert r("ZCARD", key) == 2 and r("EXISTS", "%s{0}:exp" % PREFIX) == 0
+        # the newer one, behind the old one in the walk, leaves
+        wait_until(lambda: r("ZSCORE", key, newer) is None, timeout=SHORT + 5,
+                   msg="the expired newer gid trimmed")
+        assert r("EXISTS", "%s{0}:t:%s" % (PREFIX, newer)) == 0
+        # the old one stays over several passes of the walk
+        time.sleep(2.5)
+        assert r("ZSCORE", key, old) is not None
+        ok(d.api("POST", "/submit", body={"gid": old, "trans_type": "tcc",
+                                          "wait_result": True}))
+        d.wait_status(old, S)
+        wait_until(lambda: r("EXISTS", "%s{0}:t:%s" % (PREFIX, old)) == 0, timeout=SHORT + 5,
+                   msg="the finished hash expired")
+        wait_until(lambda: r("ZCARD", key) == 0, timeout=5, msg="the old gid trimmed")
+        assert r("EXISTS", "%s{0}:exp" % PREFIX) == 0
+
+
+def test_gid_stored_again_after_expiry_keeps_its_new_entry(start_dtmd, redis_server):
+    """A gid whose hash expired and that is stored again has its new entry
+    (the new creation time) for as long as the new hash lives, whether or not
+    the trimmer got to the old one first."""
+    d = start_dtmd(STORE_SHARDS=SHARDS, STORE_FINISHED_DATA_EXPIRE=SHORT,
+                   STORE_DATA_EXPIRE=600)
+    gid = new_gid("ret-again")
+    finished_saga(d, gid)
+    with redis_server.client() as r:
+        first = int(idx_score(r, gid))
+        wait_until(lambda: r("EXISTS", hash_key(gid)) == 0, timeout=SHORT + 5,
+                   msg="the first hash expired")
+        prepared_tcc(d, gid)  # stored again, unfinished: its hash lives 600 s
+        again = int(r("HGET", hash_key(gid), "ct"))
+        assert again > first
+        # older than FinishedDataExpire: the walk looks at it on every pass
+        deadline = time.monotonic() + SHORT + 3
+        while time.monotonic() < deadline:
+            assert idx_score(r, gid) == str(again).encode()
+            assert no_exp(r)
+            time.sleep(0.1)
+        ok(d.api("POST", "/submit", body={"gid": gid, "trans_type": "tcc",
+                                          "wait_result": True}))
+        d.wait_status(gid, S)
+        watch_until_gone(r, [gid], SHORT + 5 * TIMEOUT_SCALE)
+        assert no_exp(r)
+
+
+def old_entries(r, shard, score, gids, with_hash):
+    """Index entries of shard at score as an earlier dtmd left them; the gids
+    in with_hash get a live hash (600 s), the others have none."""
+    args = []
+    for g in gids:
+        args += [score, g]
+    r("ZADD", "%s{%d}:idx" % (PREFIX, shard), *args)
+    for g in with_hash:
+        k = "%s{%d}:t:%s" % (PREFIX, shard, g)
+        r("HSET", k, "status", "succeed", "trans_type", "saga")
+        r("EXPIRE", k, 600)
+
+
+def test_gids_sharing_a_millisecond_are_all_looked_at(start_dtmd, redis_server):
+    """Thousands of old entries with one creation time (more than a walk step
+    looks at): the walk's cursor goes on within the millisecond, so every one
+    whose hash is gone leaves and those with a hash stay, and the entries
+    after them are reached too. Two processes walk the same store."""
+    with redis_server.client() as r:
+        old = (int(r("TIME")[0]) - 3600) * 1000
+        same = ["ret-ms-%d" % i for i in range(2500)]  # lengths differ: byte order
+        kept = same[::7] + ["ret-ms-later-kept"]
+        old_entries(r, 0, old, same, same[::7])
+        old_entries(r, 0, old + 1, ["ret-ms-later-gone", "ret-ms-later-kept"],
+                    ["ret-ms-later-kept"])
+        assert r("ZCARD", "%s{0}:idx" % PREFIX) == 2502
+        start_dtmd(STORE_SHARDS=1, STORE_FINISHED_DATA_EXPIRE=600, STORE_DATA_EXPIRE=600)
+        start_dtmd(STORE_SHARDS=1, STORE_FINISHED_DATA_EXPIRE=600, STORE_DATA_EXPIRE=600)
+        key = "%s{0}:idx" % PREFIX
+        wait_until(lambda: r("ZCARD", key) == len(kept), timeout=10,
+                   msg="gids without a hash trimmed: %d left" % r("ZCARD", key))
+        assert sorted(x.decode() for x in r("ZRANGE", key, 0, -1)) == sorted(kept)
+        time.sleep(1.5)  # the walks go on: nothing else leaves
+        assert r("ZCARD", key) == len(kept)
+
+
+def test_expiry_zset_of_the_previous_dtmd_is_deleted(start_dtmd, redis_server):
+    """A store written by the previous dtmd has, per shard, an expiry zset
+    (gid -> when its hash expires) besides the index. The new dtmd deletes it
+    at start; the gids it held are all in the index, which the walk covers."""
+    with redis_server.client() as r:
+        now = int(r("TIME")[0]) * 1000
+        names = ["ret-prev-%d" % i for i in range(200)]
+        gone = {s: [g for g in names if shard_of(g) == s][:3] for s in range(SHARDS)}
+        live = {s: [g for g in names if shard_of(g) == s][3:4] for s in range(SHARDS)}
+        for s in range(SHARDS):
+            old_entries(r, s, now - 3600 * 1000, gone[s] + live[s], live[s])
+            args = []
+            for g in gone[s]:
+                args += [now - 1000, g]  # expired
+            for g in live[s]:
+                args += [now + 600000, g]
+            r("ZADD", exp_key(s), *args)
+        assert not no_exp(r)
+        start_dtmd(STORE_SHARDS=SHARDS, STORE_FINISHED_DATA_EXPIRE=600, STORE_DATA_EXPIRE=600)
+        wait_until(lambda: no_exp(r), timeout=10, msg="expiry zsets deleted")
+        wait_until(lambda: zcard(r, idx_key) == SHARDS, timeout=10, msg="gone gids trimmed")
+        for s in range(SHARDS):
+            assert [x.decode() for x in r("ZRANGE", idx_key(s), 0, -1)] == live[s]
 
 
 def test_entries_of_an_older_dtmd_are_adopted_or_dropped(start_dtmd, redis_server):
     """An index written by an older dtmd: gids in idx with score 0 (it listed
-    in gid order), and, from the oldest, none in exp. After a restart, gids
-    whose hash is gone leave the index; the others get their creation time as
-    score (so /all lists them newest first) and, if missing, their hash's
-    expiry, and leave when it comes; no /all call needed. A hash without a
-    create_time keeps score 0: listed last."""
+    in gid order), and, from the previous one, an expiry zset. After a
+    restart, gids whose hash is gone leave the index; the others get their
+    creation time as score (so /all lists them newest first), and leave once
+    their hash has expired; the expiry zset is deleted; no /all call needed.
+    A hash without a create_time keeps score 0: listed last."""
     d = start_dtmd(STORE_SHARDS=SHARDS, STORE_FINISHED_DATA_EXPIRE=600, STORE_DATA_EXPIRE=600)
     short = [new_gid("ret-old-short") for _ in range(3)]
     long_ = [new_gid("ret-old-long") for _ in range(3)] + [new_gid("ret-old-open")]
@@ -168,14 +323,14 @@ def test_entries_of_an_older_dtmd_are_adopted_or_dropped(start_dtmd, redis_serve
     assert max(len(v) for v in by_shard.values()) > 500  # more than one batch per shard
     with redis_server.client() as r:
         created = {g: int(r("HGET", hash_key(g), "ct")) for g in live if g != undated}
-        recent_exp = {g: exp_score(r, g) for g in recent}
+        now = int(r("TIME")[0]) * 1000
         for s in range(SHARDS):
             args = []
             for g in by_shard.get(s, []):
                 args += [0, g]
             r("ZADD", idx_key(s), *args)
-        for g in short + long_ + [undated]:
-            r("ZREM", exp_key(shard_of(g)), g)
+        for g in recent:  # as the previous dtmd recorded their expiry
+            r("ZADD", exp_key(shard_of(g)), now + 600000, g)
         r("HDEL", hash_key(undated), "ct")
         for g in short:
             r("PEXPIRE", hash_key(g), SHORT * 1500)
@@ -183,21 +338,21 @@ def test_entries_of_an_older_dtmd_are_adopted_or_dropped(start_dtmd, redis_serve
         assert zcard(r, idx_key) == len(ghosts) + n and zcard(r, exp_key) == len(recent)
         assert all(idx_score(r, g) == b"0" for g in live)
 
+        # finished transactions now expire SHORT after they finish, so the
+        # trimmer looks at entries created more than SHORT ago
+        d.env["STORE_FINISHED_DATA_EXPIRE"] = str(SHORT)
         d.start()
-        wait_until(lambda: zcard(r, idx_key) == n and zcard(r, exp_key) == n, timeout=10,
-                   msg="ghosts dropped, live gids adopted")
+        wait_until(lambda: zcard(r, idx_key) == n and no_exp(r), timeout=10,
+                   msg="ghosts dropped, live gids adopted, the expiry zsets deleted")
         wait_until(lambda: all(idx_score(r, g) != b"0" for g in created), timeout=10,
                    msg="creation times given")
         for g in created:
             assert int(idx_score(r, g)) == created[g], g  # /all lists newest first
-            assert_exp_follows_hash(r, g)
         assert idx_score(r, undated) == b"0"
-        assert exp_score(r, undated) is not None
-        assert all(exp_score(r, g) == recent_exp[g] for g in recent)  # kept as they were
         wait_until(lambda: zcard(r, idx_key) == n - 3, timeout=10, msg="short-lived gids trimmed")
         assert all(r("EXISTS", hash_key(g)) == 0 for g in short)
-        assert all(idx_score(r, g) is not None for g in long_ + recent)
-        assert zcard(r, exp_key) == n - 3
+        assert all(idx_score(r, g) is not None for g in long_ + recent + [undated])
+        assert no_exp(r)
     listed = []
     for limit in (1, 2, 100):
         pos, got = "", []
