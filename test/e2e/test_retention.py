@@ -19,7 +19,7 @@ import json
 import time
 import urllib.parse
 
-from dtmtest import TIMEOUT_SCALE, S, b64, new_gid, saga, wait_until
+from dtmtest import TIMEOUT_SCALE, S, b64, new_gid, parse_time, saga, wait_until
 
 PREFIX = "dtmd"
 SHARDS = 4
@@ -483,3 +483,70 @@ def test_compact_layout_values_fit_a_listpack(start_dtmd, redis_server, stub):
         assert b"gid" not in h[::2]
     t = d.trans(gid)
     assert json.loads(t["custom_data"]) == {"pad": "y" * 150}
+
+
+def test_finished_hash_is_packed(start_dtmd, redis_server, stub):
+    """A finished 2-step saga keeps no hold, its steps packed behind their
+    common URL prefix, its payloads counted, its times after `ct`, its branch
+    states in one group; the query shows exactly what was submitted."""
+    d = start_dtmd(STORE_SHARDS=SHARDS)
+    gid = new_gid("packed")
+    steps = [(stub.url("TransOut"), stub.url("TransOutRevert")),
+             (stub.url("TransIn"), stub.url("TransInRevert"))]
+    payloads = ['{"amount":30}', 'a "quoted"\nline']
+    ok(d.submit(saga(gid, steps, payloads=payloads, wait_result=True)))
+    with redis_server.client() as r:
+        f = dict(zip(*[iter(r("HGETALL", hash_key(gid)))] * 2))
+    assert b"lease_until" not in f and b"lease_owner" not in f, f
+    prefix = stub.url("Trans")
+    st = f[b"st"].decode() + f.get(b"st.1", b"").decode()
+    assert st.split(":", 1)[1] == "~c%s Out OutRevert In InRevert" % prefix, f
+    assert f[b"pl"] == b"1:~13:{\"amount\":30}15:a \"quoted\"\nline", f
+    ct = int(f[b"ct"])
+    assert 0 <= int(f[b"ut"]) < 60000 and 0 <= int(f[b"ft"]) < 60000, f
+    assert f[b"bs"].startswith(b"1:p") and b"bs1" not in f, f
+    q = d.query(gid)
+    t = q["transaction"]
+    assert t["steps"] == [{"action": a, "compensate": c} for a, c in steps]
+    assert t["payloads"] == payloads
+    assert [b["status"] for b in q["branches"]] == ["prepared", "succeed"] * 2
+    assert abs(parse_time(t["finish_time"]).timestamp() - (ct + int(f[b"ft"])) / 1000) < 0.002
+
+
+def test_first_compact_form_read_and_finished(start_dtmd, redis_server, stub):
+    """A transaction stored by the dtmd before packing (steps and payloads as
+    JSON, all branch states in one `bs` led by their base, times absolute) is
+    driven to its end by a new dtmd, which keeps its `bs` in that form."""
+    gid = new_gid("form1")
+    steps = [(stub.url("TransOut"), stub.url("TransOutRevert")),
+             (stub.url("TransIn"), stub.url("TransInRevert"))]
+    with redis_server.client() as r:
+        now = int(r("TIME")[0]) * 1000
+        fields = {
+            "trans_type": "saga", "status": "submitted",
+            "st": "1:" + json.dumps([{"action": a, "compensate": c} for a, c in steps],
+                                    separators=(",", ":")),
+            "pl": "1:" + json.dumps(['{"amount":30}'] * 2, separators=(",", ":")),
+            "ct": now - 5000, "ut": now - 4000, "nc": now - 1000, "ci": 10000, "nb": 4,
+            "bs": "1:%d p0,0,, s0,1000,1000, p0,0,, p0,0,," % (now - 5000),
+        }
+        # st is longer than 64 bytes: cut it into pieces as that dtmd did
+        text = fields["st"][2:]
+        n = 1 + (len(text) - 62 + 63) // 64
+        fields["st"] = "%d:%s" % (n, text[:62])
+        for k in range(1, n):
+            fields["st.%d" % k] = text[62 + 64 * (k - 1):62 + 64 * k]
+        args = [x for kv in fields.items() for x in kv]
+        r("HSET", hash_key(gid), *args)
+        r("EXPIRE", hash_key(gid), 600)
+        r("ZADD", idx_key(shard_of(gid)), now - 5000, gid)
+        r("ZADD", "%s{%d}:due" % (PREFIX, shard_of(gid)), now - 1000, gid)
+    d = start_dtmd(STORE_SHARDS=SHARDS)
+    wait_until(lambda: d.status(gid) == "succeed", 15, msg="first-form saga finished")
+    assert stub.count("TransOut") == 0 and stub.count("TransIn") == 1
+    q = d.query(gid)
+    assert q["transaction"]["steps"] == [{"action": a, "compensate": c} for a, c in steps]
+    assert [b["status"] for b in q["branches"]] == ["prepared", "succeed"] * 2
+    with redis_server.client() as r:
+        bs = r("HGET", hash_key(gid), "bs").decode()
+    assert bs.startswith("1:%d p0,0,, s0,1000,1000, p0,0,, s0," % (now - 5000)), bs
