@@ -62,7 +62,8 @@ if old then
   return {'OK', ''}
 end
 -- Branch states (src/trans_hash.h): in groups of 8 branches, 'bs', 'bs1',
--- 'bs2', ..., each '<p|s|f><ct>,<ut>,<ft>,<rt>' per branch, space-separated,
+-- 'bs2', ..., each '<p|s|f><ct>,<ut>,<ft>,<rt>' per branch (unset times at the
+-- end left out with their commas), space-separated,
 -- ms after the transaction's 'ct'; or, as the compact layout first stored
 -- them, all in 'bs' led by their base ('<base> <entry> <entry> ...').
 local bs = get(KEYS[1], 'bs')
@@ -87,7 +88,7 @@ for j = 0, n - 1 do
       put(KEYS[1], 'b' .. (nb + j), v)
     else
       local s, c, u, f, r = string.match(v, '^(%a)%a* (%d+) (%d+) (%d+) (%d+)$')
-      local e = s .. rel(c) .. ',' .. rel(u) .. ',' .. rel(f) .. ',' .. rel(r)
+      local e = string.gsub(s .. rel(c) .. ',' .. rel(u) .. ',' .. rel(f) .. ',' .. rel(r), ',+$', '')
       if whole then
         bs = bs .. ' ' .. e
       else

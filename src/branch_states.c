@@ -13,7 +13,9 @@
 static void branch_state_entry(const branch *b, int64_t base, sbuf *o) {
     sb_putc(o, branch_status_name(b->status)[0]);
     const int64_t times[4] = {b->create_ms, b->update_ms, b->finish_ms, b->rollback_ms};
-    for (int k = 0; k < 4; k++) {
+    int last = 3;
+    while (last > 0 && !times[last]) last--; /* unset times at the end are left out */
+    for (int k = 0; k <= last; k++) {
         if (k) sb_putc(o, ',');
         if (times[k]) sb_put_i64(o, times[k] - base);
     }
@@ -76,12 +78,13 @@ static int branch_entry_parse(branch *b, int64_t base, const char **pp) {
     if (b->status < 0) return -1;
     p++;
     int64_t *times[4] = {&b->create_ms, &b->update_ms, &b->finish_ms, &b->rollback_ms};
+    for (int k = 0; k < 4; k++) *times[k] = 0;
     for (int k = 0; k < 4; k++) {
         if (k) {
+            if (*p == ' ' || !*p) break; /* the rest unset */
             if (*p != ',') return -1;
             p++;
         }
-        *times[k] = 0;
         if (*p == ',' || *p == ' ' || !*p) continue;
         long long x = strtoll(p, &end, 10);
         if (end == p) return -1;

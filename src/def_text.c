@@ -90,7 +90,13 @@ int steps_pack(const char *json, size_t len, sbuf *out) {
     if (first) sb_append(out, first->p, plen);
     for (size_t i = 0; i < n; i++) {
         sb_putc(out, ' ');
-        if (u[i].n) sb_append(out, u[i].p + plen, u[i].n - plen);
+        const span *a = &u[i - 1]; /* a compensate's action */
+        if (shape == 'c' && i % 2 && a->n && u[i].n > a->n && !memcmp(u[i].p, a->p, a->n)) {
+            sb_putc(out, '+'); /* e.g. .../TransOut and .../TransOutRevert */
+            sb_append(out, u[i].p + a->n, u[i].n - a->n);
+        } else if (u[i].n) {
+            sb_append(out, u[i].p + plen, u[i].n - plen);
+        }
     }
     free(u);
     sbuf check;
@@ -115,6 +121,8 @@ int steps_unpack(const char *v, size_t len, sbuf *json) {
     const char *p = memchr(prefix, ' ', (size_t)(end - prefix));
     if (!p) return -1;
     size_t plen = (size_t)(p - prefix);
+    const char *action = NULL; /* the step's action, after the prefix */
+    size_t action_n = 0;
     sb_putc(json, '[');
     for (int k = 0; p < end; k++) {
         const char *rest = p + 1, *next = memchr(rest, ' ', (size_t)(end - rest));
@@ -122,10 +130,19 @@ int steps_unpack(const char *v, size_t len, sbuf *json) {
         if (k % per_step == 0)
             sb_puts(json, k ? "}," ACTION : ACTION);
         else
-            sb_puts(json, COMPENSATE + 1); /* after the action's closing quote */
-        if (next > rest) {
+            sb_puts(json, COMPENSATE + 1);                 /* after the action's closing quote */
+        if (k % per_step && next > rest && *rest == '+') { /* the action's URL and more */
+            if (!action_n) return -1;
+            sb_append(json, prefix, plen);
+            sb_append(json, action, action_n);
+            sb_append(json, rest + 1, (size_t)(next - rest - 1));
+        } else if (next > rest) {
             sb_append(json, prefix, plen);
             sb_append(json, rest, (size_t)(next - rest));
+        }
+        if (k % per_step == 0) {
+            action = rest;
+            action_n = (size_t)(next - rest);
         }
         sb_putc(json, '"');
         if (next == end && (k + 1) % per_step) return -1;
@@ -141,6 +158,10 @@ int payloads_pack(const char *json, size_t len, sbuf *out) {
     size_t start = out->len;
     sb_putc(out, '~');
     for (size_t i = 0; i < s.n; i++) {
+        if (i && s.len[i] == s.len[i - 1] && !memcmp(s.s[i], s.s[i - 1], s.len[i])) {
+            sb_putc(out, '='); /* steps often carry the same payload */
+            continue;
+        }
         sb_put_i64(out, (int64_t)s.len[i]);
         sb_putc(out, ':');
         sb_append(out, s.s[i], s.len[i]);
@@ -162,16 +183,25 @@ int payloads_unpack(const char *v, size_t len, sbuf *json) {
         sb_append(json, v, len);
         return 0;
     }
-    const char *p = v + 1, *end = v + len;
+    const char *p = v + 1, *end = v + len, *prev = NULL;
+    size_t prev_n = 0;
     sb_putc(json, '[');
     for (int k = 0; p < end; k++) {
+        if (k) sb_putc(json, ',');
+        if (*p == '=') {
+            if (!prev) return -1;
+            sb_json_str(json, prev, prev_n);
+            p++;
+            continue;
+        }
         size_t n = 0;
         const char *q = p;
         while (q < end && *q >= '0' && *q <= '9' && n <= (size_t)(end - v))
             n = n * 10 + (size_t)(*q++ - '0');
         if (q == p || q >= end || *q != ':' || n > (size_t)(end - q - 1)) return -1;
-        if (k) sb_putc(json, ',');
         sb_json_str(json, q + 1, n);
+        prev = q + 1;
+        prev_n = n;
         p = q + 1 + n;
     }
     sb_putc(json, ']');

@@ -14,7 +14,8 @@
  *             every step is exactly {"action":..}; each non-empty URL is
  *             <prefix><rest> with a non-empty rest, an empty URL is an empty
  *             rest (a URL never holds a space or a control byte).
- *   payloads  "~" then "<n>:" and the n bytes of each payload.
+ *   payloads  "~" then "<n>:" and the n bytes of each payload, or "=" for
+ *             one equal to the one before it (steps often carry the same).
  *
  * Packing is exact by construction and checked: a text that would not
  * unpack to the same bytes is not packed. */

@@ -38,7 +38,19 @@ static void add_piece_name(rargs *a, const char *name, size_t k) {
     ra_add(a, buf, nl);
 }
 
+/* Does v start with "<digits>:", like a piece count? */
+static int count_like(const char *v, size_t len) {
+    size_t i = 0;
+    while (i < len && v[i] >= '0' && v[i] <= '9') i++;
+    return i > 0 && i < len && v[i] == ':';
+}
+
 void pieces_put(rargs *a, const char *name, const char *v, size_t len) {
+    if (len <= HASH_PIECE && !count_like(v, len)) { /* one piece, no count */
+        add_piece_name(a, name, 0);
+        ra_add(a, v, len);
+        return;
+    }
     size_t n = pieces_of(len);
     if (n > HASH_MAX_PIECES) { /* stored whole (hash_pieces.h) */
         add_piece_name(a, name, 0);
@@ -107,6 +119,11 @@ int hv_long(const hview *h, const char *name, char **out, size_t *len) {
     size_t nl = strlen(name);
     const redisReply *v = hv_get(h, name, nl);
     if (!v) return 0;
+    if (!count_like(v->str, v->len)) { /* one piece without a count */
+        *out = xstrndup(v->str, v->len);
+        *len = v->len;
+        return 1;
+    }
     const char *p = v->str, *end = v->str + v->len;
     size_t n = 0;
     while (p < end && *p >= '0' && *p <= '9' && n < 1000000) n = n * 10 + (size_t)(*p++ - '0');

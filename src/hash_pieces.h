@@ -7,7 +7,9 @@
  * "<n>:" and the first bytes, "<name>.1" .. "<name>.<n-1>" the rest (the
  * same cut as lua/lib/pieces.lua's put). A shorter value written later
  * has a smaller n, so the pieces of a longer one before it are never read.
- * A value that would take more than HASH_MAX_PIECES pieces is stored whole
+ * A value that fits one piece is stored as it is, without "1:", unless it
+ * starts with digits and a colon itself (then "1:" tells it apart): most
+ * texts are short. A value that would take more than HASH_MAX_PIECES pieces is stored whole
  * ("1:" and all of it): its hash could not stay a listpack anyway (Redis'
  * hash-max-listpack-entries), and thousands of small fields would cost more
  * memory, in Redis and in every reply read, than one long value. */

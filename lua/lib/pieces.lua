@@ -1,8 +1,9 @@
 -- lib/pieces.lua: reading and writing a value stored in pieces, as
 -- src/trans_hash.c stores texts so every hash value stays within 64 bytes
 -- (a listpack); put where a script says "--@include pieces" (src/gen_lua.sh).
--- A value stored in pieces (src/trans_hash.h): '<name>' = '<n>:' and the
--- first bytes, then '<name>.1' .. '<name>.<n-1>'; nil if absent.
+-- A value stored in pieces (src/hash_pieces.h): '<name>' = '<n>:' and the
+-- first bytes, then '<name>.1' .. '<name>.<n-1>'; a value of one piece not
+-- starting with '<digits>:' is stored as it is; nil if absent.
 local function get(hash, name)
   local v = redis.call('HGET', hash, name)
   if not v then
@@ -10,7 +11,7 @@ local function get(hash, name)
   end
   local n, rest = string.match(v, '^(%d+):(.*)$')
   if not n then
-    return nil
+    return v -- one piece, stored without its count
   end
   local parts = {rest}
   for k = 1, tonumber(n) - 1 do
@@ -21,6 +22,10 @@ end
 -- Store v as name in pieces of at most 64 bytes (the count as
 -- src/hash_pieces.c computes it), or whole past 16 pieces.
 local function put(hash, name, v)
+  if #v <= 64 and not string.find(v, '^%d+:') then -- one piece: no count needed
+    redis.call('HSET', hash, name, v)
+    return
+  end
   local n = 1
   while true do
     local cap0 = 64 - #tostring(n) - 1

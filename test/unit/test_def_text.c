@@ -32,7 +32,7 @@ void test_def_text_steps(void) {
                        "\"http://h:1/api/busi/TransIn\",\"compensate\":\"http://h:1/api/busi/"
                        "TransInRevert\"}]";
     CHECK_INT(steps_roundtrip(saga, v, sizeof v), 0);
-    CHECK_STR(v, "~chttp://h:1/api/busi/Trans Out OutRevert In InRevert");
+    CHECK_STR(v, "~chttp://h:1/api/busi/Trans Out +Revert In +Revert"); /* compensate = action + */
     /* empty URLs (a step that succeeds without a call) */
     CHECK_INT(steps_roundtrip("[{\"action\":\"\",\"compensate\":\"\"},{\"action\":\"\","
                               "\"compensate\":\"\"}]",
@@ -56,6 +56,20 @@ void test_def_text_steps(void) {
                               "\"http://a/x\",\"compensate\":\"\"}]",
                               v, sizeof v),
               0);
+    /* a compensate equal to its action is not "+" (nothing after it) */
+    CHECK_INT(steps_roundtrip("[{\"action\":\"http://a/x\",\"compensate\":\"http://a/x\"},"
+                              "{\"action\":\"http://a/y\",\"compensate\":\"http://a/yz\"}]",
+                              v, sizeof v),
+              0);
+    CHECK_STR(v, "~chttp://a/ x x y +z");
+    /* a rest that itself starts with '+' would read as relative: stays JSON */
+    CHECK_INT(
+        steps_roundtrip("[{\"action\":\"http://a/x\",\"compensate\":\"http://a/+y\"}]", NULL, 0),
+        -1);
+    sbuf b0;
+    sb_init(&b0);
+    CHECK_INT(steps_unpack("~chttp:// +x", 12, &b0), -1); /* '+' after an empty action */
+    sb_free(&b0);
     /* different hosts: no common prefix beyond the scheme */
     CHECK_INT(
         steps_roundtrip("[{\"action\":\"http://a/x\"},{\"action\":\"https://b/y\"}]", NULL, 0), 0);
@@ -93,6 +107,7 @@ void test_def_text_payloads(void) {
         "[\"\"]",
         "[\"a\\nb\\\\c\\u0000d\\u001f\"]",
         "[\"\",\"x\",\"\"]",
+        "[\"a\",\"a\",\"b\",\"b\",\"\",\"\"]",
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         sbuf p, back;
@@ -107,7 +122,7 @@ void test_def_text_payloads(void) {
     sbuf p;
     sb_init(&p);
     CHECK_INT(payloads_pack(cases[0], strlen(cases[0]), &p), 0);
-    CHECK_STR(p.ptr, "~13:{\"amount\":30}13:{\"amount\":30}");
+    CHECK_STR(p.ptr, "~13:{\"amount\":30}=");
     sb_reset(&p);
     /* a NUL inside is kept */
     CHECK_INT(payloads_pack(cases[2], strlen(cases[2]), &p), 0);
@@ -121,6 +136,8 @@ void test_def_text_payloads(void) {
     CHECK_INT(payloads_unpack("~5:ab", 5, &p), -1);
     sb_reset(&p);
     CHECK_INT(payloads_unpack("~x", 2, &p), -1);
+    sb_reset(&p);
+    CHECK_INT(payloads_unpack("~=", 2, &p), -1); /* nothing before it */
     sb_reset(&p);
     CHECK_INT(payloads_unpack("~99999999999999999999999:", 25, &p), -1);
     sb_free(&p);

@@ -1094,10 +1094,11 @@ void test_trans_hash_fields(void) {
     CHECK_STR(field_of(&a, "wr", NULL), "1");
     CHECK_STR(field_of(&a, "tf", NULL), "30");
     CHECK_STR(field_of(&a, "nb", NULL), "2");
-    CHECK_STR(field_of(&a, "bh", NULL), "1:{\"X-A\":\"1\",\"X-B\":\"two\"}");
-    /* a branch: its definition with counted strings, in pieces */
+    CHECK_STR(field_of(&a, "bh", NULL), "{\"X-A\":\"1\",\"X-B\":\"two\"}"); /* one piece */
+    /* a branch: its definition with counted strings, in pieces (it starts
+     * with digits and a colon, so even one piece keeps its count) */
     CHECK_STR(field_of(&a, "b0", NULL), "1:2:0110:compensate10:http://s/c{\"amount\":30}");
-    CHECK_STR(field_of(&a, "bs", NULL), "1:p0,0,, s0,1333,1333,9876");
+    CHECK_STR(field_of(&a, "bs", NULL), "p0,0 s0,1333,1333,9876");
     /* times after the create time as distances from it */
     CHECK_STR(field_of(&a, "ut", NULL), "1333");
     CHECK_STR(field_of(&a, "nc", NULL), "10000");
@@ -1243,6 +1244,18 @@ void test_trans_hash_roundtrip(void) {
     trans_free(t);
 }
 
+/* trans_from_hash on pairs given as a NULL-terminated list of strings. */
+static trans *from_pairs_gid(const char *const *kv, const char *gid) {
+    rargs a;
+    ra_init(&a);
+    for (int i = 0; kv[i]; i++) ra_adds(&a, kv[i]);
+    redisReply *r = fake_hgetall(&a);
+    trans *t = trans_from_hash(r, gid);
+    fake_free(r);
+    ra_free(&a);
+    return t;
+}
+
 /* A value cut into pieces: joined back whole, the first piece carrying
  * the count; every piece at most HASH_PIECE bytes, unless the value needs
  * more than HASH_MAX_PIECES and is stored whole in one field. */
@@ -1281,8 +1294,9 @@ static void piece_roundtrip(size_t len, size_t want_pieces) {
 
 void test_trans_hash_pieces(void) {
     piece_roundtrip(0, 1);
-    piece_roundtrip(62, 1);  /* "1:" + 62 = 64 */
-    piece_roundtrip(63, 2);  /* one over */
+    piece_roundtrip(62, 1);
+    piece_roundtrip(64, 1); /* one piece: stored as it is, no count */
+    piece_roundtrip(65, 2); /* one over: "2:" + 62, then 3 */
     piece_roundtrip(126, 2); /* 62 + 64 */
     piece_roundtrip(127, 3);
     piece_roundtrip(62 + 8 * 64, 9);
@@ -1304,9 +1318,18 @@ void test_trans_hash_pieces(void) {
     trans_free(t);
     fake_free(r);
     ra_free(&a);
+    /* a value of one piece that looks like a count keeps its "1:" */
+    const char *counted = "12:ab";
+    ra_init(&a);
+    pieces_put(&a, "rr", counted, strlen(counted));
+    CHECK(a.argc == 2 && a.lens[1] == 7 && memcmp(a.argv[1], "1:12:ab", 7) == 0);
+    ra_free(&a);
+    const char *plain[] = {"trans_type", "msg", "status", "failed", "rr", "x:ab", NULL};
+    t = from_pairs_gid(plain, "g");
+    CHECK(t && strcmp(t->rollback_reason, "x:ab") == 0);
+    trans_free(t);
     /* a missing piece or a bad count is a corrupt record; no gid: none */
-    const char *bad[][2] = {
-        {"rr", "2:ab"}, {"rr", "x:ab"}, {"rr", "0:"}, {"rr", "ab"}, {NULL, NULL}};
+    const char *bad[][2] = {{"rr", "2:ab"}, {"rr", "0:"}, {"rr", "3:a"}, {NULL, NULL}};
     for (int k = 0; bad[k][0]; k++) {
         ra_init(&a);
         const char *b[] = {"trans_type", "msg", "status", "failed", bad[k][0], bad[k][1], NULL};
@@ -1450,18 +1473,6 @@ void test_trans_hash_old_layout(void) {
     ra_free(&a);
 }
 
-/* trans_from_hash on pairs given as a NULL-terminated list of strings. */
-static trans *from_pairs_gid(const char *const *kv, const char *gid) {
-    rargs a;
-    ra_init(&a);
-    for (int i = 0; kv[i]; i++) ra_adds(&a, kv[i]);
-    redisReply *r = fake_hgetall(&a);
-    trans *t = trans_from_hash(r, gid);
-    fake_free(r);
-    ra_free(&a);
-    return t;
-}
-
 /* Branch states in groups of 8: a write carries only the group it changes
  * (linear in the branches however many results come); a hash whose states
  * are one text led by a base (the first compact form) is read and written
@@ -1483,7 +1494,7 @@ void test_trans_hash_state_groups(void) {
     trans_hash_fields(t, &a);
     CHECK(field_of(&a, "bs", NULL) && field_of(&a, "bs1", NULL) && field_of(&a, "bs2", NULL));
     CHECK(field_of(&a, "bs3", NULL) == NULL);
-    CHECK_STR(field_of(&a, "bs2", NULL), "1:p16,16,, p17,17,, p18,18,, p19,19,,");
+    CHECK_STR(field_of(&a, "bs2", NULL), "p16,16 p17,17 p18,18 p19,19");
     /* branch 17's result: only its group */
     t->branches[17].status = BS_SUCCEED;
     t->branches[17].finish_ms = t->branches[17].update_ms = 1700000000500LL;
@@ -1492,7 +1503,7 @@ void test_trans_hash_state_groups(void) {
     trans_set_branch_state(&f, t, 17);
     CHECK_INT(f.argc, 2);
     CHECK_STR(f.argv[0], "bs2");
-    CHECK_STR(f.argv[1], "1:p16,16,, s17,500,500, p18,18,, p19,19,,");
+    CHECK_STR(f.argv[1], "p16,16 s17,500,500 p18,18 p19,19");
     /* applied over the stored fields, it reads back */
     rargs w2;
     ra_init(&w2);
@@ -1551,7 +1562,7 @@ void test_trans_hash_state_groups(void) {
         ra_init(&f);
         trans_set_branch_state(&f, w, 1);
         CHECK(f.argc == 2 && !strcmp(f.argv[0], "bs"));
-        CHECK_STR(f.argv[1], "1:1000 p0,0,, s0,10,10,");
+        CHECK_STR(f.argv[1], "1000 p0,0 s0,10,10");
         ra_free(&f);
         trans_free(w);
     }
