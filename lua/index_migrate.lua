@@ -9,7 +9,9 @@
 -- anyway (a dtmd still writing the zset, or a creation time below an id
 -- already moved) gets the stream's last ms, a few ms off in /all's order.
 --
--- A gid whose hash is gone is dropped. A gid of an even older dtmd has score
+-- A gid whose hash is gone is dropped. A hash whose creation time (ct) an
+-- older dtmd's submit moved past its score gets cs (claim.lua). A gid of an
+-- even older dtmd has score
 -- 0: it first gets its hash's creation time (ct, or create_time) as score,
 -- and goes over in its turn; one without either goes over at ms 0 (listed
 -- last). Each batch is one atomic step, so processes running it together
@@ -44,18 +46,21 @@ for _ = 1, n do
   end
   local gid, score = e[1], math.floor(tonumber(e[2]))
   local h = ARGV[1] .. gid
-  local created
-  if score <= 0 then
-    local c = redis.call('HMGET', h, 'ct', 'create_time')
-    created = tonumber(c[1] or c[2])
-  end
+  local c = redis.call('HMGET', h, 'ct', 'create_time', 'cs')
+  local created = tonumber(c[1] or c[2])
   if redis.call('EXISTS', h) == 0 then
     redis.call('ZREM', KEYS[1], gid)
     dropped = dropped + 1
-  elseif created and created > 0 then
+  elseif score <= 0 and created and created > 0 then
     redis.call('ZADD', KEYS[1], string.format('%.0f', created), gid)
     adopted = adopted + 1
   else
+    -- an older dtmd's submit of a prepared transaction moved ct past the
+    -- score: cs records it (claim.lua), so that ct - cs is the entry's ms
+    local shift = created and created - (tonumber(c[3]) or 0) - score or 0
+    if score > 0 and shift > 0 then
+      redis.call('HINCRBY', h, 'cs', string.format('%.0f', shift))
+    end
     if not last_ms then
       read_last()
     end

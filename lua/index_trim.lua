@@ -11,11 +11,11 @@
 -- (index_migrate.lua), count even when that clock ran slightly ahead.
 --
 -- A gid stored again after its hash expired has a second, newer entry; the
--- first is stale: the hash's creation time (ct, a dtmd's clock) is then
--- later than the stale entry's ms by at least the first hash's TTL, while
--- for its own entry it is at most the clocks' skew later. The entry goes
--- when ct is later than its ms by more than ARGV[6] (half the shortest TTL:
--- retention.h); /all skips it the same way (api_query.c). Both checks read
+-- first is stale: the time the hash was stored (ct - cs, a dtmd's clock:
+-- claim.lua) is then later than the stale entry's ms by at least the first
+-- hash's TTL, while for its own entry it is at most the clocks' skew later.
+-- The entry goes when it is later than its ms by more than ARGV[6] (half
+-- the shortest TTL: retention.h); /all skips it the same way (api_query.c). Both checks read
 -- the hash in the same atomic step, so a gid stored meanwhile keeps its
 -- entry. A stream emptied so is deleted (an empty stream stays otherwise).
 --
@@ -49,10 +49,10 @@ for _, e in ipairs(page) do
   local gid, drop = entry_gid(e), true
   if gid then
     local h = ARGV[1] .. gid
-    local c = redis.call('HMGET', h, 'ct', 'create_time')
+    local c = redis.call('HMGET', h, 'ct', 'create_time', 'cs')
     local created = tonumber(c[1] or c[2])
     if created then
-      drop = created > ms + stale
+      drop = created - (tonumber(c[3]) or 0) > ms + stale
     else
       drop = redis.call('EXISTS', h) == 0
     end

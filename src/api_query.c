@@ -229,7 +229,8 @@ static void all_batch_done(api_call *c) {
  * stored again (retention.h). Its newer entry lists it. */
 static int all_stale(const api_call *c, const all_item *it) {
     const all_ctx *x = c->all;
-    return !x->only_gid && it->t->create_ms > it->ms + retention_stale_ms(c->cfg);
+    int64_t stored = it->t->create_ms - it->t->create_shift_ms;
+    return !x->only_gid && stored > it->ms + retention_stale_ms(c->cfg);
 }
 
 /* List the batch's records in merge order as far as they are in: one Redis
