@@ -3,7 +3,7 @@
 -- copy of a transaction dtmd itself stored (KEYS[1], a finished saga of an
 -- earlier run), so the copies have dtmd's layout whatever it is: the same
 -- hash fields and values but the gid, the same TTL, and an entry in their
--- shard's gid index with the template's score. The shard
+-- shard's index stream (keys.h "ix", Redis' time now). The shard
 -- is dtmd's (src/keys.c key_shard: FNV-1a of the gid modulo the shards).
 -- Single Redis only (the keys it writes are not declared).
 --
@@ -16,12 +16,10 @@ if #tpl == 0 then return redis.error_reply('no template ' .. KEYS[1]) end
 local ttl = redis.call('TTL', KEYS[1])
 local prefix, nshards, gpre = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local first, n = tonumber(ARGV[4]), tonumber(ARGV[5])
-local tgid, gidpos = string.match(KEYS[1], ':t:(.*)$'), nil
+local gidpos = nil
 for i = 1, #tpl, 2 do
   if tpl[i] == 'gid' then gidpos = i + 1 end
 end
-local tshard = string.match(KEYS[1], '{(.-)}')
-local idxscore = redis.call('ZSCORE', prefix .. '{' .. tshard .. '}:idx', tgid) or '0'
 local band, bxor = bit.band, bit.bxor
 local function shard(g)
   local h = 2166136261
@@ -39,6 +37,6 @@ for k = first, first + n - 1 do
   if gidpos then tpl[gidpos] = g end
   redis.call('HSET', key, unpack(tpl))
   if ttl > 0 then redis.call('EXPIRE', key, ttl) end
-  redis.call('ZADD', prefix .. s .. ':idx', idxscore, g)
+  redis.call('XADD', prefix .. s .. ':ix', '*', 'g', g)
 end
 return n

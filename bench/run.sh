@@ -235,9 +235,10 @@ unfinished() {
 # the masters.
 tally() {
     rcli_each --raw EVAL "local pre, n, out = ARGV[1], {}, {}
-        for _, k in ipairs(redis.call('KEYS', 'dtmd{*}:idx')) do
+        for _, k in ipairs(redis.call('KEYS', 'dtmd{*}:ix')) do
           local shard = string.match(k, '{(.-)}')
-          for _, g in ipairs(redis.call('ZRANGE', k, 0, -1)) do
+          for _, e in ipairs(redis.call('XRANGE', k, '-', '+')) do
+            local g = e[2][2]
             if string.sub(g, 1, #pre) == pre then
               local st = redis.call('HGET', 'dtmd{' .. shard .. '}:t:' .. g, 'status') or 'missing'
               n[st] = (n[st] or 0) + 1
@@ -506,11 +507,15 @@ done
 # Store.Shards (16), which this runner does not change.
 preload() {
     stored=$(rcli --raw EVAL "local n = 0
-        for _, k in ipairs(redis.call('KEYS', 'dtmd{*}:idx')) do n = n + redis.call('ZCARD', k) end
+        for _, k in ipairs(redis.call('KEYS', 'dtmd{*}:ix')) do n = n + redis.call('XLEN', k) end
         return n" 0)
-    tpl=$(rcli --raw EVAL "for _, k in ipairs(redis.call('KEYS', 'dtmd{*}:idx')) do
-          local g = redis.call('ZRANGEBYLEX', k, '[' .. ARGV[1], '(' .. ARGV[1] .. '\255', 'LIMIT', 0, 1)
-          if g[1] then return 'dtmd{' .. string.match(k, '{(.-)}') .. '}:t:' .. g[1] end
+    tpl=$(rcli --raw EVAL "for _, k in ipairs(redis.call('KEYS', 'dtmd{*}:ix')) do
+          for _, e in ipairs(redis.call('XREVRANGE', k, '+', '-', 'COUNT', 1000)) do
+            local g = e[2][2]
+            if string.sub(g, 1, #ARGV[1]) == ARGV[1] then
+              return 'dtmd{' .. string.match(k, '{(.-)}') .. '}:t:' .. g
+            end
+          end
         end
         return ''" 0 "bsaga-$$-")
     [ -n "$tpl" ] || die "preload: no transaction of the saga run to copy"

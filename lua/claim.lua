@@ -15,6 +15,11 @@
 -- The due index moves to the lease end in the same step, so no scanner
 -- offers the transaction meanwhile.
 --
+-- A submit of a prepared transaction sets its creation time (ct) to its own
+-- time, as dtm does; the hash's field cs adds up how far ct moved so, so that
+-- ct - cs stays the time it was stored, which its index entry records (the
+-- trimmer and /all tell a gid's stale entries by it: retention.h).
+--
 -- KEYS[1] transaction hash, KEYS[2] shard due zset, KEYS[3] shard live hash
 -- ARGV[1] gid
 -- ARGV[2] expected trans_type ('' = any)
@@ -44,9 +49,20 @@ end
 if listed(ARGV[4], cur) and holder(KEYS[1], KEYS[3], ARGV[1], tonumber(ARGV[5])) then
   return {'BUSY', cur, st[3]}
 end
+local ct
+if cur == 'prepared' then
+  local c = redis.call('HMGET', KEYS[1], 'ct', 'create_time')
+  ct = tonumber(c[1] or c[2])
+end
 -- Lua's unpack takes at most about 8,000 values: write in bounded chunks.
 for i = 9, #ARGV, 1000 do
   redis.call('HSET', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV)))
+end
+if ct then
+  local moved = (tonumber(redis.call('HGET', KEYS[1], 'ct')) or ct) - ct
+  if moved ~= 0 then
+    redis.call('HINCRBY', KEYS[1], 'cs', string.format('%.0f', moved))
+  end
 end
 local ep = touch(KEYS[3], KEYS[2], ARGV[7], ARGV[8])
 take(KEYS[1], KEYS[3], ARGV[1], ARGV[7], ARGV[6])

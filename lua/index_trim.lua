@@ -1,73 +1,68 @@
--- index_trim.lua: one bounded step of a walk over a shard's gid index from
--- its oldest end, forgetting the gids whose transaction hash has expired.
+-- index_trim.lua: one bounded step of a walk over a shard's index stream
+-- from its oldest id, deleting the entries of transactions whose hash has
+-- expired, and stale ones.
 --
--- The index (for /all) would otherwise keep every gid ever stored. Its score
--- is the creation time, and every TTL dtmd gives a hash is set at or after
--- creation, so a hash can have expired only if it was created at least the
--- shortest TTL ago (ARGV[5]: the smaller of Store.DataExpire and
--- Store.FinishedDataExpire): the walk stops there. The margin (ARGV[6]) lets
--- a creation time read on a dtmd clock slightly ahead of Redis' still count.
--- A gid is removed only if its hash does not exist, checked here in the same
--- atomic step, so a gid stored again meanwhile (a new hash) keeps its entry.
+-- The index (for /all) would otherwise keep every gid ever stored. An
+-- entry's id is Redis' time of the store, and every TTL dtmd gives a hash is
+-- set at or after creation, so a hash can have expired only if it was stored
+-- at least the shortest TTL ago (ARGV[4]: the smaller of Store.DataExpire and
+-- Store.FinishedDataExpire): the walk stops there. The margin (ARGV[5]) lets
+-- entries moved from an older dtmd's zset, whose ms is a dtmd's clock
+-- (index_migrate.lua), count even when that clock ran slightly ahead.
 --
--- The caller keeps the cursor: the (score, gid) last looked at; the step
--- starts just after it in the zset's order (score, then gid bytes), found by
--- rank so that gids sharing a millisecond are neither skipped nor seen twice,
--- even when the cursor's own entry has just been removed.
+-- A gid stored again after its hash expired has a second, newer entry; the
+-- first is stale: the time the hash was stored (ct - cs, a dtmd's clock:
+-- claim.lua) is then later than the stale entry's ms by at least the first
+-- hash's TTL, while for its own entry it is at most the clocks' skew later.
+-- The entry goes when it is later than its ms by more than ARGV[6] (half
+-- the shortest TTL: retention.h); /all skips it the same way (api_query.c). Both checks read
+-- the hash in the same atomic step, so a gid stored meanwhile keeps its
+-- entry. A stream emptied so is deleted (an empty stream stays otherwise).
 --
--- KEYS[1] shard index zset
+-- The caller keeps the cursor, the id last looked at; the step goes on after
+-- it (exclusive XRANGE: Redis 6.2), even when that entry was just deleted.
+--
+-- KEYS[1] shard index stream
 -- ARGV[1] the shard's transaction hash key without the gid (keys.h: the same
--- slot), ARGV[2] cursor score ('' = from the oldest end), ARGV[3] cursor gid,
--- ARGV[4] entries to look at at most, ARGV[5] shortest TTL (ms), ARGV[6]
--- margin (ms)
--- Returns {<gids removed>, <entries looked at>, <last score>, <last gid>,
--- <1 = the walk is over: it reached the bound or the index's end>}.
+-- slot), ARGV[2] cursor id ('' = from the oldest), ARGV[3] entries to look
+-- at at most, ARGV[4] shortest TTL (ms), ARGV[5] margin (ms), ARGV[6] how
+-- much later than an entry's ms its hash's creation time may be (ms)
+-- Returns {<entries deleted>, <entries looked at>, <last id looked at>,
+-- <1 = the walk is over: it reached the bound or the stream's end>}.
+--@include ix
 local now = redis.call('TIME')
-local bound = now[1] * 1000 + math.floor(now[2] / 1000) - tonumber(ARGV[5]) + tonumber(ARGV[6])
-local n = tonumber(ARGV[4])
-local start = 0
-if ARGV[2] ~= '' then
-  local s, g = ARGV[2], ARGV[3]
-  -- byte order, as the zset orders members (Lua's < follows the locale)
-  local function after(a, b)
-    local m = math.min(#a, #b)
-    for i = 1, m do
-      local x, y = string.byte(a, i), string.byte(b, i)
-      if x ~= y then
-        return x > y
-      end
-    end
-    return #a > #b
-  end
-  -- ranks [lo, hi) hold the gids of score s in ascending gid order: find the
-  -- first one after g
-  local lo = redis.call('ZCOUNT', KEYS[1], '-inf', '(' .. s)
-  local hi = lo + redis.call('ZCOUNT', KEYS[1], s, s)
-  while lo < hi do
-    local mid = math.floor((lo + hi) / 2)
-    if after(redis.call('ZRANGE', KEYS[1], mid, mid)[1], g) then
-      hi = mid
-    else
-      lo = mid + 1
-    end
-  end
-  start = lo
-end
-local page = redis.call('ZRANGE', KEYS[1], start, start + n - 1, 'WITHSCORES')
-local removed, looked = 0, 0
-local last_s, last_g = ARGV[2], ARGV[3]
-local over = #page < 2 * n
-for i = 1, #page, 2 do
-  local gid, score = page[i], page[i + 1]
-  if tonumber(score) > bound then
+local bound = now[1] * 1000 + math.floor(now[2] / 1000) - tonumber(ARGV[4]) + tonumber(ARGV[5])
+local stale = tonumber(ARGV[6])
+local n = tonumber(ARGV[3])
+local start = ARGV[2] == '' and '-' or '(' .. ARGV[2]
+local page = redis.call('XRANGE', KEYS[1], start, '+', 'COUNT', n)
+local removed, looked, last = 0, 0, ARGV[2]
+local over = #page < n
+for _, e in ipairs(page) do
+  local ms = tonumber(id_ms(e[1]))
+  if ms > bound then
     over = true
     break
   end
   looked = looked + 1
-  last_s, last_g = score, gid
-  if redis.call('EXISTS', ARGV[1] .. gid) == 0 then
-    redis.call('ZREM', KEYS[1], gid)
+  last = e[1]
+  local gid, drop = entry_gid(e), true
+  if gid then
+    local h = ARGV[1] .. gid
+    local c = redis.call('HMGET', h, 'ct', 'create_time', 'cs')
+    local created = tonumber(c[1] or c[2])
+    if created then
+      drop = created - (tonumber(c[3]) or 0) > ms + stale
+    else
+      drop = redis.call('EXISTS', h) == 0
+    end
+  end
+  if drop then
+    redis.call('XDEL', KEYS[1], e[1])
     removed = removed + 1
   end
 end
-return {removed, looked, last_s, last_g, over and 1 or 0}
+if removed > 0 and redis.call('XLEN', KEYS[1]) == 0 then
+  redis.call('DEL', KEYS[1])
+end
+return {removed, looked, last, over and 1 or 0}

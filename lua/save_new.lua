@@ -1,12 +1,15 @@
 -- save_new.lua: store a new transaction atomically, unless its gid exists.
 --
--- KEYS[1] transaction hash, KEYS[2] shard due zset, KEYS[3] shard index zset
--- (gets the creation time: /all lists newest first, all_page.lua; the
--- trimmer, index_trim.lua, walks it from the oldest end), KEYS[4] shard live
--- hash
+-- KEYS[1] transaction hash, KEYS[2] shard due zset, KEYS[3] shard index
+-- stream (gets an entry, its id Redis' time: /all lists newest first,
+-- all_page.lua; the trimmer, index_trim.lua, walks it from the oldest id),
+-- KEYS[4] shard live hash, KEYS[5] the older dtmd's index zset: while it
+-- exists the gid goes there instead, scored by its creation time, so that
+-- its entries, moved into the stream oldest first (index_migrate.lua), keep
+-- the stream's ids in creation order
 -- ARGV[1] gid, ARGV[2] due time (ms), or '-' for a transaction stored already
 -- finished (it settled at creation: engine_settle_new), ARGV[3] TTL (s),
--- ARGV[4] creation time (ms, the hash's create_time),
+-- ARGV[4] creation time (ms, the hash's create_time; the zset's score),
 -- ARGV[5] the identity of the process that holds it from now on ('' = none:
 -- the fields then carry no lease_until), ARGV[6] its liveness TTL (ms),
 -- ARGV[7..] field/value pairs
@@ -32,5 +35,9 @@ redis.call('EXPIRE', KEYS[1], ARGV[3])
 if ARGV[2] ~= '-' then
   redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 end
-redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
+if redis.call('EXISTS', KEYS[5]) == 1 then
+  redis.call('ZADD', KEYS[5], ARGV[4], ARGV[1])
+else
+  redis.call('XADD', KEYS[3], '*', 'g', ARGV[1])
+end
 return {'OK', '', tostring(ep)}

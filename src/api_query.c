@@ -1,16 +1,19 @@
 /* api_query.c - read-only and admin endpoints: query, all, resetCronTime.
  *
  * /all lists newest first across all shards: it merges the shards' index
- * zsets (keys.h: gid -> creation time) instead of SCANning the keyspace. The
- * cursor "<creation ms>:<gid>" is the last entry a page looked at, so a page
+ * streams (keys.h: an entry per stored gid, its id Redis' time of the store)
+ * instead of SCANning the keyspace. The cursor "<entry ms>:<gid>" is the
+ * last entry a page looked at, so a page
  * goes on strictly after it in every shard, transactions created meanwhile
  * (later) never shift it, and it works the same on Redis Cluster. A page
  * costs one all_page script per shard (pipelined) plus one HGETALL per
- * listed transaction (pipelined). Index members whose record has expired are
- * skipped; the retry scanner removes them (retention.h). */
+ * listed transaction (pipelined). Index entries whose record has expired,
+ * and stale ones (the gid stored again since: retention.h), are skipped; the
+ * retry scanner deletes them. */
 #include "api_handlers.h"
 
 #include "log.h"
+#include "retention.h"
 #include "trans_json.h"
 #include "trans_store.h"
 
@@ -221,6 +224,15 @@ static void all_batch_done(api_call *c) {
     all_next(c);
 }
 
+/* An entry older than its record's creation by more than the clocks' skew
+ * can be: the gid's earlier entry, from before its hash expired and it was
+ * stored again (retention.h). Its newer entry lists it. */
+static int all_stale(const api_call *c, const all_item *it) {
+    const all_ctx *x = c->all;
+    int64_t stored = it->t->create_ms - it->t->create_shift_ms;
+    return !x->only_gid && stored > it->ms + retention_stale_ms(c->cfg);
+}
+
 /* List the batch's records in merge order as far as they are in: one Redis
  * answers in the order asked, so each at once; a cluster's masters in any
  * order, so a record may wait for those before it. The cursor moves past
@@ -229,7 +241,7 @@ static void all_emit(api_call *c) {
     all_ctx *x = c->all;
     while (x->emitted < x->nbatch && x->batch[x->emitted]->loaded && !x->budget_hit) {
         all_item *it = x->batch[x->emitted++];
-        if (it->t && all_match(x, it->t)) {
+        if (it->t && !all_stale(c, it) && all_match(x, it->t)) {
             if (x->found++) sb_putc(&x->out, ',');
             trans_to_json(it->t, &x->out);
         }
@@ -285,8 +297,8 @@ static int all_batch_size(const api_call *c, const all_ctx *x) {
     return want < n ? want : n;
 }
 
-/* Newest first: the later creation time, then the greater gid (bytes), which
- * is the index zsets' reverse order (lua/all_page.lua). */
+/* Newest first: the later entry ms, then the greater gid (bytes), the order
+ * each shard's all_page answers in (lua/all_page.lua). */
 static int all_newer(int64_t ams, const char *agid, int64_t bms, const char *bgid) {
     if (ams != bms) return ams > bms;
     return strcmp(agid, bgid) > 0;

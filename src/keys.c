@@ -34,6 +34,10 @@ void key_due(sbuf *out, const char *prefix, int shard) {
 }
 
 void key_index(sbuf *out, const char *prefix, int shard) {
+    key_shard_part(out, prefix, shard, ":ix");
+}
+
+void key_old_index(sbuf *out, const char *prefix, int shard) {
     key_shard_part(out, prefix, shard, ":idx");
 }
 

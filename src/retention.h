@@ -1,34 +1,45 @@
 /* retention.h - keeps each shard's gid index as small as the store.
  *
- * The index zset (keys.h "idx", for /all) gets a gid with every stored
- * transaction, scored by its creation time; the hash itself expires
+ * The index stream (keys.h "ix", for /all) gets an entry with every stored
+ * transaction, its id Redis' time of the store; the hash itself expires
  * (Store.DataExpire, then Store.FinishedDataExpire once finished) but the
- * index entry would stay for ever. At each retry scanner tick (cron.c), at
- * most once a second, retention_tick walks each shard's index a few bounded
- * steps further from its oldest end, removing the gids whose hash is gone
- * (lua/index_trim.lua, EXISTS per gid in the same atomic step). The walk's
- * cursor (the last score and gid looked at) lives here, in memory; a walk
- * ends where entries are too recent to have expired (the shorter of the two
- * TTLs ago) and the next tick starts again from the oldest end, so a
- * long-running transaction is looked at once per pass and leaves once its
- * hash has expired. Processes sharing a store each walk on their own: a
- * removal is the same whoever does it.
+ * entry would stay for ever. At each retry scanner tick (cron.c), at most
+ * once a second, retention_tick walks each shard's stream a few bounded
+ * steps further from its oldest id, deleting the entries whose hash is gone
+ * or which are stale (lua/index_trim.lua, reading each hash in the same
+ * atomic step). The walk's cursor (the last id looked at) lives here, in
+ * memory; a walk ends where entries are too recent to have expired (the
+ * shorter of the two TTLs ago) and the next tick starts again from the
+ * oldest id, so a long-running transaction is looked at once per pass and
+ * leaves once its hash has expired. Processes sharing a store each walk on
+ * their own: a deletion is the same whoever does it.
  *
- * A dtmd before the walk also kept a second zset per shard, gid -> expiry
- * time ("exp"); its gids are all in the index, so it is deleted once per
- * shard after each start.
+ * Stale entries: a gid stored again after its hash expired gets a second
+ * entry; the first one's ms is then earlier than the new hash's creation
+ * time (ct) by at least the first hash's TTL, its own entry's by at most the
+ * skew between dtmd's and Redis' clocks. Half the shortest TTL tells them
+ * apart (retention_stale_ms): /all skips such entries, the walk deletes
+ * them. Nothing else is stored for it.
  *
- * Gids stored by an older dtmd still have score 0 in the index (it listed
- * /all in gid order): after each start every shard's score-0 gids are walked
- * once in batches (a few per shard and tick), and get their creation time as
- * score, or leave the index if the hash is gone (lua/index_adopt.lua). */
+ * An older dtmd's index is a zset per shard ("idx", gid -> creation time):
+ * each tick moves it into the stream in bounded batches, oldest first
+ * (lua/index_migrate.lua; its score-0 gids of an even older dtmd first get
+ * their hash's creation time, gids whose hash is gone are dropped); /all
+ * reads both until the zset is gone. A dtmd before the walk also kept a
+ * zset gid -> expiry time ("exp"); its gids are all in the index, so it is
+ * deleted once per shard after each start. */
 #ifndef DTMD_RETENTION_H
 #define DTMD_RETENTION_H
 
 #include "config.h"
 
+#include <stdint.h>
+
 void retention_init(const dtmd_config *cfg);
 void retention_tick(void);
 void retention_shutdown(void); /* replies arriving later are ignored */
+/* How much later than its index entry's ms a hash's creation time may be
+ * for the entry to be the hash's own (a later one: stale). */
+int64_t retention_stale_ms(const dtmd_config *cfg);
 
 #endif

@@ -55,6 +55,11 @@ typedef struct trans {
     char *branch_headers; /* JSON object text or NULL */
     char *req_extra;      /* JSON object text (workflow submit) or NULL; not stored */
     int64_t create_ms, update_ms, finish_ms, rollback_ms;
+    /* How far submits of the prepared transaction moved create_ms (they
+     * set it to the submit's time, as dtm does): create_ms - this is when it
+     * was stored, which its index entry records (stored as "cs", only when
+     * not 0: lua/claim.lua, retention.h). */
+    int64_t create_shift_ms;
     int64_t next_cron_ms, next_cron_interval_ms;
     /* The process driving it holds it until then (ms; 0 = nobody): see
      * lua/claim.lua. Stored as "lease_until", never shown in the API. */

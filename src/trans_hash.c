@@ -421,6 +421,8 @@ static int read_fields(trans *t, const hview *h) {
         else
             *nums[k] = to_i64(v->str);
     }
+    const redisReply *shift = hv_get(h, "cs", 2);
+    if (shift) t->create_shift_ms = to_i64(shift->str);
     int64_t *times[] = {&t->update_ms, &t->finish_ms, &t->rollback_ms, &t->next_cron_ms};
     const trans_field time_fields[] = {TF_UPDATE_TIME, TF_FINISH_TIME, TF_ROLLBACK_TIME,
                                        TF_NEXT_CRON_TIME};

@@ -31,7 +31,7 @@ int tstore_shard(const char *gid) {
 
 /* ---- keys ---------------------------------------------------------------- */
 
-typedef enum { K_TRANS, K_DUE, K_INDEX, K_EXPIRY, K_LIVE } key_kind;
+typedef enum { K_TRANS, K_DUE, K_INDEX, K_OLD_INDEX, K_EXPIRY, K_LIVE } key_kind;
 
 /* Append the key of one kind for a shard (gid: the transaction's). */
 static void add_key(rargs *a, key_kind k, int shard, const char *gid) {
@@ -46,6 +46,9 @@ static void add_key(rargs *a, key_kind k, int shard, const char *gid) {
             break;
         case K_INDEX:
             key_index(&s, ts.prefix, shard);
+            break;
+        case K_OLD_INDEX:
+            key_old_index(&s, ts.prefix, shard);
             break;
         case K_EXPIRY:
             key_expiry(&s, ts.prefix, shard);
@@ -279,17 +282,17 @@ void tstore_load(const char *gid, tstore_cb *cb, void *arg) {
 
 void tstore_save_new(const trans *t, int64_t due_ms, int64_t ttl_s, int held, tstore_cb *cb,
                      void *arg) {
-    static const key_kind keys[] = {K_TRANS, K_DUE, K_INDEX, K_LIVE};
+    static const key_kind keys[] = {K_TRANS, K_DUE, K_INDEX, K_LIVE, K_OLD_INDEX};
     rargs a;
     ra_init(&a);
-    add_gid_keys(&a, t->gid, 4, keys);
+    add_gid_keys(&a, t->gid, 5, keys);
     ra_adds(&a, t->gid);
     if (due_ms < 0)
         ra_adds(&a, "-"); /* finished: not due */
     else
         ra_addi(&a, due_ms);
     ra_addi(&a, ttl_s);
-    ra_addi(&a, t->create_ms); /* the index's score: /all lists newest first */
+    ra_addi(&a, t->create_ms); /* the old index zset's score, while it exists */
     if (held) {
         add_holder(&a);
     } else {
@@ -297,7 +300,7 @@ void tstore_save_new(const trans *t, int64_t due_ms, int64_t ttl_s, int held, ts
         ra_adds(&a, "0");
     }
     trans_hash_fields(t, &a);
-    script("save_new", 4, &a, R_SAVE_NEW, cb, arg);
+    script("save_new", 5, &a, R_SAVE_NEW, cb, arg);
 }
 
 void tstore_cas_args(const tstore_cas *c, rargs *fields, rargs *out) {
@@ -496,20 +499,26 @@ void tstore_live(int shard, int wait, store_cb *cb, void *arg) {
         store_script_nowait("live", 2, &a, cb, arg);
 }
 
+/* The shard's transaction hash key without the gid (keys.h: the same slot):
+ * the index scripts append each gid. */
+static void add_hash_prefix(rargs *a, int shard) {
+    sbuf hash;
+    sb_init(&hash);
+    key_trans(&hash, ts.prefix, shard, "");
+    ra_add(a, hash.ptr, hash.len);
+    sb_free(&hash);
+}
+
 void tstore_index_trim(int shard, const tstore_trim *t, store_cb *cb, void *arg) {
     rargs a;
-    sbuf hash;
     ra_init(&a);
     add_key(&a, K_INDEX, shard, NULL);
-    sb_init(&hash);
-    key_trans(&hash, ts.prefix, shard, ""); /* the script appends each gid */
-    ra_add(&a, hash.ptr, hash.len);
-    sb_free(&hash);
-    ra_adds(&a, t->score);
-    ra_add(&a, t->gid, t->gid_len);
+    add_hash_prefix(&a, shard);
+    ra_adds(&a, t->cursor);
     ra_addi(&a, t->batch);
     ra_addi(&a, t->min_ttl_ms);
     ra_addi(&a, t->margin_ms);
+    ra_addi(&a, t->stale_ms);
     store_script("index_trim", 1, &a, cb, arg);
 }
 
@@ -521,28 +530,14 @@ void tstore_index_drop_expiry(int shard, store_cb *cb, void *arg) {
     store_command(&a, cb, arg);
 }
 
-void tstore_index_legacy(int shard, int64_t skip, int batch, store_cb *cb, void *arg) {
+void tstore_index_migrate(int shard, int batch, store_cb *cb, void *arg) {
     rargs a;
     ra_init(&a);
-    ra_adds(&a, "ZRANGEBYSCORE");
+    add_key(&a, K_OLD_INDEX, shard, NULL);
     add_key(&a, K_INDEX, shard, NULL);
-    ra_adds(&a, "0");
-    ra_adds(&a, "0");
-    ra_adds(&a, "LIMIT");
-    ra_addi(&a, skip);
+    add_hash_prefix(&a, shard);
     ra_addi(&a, batch);
-    store_command(&a, cb, arg);
-}
-
-void tstore_index_adopt(int shard, redisReply *const *gids, size_t n, store_cb *cb, void *arg) {
-    rargs a;
-    ra_init(&a);
-    add_key(&a, K_INDEX, shard, NULL);
-    /* The hashes are passed as keys (the shard's slot: keys.h), so the
-     * script may read them on Redis Cluster too. */
-    for (size_t i = 0; i < n; i++) add_key(&a, K_TRANS, shard, gids[i]->str);
-    for (size_t i = 0; i < n; i++) ra_add(&a, gids[i]->str, gids[i]->len);
-    store_script("index_adopt", 1 + (int)n, &a, cb, arg);
+    store_script("index_migrate", 2, &a, cb, arg);
 }
 
 void tstore_all_page(int shard, int64_t from_ms, const char *from_gid, int count, store_cb *cb,
@@ -550,6 +545,7 @@ void tstore_all_page(int shard, int64_t from_ms, const char *from_gid, int count
     rargs a;
     ra_init(&a);
     add_key(&a, K_INDEX, shard, NULL);
+    add_key(&a, K_OLD_INDEX, shard, NULL);
     if (from_gid) {
         ra_addi(&a, from_ms);
         ra_adds(&a, from_gid);
@@ -558,7 +554,7 @@ void tstore_all_page(int shard, int64_t from_ms, const char *from_gid, int count
         ra_adds(&a, "");
     }
     ra_addi(&a, count);
-    store_script("all_page", 1, &a, cb, arg);
+    store_script("all_page", 2, &a, cb, arg);
 }
 
 void tstore_reset_cron(int shard, int64_t threshold, int64_t now, int64_t limit, store_cb *cb,

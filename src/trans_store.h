@@ -145,22 +145,20 @@ void tstore_drop_due(int shard, const char *gid, store_cb *cb, void *arg);
 void tstore_list_due(int shard, int64_t until, int limit, store_cb *cb, void *arg);
 /* live.lua: this process is live on shard; wait: for the connection. */
 void tstore_live(int shard, int wait, store_cb *cb, void *arg);
-/* One step of the trimmer's walk over a shard's index (index_trim.lua). */
+/* One step of the trimmer's walk over a shard's index stream (index_trim.lua). */
 typedef struct tstore_trim {
-    const char *score; /* the cursor: "" = from the oldest end */
-    const char *gid;
-    size_t gid_len;
+    const char *cursor; /* the last entry id looked at: "" = from the oldest */
     int batch;          /* entries to look at at most */
     int64_t min_ttl_ms; /* the shortest TTL dtmd gives a hash */
     int64_t margin_ms;
+    int64_t stale_ms; /* an entry older than its hash's creation by more is stale */
 } tstore_trim;
 void tstore_index_trim(int shard, const tstore_trim *t, store_cb *cb, void *arg);
 /* Delete shard's expiry zset, which dtmd before the trimmer's walk kept. */
 void tstore_index_drop_expiry(int shard, store_cb *cb, void *arg);
-/* The index entries of shard with score 0 (an older dtmd's), skip on. */
-void tstore_index_legacy(int shard, int64_t skip, int batch, store_cb *cb, void *arg);
-/* index_adopt.lua over n gids (a listing's reply elements) of shard. */
-void tstore_index_adopt(int shard, redisReply *const *gids, size_t n, store_cb *cb, void *arg);
+/* index_migrate.lua: move up to batch entries of an older dtmd's index zset
+ * into shard's index stream. */
+void tstore_index_migrate(int shard, int batch, store_cb *cb, void *arg);
 /* all_page.lua: count index entries of shard after (from_ms, from_gid)
  * (from_gid NULL: from the newest). */
 void tstore_all_page(int shard, int64_t from_ms, const char *from_gid, int count, store_cb *cb,

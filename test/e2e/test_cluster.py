@@ -338,17 +338,17 @@ def test_cluster_sagas_spread_over_masters_and_all_pages(start_cdtmd, stub, clus
     every = [k for v in per_node.values() for k in v]
     assert sorted(k for k in every if ":t:" in k) == \
         sorted("%s{%d}:t:%s" % (d.prefix, shard_of(g), g) for g in gids)
-    assert sorted(k for k in every if k.endswith(":idx")) == \
-        sorted("%s{%d}:idx" % (d.prefix, s) for s in range(SHARDS))
-    # nothing else per transaction: the trimmer walks idx itself (no exp zset)
-    assert [k for k in every if k.endswith(":exp")] == []
+    assert sorted(k for k in every if k.endswith(":ix")) == \
+        sorted("%s{%d}:ix" % (d.prefix, s) for s in range(SHARDS))
+    # nothing else per transaction: the trimmer walks ix itself (no exp zset)
+    assert [k for k in every if k.endswith((":exp", ":idx"))] == []
     # the process's liveness, per shard in the shard's slot (docs/failover.md)
     assert sorted(k for k in every if k.endswith(":live")) == \
         sorted("%s{%d}:live" % (d.prefix, s) for s in range(SHARDS))
     # all finished: the due indexes and the holders' sets are empty, so Redis
     # has deleted them
     assert [k for k in every if ":t:" not in k and
-            not k.endswith((":idx", ":live"))] == []
+            not k.endswith((":ix", ":live"))] == []
 
     # /all pages through every shard on every master: each gid once, newest
     # first (creation time, then gid, descending) across them all
@@ -373,15 +373,14 @@ def test_cluster_sagas_spread_over_masters_and_all_pages(start_cdtmd, stub, clus
 
 def test_cluster_index_trimmed_on_every_master(start_cdtmd, stub, cluster):
     """The retry scanner keeps every shard's gid index bounded (src/retention.c)
-    on every master: expired gids leave idx without any /all (the walk checks
-    each hash in the shard's slot); gids of an older dtmd (idx only) are
-    adopted or dropped by a script that names their hashes as keys of the
-    shard's slot; the previous dtmd's expiry zsets are deleted."""
+    on every master: expired gids leave the index stream ix without any /all
+    (the walk checks each hash in the shard's slot); the index zsets of an
+    older dtmd (idx) move into the streams, gids whose hash is gone dropped,
+    by scripts reading the hashes in the shard's slot; the previous dtmd's
+    expiry zsets are deleted."""
     d = start_cdtmd(STORE_FINISHED_DATA_EXPIRE=1, STORE_DATA_EXPIRE=600)
+    d.stop()  # the store as older dtmds left it, then this one starts
     gids = [gid_in_shard(s, "trim") for s in range(SHARDS)]
-    for g in gids:
-        submit_ok(d, saga(g, [("", "")], wait_result=True))  # stored finished
-    d.stop()
     kept = [gid_in_shard(s, "kept") for s in (0, 5, 10, 15)]
 
     def owner_of(key):
@@ -390,8 +389,12 @@ def test_cluster_index_trimmed_on_every_master(start_cdtmd, stub, cluster):
     def idx(s):
         return "%s{%d}:idx" % (d.prefix, s)
 
+    def ix(s):
+        return "%s{%d}:ix" % (d.prefix, s)
+
     def card(what):
-        return sum(cluster.cmd(owner_of(k), "ZCARD", k)
+        cmd = "XLEN" if what == "ix" else "ZCARD"
+        return sum(cluster.cmd(owner_of(k), cmd, k)
                    for k in ("%s{%d}:%s" % (d.prefix, s, what) for s in range(SHARDS)))
 
     for i, g in enumerate(kept):  # an older dtmd's: a hash with a TTL and an idx entry only
@@ -403,17 +406,21 @@ def test_cluster_index_trimmed_on_every_master(start_cdtmd, stub, cluster):
         cluster.cmd(owner_of(idx(s)), "ZADD", idx(s), 0, "ghost-%d" % s)
         exp = "%s{%d}:exp" % (d.prefix, s)  # the previous dtmd's expiry zset
         cluster.cmd(owner_of(exp), "ZADD", exp, 1, "ghost-%d" % s)
-    assert card("idx") == SHARDS + len(kept) + SHARDS and card("exp") == SHARDS
+    assert card("idx") == len(kept) + SHARDS and card("exp") == SHARDS and card("ix") == 0
     d.start()
-    wait_until(lambda: card("idx") == len(kept) and card("exp") == 0, 10,
+    for g in gids:
+        submit_ok(d, saga(g, [("", "")], wait_result=True))  # stored finished
+    wait_until(lambda: card("ix") == len(kept) and card("idx") == 0 and card("exp") == 0, 10,
                msg="indexes trimmed on every master")
     for g in kept:
         s = shard_of(g)
-        # its creation time as score, for /all's newest first
-        assert cluster.cmd(owner_of(idx(s)), "ZSCORE", idx(s), g) == str(1000 + kept.index(g)).encode()
+        # its creation time as the entry's ms, for /all's newest first
+        got = cluster.cmd(owner_of(ix(s)), "XRANGE", ix(s), "-", "+")
+        assert [(e[0].split(b"-")[0], e[1]) for e in got] == \
+            [(str(1000 + kept.index(g)).encode(), [b"g", g.encode()])]
     # the trimmer's walk keeps them: their hashes live
     time.sleep(1.5)
-    assert card("idx") == len(kept)
+    assert card("ix") == len(kept)
     assert "index: shard" in d.log.read_text(errors="replace")
 
 
@@ -692,7 +699,7 @@ def test_cluster_keyslot_matches_redis(cluster):
     keys = []
     for prefix in ("dtmd", "c1a2b3c4", "", "{x}", "a{b"):
         for s in range(SHARDS):
-            keys += ["%s{%d}:due" % (prefix, s), "%s{%d}:idx" % (prefix, s),
+            keys += ["%s{%d}:due" % (prefix, s), "%s{%d}:idx" % (prefix, s), "%s{%d}:ix" % (prefix, s),
                      "%s{%d}:exp" % (prefix, s),
                      "%s{%d}:t:%s" % (prefix, s, new_gid("k"))]
         keys.append("%s{kv}:kv:topics" % prefix)

@@ -729,14 +729,30 @@ def test_all_newest_first_across_shards(start_dtmd, stub, redis_server):
     assert got == newest
     assert gids_of(walk_all(d, limit=7)) == [late] + newest
 
-    # equal creation times (a second's gids can share a millisecond): the
-    # greater gid first, in every shard, and a cursor inside such a run
+    # equal entry times (a second's gids can share a millisecond): the
+    # greater gid first, in every shard, and a cursor inside such a run. The
+    # shards' index streams are written again as if Redis' clock had read
+    # each creation time, the tie's gids at one ms, added neither in
+    # ascending nor descending gid order (smallest, greatest, next smallest,
+    # ...: a stream keeps the order entries came in, /all must sort a ms)
     tie = sorted(made[5:17], reverse=True)
     when = ms(all_page(d, gid=made[17])["transactions"][0]["create_time"]) + 1
+    created = {t["gid"]: ms(t["create_time"]) for t in all_page(d, limit=100)["transactions"]}
+    assert len(created) == 31
     with redis_server.client() as r:
-        for g in tie:
-            assert r("ZADD", "dtmd{%d}:idx" % shard_of(g, 4), "XX", when, g) == 0
+        for shard in range(4):
+            key = "dtmd{%d}:ix" % shard
+            gids = [dict(zip(*[iter(f)] * 2))[b"g"].decode() for _, f in r("XRANGE", key, "-", "+")]
+            assert sorted(gids) == sorted(g for g in created if shard_of(g, 4) == shard)
+            mine = sorted((g for g in gids if g in tie), key=str.encode)
+            zigzag = [mine.pop(0) if k % 2 == 0 else mine.pop() for k in range(len(mine))]
+            again = sorted((created[g], 0, g) for g in gids if g not in tie)
+            again += [(when, 1 + k, g) for k, g in enumerate(zigzag)]
+            r("DEL", key)
+            for t, seq, g in sorted(again):
+                r("XADD", key, "%d-%d" % (t, seq), "g", g)
     assert len({shard_of(g, 4) for g in tie}) > 1
+    assert any(sum(shard_of(g, 4) == s for g in tie) > 2 for s in range(4))
     rest = [late] + [g for g in newest if g not in tie]
     at = rest.index(made[17])
     want = rest[:at] + tie + rest[at:]

@@ -116,8 +116,12 @@ void test_keys_names(void) {
     key_due(&b, "", 0);
     CHECK_STR(b.ptr, "{0}:due");
     key_index(&b, "dtmd", 15);
-    CHECK_STR(b.ptr, "dtmd{15}:idx");
+    CHECK_STR(b.ptr, "dtmd{15}:ix");
     key_index(&b, "pfx-", 1);
+    CHECK_STR(b.ptr, "pfx-{1}:ix");
+    key_old_index(&b, "dtmd", 15);
+    CHECK_STR(b.ptr, "dtmd{15}:idx");
+    key_old_index(&b, "pfx-", 1);
     CHECK_STR(b.ptr, "pfx-{1}:idx");
     key_expiry(&b, "dtmd", 15);
     CHECK_STR(b.ptr, "dtmd{15}:exp");
