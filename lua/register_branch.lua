@@ -64,7 +64,8 @@ end
 -- Branch states (src/trans_hash.h): in groups of 8 branches, 'bs', 'bs1',
 -- 'bs2', ..., each '<p|s|f><ct>,<ut>,<ft>,<rt>' per branch (unset times at the
 -- end left out with their commas), space-separated,
--- ms after the transaction's 'ct'; or, as the compact layout first stored
+-- ms after the time the transaction was stored ('ct' - 'cs'); or, as the
+-- compact layout first stored
 -- them, all in 'bs' led by their base ('<base> <entry> <entry> ...').
 local bs = get(KEYS[1], 'bs')
 local whole = bs ~= nil and string.match(bs, '^%-?%d') ~= nil
@@ -72,7 +73,9 @@ local base
 if whole then
   base = tonumber(string.match(bs, '^%-?%d+'))
 else
-  base = tonumber(redis.call('HGET', KEYS[1], 'ct') or '0') or 0
+  -- the time it was stored: ct less what submits moved it (cs, claim.lua)
+  local c = redis.call('HMGET', KEYS[1], 'ct', 'cs')
+  base = (tonumber(c[1] or '0') or 0) - (tonumber(c[2] or '0') or 0)
 end
 local function rel(x)
   if x == '0' then

@@ -51,7 +51,7 @@ static void put_group(rargs *f, const trans *t, int g) {
     int end = (g + 1) * STATE_GROUP < t->nbranches ? (g + 1) * STATE_GROUP : t->nbranches;
     for (int i = g * STATE_GROUP; i < end; i++) {
         if (i > g * STATE_GROUP) sb_putc(&s, ' ');
-        branch_state_entry(&t->branches[i], t->create_ms, &s);
+        branch_state_entry(&t->branches[i], trans_stored_ms(t), &s);
     }
     char k[24];
     group_name(k, g);
@@ -121,7 +121,7 @@ int bstates_read(trans *t, const hview *h) {
     }
     for (int g = 0;; g++) {
         int to = (g + 1) * STATE_GROUP < t->nbranches ? (g + 1) * STATE_GROUP : t->nbranches;
-        rc = branch_entries_parse(t, g * STATE_GROUP, to, t->create_ms, v);
+        rc = branch_entries_parse(t, g * STATE_GROUP, to, trans_stored_ms(t), v);
         free(v);
         if (rc || to == t->nbranches) return rc;
         char k[24];

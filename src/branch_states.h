@@ -2,7 +2,7 @@
  * store layer (trans_hash.c is its only user).
  *
  * A branch's state is "<p|s|f><ct>,<ut>,<ft>,<rt>": its status letter and
- * times in ms after the transaction's create time, empty = unset, unset
+ * times in ms after the time the transaction was stored (trans_stored_ms), empty = unset, unset
  * ones at the end left out with their commas ("p0,0", "s0,2,2"). The
  * states are stored in groups of 8 branches, fields "bs", "bs1", "bs2", ...
  * (each in hash pieces), entries space-separated: a branch result rewrites

@@ -105,4 +105,11 @@ int trans_timed_out(const trans *t, const dtmd_config *cfg, int64_t now);
 /* Is url acceptable as a branch URL: "" or http(s)://host... */
 int url_is_http(const char *url);
 
+/* When the transaction was stored (create_ms less what submits moved it):
+ * fixed for its life, so the stored times are kept relative to it
+ * (trans_hash.h, branch_states.h). */
+static inline int64_t trans_stored_ms(const trans *t) {
+    return t->create_ms - t->create_shift_ms;
+}
+
 #endif

@@ -85,8 +85,8 @@ void trans_set_int(rargs *f, trans_field k, int64_t v) {
 #define TIME_DELTA_MAX 100000000000LL
 
 static int64_t time_stored(const trans *t, int64_t ms) {
-    int64_t d = ms - t->create_ms;
-    return t->create_ms > 0 && d >= 0 && d < TIME_DELTA_MAX ? d : ms;
+    int64_t base = trans_stored_ms(t), d = ms - base;
+    return base > 0 && d >= 0 && d < TIME_DELTA_MAX ? d : ms;
 }
 
 void trans_set_time(rargs *f, const trans *t, trans_field k, int64_t ms) {
@@ -428,7 +428,7 @@ static int read_fields(trans *t, const hview *h) {
                                        TF_NEXT_CRON_TIME};
     for (int i = 0; i < 4; i++)
         if (*times[i] >= 0 && *times[i] < TIME_DELTA_MAX && field(h, time_fields[i]))
-            *times[i] += t->create_ms;
+            *times[i] += trans_stored_ms(t);
     const redisReply *v = hv_get(h, "lease_until", 11);
     if (v) t->lease_until_ms = to_i64(v->str);
     return 0;

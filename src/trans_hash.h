@@ -9,7 +9,8 @@
  * memory. The fields (docs/design.md "Redis key layout"):
  *   status, trans_type   as every script's compare-and-set reads them
  *   ct ut ft rbt nc ci   create/update/finish/rollback/next-cron time (ms;
- *                        ut ft rbt nc as ms after ct: trans_set_time),
+ *                        ut ft rbt nc as ms after the stored time,
+ *                        ct - cs: trans_set_time, trans_stored_ms),
  *                        retry interval (ms); wr cc tf rt ri rl rc the
  *                        options and the retry count; numbers that are 0
  *                        are left out
@@ -69,7 +70,7 @@ typedef enum {
 void trans_set(rargs *f, trans_field k, const char *v);
 void trans_set_int(rargs *f, trans_field k, int64_t v);
 /* A time field of t (update, finish, rollback, next cron; ms): stored as ms
- * after t's create time, which Redis keeps as a small integer instead of a
+ * after the time t was stored (trans_stored_ms), which Redis keeps as a small integer instead of a
  * 13-digit one; read back by adding it. A time before the create time, or a
  * write that does not know it (trans_set_int), is stored as it is: a value
  * of TIME_DELTA_MAX or more is a time, not a distance. */

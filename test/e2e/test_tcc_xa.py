@@ -157,6 +157,27 @@ def test_tcc_many_branches_states_in_groups(dtmd, stub, redis_server, gid):
     assert names(stub.calls()) == ["T%dConfirm" % i for i in reversed(range(11))]
 
 
+def test_tcc_branch_times_survive_a_late_submit(dtmd, stub, gid):
+    """A submit moves a prepared transaction's create_time to its own time (as
+    dtm does); the branch times stored before it are kept relative to when
+    the transaction was stored, so they still show when they happened."""
+    from dtmtest import parse_time
+    prepare(dtmd, gid)
+    reg_tcc(dtmd, stub, gid, "01", "A")
+    before = dtmd.query(gid)
+    registered = parse_time(before["branches"][0]["create_time"]).timestamp()
+    time.sleep(1.5)
+    ok(submit(dtmd, gid), "submit")
+    q = dtmd.wait_status(gid, S)
+    t = parse_time(q["transaction"]["create_time"]).timestamp()
+    assert t - registered > 1.2, q["transaction"]  # moved by the submit
+    for b, b0 in zip(q["branches"], before["branches"]):
+        assert b["create_time"] == b0["create_time"], (b, b0)
+    confirm = q["branches"][1]
+    assert parse_time(confirm["update_time"]).timestamp() >= t - 0.01, confirm
+    assert abs(parse_time(q["transaction"]["update_time"]).timestamp() - time.time()) < 5
+
+
 def test_tcc_abort_cancels_last_to_first(dtmd, stub, gid):
     prepare(dtmd, gid)
     for i, n in enumerate(("A", "B", "C"), 1):
