@@ -18,6 +18,7 @@
 #include "liveness.h"
 #include "log.h"
 #include "metrics.h"
+#include "startup_mem.h"
 #include "stop_sub.h"
 #include "store.h"
 #include "trans_store.h"
@@ -205,6 +206,7 @@ int main(int argc, char **argv) {
         log_info("dtmd %s started (store %s:%d prefix '%s', %d shards)", DTMD_VERSION,
                  cfg.store_host, cfg.store_port, cfg.redis_prefix, cfg.store_shards);
 
+    startup_mem_release();
     event_base_dispatch(base);
 
     http_api_shutdown();

@@ -1,0 +1,86 @@
+/* startup_mem.c - library pages dtmd does not need after start-up (see
+ * startup_mem.h).
+ *
+ * Why: libcurl as Debian builds it links some 40 libraries (OpenSSL,
+ * GnuTLS, Kerberos, LDAP, libssh2, ...) whether or not a transfer ever uses
+ * them. Loading them (the dynamic linker reads their symbol and relocation
+ * tables: they are linked BIND_NOW), their constructors and curl's global
+ * initialisation (OpenSSL's, whether or not a URL is https) leave about
+ * 9 MB of their pages mapped in dtmd, of which about 3 MB are used again
+ * once dtmd serves (docs/footprint.md, "dtmd's RSS"). */
+#include "startup_mem.h"
+
+#include "log.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+
+/* GnuTLS initialises itself from a library constructor (its ASN.1 trees,
+ * random generator, ...: about 1 MB of its and nettle's pages and 0.2 MB
+ * of heap), unless the program defines this hook to say no. dtmd never uses
+ * GnuTLS: libcurl's TLS is OpenSSL here, and GnuTLS comes only with
+ * librtmp and libldap, whose protocols dtmd's handles refuse
+ * (CURLOPT_PROTOCOLS_STR). A libcurl built on GnuTLS still works: it calls
+ * gnutls_global_init itself, which this hook does not affect. The symbol
+ * is exported from the executable (Makefile: --export-dynamic-symbol) so
+ * that GnuTLS's call, through its PLT, finds it. */
+int _gnutls_global_init_skip(void);
+int _gnutls_global_init_skip(void) {
+    return 1;
+}
+
+/* Resident kB of the process (VmRSS), or -1. */
+static long rss_kb(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return -1;
+    char line[128];
+    long kb = -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %ld", &kb) == 1) break;
+    fclose(f);
+    return kb;
+}
+
+#define TRIM_MAX 512
+
+/* Unmap the clean pages of read-only file mappings (code, constants,
+ * symbol tables: r-xp and r--p with a path and no anonymous, i.e. copied
+ * on write, page). MADV_DONTNEED on a private file mapping drops dtmd's
+ * mapping of the pages, not the pages: they stay in the page cache and
+ * the next use maps them again (a minor fault). A mapping with an
+ * anonymous page (relocated data made read-only) is left alone: there
+ * MADV_DONTNEED would bring back the file's bytes. dtmd is still one
+ * thread here, so no page is copied between reading smaps and madvise. */
+void startup_mem_release(void) {
+    FILE *f = fopen("/proc/self/smaps", "r");
+    if (!f) return;
+    unsigned long lo[TRIM_MAX], hi[TRIM_MAX];
+    int n = 0, candidate = 0;
+    unsigned long a = 0, b = 0;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        char perms[8];
+        int path_at = 0;
+        long anon;
+        unsigned long x, y; /* a field line ("Anonymous:") may match the first %lx */
+        if (sscanf(line, "%lx-%lx %7s %*s %*s %*s %n", &x, &y, perms, &path_at) == 3) {
+            a = x;
+            b = y;
+            candidate = path_at > 0 && line[path_at] == '/' &&
+                        (strcmp(perms, "r-xp") == 0 || strcmp(perms, "r--p") == 0);
+        } else if (candidate && sscanf(line, "Anonymous: %ld", &anon) == 1) {
+            if (anon == 0 && n < TRIM_MAX) {
+                lo[n] = a;
+                hi[n] = b;
+                n++;
+            }
+            candidate = 0;
+        }
+    }
+    fclose(f);
+    long before = rss_kb();
+    for (int i = 0; i < n; i++) madvise((void *)lo[i], hi[i] - lo[i], MADV_DONTNEED);
+    long after = rss_kb();
+    log_info("start-up: released %ld kB of library pages (resident %ld kB)", before - after, after);
+}
