@@ -141,6 +141,7 @@ int main(int argc, char **argv) {
     }
 
     if (check) return check_config(conf_path);
+    long released_kb = startup_mem_release();
 
     dtmd_config cfg;
     char *err = NULL;
@@ -206,7 +207,8 @@ int main(int argc, char **argv) {
         log_info("dtmd %s started (store %s:%d prefix '%s', %d shards)", DTMD_VERSION,
                  cfg.store_host, cfg.store_port, cfg.redis_prefix, cfg.store_shards);
 
-    startup_mem_release();
+    released_kb += startup_mem_release();
+    log_info("start-up: %ld kB of library pages released from resident memory", released_kb);
     event_base_dispatch(base);
 
     http_api_shutdown();

@@ -10,8 +10,6 @@
  * once dtmd serves (docs/footprint.md, "dtmd's RSS"). */
 #include "startup_mem.h"
 
-#include "log.h"
-
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -52,9 +50,9 @@ static long rss_kb(void) {
  * anonymous page (relocated data made read-only) is left alone: there
  * MADV_DONTNEED would bring back the file's bytes. dtmd is still one
  * thread here, so no page is copied between reading smaps and madvise. */
-void startup_mem_release(void) {
+long startup_mem_release(void) {
     FILE *f = fopen("/proc/self/smaps", "r");
-    if (!f) return;
+    if (!f) return 0;
     unsigned long lo[TRIM_MAX], hi[TRIM_MAX];
     int n = 0, candidate = 0;
     unsigned long a = 0, b = 0;
@@ -82,5 +80,5 @@ void startup_mem_release(void) {
     long before = rss_kb();
     for (int i = 0; i < n; i++) madvise((void *)lo[i], hi[i] - lo[i], MADV_DONTNEED);
     long after = rss_kb();
-    log_info("start-up: released %ld kB of library pages (resident %ld kB)", before - after, after);
+    return before >= 0 && after >= 0 && before > after ? before - after : 0;
 }

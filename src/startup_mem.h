@@ -6,10 +6,12 @@
 #ifndef DTMD_STARTUP_MEM_H
 #define DTMD_STARTUP_MEM_H
 
-/* Once, after start-up and before the event loop: unmap the pages of
- * shared libraries and of dtmd's own code that start-up mapped; those used
- * again are mapped again on their first use. Logs the resident memory
- * released. */
-void startup_mem_release(void);
+/* Unmap the pages of shared libraries and of dtmd's own code mapped so
+ * far; those used again are mapped again on their first use. Called when
+ * main starts (what loading the libraries and their constructors mapped)
+ * and once more after start-up, before the event loop (what initialising
+ * them mapped: OpenSSL's, by curl_global_init), so that neither stays in
+ * the peak. Returns the kB of resident memory released. */
+long startup_mem_release(void);
 
 #endif
