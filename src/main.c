@@ -141,6 +141,7 @@ int main(int argc, char **argv) {
     }
 
     if (check) return check_config(conf_path);
+    startup_mem_allocator();
     long released_kb = startup_mem_release();
 
     dtmd_config cfg;

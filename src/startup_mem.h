@@ -1,5 +1,6 @@
-/* startup_mem.h - keeping start-up's library pages out of dtmd's resident
- * memory (docs/footprint.md, "dtmd's RSS").
+/* startup_mem.h - keeping dtmd's resident memory small from start-up: the
+ * library pages only start-up needed, the allocator's free pages
+ * (docs/footprint.md, "dtmd's RSS").
  *
  * The module also defines GnuTLS's hook that skips its implicit
  * initialisation (startup_mem.c says why). */
@@ -13,5 +14,9 @@
  * them mapped: OpenSSL's, by curl_global_init), so that neither stays in
  * the peak. Returns the kB of resident memory released. */
 long startup_mem_release(void);
+
+/* When main starts: the allocator's options (mimalloc's delay before it
+ * returns free pages to the system), unless its environment sets them. */
+void startup_mem_allocator(void);
 
 #endif
