@@ -206,8 +206,9 @@ md = ["dtmd memory (bench/soak.sh)", "",
           "%ds %.1f" % (s["t"], s["rss_kb"] / 1024.0) for s in samples),
       "", "Growth from 10 s to the end: %+d kB RSS, %+d kB private." % (
           f["soak_growth_kb"], f["soak_growth_anon_kb"]),
-      "The rest of RSS is shared libraries' pages (libcrypto, libc, gnutls, libcurl: "
-      "%s when idle), mapped by every process using them." % mb(
+      "The rest of RSS is shared libraries' pages (%s when idle: those dtmd maps "
+      "again after releasing start-up's, docs/footprint.md), shared with every "
+      "process using them." % mb(
           f["inflight_default_idle_rss_kb"] - f["inflight_default_idle_anon_kb"])]
 open(out + "/soak.md", "w").write("\n".join(md) + "\n")
 print("\n".join(md))
