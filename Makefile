@@ -50,8 +50,12 @@ UNIT_SRCS := $(wildcard test/unit/test_*.c)
 
 all: $(BIN)
 
+# GnuTLS asks the program whether to skip its implicit initialisation
+# (src/startup_mem.c): the executable exports its answer.
+EXPORT_SYMS := -Wl,--export-dynamic-symbol=_gnutls_global_init_skip
+
 $(BIN): $(OBJS)
-	$(CC) $(CFLAGS) -o $@ $^ $(ALLOC_LIBS) $(PKG_LIBS)
+	$(CC) $(CFLAGS) -o $@ $^ $(EXPORT_SYMS) $(ALLOC_LIBS) $(PKG_LIBS)
 
 $(BUILD)/%.o: src/%.c | $(BUILD)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Isrc -c -o $@ $<

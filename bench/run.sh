@@ -564,10 +564,11 @@ fi
     echo "final_rss_kb $(status_kb "$dtmd_pid" VmRSS)"
 } >>"$facts"
 
-# dtmd's memory per in-flight transaction: a second dtmd (default limits, its
-# own key prefix on the same Redis, so neither sees the other's transactions)
-# gets INFLIGHT sagas whose branches hang (bench/hold.py: accepts, never
-# answers); with fewer than Limits.MaxActivePasses (2048) and
+# dtmd's memory per in-flight transaction: a second dtmd (default limits but
+# Limits.MaxActivePasses 1024, above its default 512 so that none is parked;
+# its own key prefix on the same Redis, so neither sees the other's
+# transactions) gets INFLIGHT sagas whose branches hang (bench/hold.py:
+# accepts, never answers); with at most Limits.MaxActivePasses and
 # Limits.MaxInflightCalls (1024) each is driven, its first call open.
 # (RSS then - RSS idle) / INFLIGHT. make bench-soak measures 10,000.
 if [ "$INFLIGHT" -gt 0 ]; then
@@ -580,7 +581,7 @@ if [ "$INFLIGHT" -gt 0 ]; then
     hd_port=$(pick_port 26792)
     STORE_HOST=127.0.0.1 STORE_PORT=$REDIS_PORT STORE_REDIS_PREFIX=dtmdhold HTTP_HOST=127.0.0.1 \
         HTTP_PORT=$hd_port LOG_LEVEL=warn REQUEST_TIMEOUT=120 TIMEOUT_TO_FAIL=600 RETRY_INTERVAL=600 \
-        "$DTMD" >"$tmp/dtmd-hold.log" 2>&1 &
+        LIMITS_MAX_ACTIVE_PASSES=1024 "$DTMD" >"$tmp/dtmd-hold.log" 2>&1 &
     hold_dtmd=$!
     wait_for "$hold_dtmd" curl -fsS "http://127.0.0.1:$hd_port/api/ping" || die "the in-flight dtmd did not start"
     hold_idle=$(status_kb "$hold_dtmd" VmRSS)

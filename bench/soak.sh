@@ -11,7 +11,7 @@
 #      open, the rest queued), the others wait in Redis (parked). dtmd's
 #      RSS, its private part (RssAnon) and its peak are read once all N are
 #      stored and the limit's worth are driven; twice: with the defaults
-#      (2048 driven, 1024 calls) and bounded (64 and 64).
+#      (512 driven, 512 calls) and bounded (64 and 64).
 #   2. soak: wrk runs the 2-step saga (bench/submit.lua) against bench/stub
 #      for SOAK seconds (60) while dtmd's RSS is sampled every 5 s; then every
 #      transaction must finish as succeed. Growth is the RSS at the end
@@ -120,8 +120,8 @@ inflight() {
     kill -KILL "$DPID" 2>/dev/null || true
 }
 echo "n $N" >>"$facts"
-# dtmd's defaults: Limits.MaxActivePasses 2048, Limits.MaxInflightCalls 1024
-inflight default 2048
+# dtmd's defaults: Limits.MaxActivePasses 512, Limits.MaxInflightCalls 1024
+inflight default 512
 # bounded for memory: 64 transactions driven at once, 64 calls open
 inflight bounded 64 LIMITS_MAX_ACTIVE_PASSES=64 LIMITS_MAX_INFLIGHT_CALLS=64
 say "$(tr '\n' ' ' <"$facts")"
@@ -190,7 +190,7 @@ md = ["dtmd memory (bench/soak.sh)", "",
       "| measurement | RSS | private (RssAnon) | peak RSS |", "|---|---:|---:|---:|",
       "| idle | %s | %s | - |" % (mb(f["inflight_default_idle_rss_kb"]),
                                    mb(f["inflight_default_idle_anon_kb"])),
-      "| %d transactions in flight, defaults: %d driven (Limits.MaxActivePasses %d; %d branch calls pending, Limits.MaxInflightCalls 1024 open, the rest queued), %d parked in Redis | %s | %s | %s |" % (
+      "| %d transactions in flight, defaults: %d driven (Limits.MaxActivePasses %d; %d branch calls pending, at most Limits.MaxInflightCalls 1024 of them open, the rest queued), %d parked in Redis | %s | %s | %s |" % (
           f["n"], f["inflight_default_active"], f["inflight_default_limit"],
           f["inflight_default_calls"], f["inflight_default_parked"],
           mb(f["inflight_default_rss_kb"]), mb(f["inflight_default_anon_kb"]),
@@ -206,8 +206,9 @@ md = ["dtmd memory (bench/soak.sh)", "",
           "%ds %.1f" % (s["t"], s["rss_kb"] / 1024.0) for s in samples),
       "", "Growth from 10 s to the end: %+d kB RSS, %+d kB private." % (
           f["soak_growth_kb"], f["soak_growth_anon_kb"]),
-      "The rest of RSS is shared libraries' pages (libcrypto, libc, gnutls, libcurl: "
-      "%s when idle), mapped by every process using them." % mb(
+      "The rest of RSS is shared libraries' pages (%s when idle: those dtmd maps "
+      "again after releasing start-up's, docs/footprint.md), shared with every "
+      "process using them." % mb(
           f["inflight_default_idle_rss_kb"] - f["inflight_default_idle_anon_kb"])]
 open(out + "/soak.md", "w").write("\n".join(md) + "\n")
 print("\n".join(md))

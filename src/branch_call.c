@@ -38,11 +38,13 @@
  * the body and an error message does not need more. */
 #define BRANCH_MAX_RESPONSE (1u << 20)
 #define BRANCH_MAX_CONNECTS 256
-/* curl's receive buffer per running call (its default is 16 kB). Branch
- * answers are a few hundred bytes, so 4 kB reads them in one go; with
+/* curl's receive buffer per running call (its default is 16 kB), held from
+ * connect to the answer. Branch answers (status line, headers, a short
+ * JSON body) are a few hundred bytes, so curl's smallest, 1 kB, reads them
+ * in one go; a longer answer takes a few more reads. With
  * Limits.MaxInflightCalls = 1024 hanging calls the default cost 16 MB
- * (bench/soak.sh), this costs 4 MB. */
-#define BRANCH_RECV_BUFFER 4096L
+ * (bench/soak.sh), this costs 1 MB (docs/footprint.md). */
+#define BRANCH_RECV_BUFFER 1024L
 /* A keep-alive connection idle for longer than this many whole seconds
  * (curl's granularity: idle 2 s or more) is closed instead of reused.
  * Services close idle connections after a timeout of their own (gunicorn

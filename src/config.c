@@ -64,7 +64,7 @@ void config_defaults(dtmd_config *cfg) {
     cfg->idle_timeout = 120;
     cfg->max_connections = 10000;
     cfg->close_idle_at_limit = 1;
-    cfg->max_active_passes = 2048;
+    cfg->max_active_passes = 512;
     cfg->max_request_timeout = 3600;
     cfg->max_timeout_to_fail = 604800;
     cfg->max_retry_interval = 86400;

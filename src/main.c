@@ -18,6 +18,7 @@
 #include "liveness.h"
 #include "log.h"
 #include "metrics.h"
+#include "startup_mem.h"
 #include "stop_sub.h"
 #include "store.h"
 #include "trans_store.h"
@@ -140,6 +141,8 @@ int main(int argc, char **argv) {
     }
 
     if (check) return check_config(conf_path);
+    startup_mem_allocator();
+    long released_kb = startup_mem_release();
 
     dtmd_config cfg;
     char *err = NULL;
@@ -205,6 +208,8 @@ int main(int argc, char **argv) {
         log_info("dtmd %s started (store %s:%d prefix '%s', %d shards)", DTMD_VERSION,
                  cfg.store_host, cfg.store_port, cfg.redis_prefix, cfg.store_shards);
 
+    released_kb += startup_mem_release();
+    log_info("start-up: %ld kB of library pages released from resident memory", released_kb);
     event_base_dispatch(base);
 
     http_api_shutdown();

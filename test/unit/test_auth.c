@@ -192,7 +192,7 @@ void test_config_security_keys(void) {
     CHECK_INT(c.max_header_bytes, 65536);
     CHECK(c.idle_timeout == 120);
     CHECK_INT(c.max_connections, 10000);
-    CHECK_INT(c.max_active_passes, 2048);
+    CHECK_INT(c.max_active_passes, 512);
     config_free(&c);
     int rc =
         config_load_from(&c,
