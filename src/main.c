@@ -142,7 +142,6 @@ int main(int argc, char **argv) {
 
     if (check) return check_config(conf_path);
     startup_mem_allocator();
-    long released_kb = startup_mem_release();
 
     dtmd_config cfg;
     char *err = NULL;
@@ -208,8 +207,6 @@ int main(int argc, char **argv) {
         log_info("dtmd %s started (store %s:%d prefix '%s', %d shards)", DTMD_VERSION,
                  cfg.store_host, cfg.store_port, cfg.redis_prefix, cfg.store_shards);
 
-    released_kb += startup_mem_release();
-    log_info("start-up: %ld kB of library pages released from resident memory", released_kb);
     event_base_dispatch(base);
 
     http_api_shutdown();

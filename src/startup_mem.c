@@ -1,20 +1,14 @@
 /* startup_mem.c - what dtmd does at start-up to keep its resident memory
- * small (see startup_mem.h): library pages it does not need after start-up,
- * and the allocator's delay before returning free pages.
+ * small (see startup_mem.h): GnuTLS left uninitialised, and the allocator's
+ * delay before returning free pages.
  *
  * Why: libcurl as Debian builds it links some 40 libraries (OpenSSL,
  * GnuTLS, Kerberos, LDAP, libssh2, ...) whether or not a transfer ever uses
- * them. Loading them (the dynamic linker reads their symbol and relocation
- * tables: they are linked BIND_NOW), their constructors and curl's global
- * initialisation (OpenSSL's, whether or not a URL is https) leave about
- * 9 MB of their pages mapped in dtmd, of which about 3 MB are used again
- * once dtmd serves (docs/footprint.md, "dtmd's RSS"). */
+ * them, and some of them do work at load time (docs/footprint.md, "dtmd's
+ * RSS"). */
 #include "startup_mem.h"
 
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <sys/mman.h>
 
 /* mimalloc's options, when dtmd is linked with it (the Makefile's default);
  * a build on glibc's malloc (ALLOC_LIBS=, the sanitizer builds) leaves the
@@ -39,61 +33,6 @@
 int _gnutls_global_init_skip(void);
 int _gnutls_global_init_skip(void) {
     return 1;
-}
-
-/* Resident kB of the process (VmRSS), or -1. */
-static long rss_kb(void) {
-    FILE *f = fopen("/proc/self/status", "r");
-    if (!f) return -1;
-    char line[128];
-    long kb = -1;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "VmRSS: %ld", &kb) == 1) break;
-    fclose(f);
-    return kb;
-}
-
-#define TRIM_MAX 512
-
-/* Unmap the clean pages of read-only file mappings (code, constants,
- * symbol tables: r-xp and r--p with a path and no anonymous, i.e. copied
- * on write, page). MADV_DONTNEED on a private file mapping drops dtmd's
- * mapping of the pages, not the pages: they stay in the page cache and
- * the next use maps them again (a minor fault). A mapping with an
- * anonymous page (relocated data made read-only) is left alone: there
- * MADV_DONTNEED would bring back the file's bytes. dtmd is still one
- * thread here, so no page is copied between reading smaps and madvise. */
-long startup_mem_release(void) {
-    FILE *f = fopen("/proc/self/smaps", "r");
-    if (!f) return 0;
-    unsigned long lo[TRIM_MAX], hi[TRIM_MAX];
-    int n = 0, candidate = 0;
-    unsigned long a = 0, b = 0;
-    char line[512];
-    while (fgets(line, sizeof line, f)) {
-        char perms[8];
-        int path_at = 0;
-        long anon;
-        unsigned long x, y; /* a field line ("Anonymous:") may match the first %lx */
-        if (sscanf(line, "%lx-%lx %7s %*s %*s %*s %n", &x, &y, perms, &path_at) == 3) {
-            a = x;
-            b = y;
-            candidate = path_at > 0 && line[path_at] == '/' &&
-                        (strcmp(perms, "r-xp") == 0 || strcmp(perms, "r--p") == 0);
-        } else if (candidate && sscanf(line, "Anonymous: %ld", &anon) == 1) {
-            if (anon == 0 && n < TRIM_MAX) {
-                lo[n] = a;
-                hi[n] = b;
-                n++;
-            }
-            candidate = 0;
-        }
-    }
-    fclose(f);
-    long before = rss_kb();
-    for (int i = 0; i < n; i++) madvise((void *)lo[i], hi[i] - lo[i], MADV_DONTNEED);
-    long after = rss_kb();
-    return before >= 0 && after >= 0 && before > after ? before - after : 0;
 }
 
 /* mimalloc returns the pages of freed memory to the system 25 ms after they

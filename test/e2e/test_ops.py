@@ -212,19 +212,3 @@ def proc_status_kb(pid, field):
     raise AssertionError("no %s in /proc/%d/status" % (field, pid))
 
 
-def test_startup_releases_library_pages(start_dtmd, stub, gid):
-    """The pages that loading and initialising libcurl's ~40 libraries mapped
-    (about 9 MB) are released before the loop (docs/footprint.md, "dtmd's
-    RSS"); the code dtmd runs afterwards is mapped again as it is used, so a
-    saga through a real branch still completes."""
-    d = start_dtmd()
-    m = [re.search(r"start-up: (\d+) kB of library pages released", ln) for ln in dtmd_lines(d)]
-    released = [int(x.group(1)) for x in m if x]
-    assert released and released[-1] > 4000, released
-    st, body = d.submit(saga(gid, [(stub.url("TransOut"), stub.url("TransOutRevert"))]))
-    assert st == 200, body
-    d.wait_status(gid, S)
-    if not DTMD_WRAPPER and "asan" not in DTMD_BIN.name:
-        # what stays mapped of the files: dtmd's working set, not start-up's
-        # (9.5 - 9.8 MB before the release, 2.2 - 3.1 MB after)
-        assert proc_status_kb(d.proc.pid, "RssFile") < 6000
