@@ -509,12 +509,19 @@ preload() {
     stored=$(rcli --raw EVAL "local n = 0
         for _, k in ipairs(redis.call('KEYS', 'dtmd{*}:ix')) do n = n + redis.call('XLEN', k) end
         return n" 0)
+    # oldest first, in chunks: the saga run is not the newest one
     tpl=$(rcli --raw EVAL "for _, k in ipairs(redis.call('KEYS', 'dtmd{*}:ix')) do
-          for _, e in ipairs(redis.call('XREVRANGE', k, '+', '-', 'COUNT', 1000)) do
-            local g = e[2][2]
-            if string.sub(g, 1, #ARGV[1]) == ARGV[1] then
-              return 'dtmd{' .. string.match(k, '{(.-)}') .. '}:t:' .. g
+          local from = '-'
+          while true do
+            local es = redis.call('XRANGE', k, from, '+', 'COUNT', 1000)
+            if #es == 0 then break end
+            for _, e in ipairs(es) do
+              local g = e[2][2]
+              if string.sub(g, 1, #ARGV[1]) == ARGV[1] then
+                return 'dtmd{' .. string.match(k, '{(.-)}') .. '}:t:' .. g
+              end
             end
+            from = '(' .. es[#es][1]
           end
         end
         return ''" 0 "bsaga-$$-")

@@ -1295,8 +1295,8 @@ static void piece_roundtrip(size_t len, size_t want_pieces) {
 void test_trans_hash_pieces(void) {
     piece_roundtrip(0, 1);
     piece_roundtrip(62, 1);
-    piece_roundtrip(64, 1); /* one piece: stored as it is, no count */
-    piece_roundtrip(65, 2); /* one over: "2:" + 62, then 3 */
+    piece_roundtrip(64, 1);  /* one piece: stored as it is, no count */
+    piece_roundtrip(65, 2);  /* one over: "2:" + 62, then 3 */
     piece_roundtrip(126, 2); /* 62 + 64 */
     piece_roundtrip(127, 3);
     piece_roundtrip(62 + 8 * 64, 9);
