@@ -25,15 +25,21 @@ local function holder(hash, live, gid, now)
   return h[2]
 end
 -- This process is live on the shard from now for ttl ms (live.lua). If
--- its liveness had lapsed, it starts a new epoch (a per-shard counter, never
--- reused) and its holds of the old one become due now: it gave them up.
+-- its liveness had lapsed, it starts a new epoch and its holds of the old
+-- one become due now: it gave them up. An epoch is never reused, even when
+-- the store lost the shard's counter (a flush, a restart without its data,
+-- a failover to a replica behind): a new one is the counter plus one or
+-- Redis' time in ms, whichever is larger, so it is above every epoch a
+-- process can still remember (src/liveness.c ignores lower ones as late).
 -- Returns the epoch the process's holds taken now belong to.
 local function touch(live, due, me, ttl)
   local t = redis.call('TIME')
   local now = t[1] * 1000 + math.floor(t[2] / 1000)
   local ep = redis.call('HGET', live, 'e:' .. me)
   if not ep or (tonumber(redis.call('HGET', live, me) or '0') or 0) <= now then
-    ep = redis.call('HINCRBY', live, '#epoch', 1)
+    ep = math.max((tonumber(redis.call('HGET', live, '#epoch') or '0') or 0) + 1, now)
+    ep = string.format('%.0f', ep)
+    redis.call('HSET', live, '#epoch', ep)
     redis.call('HSET', live, 'e:' .. me, ep)
     local set = live .. ':' .. me
     for _, gid in ipairs(redis.call('SMEMBERS', set)) do

@@ -92,6 +92,31 @@ def test_paused_redis_gets_503_within_command_timeout(redis_server, start_dtmd, 
     assert d.running
 
 
+def test_store_that_lost_its_data_is_driven_again(redis_server, start_dtmd, stub):
+    """Redis loses everything (FLUSHALL here; a restart without its data or a
+    failover to a replica behind do the same) after this process's liveness
+    had lapsed once (so it was in a later epoch than the first): the store's
+    epoch counter starts again, yet the process must take up new
+    transactions at once. It ignored the lower epoch as a late answer and
+    stopped driving anything, for good."""
+    d = start_dtmd()
+    first = new_gid("first")
+    assert d.submit(two_steps(stub, first))[0] == 200
+    d.wait_status(first, S, timeout=15)
+    d.proc.send_signal(signal.SIGSTOP)  # past the 2 s liveness TTL: a lapse
+    time.sleep(2.5)
+    d.proc.send_signal(signal.SIGCONT)
+    lapsed = new_gid("lapsed")
+    wait_until(lambda: d.submit(two_steps(stub, lapsed))[0] == 200, 10)
+    d.wait_status(lapsed, S, timeout=15)
+    with redis_server.client() as r:
+        r("FLUSHALL")
+    after = new_gid("after")
+    wait_until(lambda: d.submit(two_steps(stub, after))[0] == 200, 10)
+    d.wait_status(after, S, timeout=15)
+    assert d.running
+
+
 # ---- Store.WaitReplicas ------------------------------------------------------
 
 def test_wait_replicas_without_replica_is_503_never_200(redis_server, start_dtmd, stub):
