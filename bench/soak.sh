@@ -206,8 +206,8 @@ md = ["dtmd memory (bench/soak.sh)", "",
           "%ds %.1f" % (s["t"], s["rss_kb"] / 1024.0) for s in samples),
       "", "Growth from 10 s to the end: %+d kB RSS, %+d kB private." % (
           f["soak_growth_kb"], f["soak_growth_anon_kb"]),
-      "The rest of RSS is shared libraries' pages (%s when idle: those dtmd maps "
-      "again after releasing start-up's, docs/footprint.md), shared with every "
+      "The rest of RSS is shared libraries' pages (%s when idle: what loading "
+      "libcurl's dependencies touched, docs/footprint.md), shared with every "
       "process using them." % mb(
           f["inflight_default_idle_rss_kb"] - f["inflight_default_idle_anon_kb"])]
 open(out + "/soak.md", "w").write("\n".join(md) + "\n")
