@@ -40,6 +40,7 @@
 --       / {'LOST', <status>, <type>} / {'STOP', <status>, <type>}
 --       / {'HELD', <status>, <type>}
 --       / {'WRONG_TYPE', <status>, <type>} / {'NOT_FOUND', ''}.
+--@include pieces
 local cur = redis.call('HMGET', KEYS[1], 'status', 'trans_type')
 if not cur[1] then
   return {'NOT_FOUND', ''}
@@ -77,7 +78,9 @@ if ARGV[8] ~= '' and hold[2] and hold[2] ~= '' and
     for i = 10, #ARGV do
       fields[#fields + 1] = ARGV[i]
     end
-    redis.call('HSET', KEYS[1], 'stop_req', cjson.encode({id = ARGV[7], from = ARGV[3],
+    -- in pieces, as every value: one longer than 64 bytes would turn the
+    -- hash into a hash table for the rest of its life
+    put(KEYS[1], 'stop_req', cjson.encode({id = ARGV[7], from = ARGV[3],
       ttl = ARGV[5], fields = fields}))
     redis.call('PUBLISH', ARGV[8], ARGV[1])
     return {'HELD', cur[1], cur[2] or ''}
@@ -96,7 +99,7 @@ if ARGV[4] == '-' then
     redis.call('HDEL', KEYS[1], 'lease_until', 'lease_owner')
   end
   if hold[3] then
-    redis.call('HDEL', KEYS[1], 'stop_req')
+    del(KEYS[1], 'stop_req')
   end
 elseif ARGV[4] ~= '' then
   redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])

@@ -20,8 +20,8 @@ end
 if h[2] ~= ARGV[2] or redis.call('SISMEMBER', KEYS[3] .. ':' .. ARGV[2], ARGV[1]) == 0 then
   return {'NOT_OURS', ''}
 end
-local req = cjson.decode(h[3])
-redis.call('HDEL', KEYS[1], 'stop_req')
+local req = cjson.decode(get(KEYS[1], 'stop_req'))
+del(KEYS[1], 'stop_req')
 if req.from ~= '' and not string.find(',' .. req.from .. ',', ',' .. h[1] .. ',', 1, true) then
   return {'CONFLICT', h[1]}
 end

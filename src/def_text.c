@@ -65,6 +65,21 @@ bad:
     return -1;
 }
 
+/* The text packed into out from start unpacks to json (len bytes) exactly:
+ * keep it (0); else take it back out (-1: the caller stores the JSON). */
+static int keep_if_exact(sbuf *out, size_t start, const char *json, size_t len,
+                         int (*unpack)(const char *, size_t, sbuf *)) {
+    sbuf check;
+    sb_init(&check);
+    int same = !unpack(out->ptr + start, out->len - start, &check) && check.len == len &&
+               !memcmp(check.ptr, json, len);
+    sb_free(&check);
+    if (same) return 0;
+    out->len = start;
+    out->ptr[start] = 0;
+    return -1;
+}
+
 int steps_pack(const char *json, size_t len, sbuf *out) {
     span *u;
     size_t n;
@@ -99,15 +114,7 @@ int steps_pack(const char *json, size_t len, sbuf *out) {
         }
     }
     free(u);
-    sbuf check;
-    sb_init(&check);
-    int same = !steps_unpack(out->ptr + start, out->len - start, &check) && check.len == len &&
-               !memcmp(check.ptr, json, len);
-    sb_free(&check);
-    if (same) return 0;
-    out->len = start;
-    out->ptr[start] = 0;
-    return -1;
+    return keep_if_exact(out, start, json, len, steps_unpack);
 }
 
 int steps_unpack(const char *v, size_t len, sbuf *json) {
@@ -167,15 +174,7 @@ int payloads_pack(const char *json, size_t len, sbuf *out) {
         sb_append(out, s.s[i], s.len[i]);
     }
     json_strs_free(&s);
-    sbuf check;
-    sb_init(&check);
-    int same = !payloads_unpack(out->ptr + start, out->len - start, &check) && check.len == len &&
-               !memcmp(check.ptr, json, len);
-    sb_free(&check);
-    if (same) return 0;
-    out->len = start;
-    out->ptr[start] = 0;
-    return -1;
+    return keep_if_exact(out, start, json, len, payloads_unpack);
 }
 
 int payloads_unpack(const char *v, size_t len, sbuf *json) {

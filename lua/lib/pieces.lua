@@ -51,3 +51,15 @@ local function put(hash, name, v)
     at = at + 64
   end
 end
+-- Delete name and its pieces.
+local function del(hash, name)
+  local v = redis.call('HGET', hash, name)
+  if not v then
+    return
+  end
+  local n = tonumber(string.match(v, '^(%d+):') or '1')
+  for k = 1, n - 1 do
+    redis.call('HDEL', hash, name .. '.' .. k)
+  end
+  redis.call('HDEL', hash, name)
+end

@@ -248,10 +248,12 @@ def test_force_stop_through_another_process_while_the_holder_is_stalled(start_dt
     assert b.running
 
 
-def test_force_stop_through_another_process_answers_the_holders_waiter(start_dtmd, stub, gid):
+def test_force_stop_through_another_process_answers_the_holders_waiter(start_dtmd, stub, gid,
+                                                                     redis_server):
     """A wait_result submit to B, whose call runs: forceStop through A
     answers 200, and B's client hears the stop (409 "force stopped"), as
-    when both requests reach one process."""
+    when both requests reach one process. The recorded stop (longer than 64
+    bytes) was kept in pieces and is gone: the hash is still a listpack."""
     b = start_dtmd(**SLOW_ENV)
     a = start_dtmd(**SLOW_ENV)
     stub.set_default("Slow", 200, SUCCESS_BODY, 3.0)
@@ -269,3 +271,6 @@ def test_force_stop_through_another_process_answers_the_holders_waiter(start_dtm
     assert a.status(gid) == "failed"
     time.sleep(3.5)  # the slow call answers: nothing follows it
     assert [c.name for c in gid_calls(stub, gid)] == ["Slow"], stub.summary()
+    key = redis_server.cmd("KEYS", "*:t:" + gid)[0]
+    assert redis_server.cmd("OBJECT", "ENCODING", key) == b"listpack"
+    assert not [f for f in redis_server.cmd("HKEYS", key) if f.startswith(b"stop_req")]

@@ -157,21 +157,7 @@ def test_entries_live_as_long_as_their_hash(start_dtmd, redis_server):
         moved = expires_at(r, finishes)
         assert first - moved > 1000, (first, moved)  # 3 SHORT from creation -> SHORT from now
 
-        # Polled until both are gone: a gid is never missing while its hash
-        # exists (index read first: a hash gone later is no contradiction).
-        left_at = {}
-        deadline = time.monotonic() + 3 * SHORT + 5 * TIMEOUT_SCALE
-        while len(left_at) < 2 and time.monotonic() < deadline:
-            for g in (stays, finishes):
-                if g in left_at:
-                    continue
-                listed = ix_ms(r, g) is not None
-                exists = r("EXISTS", hash_key(g)) == 1
-                assert listed or not exists, "%s left the index while its hash exists" % g
-                if not listed:
-                    left_at[g] = time.monotonic()
-            time.sleep(0.05)
-        assert set(left_at) == {stays, finishes}, left_at
+        left_at = watch_until_gone(r, [stays, finishes], 3 * SHORT + 5 * TIMEOUT_SCALE)
         assert left_at[finishes] < left_at[stays], left_at
         assert ix_count(r) == 0 and no_exp(r)
 
