@@ -102,6 +102,18 @@ def no_exp(r):
     return all(r("EXISTS", exp_key(s)) == 0 for s in range(SHARDS))
 
 
+def all_gids(d, limit):
+    """Every gid /all lists, page by page of limit, in its order."""
+    gids, pos = [], ""
+    while True:
+        st, body = d.api("GET", "/all?limit=%d&position=%s" % (limit, urllib.parse.quote(pos)))
+        assert st == 200, body
+        gids += [t["gid"] for t in body["transactions"]]
+        pos = body["next_position"]
+        if not pos:
+            return gids
+
+
 def ok(resp):
     assert resp == (200, {"dtm_result": "SUCCESS"}), resp
 
@@ -288,15 +300,7 @@ def test_stale_entries_skipped_by_all_and_trimmed(start_dtmd, redis_server):
         time.sleep(1.5)  # the walk passes again: the 400 s old one is beyond it
         assert entry_times(r, recent)[0] == now - 400000 and len(entry_times(r, recent)) == 2
     for limit in (1, 100):
-        pages = []
-        pos = ""
-        while True:
-            st, body = d.api("GET", "/all?limit=%d&position=%s" % (limit, urllib.parse.quote(pos)))
-            assert st == 200, body
-            pages += [t["gid"] for t in body["transactions"]]
-            pos = body["next_position"]
-            if not pos:
-                break
+        pages = all_gids(d, limit)
         assert pages == [old, recent], (limit, pages)
 
 
@@ -434,15 +438,7 @@ def test_entries_of_an_older_dtmd_are_adopted_or_dropped(start_dtmd, redis_serve
         assert no_exp(r)
     listed = []
     for limit in (1, 2, 100):
-        pos, got = "", []
-        while True:
-            st, body = d.api("GET", "/all?limit=%d&position=%s" % (limit, urllib.parse.quote(pos)))
-            assert st == 200, body
-            got += [t["gid"] for t in body["transactions"]]
-            pos = body["next_position"]
-            if not pos:
-                break
-        listed.append(got)
+        listed.append(all_gids(d, limit))
     left = sorted(long_ + recent, key=lambda g: created[g], reverse=True)
     assert listed == [left + [undated]] * 3, listed
 
