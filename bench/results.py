@@ -137,6 +137,16 @@ def redis_per_tx(before, after, n):
     return (round((b[0] - a[0]) / n), round((b[1] - a[1]) / n), round((b[2] - a[2]) * 1000 / n, 4))
 
 
+def idle_calls_per_s(facts):
+    """One idle dtmd's own Redis calls per second (liveness, scanner,
+    trimmer), from run.sh's sample before the workloads; None without it."""
+    span = float(facts.get("idle_span_s") or 0)
+    if span <= 0 or "idle_cmd1" not in facts:
+        return None
+    c0, c1 = pairs(facts.get("idle_cmd0", "")), pairs(facts["idle_cmd1"])
+    return sum(c1.get(c, 0) - c0.get(c, 0) for c in DTMD_COMMANDS) / span
+
+
 def workloads(facts):
     names = []
     for k in facts:
@@ -146,6 +156,7 @@ def workloads(facts):
     res = []
     http_rps = float(facts.get("http_rps") or 0)
     redis_ops = float(facts.get("redis_ops") or 0)
+    idle_rate = idle_calls_per_s(facts)
     for n in names:
         g = lambda key: facts.get("w.%s.%s" % (n, key), "")
         t0, t1 = map(float, g("t_wrk").split())
@@ -203,7 +214,15 @@ def workloads(facts):
             "redis_round_trips": rt,
             "redis_commands": {c: c1.get(c, 0) - c0.get(c, 0) for c in DTMD_COMMANDS},
             "redis_round_trips_per_tx": round(rt / ok, 3) if ok else None,
+            "parked": int(g("parked") or 0),
         }
+        # without each dtmd's background calls over the run (a short run
+        # with few transactions is otherwise dominated by them)
+        if ok and idle_rate is not None:
+            bg = idle_rate * r["dtmd_processes"] * span
+            r["redis_round_trips_per_tx_net"] = round((rt - bg) / ok, 3)
+        else:
+            r["redis_round_trips_per_tx_net"] = None
         # Redis's INFO: memory added and CPU spent by the run, per completed
         # transaction (the transactions stay stored: FinishedDataExpire)
         mem, ds, rcpu = redis_per_tx(g("redis_info0"), g("redis_info1"), ok)
@@ -331,6 +350,8 @@ def report(facts, outdir):
         },
         "dtmd": {
             "idle_rss_kb": int(facts.get("idle_rss_kb") or 0),
+            "idle_redis_calls_per_s": (round(idle_calls_per_s(facts), 1)
+                                       if idle_calls_per_s(facts) is not None else None),
             "peak_rss_kb": int(facts.get("final_hwm_kb") or 0),
             "final_rss_kb": int(facts.get("final_rss_kb") or 0),
         },

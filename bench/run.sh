@@ -287,6 +287,12 @@ background() {
     awk -v a="$b0" -v b="$(busy_ticks)" -v hz="$HZ" -v s="$1" 'BEGIN {printf "%.2f", (b - a) / hz / s}'
 }
 
+# dtmd's own Redis calls while no transaction runs (liveness refresh, retry
+# scanner, trimmer), per second: sampled from here to the end of ceiling 1
+# (which does not touch Redis), at least 3 s so that it spans a scan round.
+# results.py subtracts them from the calls per transaction.
+idle_cmd0=$(cmdstats) idle_t0=$(now)
+
 facts="$tmp/facts" # one "key value..." line per measured fact; results.py reads it
 {
     echo "machine_nproc $(nproc)"
@@ -385,6 +391,12 @@ run_wrks() { # out_prefix tag
 say "ceiling 1: wrk -t$THREADS -c$CONNS -d$DURATION straight against the stub"
 run_wrk "$tmp/wrk-http.txt" "" "$STUB/TransIn"
 echo "http_rps $(awk '/^Requests\/sec:/ {print $2}' "$tmp/wrk-http.txt")" >>"$facts"
+sleep "$(awk -v t0="$idle_t0" -v t="$(now)" 'BEGIN {d = 3 - (t - t0); print (d > 0 ? d : 0)}')"
+{
+    echo "idle_span_s $(awk -v t0="$idle_t0" -v t="$(now)" 'BEGIN {print t - t0}')"
+    echo "idle_cmd0 $idle_cmd0"
+    echo "idle_cmd1 $(cmdstats)"
+} >>"$facts"
 
 say "ceiling 2: redis-benchmark EVALSHA cas_update (one transition of a stored transaction)"
 sha=$(rcli SCRIPT LOAD "$(cat "$top/lua/cas_update.lua")")
@@ -398,6 +410,14 @@ echo "redis_ops $(awk -F'","' 'NR==2 {print $2}' "$tmp/redis-bench.csv")" >>"$fa
 rcli DEL 'bench{0}:t:x' 'bench{0}:due' >/dev/null
 
 # ---- workloads --------------------------------------------------------------
+# Transactions the workload's dtmds parked in Redis at Limits.MaxActivePasses
+# (each costs round trips to park and to take up again), summed.
+parked_sum() {
+    for a in $APIS; do
+        curl -fsS "${a%/dtmsvr}/metrics" | awk '$1 == "dtmd_parked_total" {n = $2} END {print n + 0}'
+    done | awk '{n += $1} END {print n + 0}'
+}
+
 # One workload: wrk for DURATION, then poll the due indexes until every
 # transaction is finished; completed tx/s = succeed / (first request .. last
 # one finished). Records CPU, RSS, Redis commands and the status tally.
@@ -424,6 +444,7 @@ workload() { # name type empty wait [delay_ms]
     keys0=$((keys0 - live0))
     cmd0=$(cmdstats)
     info0=$(redis_info)
+    parked0=$(parked_sum)
     # shellcheck disable=SC2086
     c0=$(ticks_sum $DPIDS) r0=$(ticks_sum $RPIDS) s0=$(ticks "$stub_pid") b0=$(busy_ticks)
     t0=$(now)
@@ -449,6 +470,7 @@ workload() { # name type empty wait [delay_ms]
     c1=$(ticks_sum $DPIDS) r1=$(ticks_sum $RPIDS) s1=$(ticks "$stub_pid") b1=$(busy_ticks)
     cmd1=$(cmdstats)
     info1=$(redis_info)
+    parked1=$(parked_sum)
     calls1=$(curl -fsS "$STUB/__count")
     hwm_each="" rss_each="" pss_each=""
     for dp in $DPIDS; do
@@ -471,6 +493,7 @@ workload() { # name type empty wait [delay_ms]
         echo "w.$name.hwm_kb_each$hwm_each"
         echo "w.$name.pss_kb $(echo "$pss_each" | tr ' ' '\n' | sort -n | tail -n 1)"
         echo "w.$name.branch_calls $((calls1 - calls0))"
+        echo "w.$name.parked $((parked1 - parked0))"
         echo "w.$name.keys0 $keys0"
         echo "w.$name.cmd0 $cmd0"
         echo "w.$name.cmd1 $cmd1"

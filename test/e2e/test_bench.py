@@ -167,7 +167,11 @@ def test_runner_completes_every_transaction_and_stops_everything(tmp_path, stub_
     env = dict(os.environ, DURATION="1s", WORKLOADS="saga msg saga_empty_wait", HALF="1",
                PRELOAD="60000", INFLIGHT="50", REPLICA="1", CLUSTER="0", NO_BUILD="1",
                DTMD_BIN=str(DTMD_BIN), OUT=str(tmp_path),
-               TMPDIR=str(tmp_path), DRAIN_TIMEOUT="30", **{k: str(v) for k, v in ports.items()})
+               TMPDIR=str(tmp_path), DRAIN_TIMEOUT="30",
+               # none parked, so that the calls per transaction are exact
+               # when a slow build falls behind wrk
+               LIMITS_MAX_ACTIVE_PASSES="100000",
+               **{k: str(v) for k, v in ports.items()})
     r = subprocess.run(["sh", str(REPO / "bench" / "run.sh")], env=env, capture_output=True,
                        text=True, timeout=240)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
@@ -176,6 +180,8 @@ def test_runner_completes_every_transaction_and_stops_everything(tmp_path, stub_
     assert res["machine"]["nproc"] == os.cpu_count()
     assert res["ceilings"]["http_stub_rps"] > 0 and res["ceilings"]["redis_evalsha_cas_update_ops"] > 0
     assert res["dtmd"]["peak_rss_kb"] >= res["dtmd"]["idle_rss_kb"] > 0
+    # liveness refreshes every shard each second, at least
+    assert res["dtmd"]["idle_redis_calls_per_s"] >= 16, res["dtmd"]
     runs = {w["workload"]: w for w in res["workloads"]}
     assert set(runs) == {"saga", "msg", "saga_empty_wait", "saga_half", "saga_half_fresh",
                          "saga_replicated"}, list(runs)
@@ -190,7 +196,7 @@ def test_runner_completes_every_transaction_and_stops_everything(tmp_path, stub_
     assert rw["completed"] > 0 and rw["unfinished_at_end"] == 0, rw
     waits = rw["redis_commands"]["wait"]
     assert 0 < waits <= 3 * rw["completed"] + 100, rw
-    assert abs(rw["redis_round_trips_per_tx"] - waits / rw["completed"] - 3) < 0.1, rw
+    assert abs(rw["redis_round_trips_per_tx_net"] - waits / rw["completed"] - 3) < 0.1 + 64 / rw["completed"], rw
     assert runs["saga"]["redis_commands"]["wait"] == 0, runs["saga"]
     for name, w in runs.items():
         assert w["completed"] > 0 and w["completed"] >= w["submits"] - w["non_2xx"], w
@@ -198,7 +204,15 @@ def test_runner_completes_every_transaction_and_stops_everything(tmp_path, stub_
         assert w["unfinished_or_failed"] == 0 and w["unfinished_at_end"] == 0, w
         assert w["non_2xx"] == 0 and not w["socket_errors"], w
         trips, calls = expect[name]
-        assert abs(w["redis_round_trips_per_tx"] - trips) < 0.1, (name, w)
+        # Without dtmd's background calls (their idle rate): a slow build
+        # completes few transactions in its second. The scanner's tick (per
+        # shard a lease scan, the trimmer's two scripts and what they call:
+        # about 64 calls every 2.25-3 s) falls into that second or not.
+        net = w["redis_round_trips_per_tx_net"]
+        assert net <= w["redis_round_trips_per_tx"], (name, w)
+        assert abs(net - trips) < 0.1 + 64 / w["completed"], (
+            name, net, w["redis_commands"], w["completed"], w["wrk_seconds"] + w["drain_seconds"])
+        assert w["parked"] == 0, (name, w)  # LIMITS_MAX_ACTIVE_PASSES below
         assert w["branch_calls_per_tx"] == calls, (name, w)
         assert w["completed_tps"] > 0 and w["dtmd_cpu_s_per_1000_tx"] > 0, w
     assert runs["saga_half"]["pause_ms"] > 0
