@@ -44,7 +44,7 @@ OBJS      := $(patsubst src/%.c,$(BUILD)/%.o,$(SRCS)) $(BUILD)/lua_scripts.o $(B
 LIB_OBJS  := $(filter-out $(BUILD)/main.o,$(OBJS))
 LUA       := $(sort $(wildcard lua/*.lua))
 ADMIN     := $(sort $(wildcard admin/*.html admin/*.js admin/*.css))
-UNIT_SRCS := $(wildcard test/unit/test_*.c)
+UNIT_SRCS := $(wildcard test/unit/test_*.c) fuzz/fuzz_hash.c
 
 .PHONY: all deps deps-ui run test unit e2e asan clean clean-objs format bench
 
@@ -85,8 +85,8 @@ $(BUILD)/openapi_json.o: $(BUILD)/openapi_json.c
 $(BUILD):
 	mkdir -p $(BUILD)
 
-build/unit_tests: $(UNIT_SRCS) test/unit/main.c test/unit/unit.h test/unit/tests.def $(LIB_OBJS)
-	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Isrc -Itest/unit -o $@ test/unit/main.c $(UNIT_SRCS) $(LIB_OBJS) $(PKG_LIBS)
+build/unit_tests: $(UNIT_SRCS) fuzz/fuzz_hash.h test/unit/main.c test/unit/unit.h test/unit/tests.def $(LIB_OBJS)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Isrc -Itest/unit -Ifuzz -o $@ test/unit/main.c $(UNIT_SRCS) $(LIB_OBJS) $(PKG_LIBS)
 
 # Install whatever Debian packages are missing (apt-get update first).
 deps:
@@ -205,7 +205,7 @@ ASAN_CFLAGS := -O1 -g -std=c11 -D_GNU_SOURCE -MMD -MP -fsanitize=address,undefin
 
 # Unit tests linked against the objects of the current BUILD (used by test-asan).
 asan-unit: $(LIB_OBJS)
-	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Isrc -Itest/unit -o $(BUILD)/unit_tests test/unit/main.c $(UNIT_SRCS) $(LIB_OBJS) $(PKG_LIBS)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Isrc -Itest/unit -Ifuzz -o $(BUILD)/unit_tests test/unit/main.c $(UNIT_SRCS) $(LIB_OBJS) $(PKG_LIBS)
 
 # The memory-checked suites run CHECK_JOBS test files at once (pytest-xdist,
 # whole files per worker, so a file's fixtures are never shared): their dtmd
@@ -239,7 +239,7 @@ test-valgrind: deps
 FUZZ_SECONDS ?= 60
 FUZZ_CFLAGS  := -O1 -g -std=c11 -D_GNU_SOURCE -MMD -MP -fsanitize=fuzzer-no-link,address,undefined \
                 -fno-sanitize-recover=undefined -fno-omit-frame-pointer
-FUZZ_TARGETS := fuzz_request fuzz_config
+FUZZ_TARGETS := fuzz_request fuzz_config fuzz_hash
 
 # Each target runs FUZZ_SECONDS from the seed corpus in fuzz/corpus/<target>;
 # new inputs go to build-fuzz/corpus-<target>, crashes to build-fuzz/.

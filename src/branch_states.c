@@ -87,7 +87,7 @@ static int branch_entry_parse(branch *b, int64_t base, const char **pp) {
         }
         if (*p == ',' || *p == ' ' || !*p) continue;
         long long x = strtoll(p, &end, 10);
-        if (end == p) return -1;
+        if (end == p || !trans_time_sane(x)) return -1;
         *times[k] = base + x;
         p = end;
     }
@@ -115,7 +115,9 @@ int bstates_read(trans *t, const hview *h) {
         char *p;
         long long base = strtoll(v, &p, 10);
         t->states_whole = 1;
-        rc = *p == ' ' ? branch_entries_parse(t, 0, t->nbranches, base, p + 1) : -1;
+        rc = *p == ' ' && trans_time_sane(base)
+                 ? branch_entries_parse(t, 0, t->nbranches, base, p + 1)
+                 : -1;
         free(v);
         return rc;
     }

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #define ACTION "{\"action\":\""
-#define COMPENSATE "\",\"compensate\":\""
+#define COMPENSATE ",\"compensate\":\"" /* after the action's closing quote */
 
 typedef struct span {
     const char *p;
@@ -47,7 +47,7 @@ static int steps_scan(const char *json, size_t len, span **urls, size_t *n, char
     for (;;) {
         if (!eat(&p, end, ACTION) || url_at(&p, end, &u[k++])) goto bad;
         char s = 'a';
-        if (eat(&p, end, COMPENSATE + 1)) { /* after the action's quote */
+        if (eat(&p, end, COMPENSATE)) {
             if (url_at(&p, end, &u[k++])) goto bad;
             s = 'c';
         }
@@ -105,8 +105,8 @@ int steps_pack(const char *json, size_t len, sbuf *out) {
     if (first) sb_append(out, first->p, plen);
     for (size_t i = 0; i < n; i++) {
         sb_putc(out, ' ');
-        const span *a = &u[i - 1]; /* a compensate's action */
-        if (shape == 'c' && i % 2 && a->n && u[i].n > a->n && !memcmp(u[i].p, a->p, a->n)) {
+        const span *a = i % 2 ? &u[i - 1] : NULL; /* a compensate's action */
+        if (shape == 'c' && a && a->n && u[i].n > a->n && !memcmp(u[i].p, a->p, a->n)) {
             sb_putc(out, '+'); /* e.g. .../TransOut and .../TransOutRevert */
             sb_append(out, u[i].p + a->n, u[i].n - a->n);
         } else if (u[i].n) {
@@ -137,7 +137,7 @@ int steps_unpack(const char *v, size_t len, sbuf *json) {
         if (k % per_step == 0)
             sb_puts(json, k ? "}," ACTION : ACTION);
         else
-            sb_puts(json, COMPENSATE + 1);                 /* after the action's closing quote */
+            sb_puts(json, COMPENSATE);
         if (k % per_step && next > rest && *rest == '+') { /* the action's URL and more */
             if (!action_n) return -1;
             sb_append(json, prefix, plen);

@@ -112,4 +112,12 @@ static inline int64_t trans_stored_ms(const trans *t) {
     return t->create_ms - t->create_shift_ms;
 }
 
+/* A stored time or distance (ms) beyond this (year 33658) is corrupt: reading
+ * refuses it, so that the sums above cannot overflow. */
+#define TRANS_TIME_MAX_MS 1000000000000000LL
+
+static inline int trans_time_sane(int64_t ms) {
+    return ms >= -TRANS_TIME_MAX_MS && ms <= TRANS_TIME_MAX_MS;
+}
+
 #endif

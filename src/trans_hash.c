@@ -222,9 +222,11 @@ void trans_hash_fields(const trans *t, rargs *a) {
     if (t->query_prepared) put_str(a, F(TF_QUERY_PREPARED), t->query_prepared);
     if (t->protocol) put_str(a, "pr", t->protocol);
     if (t->rollback_reason) put_str(a, F(TF_ROLLBACK_REASON), t->rollback_reason);
+    if (t->last_error) put_str(a, F(TF_LAST_ERROR), t->last_error);
     if (t->result) put_str(a, F(TF_RESULT), t->result);
     if (t->branch_headers) put_str(a, F(TF_BRANCH_HEADERS), t->branch_headers);
     add_pair_nonzero(a, F(TF_CREATE_TIME), t->create_ms);
+    add_pair_nonzero(a, "cs", t->create_shift_ms); /* the times below count from ct - cs */
     const trans_field times[] = {TF_UPDATE_TIME, TF_FINISH_TIME, TF_ROLLBACK_TIME,
                                  TF_NEXT_CRON_TIME};
     const int64_t values[] = {t->update_ms, t->finish_ms, t->rollback_ms, t->next_cron_ms};
@@ -338,7 +340,7 @@ static int branch_state_parse(branch *b, const char *v) {
         if (*p != ' ') return -1;
         char *end;
         long long x = strtoll(p + 1, &end, 10);
-        if (end == p + 1) return -1;
+        if (end == p + 1 || !trans_time_sane(x)) return -1;
         *times[i] = x;
         p = end;
     }
@@ -423,12 +425,17 @@ static int read_fields(trans *t, const hview *h) {
     }
     const redisReply *shift = hv_get(h, "cs", 2);
     if (shift) t->create_shift_ms = to_i64(shift->str);
+    if (!trans_time_sane(t->create_ms) || !trans_time_sane(t->create_shift_ms)) return -1;
     int64_t *times[] = {&t->update_ms, &t->finish_ms, &t->rollback_ms, &t->next_cron_ms};
     const trans_field time_fields[] = {TF_UPDATE_TIME, TF_FINISH_TIME, TF_ROLLBACK_TIME,
                                        TF_NEXT_CRON_TIME};
-    for (int i = 0; i < 4; i++)
-        if (*times[i] >= 0 && *times[i] < TIME_DELTA_MAX && field(h, time_fields[i]))
-            *times[i] += trans_stored_ms(t);
+    int64_t base = trans_stored_ms(t);
+    for (int i = 0; i < 4; i++) {
+        if (!trans_time_sane(*times[i])) return -1;
+        if (base > 0 /* as time_stored wrote them */ && *times[i] >= 0 &&
+            *times[i] < TIME_DELTA_MAX && field(h, time_fields[i]))
+            *times[i] += base;
+    }
     const redisReply *v = hv_get(h, "lease_until", 11);
     if (v) t->lease_until_ms = to_i64(v->str);
     return 0;

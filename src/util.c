@@ -162,19 +162,23 @@ int64_t now_ms(void) {
 
 void format_time_ms(int64_t ms, char *out, size_t n) {
     time_t secs = (time_t)(ms / 1000);
+    int sub = (int)(ms % 1000);
+    if (sub < 0) secs--, sub += 1000; /* before 1970: the second below, and ms after it */
     struct tm tm;
-    localtime_r(&secs, &tm);
+    if (!localtime_r(&secs, &tm)) { /* a year past int: only from a corrupt value */
+        snprintf(out, n, "%s", "1970-01-01T00:00:00.000Z");
+        return;
+    }
     char base[32];
     strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
     long off = tm.tm_gmtoff;
     if (off == 0) {
-        snprintf(out, n, "%s.%03dZ", base, (int)(ms % 1000));
+        snprintf(out, n, "%s.%03dZ", base, sub);
         return;
     }
     char sign = off < 0 ? '-' : '+';
     if (off < 0) off = -off;
-    snprintf(out, n, "%s.%03d%c%02ld:%02ld", base, (int)(ms % 1000), sign, off / 3600,
-             (off % 3600) / 60);
+    snprintf(out, n, "%s.%03d%c%02ld:%02ld", base, sub, sign, off / 3600, (off % 3600) / 60);
 }
 
 static const char b64chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

@@ -1643,6 +1643,30 @@ void test_trans_from_hash_invalid(void) {
                              "nb",  "1", "b0",         "2:016:action0:", "b0.s",   "bogus 0 0 0 0",
                              NULL};
     CHECK(from_pairs(bad_bst) == NULL);
+    /* times beyond year 33658 are corrupt: refused before any sum with them */
+    const char *huge_ct[] = {
+        "trans_type",          "tcc", "status", "prepared", "ct", "-9223372036854775807", "cs",
+        "9000000000000000000", NULL};
+    CHECK(from_pairs_gid(huge_ct, "g") == NULL);
+    const char *edge_ct[] = {"trans_type",       "tcc", "status", "prepared", "ct",
+                             "1000000000000000", NULL};
+    t = from_pairs_gid(edge_ct, "g");
+    CHECK(t != NULL);
+    trans_free(t);
+    edge_ct[5] = "1000000000000001";
+    CHECK(from_pairs_gid(edge_ct, "g") == NULL);
+    const char *huge_bs[] = {
+        "trans_type", "tcc", "status", "prepared",         "ct", "1700000000000",
+        "nb",         "1",   "b0",     "1:2:016:action0:", "bs", "p0,9223372036854775807",
+        NULL};
+    CHECK(from_pairs_gid(huge_bs, "g") == NULL);
+    huge_bs[11] = "p0,1000000000000000";
+    t = from_pairs_gid(huge_bs, "g");
+    CHECK(t != NULL);
+    if (t) CHECK_INT(t->branches[0].update_ms, 1700000000000LL + 1000000000000000LL);
+    trans_free(t);
+    huge_bs[11] = "p0,1000000000000001";
+    CHECK(from_pairs_gid(huge_bs, "g") == NULL);
     /* a branch without a state is prepared; its empty url and payload are "" */
     const char *bare[] = {"gid", "g", "trans_type", "saga",           "status", "submitted",
                           "nb",  "1", "b0",         "2:016:action0:", NULL};

@@ -386,6 +386,16 @@ static void times_utc(void) {
     check_time(951782400000LL, "2000-02-29T00:00:00.000Z"); /* leap day */
     check_time(1798761599999LL, "2026-12-31T23:59:59.999Z");
     check_time(4102444800000LL, "2100-01-01T00:00:00.000Z");
+    /* before 1970 (only from a corrupt record): the ms after the second below */
+    check_time(-1, "1969-12-31T23:59:59.999Z");
+    check_time(-1000, "1969-12-31T23:59:59.000Z");
+    check_time(-1001, "1969-12-31T23:59:58.999Z");
+    /* the extremes: no overflow, a time in the usual shape */
+    char out[40];
+    format_time_ms(INT64_MIN, out, sizeof out);
+    CHECK(strstr(out, ".192Z") != NULL);
+    format_time_ms(INT64_MAX, out, sizeof out);
+    CHECK(strstr(out, ".807Z") != NULL);
 }
 
 static void times_plus_0530(void) {
