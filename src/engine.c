@@ -262,6 +262,13 @@ static void drive(trans *t, waiter *waiters) {
     eng.active++;
     log_debug("gid %s: pass starts, %s %s", t->gid, trans_type_name(t->type),
               global_status_name(t->status));
+    if (t->stop_recorded) {
+        /* A request ended it while another process held it, and that one
+         * died before storing the stop: store it now, calling nothing. */
+        pass_stop_requested(p);
+        if (p->calls == 0 && p->writes == 0) pass_finish(p);
+        return;
+    }
     pass_advance(p);
 }
 

@@ -78,6 +78,10 @@ typedef struct trans {
     /* Its branch states were stored in one "bs" text (the compact layout's
      * first form): they are written back whole (trans_hash.h). */
     int states_whole;
+    /* The hash holds a stop a request recorded for the holder of the time
+     * (stop_req, lua/cas_update.lua): whoever drives it next stores that
+     * stop before anything else (engine.c). */
+    int stop_recorded;
     /* derived, for branch calls */
     char **header_lines;
     int nheaders;

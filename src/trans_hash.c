@@ -480,6 +480,7 @@ trans *trans_from_hash(const redisReply *r, const char *gid) {
         t->branches = xcalloc((size_t)nb, sizeof(branch));
         t->branches_cap = t->nbranches = nb;
     }
+    t->stop_recorded = hv_get(&h, "stop_req", 8) != NULL;
     const redisReply *g = hv_get(&h, "gid", 3);
     t->old_layout = g != NULL;
     if (g)

@@ -248,6 +248,42 @@ def test_force_stop_through_another_process_while_the_holder_is_stalled(start_dt
     assert b.running
 
 
+@pytest.mark.no_valgrind("waits for a killed process's 2 s liveness to lapse")
+def test_stop_recorded_for_a_dead_holder_is_stored_first_by_the_next_one(start_dtmd, stub, gid,
+                                                                         redis_server):
+    """A's call hangs; A is killed. forceStop through B finds A's hold still
+    counting and records the stop; B is killed too before A's liveness
+    lapses, so nobody is left to store it. Whoever takes the saga over (B,
+    restarted) stores the recorded stop first: the hanging step is not called
+    a second time, nor anything else."""
+    a = start_dtmd(**SLOW_ENV)
+    b = start_dtmd(**SLOW_ENV)
+    stub.plan("In", [(200, SUCCESS_BODY, 8.0)])
+    submit_ok(a, two_steps(stub, gid))
+    stub.wait_calls("In", 1)
+    a.kill(signal.SIGKILL)
+
+    def stop_through_b():
+        try:
+            force_stop(b, gid)
+        except OSError:
+            pass  # B is killed while the request waits
+
+    threading.Thread(target=stop_through_b, daemon=True).start()
+    key = redis_server.cmd("KEYS", "*:t:" + gid)[0]
+    wait_until(lambda: redis_server.cmd("HEXISTS", key, "stop_req") == 1, 5,
+               msg="the stop recorded for A")
+    b.kill(signal.SIGKILL)
+    assert redis_server.cmd("HGET", key, "status") == b"submitted"
+    b.start()
+    b.wait_status(gid, "failed", timeout=15)
+    q = b.query(gid)
+    assert q["transaction"]["rollback_reason"] == "force stopped", q
+    time.sleep(1.0)
+    assert [c.name for c in gid_calls(stub, gid)] == ["Out", "In"], stub.summary()
+    assert redis_server.cmd("HEXISTS", key, "stop_req") == 0
+
+
 def test_force_stop_through_another_process_answers_the_holders_waiter(start_dtmd, stub, gid,
                                                                      redis_server):
     """A wait_result submit to B, whose call runs: forceStop through A
