@@ -56,7 +56,7 @@ static redisReply *reply_of_bytes(const char *d, size_t n) {
     return r;
 }
 
-static redisReply *reply_of_args(const rargs *a) {
+redisReply *hgetall_reply(const rargs *a) {
     redisReply *r = xcalloc(1, sizeof *r);
     r->type = REDIS_REPLY_ARRAY;
     for (int i = 0; i < a->argc; i++) push(r, string_reply(a->argv[i], a->lens[i]));
@@ -82,7 +82,7 @@ int hash_read_check(const char *data, size_t size, sbuf *why) {
         rargs a;
         ra_init(&a);
         trans_hash_fields(t, &a);
-        redisReply *again = reply_of_args(&a);
+        redisReply *again = hgetall_reply(&a);
         ra_free(&a);
         trans *t2 = trans_from_hash(again, t->gid);
         freeReplyObject(again);

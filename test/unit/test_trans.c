@@ -10,6 +10,7 @@
 #include "trans_json.h"
 #include "hash_pieces.h"
 #include "trans_request.h"
+#include "fuzz_hash.h"
 #include "trans_hash.h"
 
 #include <stdint.h>
@@ -1003,32 +1004,6 @@ void test_trans_gid_escaped_nul(void) {
 
 /* ---- hash mapping ------------------------------------------------------ */
 
-/* An HGETALL-shaped reply from "name value" pairs (as trans_hash_fields
- * produces them). Strings are NUL-terminated, as hiredis makes them. */
-static redisReply *fake_hgetall(const rargs *a) {
-    redisReply *r = xcalloc(1, sizeof *r);
-    r->type = REDIS_REPLY_ARRAY;
-    r->elements = (size_t)a->argc;
-    r->element = xcalloc((size_t)a->argc + 1, sizeof(redisReply *));
-    for (int i = 0; i < a->argc; i++) {
-        redisReply *e = xcalloc(1, sizeof *e);
-        e->type = REDIS_REPLY_STRING;
-        e->str = xstrndup(a->argv[i], a->lens[i]);
-        e->len = a->lens[i];
-        r->element[i] = e;
-    }
-    return r;
-}
-
-static void fake_free(redisReply *r) {
-    for (size_t i = 0; i < r->elements; i++) {
-        free(r->element[i]->str);
-        free(r->element[i]);
-    }
-    free(r->element);
-    free(r);
-}
-
 /* The value stored for field name, or NULL. */
 static const char *field_of(const rargs *a, const char *name, size_t *len) {
     for (int i = 0; i + 1 < a->argc; i += 2) {
@@ -1153,7 +1128,7 @@ void test_trans_hash_roundtrip(void) {
     rargs a;
     ra_init(&a);
     trans_hash_fields(t, &a);
-    redisReply *r = fake_hgetall(&a);
+    redisReply *r = hgetall_reply(&a);
     trans *u = trans_from_hash(r, "gid-42");
     CHECK(u != NULL);
     if (u) {
@@ -1214,7 +1189,7 @@ void test_trans_hash_roundtrip(void) {
         ra_free(&a2);
         trans_free(u);
     }
-    fake_free(r);
+    freeReplyObject(r);
     ra_free(&a);
 
     /* Field order does not matter: reversed pairs load the same. */
@@ -1226,7 +1201,7 @@ void test_trans_hash_roundtrip(void) {
         ra_add(&rev, a.argv[i], a.lens[i]);
         ra_add(&rev, a.argv[i + 1], a.lens[i + 1]);
     }
-    r = fake_hgetall(&rev);
+    r = hgetall_reply(&rev);
     u = trans_from_hash(r, "gid-42");
     CHECK(u != NULL);
     if (u) {
@@ -1238,7 +1213,7 @@ void test_trans_hash_roundtrip(void) {
         }
         trans_free(u);
     }
-    fake_free(r);
+    freeReplyObject(r);
     ra_free(&rev);
     ra_free(&a);
     trans_free(t);
@@ -1249,9 +1224,9 @@ static trans *from_pairs_gid(const char *const *kv, const char *gid) {
     rargs a;
     ra_init(&a);
     for (int i = 0; kv[i]; i++) ra_adds(&a, kv[i]);
-    redisReply *r = fake_hgetall(&a);
+    redisReply *r = hgetall_reply(&a);
     trans *t = trans_from_hash(r, gid);
-    fake_free(r);
+    freeReplyObject(r);
     ra_free(&a);
     return t;
 }
@@ -1281,12 +1256,12 @@ static void piece_roundtrip(size_t len, size_t want_pieces) {
     }
     if (n != want_pieces) fprintf(stderr, "  %zu bytes: %zu pieces\n", len, n);
     CHECK_INT(n, want_pieces);
-    redisReply *r = fake_hgetall(&a);
+    redisReply *r = hgetall_reply(&a);
     trans *u = trans_from_hash(r, "g");
     CHECK(u != NULL);
     if (u) CHECK_STR(u->rollback_reason, v);
     trans_free(u);
-    fake_free(r);
+    freeReplyObject(r);
     ra_free(&a);
     trans_free(t);
     free(v);
@@ -1311,12 +1286,12 @@ void test_trans_hash_pieces(void) {
     rargs a;
     ra_init(&a);
     for (int i = 0; kv[i]; i++) ra_adds(&a, kv[i]);
-    redisReply *r = fake_hgetall(&a);
+    redisReply *r = hgetall_reply(&a);
     trans *t = trans_from_hash(r, "g");
     CHECK(t && strcmp(t->rollback_reason, "short") == 0 && strcmp(t->gid, "g") == 0);
     CHECK(t && !t->old_layout);
     trans_free(t);
-    fake_free(r);
+    freeReplyObject(r);
     ra_free(&a);
     /* a value of one piece that looks like a count keeps its "1:" */
     const char *counted = "12:ab";
@@ -1334,13 +1309,13 @@ void test_trans_hash_pieces(void) {
         ra_init(&a);
         const char *b[] = {"trans_type", "msg", "status", "failed", bad[k][0], bad[k][1], NULL};
         for (int i = 0; b[i]; i++) ra_adds(&a, b[i]);
-        r = fake_hgetall(&a);
+        r = hgetall_reply(&a);
         t = trans_from_hash(r, "g");
         if (t) fprintf(stderr, "  \"%s\" accepted\n", bad[k][1]);
         CHECK(t == NULL);
         trans_free(t);
         CHECK(trans_from_hash(r, NULL) == NULL);
-        fake_free(r);
+        freeReplyObject(r);
         ra_free(&a);
     }
 }
@@ -1373,7 +1348,7 @@ void test_trans_hash_saga_derived(void) {
     trans_hash_fields(t, &a);
     CHECK(field_of(&a, "b0", NULL) == NULL);
     for (int i = 0; i < a.argc; i++) CHECK(a.lens[i] <= HASH_PIECE);
-    redisReply *r = fake_hgetall(&a);
+    redisReply *r = hgetall_reply(&a);
     trans *u = trans_from_hash(r, "s1");
     CHECK(u != NULL);
     if (u) {
@@ -1392,7 +1367,7 @@ void test_trans_hash_saga_derived(void) {
         }
         trans_free(u);
     }
-    fake_free(r);
+    freeReplyObject(r);
     ra_free(&a);
     /* states missing or for fewer branches: corrupt */
     const char *kv[] = {"trans_type", "saga", "status", "succeed",           "nb", "4",
@@ -1404,18 +1379,18 @@ void test_trans_hash_saga_derived(void) {
     kv[5] = "2";
     ra_init(&a);
     for (int i = 0; kv[i]; i++) ra_adds(&a, kv[i]);
-    r = fake_hgetall(&a);
+    r = hgetall_reply(&a);
     u = trans_from_hash(r, "s2");
     CHECK(u != NULL && u->nbranches == 2 && u->branches[1].create_ms == 5);
     trans_free(u);
-    fake_free(r);
+    freeReplyObject(r);
     ra_free(&a);
     kv[9] = "1:5 p0,0,,";
     ra_init(&a);
     for (int i = 0; kv[i]; i++) ra_adds(&a, kv[i]);
-    r = fake_hgetall(&a);
+    r = hgetall_reply(&a);
     CHECK(trans_from_hash(r, "s2") == NULL);
-    fake_free(r);
+    freeReplyObject(r);
     ra_free(&a);
     trans_free(t);
 }
@@ -1449,7 +1424,7 @@ void test_trans_hash_old_layout(void) {
     rargs a;
     ra_init(&a);
     for (int i = 0; kv[i]; i++) ra_adds(&a, kv[i]);
-    redisReply *r = fake_hgetall(&a);
+    redisReply *r = hgetall_reply(&a);
     trans *t = trans_from_hash(r, "ignored");
     CHECK(t != NULL);
     if (t) {
@@ -1469,7 +1444,7 @@ void test_trans_hash_old_layout(void) {
         ra_free(&f);
         trans_free(t);
     }
-    fake_free(r);
+    freeReplyObject(r);
     ra_free(&a);
 }
 
@@ -1512,7 +1487,7 @@ void test_trans_hash_state_groups(void) {
         ra_add(&w2, a.argv[i], a.lens[i]);
         ra_add(&w2, hit ? f.argv[1] : a.argv[i + 1], hit ? f.lens[1] : a.lens[i + 1]);
     }
-    redisReply *r = fake_hgetall(&w2);
+    redisReply *r = hgetall_reply(&w2);
     ra_free(&w2);
     trans *u = trans_from_hash(r, "g20");
     CHECK(u && !u->states_whole && u->nbranches == 20);
@@ -1522,7 +1497,7 @@ void test_trans_hash_state_groups(void) {
         CHECK_INT(u->branches[i].finish_ms, i == 17 ? 1700000000500LL : 0);
     }
     trans_free(u);
-    fake_free(r);
+    freeReplyObject(r);
     ra_free(&f);
     ra_free(&a);
     trans_free(t);
@@ -1590,9 +1565,9 @@ static trans *from_pairs(const char *const *kv) {
     rargs a;
     ra_init(&a);
     for (int i = 0; kv[i]; i++) ra_adds(&a, kv[i]);
-    redisReply *r = fake_hgetall(&a);
+    redisReply *r = hgetall_reply(&a);
     trans *t = trans_from_hash(r, NULL);
-    fake_free(r);
+    freeReplyObject(r);
     ra_free(&a);
     return t;
 }
