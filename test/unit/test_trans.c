@@ -1560,16 +1560,9 @@ void test_trans_hash_state_groups(void) {
     }
 }
 
-/* trans_from_hash on pairs given as a NULL-terminated list of strings. */
+/* The same, the gid from the hash's own "gid" field (the previous layout). */
 static trans *from_pairs(const char *const *kv) {
-    rargs a;
-    ra_init(&a);
-    for (int i = 0; kv[i]; i++) ra_adds(&a, kv[i]);
-    redisReply *r = hgetall_reply(&a);
-    trans *t = trans_from_hash(r, NULL);
-    freeReplyObject(r);
-    ra_free(&a);
-    return t;
+    return from_pairs_gid(kv, NULL);
 }
 
 void test_trans_from_hash_invalid(void) {
